@@ -1,0 +1,120 @@
+"""Typed configuration: TOML (configs/*.toml) -> msgspec Structs, env overrides, errors that name the key.
+
+Each section's Struct lives in its own module beside this one; this module owns the root,
+loading, environment overrides and error reporting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pool.config.admin import AdminConfig
+from pool.config.chain import ChainConfig
+from pool.config.errors import ConfigError
+from pool.config.geo import GeoConfig
+from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
+from pool.config.stratum import StratumConfig
+
+ENV_PREFIX = "GEOSTRATUM__"
+
+
+class PoolIdentity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str = "geostratum"
+    # Numeric node id: the first extranonce1 byte when no Redis lease is available.
+    node_id: int = 0
+    data_dir: str = "var"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pool: PoolIdentity = msgspec.field(default_factory=PoolIdentity)
+    stratum: StratumConfig = msgspec.field(default_factory=StratumConfig)
+    chain: ChainConfig = msgspec.field(default_factory=ChainConfig)
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
+    payouts: PayoutConfig = msgspec.field(default_factory=PayoutConfig)
+    geo: GeoConfig = msgspec.field(default_factory=GeoConfig)
+    admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
+
+
+_PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
+
+
+def _key_from_msgspec(message: str) -> tuple[str, str]:
+    match = _PATH_RE.search(message)
+    if not match:
+        return "", message
+    key = match.group("path").lstrip(".")
+    reason = message[: match.start()].rstrip(" -")
+    unknown = re.search(r"unknown field `([^`]+)`", reason)
+    if unknown:
+        return (f"{key}.{unknown.group(1)}" if key else unknown.group(1)), "unknown key"
+    return key, reason
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    """GEOSTRATUM__SECTION__KEY=value overrides; the value is parsed as TOML when it can be."""
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(path), f"environment override {name} conflicts with a value")
+            node = child
+        node[path[-1]] = value
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        key, reason = _key_from_msgspec(str(exc))
+        raise ConfigError(key, reason) from None
+    validate(config)
+    return config
+
+
+def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load a TOML file (or the defaults when path is None) and apply environment overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError("", f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    _apply_env(data, dict(os.environ) if environ is None else environ)
+    return from_dict(data)
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks msgspec cannot express; each section validates itself."""
+    for section_name in Config.__struct_fields__:
+        section = getattr(config, section_name)
+        check = getattr(section, "validate", None)
+        if check is None:
+            continue
+        try:
+            check()
+        except ConfigError as exc:
+            raise ConfigError(f"{section_name}.{exc.key}" if exc.key else section_name, exc.reason) from None
+    if not 0 <= config.pool.node_id <= 255:
+        raise ConfigError("pool.node_id", f"must be 0..255, got {config.pool.node_id}")
+
+
+__all__ = ["Config", "ConfigError", "PoolIdentity", "from_dict", "load", "validate"]

@@ -25,10 +25,7 @@ def target_from_nbits(nbits: int) -> int:
 def nbits_from_target(target: int) -> int:
     """Encode a target as compact nBits (the inverse of target_from_nbits, rounding down)."""
     size = (target.bit_length() + 7) // 8
-    if size <= 3:
-        mantissa = target << (8 * (3 - size))
-    else:
-        mantissa = target >> (8 * (size - 3))
+    mantissa = target << (8 * (3 - size)) if size <= 3 else target >> (8 * (size - 3))
     if mantissa & 0x00800000:
         mantissa >>= 8
         size += 1

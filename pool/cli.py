@@ -1,0 +1,105 @@
+"""The `geostratum` command. Thin: parses arguments and calls into the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+
+
+def _version() -> str:
+    try:
+        return metadata.version("geostratum")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from pool import native
+
+    print(f"geostratum {_version()}")
+    print(f"python {platform.python_version()} ({platform.python_implementation()})")
+    print(f"platform {platform.platform()} {platform.machine()}")
+    print(f"sha256 backend {native.active_backend()} (supported: {', '.join(native.supported_backends())}; "
+          f"forced with {native.BACKEND_ENV})")
+    return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from pool.native.vectors import check_file
+
+    try:
+        results = check_file(args.file)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for result in results:
+        status = "ok  " if result.ok else "FAIL"
+        print(f"{status} {result.block:<45} {result.case:<38} {result.checker:<10} {result.detail}")
+    failed = sum(not result.ok for result in results)
+    print(f"{len(results)} checks, {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "validate":
+        from pool.native import benchmark
+
+        figures = benchmark.run(checks=args.checks, repeats=args.repeats)
+        print("RESULT " + json.dumps(figures))
+        return 0
+    raise AssertionError(args.what)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from pool import config
+
+    try:
+        config.load(args.file)
+    except config.ConfigError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geostratum", description="Stratum V1 mining pool with regional telemetry")
+    parser.add_argument("--version", action="version", version=f"geostratum {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("info", help="version, platform and the active SHA-256 back end").set_defaults(func=cmd_info)
+
+    vectors = sub.add_parser("vectors", help="check a vectors file with the reference and every back end")
+    vectors.add_argument("file")
+    vectors.set_defaults(func=cmd_vectors)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench.add_argument("what", choices=["validate"])
+    bench.add_argument("--checks", type=int, default=100_000)
+    bench.add_argument("--repeats", type=int, default=7)
+    bench.set_defaults(func=cmd_bench)
+
+    check = sub.add_parser("check-config", help="validate a config file; names the bad key and why")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Subcommands that live with the parts they drive (run, simulate, export) register here.
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

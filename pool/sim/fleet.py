@@ -1,0 +1,131 @@
+"""A fleet of simulated miners with a known regional and firmware mix.
+
+Miners connect from many 127.x.y.z source addresses; with `proxy` they also send a PROXY header
+carrying a real public IP drawn for their country from the geo database, so the pool tags them as
+if they connected from that country through a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from pool.sim.client import ClientStats, MinerProfile, StratumClient
+from pool.sim.proxy_header import proxy_v1, proxy_v2
+
+# Country mix from the CCAF Bitcoin Mining Map, January 2022 (shares of hashrate, %), rest spread.
+DEFAULT_COUNTRIES: dict[str, float] = {
+    "US": 37.84, "CN": 21.11, "KZ": 13.22, "CA": 6.48, "RU": 4.66, "DE": 3.06, "MY": 2.51, "IE": 1.97,
+    "IR": 0.12, "SE": 1.5, "NO": 1.5, "BR": 1.0, "PY": 1.0, "AR": 1.0, "ET": 1.0, "AE": 2.03,
+}
+
+# Firmware mix (user agent, rolls versions, suggests a difficulty, subscribes to extranonce changes).
+PROFILES: list[tuple[float, MinerProfile]] = [
+    (0.35, MinerProfile(user_agent="bmminer/2.0.0", version_rolling=True)),
+    (0.15, MinerProfile(user_agent="Antminer S21/Fri Nov 17 2023", version_rolling=True)),
+    (0.20, MinerProfile(user_agent="whatsminer/v1.1", version_rolling=True)),
+    (0.10, MinerProfile(user_agent="bosminer-plus-tuner 24.03", version_rolling=True)),
+    (0.05, MinerProfile(user_agent="Avalon Miner/1.0", version_rolling=True)),
+    (0.05, MinerProfile(user_agent="cgminer/4.11.1", suggest_difficulty=0.0001)),
+    (0.05, MinerProfile(user_agent="cpuminer/2.5.1")),
+    (0.05, MinerProfile(user_agent="NiceHash/1.0.0", extranonce_subscribe=True)),
+]
+
+
+class FleetConfig(msgspec.Struct, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 3333
+    miners: int = 20
+    hashrate: float = 20_000.0           # simulated hashes/s per miner (really computed)
+    accounts: int = 0                    # 0: one account per miner
+    account_prefix: str = "sim"
+    countries: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_COUNTRIES))
+    proxy: str = "none"                  # "none", "v1" or "v2"
+    addresses: list[str] = msgspec.field(default_factory=list)  # usernames to use instead of account names
+    seed: int = 2022
+    duration: float | None = None
+
+
+class FleetMember(msgspec.Struct, kw_only=True):
+    username: str
+    country: str
+    public_ip: str
+    source_address: str
+    profile: MinerProfile
+
+
+def _weighted(rng: random.Random, table: dict[str, float], n: int) -> list[str]:
+    """Exactly proportional allocation (largest remainder), shuffled: the fleet's mix is known exactly."""
+    total = sum(table.values())
+    quotas = {key: n * weight / total for key, weight in table.items()}
+    counts = {key: int(q) for key, q in quotas.items()}
+    for key in sorted(quotas, key=lambda k: quotas[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
+        counts[key] += 1
+    out = [key for key, count in counts.items() for _ in range(count)]
+    rng.shuffle(out)
+    return out
+
+
+IpDrawer = Callable[[str, int, random.Random], list[str]]
+
+
+def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMember]:
+    rng = random.Random(config.seed)
+    countries = _weighted(rng, config.countries, config.miners)
+    ips: dict[str, list[str]] = {}
+    if draw_ips is not None:
+        for country in set(countries):
+            ips[country] = draw_ips(country, countries.count(country), rng)
+    members = []
+    for i, country in enumerate(countries):
+        weights, profiles = zip(*PROFILES, strict=True)
+        profile = rng.choices(profiles, weights=weights)[0]
+        if config.addresses:
+            username = f"{config.addresses[i % len(config.addresses)]}.rig{i}"
+        else:
+            account = i % config.accounts if config.accounts else i
+            username = f"{config.account_prefix}{account}.rig{i}"
+        public_ip = ips[country].pop() if ips.get(country) else ""
+        source = f"127.{1 + i // 65025 % 254}.{1 + i // 255 % 255}.{1 + i % 255}"
+        members.append(FleetMember(username=username, country=country, public_ip=public_ip,
+                                   source_address=source, profile=profile))
+    return members
+
+
+async def run_fleet(config: FleetConfig, members: list[FleetMember],
+                    report: Callable[[str], None] = print, report_every: float = 10.0) -> dict[str, ClientStats]:
+    clients = {}
+    for member in members:
+        header = b""
+        if config.proxy != "none" and member.public_ip:
+            make = proxy_v2 if config.proxy == "v2" else proxy_v1
+            header = make(member.public_ip, 40000 + len(clients) % 20000, config.host, config.port)
+        clients[member.username] = StratumClient(
+            config.host, config.port, member.username, profile=member.profile, hashrate=config.hashrate,
+            source_address=member.source_address, proxy_header=header,
+            rng=random.Random(hash((config.seed, member.username))))
+    tasks = [asyncio.create_task(client.run(config.duration)) for client in clients.values()]
+    started = time.monotonic()
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(report_every)
+            accepted = sum(c.stats.accepted for c in clients.values())
+            rejected = sum(c.stats.rejected for c in clients.values())
+            blocks = sum(c.stats.blocks for c in clients.values())
+            report(f"[{time.monotonic() - started:6.0f}s] {len(clients)} miners: {accepted} accepted, "
+                   f"{rejected} rejected, {blocks} block candidates")
+
+    reporter = asyncio.create_task(progress())
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        reporter.cancel()
+    for username, result in zip(clients, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            report(f"{username}: {type(result).__name__}: {result}")
+    return {name: client.stats for name, client in clients.items()}

@@ -1,15 +1,66 @@
-"""[chain] section: bitcoind nodes or the embedded devnet, payout mode and coinbase."""
+"""[chain] section: bitcoind nodes or the embedded devnet, payout mode, coinbase and work refresh."""
 
 from __future__ import annotations
 
 import msgspec
+
+from pool.config.errors import ConfigError
+
+BACKENDS = ("devnet", "bitcoind")
+NETWORKS = ("mainnet", "testnet", "testnet4", "signet", "regtest", "devnet")
+MODES = ("pool", "solo")
+MAX_POOL_TAG_BYTES = 64
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = "http://127.0.0.1:8332"
     user: str = ""
     password: str = ""
+    # Bitcoin Core's .cookie file; read (and re-read after a 401) when user/password are empty.
+    cookie_file: str = ""
     zmq_hashblock: str = ""
+    # Label in logs, block results and the admin API; defaults to the URL's host:port.
+    name: str = ""
+
+
+class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Compact target; 207fffff is regtest's (about every other hash is a block).
+    nbits: str = "207fffff"
+    # Header version in templates; 0x30000000 reproduces regtest's bit-28 signalling.
+    version: int = 0x20000000
+    # Synthetic mempool: transactions added after each block (about a third carry witnesses),
+    # one more every tx_interval seconds (0 = never), at most max_mempool_txs waiting.
+    txs_per_block: int = 6
+    tx_interval: float = 15.0
+    max_mempool_txs: int = 200
+    halving_interval: int = 210_000
+    seed: int = 0
+    # How long a longpoll getblocktemplate waits for a new tip before answering anyway.
+    longpoll_timeout: float = 60.0
+    # JSON-RPC server used when several worker processes share one devnet (0 = any free port).
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 18443
+    rpc_user: str = "devnet"
+    rpc_password: str = "devnet"
+
+    def validate(self) -> None:
+        try:
+            value = int(self.nbits, 16)
+        except ValueError:
+            raise ConfigError("nbits", f"must be 8 hex digits, got {self.nbits!r}") from None
+        if len(self.nbits) != 8 or value & 0x00800000 or not value & 0x007FFFFF:
+            raise ConfigError("nbits", f"{self.nbits!r} is not a positive compact target")
+        if not 0x20000000 <= self.version <= 0x3FFFFFFF:
+            raise ConfigError("version", "must be a BIP9 version (0x20000000..0x3fffffff)")
+        for key in ("txs_per_block", "max_mempool_txs"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, "must be >= 0")
+        if self.halving_interval < 1:
+            raise ConfigError("halving_interval", "must be >= 1")
+        if self.tx_interval < 0 or self.longpoll_timeout <= 0:
+            raise ConfigError("longpoll_timeout" if self.longpoll_timeout <= 0 else "tx_interval", "out of range")
+        if not 0 <= self.rpc_port <= 65535:
+            raise ConfigError("rpc_port", f"must be 0..65535, got {self.rpc_port}")
 
 
 class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -19,5 +70,83 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     nodes: list[NodeConfig] = msgspec.field(default_factory=list)
     # "pool": the coinbase pays pool_address; "solo": it pays the finder's address.
     mode: str = "pool"
+    # Required in pool mode except on devnet/regtest (a fixed devnet burn address stands in).
     pool_address: str = ""
     pool_tag: str = "/geostratum/"
+    # SOLO mode: share of the block reward paid to pool_address (percent, 0 = none).
+    solo_fee_percent: float = 0.0
+    # SOLO jobs cached per template (one per active payout address; least recently used dropped).
+    solo_max_addresses: int = 10_000
+
+    # RPC
+    rpc_timeout: float = 10.0
+    # Transport errors and warm-up (-28) retried per call before the next node is tried.
+    rpc_retries: int = 2
+    rpc_retry_delay: float = 0.2
+    # Block watch: ZMQ hashblock (per node), GBT longpoll and getbestblockhash polling.
+    longpoll: bool = True
+    longpoll_timeout: float = 120.0
+    poll_interval: float = 1.0  # 0 disables polling
+    # A fresh template (new fees, clean_jobs=false) at least this often.
+    template_refresh_interval: float = 30.0
+    # Jobs: current-tip jobs older than job_retention are forgotten; jobs of a replaced tip stay
+    # valid for lookup (and stale-block submission) for stale_grace seconds.
+    job_retention: float = 600.0
+    stale_grace: float = 120.0
+    max_jobs: int = 50_000
+    # Block submission: transport retries per node, then confirmation via getblockhash.
+    submit_retries: int = 5
+    submit_retry_delay: float = 0.25
+    confirm_delay: float = 0.5
+    # start() waits this long for the first template before returning not-ready.
+    startup_timeout: float = 30.0
+
+    devnet: DevnetConfig = msgspec.field(default_factory=DevnetConfig)
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.network not in NETWORKS:
+            raise ConfigError("network", f"must be one of {', '.join(NETWORKS)}, got {self.network!r}")
+        if self.mode not in MODES:
+            raise ConfigError("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.backend == "bitcoind" and not self.nodes:
+            raise ConfigError("nodes", "backend 'bitcoind' needs at least one node")
+        for i, node in enumerate(self.nodes):
+            if not node.url.startswith(("http://", "https://")):
+                raise ConfigError(f"nodes[{i}].url", f"must be an http(s) URL, got {node.url!r}")
+            if node.zmq_hashblock and not node.zmq_hashblock.startswith(("tcp://", "ipc://")):
+                raise ConfigError(f"nodes[{i}].zmq_hashblock", "must be a tcp:// or ipc:// endpoint")
+        # Imported here: pool.chain imports pool.config, not the other way round at module load.
+        from pool.chain.address import AddressError, address_to_script
+
+        if self.pool_address:
+            try:
+                address_to_script(self.pool_address, self.network)
+            except AddressError as exc:
+                raise ConfigError("pool_address", str(exc)) from None
+        elif self.mode == "pool" and self.network not in ("devnet", "regtest"):
+            raise ConfigError("pool_address", f"required in pool mode on {self.network}")
+        if len(self.pool_tag.encode()) > MAX_POOL_TAG_BYTES:
+            raise ConfigError("pool_tag", f"at most {MAX_POOL_TAG_BYTES} bytes")
+        if not 0 <= self.solo_fee_percent < 100:
+            raise ConfigError("solo_fee_percent", "must be in [0, 100)")
+        if self.solo_fee_percent and not self.pool_address:
+            raise ConfigError("pool_address", "needed to receive solo_fee_percent")
+        positive = ("rpc_timeout", "longpoll_timeout", "template_refresh_interval", "job_retention",
+                    "startup_timeout")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ConfigError(key, "must be > 0")
+        non_negative = ("rpc_retries", "rpc_retry_delay", "poll_interval", "stale_grace", "submit_retries",
+                        "submit_retry_delay", "confirm_delay")
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ConfigError(key, "must be >= 0")
+        for key in ("max_jobs", "solo_max_addresses"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, "must be >= 1")
+        try:
+            self.devnet.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"devnet.{exc.key}", exc.reason) from None

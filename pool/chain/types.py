@@ -66,3 +66,22 @@ class JobSource(Protocol):
 
     async def submit_block(self, candidate: BlockCandidate) -> None:
         """Assemble and submit at once to every node; records the result; never raises."""
+
+
+class BlockResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened to a block candidate: built by pool.chain, recorded by the ledger."""
+
+    height: int
+    block_hash: str                    # display order (as explorers and RPC print it)
+    prevhash: str                      # display order
+    worker: str
+    account: str
+    payout_key: str                    # "" in pool mode, the finder's address in SOLO mode
+    accepted: bool                     # some node took it (null, "duplicate" or confirmed on-chain)
+    confirmed: bool                    # seen as the block at its height / the tip after submitting
+    node_results: dict[str, str]       # node name -> "accepted" | "duplicate" | "inconclusive" | reason
+    found_at: float
+    submitted_at: float
+    coinbase_value: int                # satoshis the coinbase pays in total
+    job_id: str = ""
+    error: str = ""                    # set when the block could not even be assembled

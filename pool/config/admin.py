@@ -2,10 +2,89 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import msgspec
+
+from pool.config.errors import ConfigError
+
+# Endpoint groups that may be opened to requests without a token (see docker/README.md).
+ANONYMOUS_GROUPS = ("dashboard", "health", "metrics")
+MIN_TOKEN_LENGTH = 16
+_HASHED_TOKEN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    # Bearer tokens. An entry is the token itself or "sha256:<hex digest of the token>" so the
+    # file need not hold the secret. GEOSTRATUM_ADMIN_TOKENS / GEOSTRATUM_READ_TOKENS (comma
+    # separated) add more from the environment.
+    read_tokens: list[str] = msgspec.field(default_factory=list)
+    admin_tokens: list[str] = msgspec.field(default_factory=list)
+    # Groups readable without a token: "dashboard" (overview, history, blocks, regions with
+    # small regions folded), "health", "metrics". Empty: every data endpoint needs a token.
+    anonymous: list[str] = msgspec.field(default_factory=list)
+    # Token bucket per client (per token, or per address for requests without a valid token).
+    rate_limit_per_second: float = 10.0
+    rate_limit_burst: int = 40
+    rate_limit_max_clients: int = 10_000
+    max_body_bytes: int = 65_536
+    # A provider call slower than this answers 504 instead of holding the request.
+    request_timeout_seconds: float = 10.0
+    # BTC price in USD for the revenue figures; 0 = unknown (it can be fed at run time).
+    btc_usd_price: float = 0.0
+    # Pool share of recent blocks is counted over this many network blocks.
+    recent_blocks_window: int = 1008
+    # Anonymous dashboard: regions with fewer distinct miners fold into "Other".
+    anonymous_region_min_miners: int = 10
+    dashboard_refresh_seconds: float = 5.0
+    max_page_size: int = 500
+    max_history_seconds: int = 7 * 86_400
+    export_max_days: int = 400
+    shutdown_timeout_seconds: float = 5.0
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ConfigError("host", "must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", f"must be 0..65535, got {self.port}")
+        for field in ("read_tokens", "admin_tokens"):
+            for i, token in enumerate(getattr(self, field)):
+                check_token_entry(token, f"{field}[{i}]")
+        for i, group in enumerate(self.anonymous):
+            if group not in ANONYMOUS_GROUPS:
+                raise ConfigError(f"anonymous[{i}]", f"must be one of {', '.join(ANONYMOUS_GROUPS)}, got {group!r}")
+        positive = {
+            "rate_limit_per_second": self.rate_limit_per_second,
+            "rate_limit_burst": self.rate_limit_burst,
+            "rate_limit_max_clients": self.rate_limit_max_clients,
+            "max_body_bytes": self.max_body_bytes,
+            "request_timeout_seconds": self.request_timeout_seconds,
+            "recent_blocks_window": self.recent_blocks_window,
+            "anonymous_region_min_miners": self.anonymous_region_min_miners,
+            "dashboard_refresh_seconds": self.dashboard_refresh_seconds,
+            "max_page_size": self.max_page_size,
+            "max_history_seconds": self.max_history_seconds,
+            "export_max_days": self.export_max_days,
+            "shutdown_timeout_seconds": self.shutdown_timeout_seconds,
+        }
+        for key, value in positive.items():
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(key, f"must be a positive number, got {value}")
+        if not (math.isfinite(self.btc_usd_price) and self.btc_usd_price >= 0):
+            raise ConfigError("btc_usd_price", f"must be 0 (unknown) or a positive price, got {self.btc_usd_price}")
+
+
+def check_token_entry(token: str, key: str) -> None:
+    """A token is long enough to resist guessing, or a sha256 digest of one."""
+    if token.startswith("sha256:"):
+        if not _HASHED_TOKEN.match(token):
+            raise ConfigError(key, "a hashed token is sha256: followed by 64 lowercase hex digits")
+        return
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(key, f"must be at least {MIN_TOKEN_LENGTH} characters")
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise ConfigError(key, "must not contain whitespace or control characters")

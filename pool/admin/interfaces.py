@@ -1,0 +1,419 @@
+"""What the admin server needs from the rest of the pool, and the plain data that flows through it.
+
+pool/app.py implements these Protocols over the real stratum server, chain, ledger and geo objects;
+the admin package never imports them. Every figure is in base units: hashrate in hashes per second,
+times in unix seconds, amounts in satoshis, difficulty as Bitcoin difficulty (diff-1 = 2^32 hashes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Protocol
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+DBIP_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0"
+
+# Constraints on what API clients send: msgspec enforces them when decoding a body and the
+# OpenAPI document states the same ones (it is generated from these Structs).
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
+_IPV6 = r"[0-9A-Fa-f:.]{2,45}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?"
+BanTarget = Annotated[str, Meta(pattern=rf"^({_IPV4}|{_IPV6})$", max_length=50,
+                                description="IP address or CIDR network")]
+FreeText = Annotated[str, Meta(max_length=200, pattern=r"^[^\u0000-\u001f\u007f]*$")]
+HostName = Annotated[str, Meta(max_length=253, pattern=r"^[A-Za-z0-9.:\-\[\]]*$")]
+Difficulty = Annotated[float, Meta(gt=0, le=1e18)]
+
+
+class Rejected(Exception):
+    """A provider refusing a request for a reason the caller can act on (answered as `status`).
+
+    The reason is shown to the API client verbatim: it must not carry internals.
+    """
+
+    def __init__(self, reason: str, status: int = 409) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# ---------------------------------------------------------------------------------------------
+# Pool state
+# ---------------------------------------------------------------------------------------------
+
+
+class HashrateWindows(msgspec.Struct, kw_only=True):
+    """Average hashrate over the standard windows, from accepted share difficulty."""
+
+    m1: float = msgspec.field(default=0.0, name="1m")
+    m5: float = msgspec.field(default=0.0, name="5m")
+    m15: float = msgspec.field(default=0.0, name="15m")
+    h1: float = msgspec.field(default=0.0, name="1h")
+    h6: float = msgspec.field(default=0.0, name="6h")
+    h24: float = msgspec.field(default=0.0, name="24h")
+
+
+class ShareStats(msgspec.Struct, kw_only=True):
+    """Share verdicts over the last `window_seconds`.
+
+    Reject reasons are short names: "stale", "duplicate", "low-difficulty", "unknown-job",
+    "bad-time", "invalid", "unauthorized"; "stale" is what the stale rate is computed from.
+    """
+
+    window_seconds: int
+    accepted: int = 0
+    accepted_difficulty: float = 0.0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class PoolFigures(msgspec.Struct, kw_only=True):
+    hashrate: HashrateWindows
+    connections: int
+    workers: int
+    accounts: int
+    shares: ShareStats
+    blocks_found: int
+    last_block_found_at: float | None = None
+    started_at: float = 0.0
+
+
+class NetworkInfo(msgspec.Struct, kw_only=True):
+    """The chain as the pool's node sees it."""
+
+    chain: str                          # "main", "test", "testnet4", "signet", "regtest", "devnet"
+    height: int                         # tip height
+    difficulty: float
+    tip_time: int                       # tip block header time
+    # Header time of the first block of the current 2016-block period (height - height % 2016);
+    # None when unknown.
+    period_start_time: int | None = None
+    # Header times of the most recent blocks, oldest first (fallback for the block interval).
+    recent_block_times: list[int] = msgspec.field(default_factory=list)
+    # Total fees of the most recent blocks, satoshis (any order).
+    recent_fees_sat: list[int] = msgspec.field(default_factory=list)
+    # False on chains that never retarget (regtest, devnet).
+    retargets: bool = True
+
+
+class HashratePoint(msgspec.Struct, kw_only=True):
+    t: float                            # start of the bucket
+    hashrate: float
+
+
+class HashrateHistory(msgspec.Struct, kw_only=True):
+    window_seconds: int
+    step_seconds: int
+    points: list[HashratePoint]
+
+
+SortKey = Literal["hashrate", "name", "last_share"]
+
+
+class ListQuery(msgspec.Struct, kw_only=True):
+    """A page of workers or accounts. `search` is a case-insensitive substring of the name."""
+
+    search: str = ""
+    account: str = ""                   # workers only: restrict to one account
+    sort: SortKey = "hashrate"
+    descending: bool = True
+    limit: int = 50
+    offset: int = 0
+
+
+class WorkerSummary(msgspec.Struct, kw_only=True):
+    name: str
+    account: str
+    connections: int
+    hashrate: HashrateWindows
+    difficulty: float                   # current share difficulty (highest of its connections)
+    accepted: int
+    rejected: int
+    last_share_at: float | None = None
+    country: str = "ZZ"
+    subdivision: str = ""
+    firmware: str = "unknown"
+
+
+class ConnectionInfo(msgspec.Struct, kw_only=True):
+    port: int
+    address: str                        # remote address (after PROXY protocol), operator eyes only
+    connected_at: float
+    difficulty: float
+    user_agent: str = ""
+    country: str = "ZZ"
+    subdivision: str = ""
+
+
+class WorkerDetail(msgspec.Struct, kw_only=True):
+    summary: WorkerSummary
+    connections: list[ConnectionInfo]
+    rejected_by_reason: dict[str, int]
+    history: HashrateHistory
+
+
+class WorkerPage(msgspec.Struct, kw_only=True):
+    total: int
+    items: list[WorkerSummary]
+
+
+class AccountSummary(msgspec.Struct, kw_only=True):
+    account: str
+    workers: int
+    hashrate: HashrateWindows
+    accepted: int
+    rejected: int
+    last_share_at: float | None = None
+    balance_sat: int | None = None      # unpaid balance, when the payout scheme keeps one
+    paid_sat: int | None = None
+
+
+class AccountDetail(msgspec.Struct, kw_only=True):
+    summary: AccountSummary
+    workers: list[WorkerSummary]
+    history: HashrateHistory
+
+
+class AccountPage(msgspec.Struct, kw_only=True):
+    total: int
+    items: list[AccountSummary]
+
+
+BlockStatus = Literal["submitted", "pending", "confirmed", "orphaned", "rejected"]
+
+
+class BlockQuery(msgspec.Struct, kw_only=True):
+    """Blocks found by the pool, newest first, with min_height <= height < before_height."""
+
+    limit: int = 50
+    before_height: int | None = None
+    min_height: int = 0
+
+
+class BlockInfo(msgspec.Struct, kw_only=True):
+    height: int
+    hash: str                           # display order hex
+    found_at: float
+    worker: str
+    account: str
+    status: BlockStatus
+    reward_sat: int                     # coinbase value (subsidy + fees)
+    fees_sat: int = 0
+    confirmations: int = 0
+    network_difficulty: float = 0.0
+    effort: float | None = None         # round shares / network difficulty
+
+
+class RegionRate(msgspec.Struct, kw_only=True):
+    country: str                        # ISO 3166-1 alpha-2; "ZZ" unknown, "XP" private, "XX" other
+    country_name: str
+    subdivision: str                    # "" for the whole country
+    hashrate: float
+    miners: int                         # distinct miners seen in the window
+    share: float = 0.0                  # of the pool's hashrate, 0..1
+
+
+class RegionsView(msgspec.Struct, kw_only=True):
+    """Live hashrate by region, finest level (country + subdivision) from the provider."""
+
+    window_seconds: int
+    database: str                       # e.g. "DB-IP City Lite"
+    database_build: str                 # build date of the .mmdb, YYYY-MM-DD
+    attribution: str                    # licence notice shown wherever the data is shown
+    items: list[RegionRate]
+
+
+class ComponentHealth(msgspec.Struct, kw_only=True):
+    name: str                           # "redis", "node:<name>", "template", "journal", ...
+    ok: bool
+    detail: str = ""
+
+
+class HealthStatus(msgspec.Struct, kw_only=True):
+    ok: bool
+    components: list[ComponentHealth]
+
+
+class PoolState(Protocol):
+    """Read-only view of the running pool."""
+
+    async def figures(self) -> PoolFigures: ...
+
+    async def network(self) -> NetworkInfo: ...
+
+    async def hashrate_history(self, window_seconds: int) -> HashrateHistory: ...
+
+    async def workers(self, query: ListQuery) -> WorkerPage: ...
+
+    async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None: ...
+
+    async def accounts(self, query: ListQuery) -> AccountPage: ...
+
+    async def account(self, name: str, history_seconds: int) -> AccountDetail | None: ...
+
+    async def blocks(self, query: BlockQuery) -> list[BlockInfo]: ...
+
+    async def regions(self, window_seconds: int) -> RegionsView: ...
+
+    async def health(self) -> HealthStatus: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Control
+# ---------------------------------------------------------------------------------------------
+
+
+class BanRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    target: BanTarget                   # normalised by the admin API (host bits cleared)
+    duration_seconds: Annotated[int, Meta(ge=1, le=315_360_000)] | None = None  # None: until removed
+    reason: FreeText = ""
+
+
+class BanEntry(msgspec.Struct, kw_only=True):
+    target: str
+    reason: str
+    created_at: float
+    expires_at: float | None = None
+    source: Literal["admin", "auto"] = "admin"
+
+
+class ReconnectRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """client.reconnect parameters; empty host / zero port mean "this pool, same port"."""
+
+    host: HostName = ""
+    port: Annotated[int, Meta(ge=0, le=65535)] = 0
+    wait_seconds: Annotated[int, Meta(ge=0, le=3600)] = 0
+
+
+class PortDifficulty(msgspec.Struct, kw_only=True):
+    port: int
+    start_difficulty: float
+    min_difficulty: float
+    max_difficulty: float
+    connections: int = 0
+
+
+class PortDifficultyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields given change; new connections get them, live ones are clamped by vardiff."""
+
+    start_difficulty: Difficulty | UnsetType = UNSET
+    min_difficulty: Difficulty | UnsetType = UNSET
+    max_difficulty: Difficulty | UnsetType = UNSET
+
+
+class ReloadResult(msgspec.Struct, kw_only=True):
+    ok: bool
+    applied: list[str] = msgspec.field(default_factory=list)           # keys now in force
+    requires_restart: list[str] = msgspec.field(default_factory=list)  # keys changed but not applied
+    error: str = ""                     # ConfigError text ("key: reason") when ok is False
+
+
+class PoolControl(Protocol):
+    """Actions on the running pool. Each returns what changed; none drops unrelated miners."""
+
+    async def bans(self) -> list[BanEntry]: ...
+
+    async def add_ban(self, ban: BanRequest) -> BanEntry: ...
+
+    async def remove_ban(self, target: str) -> bool: ...
+
+    async def kick(self, worker: str, reason: str) -> int:
+        """Close every connection of the worker; the number closed (0: not connected)."""
+        ...
+
+    async def reconnect(self, worker: str, request: ReconnectRequest) -> int:
+        """Send client.reconnect to every connection of the worker; the number asked."""
+        ...
+
+    async def port_difficulties(self) -> list[PortDifficulty]: ...
+
+    async def set_port_difficulty(self, port: int, update: PortDifficultyUpdate) -> PortDifficulty | None:
+        """The new settings, or None when no such port is listening."""
+        ...
+
+    async def reload_config(self) -> ReloadResult: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Research exports
+# ---------------------------------------------------------------------------------------------
+
+
+class ExportKind(msgspec.Struct, kw_only=True):
+    name: str                           # e.g. "ccaf-countries", "regions"
+    description: str
+    formats: list[str]                  # e.g. ["csv"], ["csv", "json"], ["svg"]
+    periods: list[str]                  # e.g. ["daily", "weekly", "monthly"]
+
+
+class ExportProvider(Protocol):
+    def kinds(self) -> list[ExportKind]: ...
+
+    async def export(self, kind: str, period: str, start: str, end: str, fmt: str) -> tuple[bytes, str]:
+        """(body, content type) for periods starting in [start, end) (YYYY-MM-DD).
+
+        The admin API validates kind, period, format and dates against kinds() first;
+        raise Rejected(reason, 404) when there is no data for the range.
+        """
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+
+
+class ShareCount(msgspec.Struct, kw_only=True):
+    result: Literal["accepted", "rejected"]
+    reason: str                         # "" for accepted
+    count: int                          # since process start
+    difficulty: float                   # sum of credited difficulty since process start
+
+
+class PortRate(msgspec.Struct, kw_only=True):
+    port: int
+    hashrate: float
+    connections: int
+
+
+class CountryRate(msgspec.Struct, kw_only=True):
+    country: str
+    hashrate: float
+
+
+class HistogramSnapshot(msgspec.Struct, kw_only=True):
+    bounds: list[float]                 # upper bounds, ascending, without +Inf
+    counts: list[int]                   # per bucket (not cumulative), len(bounds) + 1 (last is +Inf)
+    sum: float
+    count: int
+
+
+class NodeHealth(msgspec.Struct, kw_only=True):
+    name: str                           # a label, never a URL with credentials
+    up: bool
+    latency_seconds: float | None = None
+
+
+class MetricsSnapshot(msgspec.Struct, kw_only=True):
+    shares: list[ShareCount]
+    pool_hashrate: float                # 5-minute average
+    ports: list[PortRate]
+    countries: list[CountryRate]
+    workers: int
+    notify_fanout_seconds: HistogramSnapshot       # one job written to every session
+    block_to_notify_seconds: HistogramSnapshot     # new tip seen -> first clean notify sent
+    template_age_seconds: float
+    ledger_flush_lag_seconds: float     # age of the oldest share not yet in Redis
+    ledger_pending_shares: int
+    journal_bytes: int
+    journal_entries: int
+    redis_up: bool
+    redis_latency_seconds: float | None = None
+    nodes: list[NodeHealth] = msgspec.field(default_factory=list)
+    blocks_found: int = 0
+    chain_height: int = 0
+    network_difficulty: float = 0.0
+
+
+class MetricsSource(Protocol):
+    async def snapshot(self) -> MetricsSnapshot: ...

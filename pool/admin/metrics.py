@@ -1,0 +1,156 @@
+"""Prometheus text exposition (format 0.0.4), written here rather than with prometheus_client so
+the numbers come straight from one MetricsSnapshot and nothing registers global state.
+
+LatencyHistogram is a small recorder pool/app.py can feed (fan-out and block-to-notify timings)
+and hand over as a HistogramSnapshot.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEFAULT_LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+class LatencyHistogram:
+    """Cumulative counts of observations (seconds) per bucket."""
+
+    def __init__(self, bounds: Sequence[float] = DEFAULT_LATENCY_BOUNDS) -> None:
+        if list(bounds) != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("histogram bounds must be strictly ascending")
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def snapshot(self) -> HistogramSnapshot:
+        return HistogramSnapshot(bounds=list(self.bounds), counts=list(self.counts), sum=self.sum, count=self.count)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    body = ",".join(f'{key}="{_escape(value)}"' for key, value in pairs)
+    return "{" + body + "}" if body else ""
+
+
+class Exposition:
+    """Accumulates families; each family's HELP/TYPE lines are written once, before its samples."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self._lines.append(f"# HELP {name} {help_text}")
+        self._lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, labels: Iterable[tuple[str, str]] = ()) -> None:
+        self._lines.append(f"{name}{_labels(labels)} {_number(value)}")
+
+    def gauge(self, name: str, help_text: str, value: float) -> None:
+        self.family(name, "gauge", help_text)
+        self.sample(name, value)
+
+    def histogram(self, name: str, help_text: str, hist: HistogramSnapshot) -> None:
+        self.family(name, "histogram", help_text)
+        running = 0
+        for bound, count in zip(hist.bounds, hist.counts, strict=False):
+            running += count
+            self.sample(f"{name}_bucket", running, [("le", _number(bound))])
+        self.sample(f"{name}_bucket", hist.count, [("le", "+Inf")])
+        self.sample(f"{name}_sum", hist.sum)
+        self.sample(f"{name}_count", hist.count)
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+def safe_node_label(name: str) -> str:
+    """Strip any user:password@ a node URL might carry."""
+    return _USERINFO.sub("//", name)
+
+
+def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limited: int) -> str:
+    out = Exposition()
+    out.family("geostratum_shares_total", "counter", "Shares by verdict and reject reason since start.")
+    for share in snap.shares:
+        out.sample("geostratum_shares_total", share.count, [("result", share.result), ("reason", share.reason)])
+    out.family(
+        "geostratum_share_difficulty_total", "counter", "Sum of credited share difficulty by verdict and reason."
+    )
+    for share in snap.shares:
+        labels = [("result", share.result), ("reason", share.reason)]
+        out.sample("geostratum_share_difficulty_total", share.difficulty, labels)
+
+    out.gauge("geostratum_pool_hashrate_hps", "Pool hashrate, 5 minute average, hashes per second.",
+              snap.pool_hashrate)
+    out.family("geostratum_port_hashrate_hps", "gauge", "Hashrate per stratum port, hashes per second.")
+    for port in snap.ports:
+        out.sample("geostratum_port_hashrate_hps", port.hashrate, [("port", str(port.port))])
+    out.family("geostratum_country_hashrate_hps", "gauge", "Hashrate per country (ISO code), hashes per second.")
+    for country in snap.countries:
+        out.sample("geostratum_country_hashrate_hps", country.hashrate, [("country", country.country)])
+    out.family("geostratum_connections", "gauge", "Open stratum connections per port.")
+    for port in snap.ports:
+        out.sample("geostratum_connections", port.connections, [("port", str(port.port))])
+    out.gauge("geostratum_workers", "Distinct authorized workers connected.", snap.workers)
+
+    out.histogram("geostratum_notify_fanout_seconds", "Time to write one mining.notify to every session.",
+                  snap.notify_fanout_seconds)
+    out.histogram("geostratum_block_to_notify_seconds", "Time from a new tip seen to the first clean notify.",
+                  snap.block_to_notify_seconds)
+    out.gauge("geostratum_template_age_seconds", "Age of the block template behind the current job.",
+              snap.template_age_seconds)
+    out.gauge("geostratum_ledger_flush_lag_seconds", "Age of the oldest accepted share not yet in Redis.",
+              snap.ledger_flush_lag_seconds)
+    out.gauge("geostratum_ledger_pending_shares", "Accepted shares waiting for the next ledger flush.",
+              snap.ledger_pending_shares)
+    out.gauge("geostratum_journal_bytes", "Size of the local journal of unflushed batches.", snap.journal_bytes)
+    out.gauge("geostratum_journal_entries", "Batches in the local journal.", snap.journal_entries)
+    out.gauge("geostratum_redis_up", "1 when Redis answers, else 0.", 1 if snap.redis_up else 0)
+    if snap.redis_latency_seconds is not None:
+        out.gauge("geostratum_redis_latency_seconds", "Round trip of the last Redis health check.",
+                  snap.redis_latency_seconds)
+    out.family("geostratum_node_up", "gauge", "1 when the bitcoind node (or devnet) answers, else 0.")
+    for node in snap.nodes:
+        out.sample("geostratum_node_up", 1 if node.up else 0, [("node", safe_node_label(node.name))])
+    out.family("geostratum_node_latency_seconds", "gauge", "Round trip of the last node health check.")
+    for node in snap.nodes:
+        if node.latency_seconds is not None:
+            out.sample("geostratum_node_latency_seconds", node.latency_seconds,
+                       [("node", safe_node_label(node.name))])
+    out.family("geostratum_blocks_found_total", "counter", "Blocks found by the pool.")
+    out.sample("geostratum_blocks_found_total", snap.blocks_found)
+    out.gauge("geostratum_chain_height", "Tip height of the chain the pool mines on.", snap.chain_height)
+    out.gauge("geostratum_network_difficulty", "Network difficulty at the tip.", snap.network_difficulty)
+
+    out.family("geostratum_admin_requests_total", "counter", "Admin API responses by HTTP status.")
+    for status in sorted(admin_requests):
+        out.sample("geostratum_admin_requests_total", admin_requests[status], [("code", str(status))])
+    out.family("geostratum_admin_rate_limited_total", "counter", "Admin API requests refused by the rate limit.")
+    out.sample("geostratum_admin_rate_limited_total", rate_limited)
+    return out.text()

@@ -1,0 +1,115 @@
+"""The OpenAPI 3.1 document, built from the route table and the msgspec Structs it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pool.admin.auth import Scope
+from pool.admin.responses import DashboardSettings, ErrorBody
+from pool.admin.routes import ROUTES, Route
+from pool.config.admin import AdminConfig
+
+REF = "#/components/schemas/{name}"
+ERROR_TEXT = {
+    400: "Bad parameter or body; `reason` names it.",
+    401: "No valid bearer token.",
+    403: "The token's scope does not allow this.",
+    404: "No such resource.",
+    413: "Body too large.",
+    422: "The configuration was refused; `reason` names the key.",
+    429: "Rate limited; see Retry-After.",
+    500: "Internal error (details are only in the server log).",
+    503: "Unhealthy.",
+    504: "A pool component did not answer in time.",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": ERROR_TEXT[status],
+        "content": {"application/json": {"schema": {"$ref": REF.format(name="ErrorBody")}}},
+    }
+    if status == 429:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+    return response
+
+
+def _operation(route: Route, config: AdminConfig, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": route.parameters(config),
+    }
+    scopes = ["admin"] if route.scope is Scope.ADMIN else ["read"]
+    op["security"] = [{"bearer": scopes}]
+    if route.group and route.group in config.anonymous:
+        op["security"].append({})
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": route.body_required,
+            "content": {"application/json": {"schema": schemas[route.body]}},
+        }
+    if isinstance(route.response, str):
+        content = {route.response: {"schema": {"type": "string"}}}
+    else:
+        content = {"application/json": {"schema": schemas[route.response]}}
+    responses: dict[str, Any] = {str(route.status): {"description": "Success.", "content": content}}
+    statuses = {400, 401, 429, 500, 504, *route.extra_statuses}
+    if route.scope is Scope.ADMIN:
+        statuses.add(403)
+    if route.body is not None:
+        statuses.add(413)
+    for status in sorted(statuses):
+        if status == 503 and route.response is not None and not isinstance(route.response, str):
+            responses["503"] = {"description": ERROR_TEXT[503], "content": content}
+        else:
+            responses[str(status)] = _error(status)
+    op["responses"] = responses
+    return op
+
+
+def build_document(config: AdminConfig) -> dict[str, Any]:
+    types: list[Any] = [ErrorBody, DashboardSettings]
+    for route in ROUTES:
+        for kind in (route.body, route.response):
+            if kind is not None and not isinstance(kind, str) and kind not in types:
+                types.append(kind)
+    generated, components = msgspec.json.schema_components(types, ref_template=REF)
+    schemas = dict(zip(types, generated, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, config, schemas)
+    paths["/api/v1/dashboard"] = {
+        "get": {
+            "operationId": "getDashboardSettings",
+            "summary": "Settings the dashboard page needs before it has a token.",
+            "tags": ["dashboard"],
+            "security": [],
+            "responses": {
+                "200": {"description": "Success.",
+                        "content": {"application/json": {"schema": schemas[DashboardSettings]}}},
+                "429": _error(429),
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Geostratum admin API",
+            "version": "1",
+            "description": (
+                "Operator API of a Geostratum mining pool. Send `Authorization: Bearer <token>`; read tokens "
+                "reach the GET endpoints, admin tokens everything. Hashrates are hashes per second, times "
+                "unix seconds, amounts satoshis unless a field says BTC or USD."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

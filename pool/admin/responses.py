@@ -1,0 +1,115 @@
+"""Structs only the admin API produces (the provider-facing ones live in interfaces.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from pool.admin.economics import AdjustmentProjection
+from pool.admin.interfaces import FreeText, HashrateWindows, RegionRate
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    status: int
+    error: str                          # short machine-readable code, e.g. "bad_parameter"
+    reason: str                         # for a human; never a traceback
+
+
+class PoolSection(msgspec.Struct, kw_only=True):
+    hashrate: HashrateWindows
+    connections: int
+    workers: int
+    accounts: int
+    started_at: float
+
+
+class SharesSection(msgspec.Struct, kw_only=True):
+    window_seconds: int
+    accepted: int
+    accepted_difficulty: float
+    rejected_total: int
+    rejected_by_reason: dict[str, int]
+    stale_rate: float                   # stale / (accepted + rejected), 0..1
+
+
+class BlocksSection(msgspec.Struct, kw_only=True):
+    found: int
+    last_found_at: float | None
+
+
+class NetworkSection(msgspec.Struct, kw_only=True):
+    chain: str
+    height: int
+    difficulty: float
+    hashrate: float                     # implied by difficulty at 600 s per block
+    hashrate_recent: float | None       # implied by the recent block times
+
+
+class RevenueSection(msgspec.Struct, kw_only=True):
+    subsidy_btc: float
+    average_fees_btc: float
+    fee_blocks: int                     # how many recent blocks the fee average covers
+    hashprice_btc_per_ph_day: float
+    btc_usd_price: float | None
+    price_source: str | None            # "config", "fed" or None
+    price_updated_at: float | None
+    hashprice_usd_per_ph_day: float | None
+
+
+class PoolShareSection(msgspec.Struct, kw_only=True):
+    of_network_hashrate: float          # 24 h pool hashrate / difficulty-implied network hashrate
+    of_recent_blocks: float             # pool blocks / window over the last `recent_blocks_window`
+    recent_blocks_window: int
+    recent_blocks_found: int
+
+
+class PoolOverview(msgspec.Struct, kw_only=True):
+    generated_at: float
+    pool: PoolSection
+    shares: SharesSection
+    blocks: BlocksSection
+    network: NetworkSection
+    next_adjustment: AdjustmentProjection | None
+    revenue: RevenueSection
+    pool_share: PoolShareSection
+
+
+class RegionsResponse(msgspec.Struct, kw_only=True):
+    level: str                          # "country" or "subdivision"
+    window_seconds: int
+    total_hashrate: float
+    database: str
+    database_build: str
+    attribution: str
+    folded_regions: int                 # regions folded into "Other" (anonymous view only)
+    items: list[RegionRate]
+
+
+class PriceUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    btc_usd: Annotated[float, msgspec.Meta(gt=0, lt=1e9)]
+
+
+class PriceState(msgspec.Struct, kw_only=True):
+    btc_usd_price: float | None
+    price_source: str | None
+    price_updated_at: float | None
+
+
+class ActionResult(msgspec.Struct, kw_only=True):
+    worker: str
+    connections: int                    # how many connections the action reached
+
+
+class KickRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: FreeText = ""
+
+
+class Removed(msgspec.Struct, kw_only=True):
+    target: str
+    removed: bool
+
+
+class DashboardSettings(msgspec.Struct, kw_only=True):
+    refresh_seconds: float
+    anonymous: bool                     # dashboard data readable without a token

@@ -1,0 +1,277 @@
+// Geostratum dashboard: polls the admin JSON API and renders it. No build step, no dependencies.
+// Authentication: a read token given once in the URL fragment (#token=...) never reaches the server
+// in a URL; it is kept in sessionStorage for this tab and sent as a bearer header. When the pool
+// allows anonymous dashboard reads, no token is needed and the worker table stays hidden.
+"use strict";
+
+const TOKEN_KEY = "geostratum.readToken";
+const SVG_NS = "http://www.w3.org/2000/svg";
+let refreshSeconds = 5;
+let anonymousAllowed = false;
+let timer = null;
+
+function takeTokenFromFragment() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+class Unauthorized extends Error {}
+
+async function api(path) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (response.status === 401 || response.status === 403) throw new Unauthorized(path);
+  if (!response.ok) {
+    let reason = response.statusText;
+    try { reason = (await response.json()).reason; } catch (_) { /* not JSON */ }
+    throw new Error(path + ": " + response.status + " " + reason);
+  }
+  return response.json();
+}
+
+// ---- formatting ----------------------------------------------------------------------------
+
+const UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"];
+function hashrate(value) {
+  if (!isFinite(value) || value <= 0) return "0 H/s";
+  let i = 0;
+  while (value >= 1000 && i < UNITS.length - 1) { value /= 1000; i++; }
+  return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2) + " " + UNITS[i];
+}
+function compact(value) {
+  if (value === null || value === undefined || !isFinite(value)) return "–";
+  const suffixes = ["", "k", "M", "G", "T", "P", "E"];
+  let i = 0;
+  while (Math.abs(value) >= 1000 && i < suffixes.length - 1) { value /= 1000; i++; }
+  return (i === 0 ? Math.round(value * 100) / 100 : value.toFixed(2)) + suffixes[i];
+}
+const percent = (x, digits = 2) => (x * 100).toFixed(digits) + "%";
+const integer = (x) => Number(x).toLocaleString("en-US");
+function ago(unixSeconds) {
+  if (!unixSeconds) return "never";
+  const s = Math.max(0, Date.now() / 1000 - unixSeconds);
+  if (s < 90) return Math.round(s) + " s ago";
+  if (s < 5400) return Math.round(s / 60) + " min ago";
+  if (s < 172800) return Math.round(s / 3600) + " h ago";
+  return Math.round(s / 86400) + " d ago";
+}
+function until(unixSeconds) {
+  const s = unixSeconds - Date.now() / 1000;
+  if (s <= 0) return "any time now";
+  if (s < 5400) return "in about " + Math.round(s / 60) + " min";
+  if (s < 172800) return "in about " + Math.round(s / 3600) + " h";
+  return "in about " + (s / 86400).toFixed(1) + " days";
+}
+const btc = (sat) => (sat / 1e8).toFixed(8) + " BTC";
+
+function setText(id, text) { document.getElementById(id).textContent = text; }
+function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
+
+// ---- renderers -------------------------------------------------------------------------------
+
+function renderOverview(o) {
+  const hr = o.pool.hashrate;
+  setText("hr-5m", hashrate(hr["5m"]));
+  setText("hr-1h", hashrate(hr["1h"]));
+  setText("hr-24h", hashrate(hr["24h"]));
+  setText("workers", integer(o.pool.workers));
+  setText("connections", integer(o.pool.connections));
+  setText("accounts", integer(o.pool.accounts));
+  setText("share-window", Math.round(o.shares.window_seconds / 60) + " min");
+  setText("accepted", integer(o.shares.accepted) + " accepted");
+  setText("rejected", integer(o.shares.rejected_total));
+  setText("stale-rate", percent(o.shares.stale_rate));
+  setText("blocks-found", integer(o.blocks.found));
+  setText("recent-window", integer(o.pool_share.recent_blocks_window) + " blocks");
+  setText("block-share", percent(o.pool_share.of_recent_blocks));
+  setText("net-hashrate", hashrate(o.network.hashrate));
+  setText("net-height", integer(o.network.height));
+  setText("net-difficulty", compact(o.network.difficulty));
+  setText("pool-share", percent(o.pool_share.of_network_hashrate, 4));
+  const adj = o.next_adjustment;
+  if (adj) {
+    const sign = adj.projected_change_percent >= 0 ? "+" : "";
+    setText("adj-change", sign + adj.projected_change_percent.toFixed(2) + "%");
+    setText("adj-blocks", integer(adj.blocks_left));
+    setText("adj-eta", until(adj.estimated_at));
+  } else {
+    setText("adj-change", "none");
+    setText("adj-blocks", "–");
+    setText("adj-eta", "this chain does not retarget");
+  }
+  const rev = o.revenue;
+  setText("hashprice-btc", rev.hashprice_btc_per_ph_day.toFixed(8) + " BTC");
+  setText("hashprice-usd", rev.hashprice_usd_per_ph_day === null ? "no USD price"
+    : "$" + rev.hashprice_usd_per_ph_day.toFixed(2) + " at $" + integer(Math.round(rev.btc_usd_price)) + "/BTC");
+}
+
+function svg(tag, attrs) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+}
+
+function renderChart(history) {
+  const box = document.getElementById("chart");
+  box.replaceChildren();
+  const points = history.points;
+  const W = 1000, H = 220, left = 70, bottom = 22, top = 8;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+  const max = Math.max(1, ...points.map((p) => p.hashrate)) * 1.1;
+  const t0 = points.length ? points[0].t : 0;
+  const t1 = points.length ? points[points.length - 1].t : 1;
+  const x = (t) => left + ((t - t0) / Math.max(1, t1 - t0)) * (W - left - 5);
+  const y = (h) => top + (1 - h / max) * (H - top - bottom);
+  for (let i = 0; i <= 4; i++) {
+    const v = (max * i) / 4;
+    root.appendChild(svg("line", { x1: left, x2: W, y1: y(v), y2: y(v), class: "grid" }));
+    const label = svg("text", { x: 4, y: y(v) + 4 });
+    label.textContent = hashrate(v);
+    root.appendChild(label);
+  }
+  if (points.length > 1) {
+    const line = points.map((p) => `${x(p.t).toFixed(1)},${y(p.hashrate).toFixed(1)}`).join(" ");
+    root.appendChild(svg("polygon", { points: `${x(t0)},${y(0)} ${line} ${x(t1)},${y(0)}`, class: "area" }));
+    root.appendChild(svg("polyline", { points: line, class: "line" }));
+    for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+      const label = svg("text", { x: x(t), y: H - 5, "text-anchor": anchor });
+      label.textContent = new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      root.appendChild(label);
+    }
+  }
+  box.appendChild(root);
+}
+
+function renderCountries(regions) {
+  const box = document.getElementById("countries");
+  box.replaceChildren();
+  const top = regions.items.slice(0, 12);
+  const max = Math.max(1e-9, ...top.map((r) => r.hashrate));
+  for (const r of top) {
+    const row = document.createElement("div");
+    row.className = "bar-row";
+    row.dataset.country = r.country;
+    const label = document.createElement("span");
+    label.className = "bar-label";
+    label.textContent = r.country_name + (r.subdivision ? " – " + r.subdivision : "");
+    const track = document.createElement("div");
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.style.width = ((100 * r.hashrate) / max).toFixed(1) + "%";
+    track.appendChild(bar);
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = hashrate(r.hashrate) + " · " + percent(r.share, 1);
+    row.append(label, track, value);
+    box.appendChild(row);
+  }
+  if (!top.length) box.textContent = "No hashrate in the last hour.";
+  const attribution = document.getElementById("geo-attribution");
+  attribution.textContent = (regions.attribution || "") +
+    (regions.database ? " · " + regions.database + (regions.database_build ? " (" + regions.database_build + ")" : "") : "") +
+    (regions.folded_regions ? " · " + regions.folded_regions + " small regions shown as Other" : "");
+}
+
+function renderBlocks(blocks) {
+  const body = document.getElementById("blocks");
+  body.replaceChildren();
+  for (const b of blocks) {
+    const row = document.createElement("tr");
+    cell(row, integer(b.height)).title = b.hash;
+    cell(row, ago(b.found_at));
+    cell(row, b.worker);
+    cell(row, btc(b.reward_sat));
+    cell(row, b.status);
+    body.appendChild(row);
+  }
+  if (!blocks.length) { const row = document.createElement("tr"); cell(row, "No blocks yet.").colSpan = 5; body.appendChild(row); }
+}
+
+function renderWorkers(page) {
+  const body = document.getElementById("worker-rows");
+  body.replaceChildren();
+  for (const w of page.items) {
+    const row = document.createElement("tr");
+    cell(row, w.name);
+    cell(row, hashrate(w.hashrate["5m"]));
+    cell(row, hashrate(w.hashrate["1h"]));
+    cell(row, compact(w.difficulty));
+    cell(row, integer(w.accepted));
+    cell(row, integer(w.rejected));
+    cell(row, ago(w.last_share_at));
+    cell(row, w.country + (w.subdivision ? "-" + w.subdivision : ""));
+    body.appendChild(row);
+  }
+}
+
+// ---- polling ---------------------------------------------------------------------------------
+
+async function poll() {
+  const status = document.getElementById("status");
+  try {
+    const [overview, history, regions, blocks] = await Promise.all([
+      api("/api/v1/overview"), api("/api/v1/history?window=24h"),
+      api("/api/v1/regions?level=country&window=1h"), api("/api/v1/blocks?limit=10"),
+    ]);
+    renderOverview(overview);
+    renderChart(history);
+    renderCountries(regions);
+    renderBlocks(blocks);
+    const tokenGiven = Boolean(sessionStorage.getItem(TOKEN_KEY));
+    document.getElementById("workers-note").hidden = tokenGiven;
+    if (tokenGiven) renderWorkers(await api("/api/v1/workers?limit=15&sort=hashrate"));
+    document.getElementById("signin").hidden = true;
+    document.getElementById("main").hidden = false;
+    status.textContent = "live";
+    status.className = "pill ok";
+    setText("updated", "updated " + new Date().toLocaleTimeString());
+    document.body.dataset.state = "live";
+    document.body.dataset.polls = String(Number(document.body.dataset.polls) + 1);
+  } catch (err) {
+    if (err instanceof Unauthorized) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      document.getElementById("signin").hidden = false;
+      document.getElementById("main").hidden = true;
+      status.textContent = "token needed";
+      document.body.dataset.state = "unauthorized";
+      return; // polling resumes when a token is entered
+    }
+    status.textContent = "error: " + err.message;
+    status.className = "pill bad";
+    document.body.dataset.state = "error";
+  }
+  timer = setTimeout(poll, refreshSeconds * 1000);
+}
+
+async function boot() {
+  takeTokenFromFragment();
+  try {
+    const settings = await api("/api/v1/dashboard");
+    refreshSeconds = settings.refresh_seconds;
+    anonymousAllowed = settings.anonymous;
+  } catch (_) { /* keep defaults */ }
+  setText("refresh", String(refreshSeconds));
+  document.getElementById("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = document.getElementById("signin-token").value.trim();
+    if (!value) return;
+    sessionStorage.setItem(TOKEN_KEY, value);
+    clearTimeout(timer);
+    poll();
+  });
+  if (!sessionStorage.getItem(TOKEN_KEY) && !anonymousAllowed) {
+    document.getElementById("signin").hidden = false;
+    document.getElementById("main").hidden = true;
+    document.body.dataset.state = "unauthorized";
+    return;
+  }
+  poll();
+}
+
+document.addEventListener("DOMContentLoaded", boot);

@@ -1,0 +1,591 @@
+"""One Stratum V1 connection as a sans-IO state machine (h11 style).
+
+Lines go in with `receive_line(line, now)`; bytes to write collect in `out`, and events (accepted
+`ShareRecord`s, `BlockCandidate`s) in `events`. No sockets, no Redis, no clock reads. The asyncio
+layer (server.py) drains both after every read.
+
+Difficulty rule (stratum.md §8.4): `mining.set_difficulty` is written only immediately before a
+`mining.notify` carrying a new job id; each job remembers the difficulty in force when it was sent to
+this connection, and its shares are judged and credited at that difficulty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from pool.chain.types import BlockCandidate, Job, JobSource
+from pool.config.stratum import PortConfig, StratumConfig
+from pool.native.work import DIFF1_TARGET, target_from_nbits
+from pool.shares.record import ShareRecord
+from pool.shares.validate import judge, parse_submit
+from pool.stratum import messages as m
+from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
+from pool.stratum.state import (
+    Counters,
+    SentJob,
+    WorkerStats,
+    parse_password,
+    share_target,
+    valid_worker_name,
+)
+from pool.stratum.vardiff import VarDiff, clamp_difficulty
+
+_envelope = msgspec.json.Decoder(m.Envelope)
+_submit_params = msgspec.json.Decoder(m.SubmitParams)
+_authorize_params = msgspec.json.Decoder(m.AuthorizeParams)
+_configure_params = msgspec.json.Decoder(m.ConfigureParams)
+_list_params = msgspec.json.Decoder(list[Any])
+_DecodeErrors = (msgspec.DecodeError, msgspec.ValidationError)
+
+# Sent without a reply: a reply to these is counted as a share by cgminer/bmminer (stratum.md §3.1).
+IGNORED_METHODS = frozenset({"mining.multi_version", "mining.capabilities"})
+
+
+class Session:
+    def __init__(self, *, config: StratumConfig, port: PortConfig, jobs: JobSource,
+                 allocator: ExtranonceAllocator, validate_account: Callable[[str], bool],
+                 classify_firmware: Callable[[str], str], now: float, counters: Counters | None = None,
+                 country: str = "ZZ", subdivision: str = "", hosting: bool = False, node: str = "",
+                 solo: bool = False, peer: str = "") -> None:
+        self.config = config
+        self.port = port
+        self.jobs = jobs
+        self.allocator = allocator
+        self.validate_account = validate_account
+        self.classify_firmware = classify_firmware
+        self.counters = counters if counters is not None else Counters()
+        self.country, self.subdivision, self.hosting = country, subdivision, hosting
+        self.node = node
+        self.solo = solo
+        self.peer = peer
+
+        self.out: list[bytes] = []
+        self.events: list[Any] = []
+        self.close_reason: str | None = None
+        self.ban_reason: str | None = None
+
+        self.connected_at = now
+        self.last_activity = now
+        self.subscribed = False
+        self.working = False                 # initial difficulty + first job sent; receives broadcasts
+        self.session_id = ""
+        self.extranonce1 = b""
+        self.extranonce2_size = config.extranonce2_size
+        self.user_agent = ""
+        self.firmware = "unknown"
+        self.info: dict[str, str] = {}
+        self.extranonce_subscribed = False
+        self.version_mask: int | None = None   # negotiated by mining.configure
+        self.workers: dict[str, WorkerStats] = {}
+        self.payout_key = ""
+        self.farm_proxy = False
+        self.rejected: dict[str, int] = {}     # rejects that could not be tied to a worker
+
+        self.difficulty = port.start_difficulty  # announced (in force for the next job sent)
+        self.pending_difficulty: float | None = port.start_difficulty
+        self.target = share_target(self.difficulty)
+        self.fixed_difficulty: float | None = None
+        self.suggested_floor = 0.0
+        self.vardiff = VarDiff(port, now)
+
+        self.sent_jobs: dict[str, SentJob] = {}
+        self._seen: dict[str, set[bytes]] = {}
+        self._reissues = 0
+        self.last_notify_at = 0.0
+        self.reconnect_deadline = 0.0
+
+        self._tokens = config.limits.submit_burst
+        self._tokens_at = now
+        self._window_start = now
+        self._window_total = 0
+        self._window_invalid = 0
+        self.bad_messages = 0
+        self.auth_failures = 0
+        self._request_seq = 0
+        self._pending_requests: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------------------------------
+    # input
+
+    def receive_line(self, line: bytes, now: float) -> None:
+        self.last_activity = now
+        try:
+            msg = _envelope.decode(line)
+        except _DecodeErrors as exc:
+            self._bad_message(None, f"Invalid JSON-RPC: {str(exc)[:60]}")
+            return
+        method = msg.method
+        if method == "mining.submit":
+            self._submit(msg, now)
+            return
+        if method is None:
+            self._client_reply(msg)
+            return
+        handler = _HANDLERS.get(method)
+        if handler is not None:
+            handler(self, msg, now)
+        elif method == "mining.term":
+            self.close_reason = "client sent mining.term"
+        elif method not in IGNORED_METHODS and msg.id is not None:
+            self.out.append(m.error_reply(msg.id, m.OTHER, "Unsupported method"))
+
+    def _bad_message(self, request_id: Any, text: str) -> None:
+        self.bad_messages += 1
+        self.out.append(m.error_reply(request_id, m.OTHER, text))
+        if self.bad_messages >= self.config.limits.max_bad_messages:
+            self.close_reason = "too many malformed messages"
+
+    def _client_reply(self, msg: m.Envelope) -> None:
+        key = msg.id if type(msg.id) is str else None
+        kind = self._pending_requests.pop(key, None) if key is not None else None
+        if kind == "client.get_version" and type(msg.result) is str:
+            self.info["reported-version"] = msg.result[:128]
+            if not self.user_agent:
+                self.user_agent = msg.result[:128]
+                self.firmware = self.classify_firmware(self.user_agent)
+
+    # ------------------------------------------------------------------------------------------------
+    # handshake
+
+    def _subscribe(self, msg: m.Envelope, now: float) -> None:
+        try:
+            params = _list_params.decode(msg.params)
+        except _DecodeErrors:
+            params = []
+        if not self.subscribed:
+            if params and type(params[0]) is str:
+                self.user_agent = params[0][:128]
+            resume = params[1] if len(params) > 1 and type(params[1]) is str else None
+            extranonce1 = self.allocator.resume(resume, now) if resume else None
+            token = resume if extranonce1 is not None else ""
+            if extranonce1 is None:
+                try:
+                    extranonce1, token = self.allocator.allocate(now)
+                except ExtranonceExhausted:
+                    self.out.append(m.error_reply(msg.id, m.OTHER, "Server full"))
+                    self.close_reason = "extranonce space exhausted"
+                    return
+            self.extranonce1, self.session_id = extranonce1, token
+            self.subscribed = True
+            self.firmware = self.classify_firmware(self.user_agent)
+            floor = self.config.min_difficulty_by_firmware.get(self.firmware)
+            if floor:
+                self.suggested_floor = max(self.suggested_floor, floor)
+                self._set_difficulty(self._current_target_difficulty(), now, reissue=False)
+        result = m.SubscribeResult(
+            [("mining.set_difficulty", self.session_id), ("mining.notify", self.session_id)],
+            self.extranonce1.hex(), self.extranonce2_size)
+        self.out.append(m.reply(msg.id, result))
+        if self.workers and not self.working:
+            self._start_work(now)
+
+    def _authorize(self, msg: m.Envelope, now: float) -> None:
+        try:
+            params = _authorize_params.decode(msg.params)
+        except _DecodeErrors:
+            self._bad_message(msg.id, "Invalid authorize params")
+            return
+        name = params.username.strip()
+        account = name.split(".", 1)[0]
+        limits = self.config.limits
+        if name in self.workers:
+            self.out.append(m.true_reply(msg.id))
+            return
+        if len(self.workers) >= limits.max_workers_per_connection:
+            self.out.append(m.error_reply(msg.id, m.OTHER, "Too many workers"))
+            return
+        if not valid_worker_name(name) or not account or not self.validate_account(account):
+            self.auth_failures += 1
+            self.out.append(m.error_reply(msg.id, m.UNAUTHORIZED, "Unauthorized worker"))
+            if self.auth_failures >= limits.max_auth_failures:
+                self.close_reason = "too many failed authorizations"
+            return
+        self.workers[name] = WorkerStats(name, account, now)
+        if len(self.workers) == 1 and self.solo:
+            self.payout_key = account
+        if len(self.workers) >= limits.farm_proxy_workers:
+            self.farm_proxy = True
+        self.out.append(m.true_reply(msg.id))
+        options = parse_password(params.password)
+        if options.min_difficulty is not None:
+            self.suggested_floor = max(self.suggested_floor, options.min_difficulty)
+        if options.fixed_difficulty is not None:
+            self.fixed_difficulty = clamp_difficulty(options.fixed_difficulty, self.port)
+        if options.fixed_difficulty is not None or options.min_difficulty is not None:
+            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
+        if self.subscribed and not self.working:
+            self._start_work(now)
+
+    def _configure(self, msg: m.Envelope, now: float) -> None:
+        try:
+            params = _configure_params.decode(msg.params)
+        except _DecodeErrors:
+            # Still answered (cgminer/bmminer read exactly one line after configure).
+            self.out.append(m.error_reply(msg.id, m.OTHER, "Invalid configure params"))
+            return
+        options = params.options
+        result: dict[str, Any] = {}
+        for extension in params.extensions[:16]:
+            if extension == "version-rolling":
+                self._configure_version_rolling(options, result)
+            elif extension == "minimum-difficulty":
+                value = _number(options.get("minimum-difficulty.value"))
+                if value is None or value < 0:
+                    result["minimum-difficulty"] = False
+                else:
+                    self.suggested_floor = value
+                    result["minimum-difficulty"] = True
+                    self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
+            elif extension == "subscribe-extranonce":
+                self.extranonce_subscribed = True
+                result["subscribe-extranonce"] = True
+            elif extension == "info":
+                for key, value in list(options.items())[:16]:
+                    if key.startswith("info.") and isinstance(value, str):
+                        self.info[key[5:64]] = value[:256]
+                result["info"] = True
+            elif isinstance(extension, str):
+                result[extension[:64]] = False
+        self.out.append(m.reply(msg.id, result))
+
+    def _configure_version_rolling(self, options: dict[str, Any], result: dict[str, Any]) -> None:
+        raw_mask = options.get("version-rolling.mask", "ffffffff")
+        miner_mask: int | None
+        if isinstance(raw_mask, str):
+            try:
+                miner_mask = int(raw_mask, 16) if len(raw_mask) <= 8 else None
+            except ValueError:
+                miner_mask = None
+        elif type(raw_mask) is int and 0 <= raw_mask <= 0xFFFFFFFF:
+            miner_mask = raw_mask
+        else:
+            miner_mask = None
+        if miner_mask is None:
+            result["version-rolling"] = "invalid version-rolling.mask"
+            return
+        # min-bit-count (number, string, absent) or Braiins' bit-count: advisory only (BIP310: do not
+        # disconnect when the intersection is smaller).
+        granted = self.config.version_mask_int & miner_mask
+        if granted == 0:
+            self.version_mask = None
+            result["version-rolling"] = False
+            return
+        self.version_mask = granted
+        result["version-rolling"] = True
+        result["version-rolling.mask"] = f"{granted:08x}"
+
+    def _extranonce_subscribe(self, msg: m.Envelope, now: float) -> None:
+        self.extranonce_subscribed = True
+        if msg.id is not None:
+            self.out.append(m.true_reply(msg.id))
+
+    def _suggest_difficulty(self, msg: m.Envelope, now: float) -> None:
+        self._suggest(msg, now, target=False)
+
+    def _suggest_target(self, msg: m.Envelope, now: float) -> None:
+        self._suggest(msg, now, target=True)
+
+    def _suggest(self, msg: m.Envelope, now: float, *, target: bool) -> None:
+        try:
+            params = _list_params.decode(msg.params)
+        except _DecodeErrors:
+            params = []
+        value: float | None = None
+        if params:
+            if target and isinstance(params[0], str) and 0 < len(params[0]) <= 64:
+                try:
+                    as_int = int(params[0], 16)
+                    value = DIFF1_TARGET / as_int if as_int > 0 else None
+                except ValueError:
+                    value = None
+            elif not target:
+                value = _number(params[0])
+        if value is not None and value > 0:
+            self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
+            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
+        # Never answered false: cgminer counts any reply to it as a share (stratum.md §3.1).
+        if msg.id is not None:
+            self.out.append(m.true_reply(msg.id))
+
+    def _get_transactions(self, msg: m.Envelope, now: float) -> None:
+        if msg.id is not None:
+            self.out.append(m.reply(msg.id, []))
+
+    # ------------------------------------------------------------------------------------------------
+    # difficulty and jobs
+
+    def _current_target_difficulty(self) -> float:
+        if self.fixed_difficulty is not None:
+            return self.fixed_difficulty
+        wanted = max(self.difficulty if self.pending_difficulty is None else self.pending_difficulty,
+                     self.suggested_floor)
+        if not self.working and self.suggested_floor:
+            wanted = self.suggested_floor   # before any work, a suggestion is the starting point
+        return clamp_difficulty(wanted, self.port, self.suggested_floor)
+
+    def _set_difficulty(self, difficulty: float, now: float, *, reissue: bool) -> None:
+        """Queue a new difficulty; it is announced right before the next job with a new id."""
+        if difficulty == (self.pending_difficulty if self.pending_difficulty is not None else
+                          self.difficulty):
+            return
+        self.pending_difficulty = difficulty if difficulty != self.difficulty else None
+        self.vardiff.reset(now)
+        if reissue and self.pending_difficulty is not None:
+            self.reissue(now, clean=self.config.retarget_clean_jobs)
+
+    def _start_work(self, now: float) -> None:
+        self.working = True
+        self.vardiff.reset(now)
+        job = self.jobs.current_job(self.payout_key)
+        if job is not None:
+            self._send_job(job, job.job_id, job.ntime, True, None, now)
+
+    def reissue(self, now: float, *, clean: bool) -> bool:
+        """Send the current work again under a connection-unique job id (after a difficulty change)."""
+        job = self.jobs.current_job(self.payout_key)
+        if job is None or not self.working:
+            return False
+        self._reissues += 1
+        wire_id = f"{job.job_id}.{self._reissues:x}"
+        self._send_job(job, wire_id, max(job.ntime, int(now)), clean, None, now)
+        return True
+
+    def push_job(self, job: Job, wire_id: str, ntime: int, clean: bool, notify: bytes, now: float,
+                 shared: dict[float, SentJob]) -> bytes | None:
+        """Broadcast path: the bytes to write for a job every connection gets (None: not ready)."""
+        if not self.working or job.extranonce_size != 4 + self.extranonce2_size:
+            return None
+        data = notify
+        pending = self.pending_difficulty
+        if pending is not None:
+            data = m.set_difficulty(pending) + notify
+            self.difficulty = pending
+            self.target = share_target(pending)
+            self.pending_difficulty = None
+        sent = shared.get(self.difficulty)
+        if sent is None or sent.job is not job:
+            sent = shared[self.difficulty] = SentJob(job, self.difficulty, self.target, ntime)
+        self._remember(wire_id, sent, clean)
+        self.last_notify_at = now
+        return data
+
+    def _send_job(self, job: Job, wire_id: str, ntime: int, clean: bool, notify: bytes | None,
+                  now: float) -> None:
+        if job.extranonce_size != 4 + self.extranonce2_size:
+            return   # a job cut for another extranonce layout cannot be judged here
+        if self.pending_difficulty is not None:
+            self.out.append(m.set_difficulty(self.pending_difficulty))
+            self.difficulty = self.pending_difficulty
+            self.target = share_target(self.difficulty)
+            self.pending_difficulty = None
+        self.out.append(notify or m.job_wire(job).notify(wire_id, ntime, clean))
+        self._remember(wire_id, SentJob(job, self.difficulty, self.target, ntime), clean)
+        self.last_notify_at = now
+
+    def _remember(self, wire_id: str, sent: SentJob, clean: bool) -> None:
+        jobs = self.sent_jobs
+        jobs[wire_id] = sent
+        if len(jobs) > self.config.max_jobs_per_connection:
+            del jobs[next(iter(jobs))]
+        if clean and self._seen:
+            # Old-tip shares are rejected as stale before the duplicate check: their sets can go.
+            current = sent.job.job_id
+            for job_id in [key for key in self._seen if key != current]:
+                del self._seen[job_id]
+
+    # ------------------------------------------------------------------------------------------------
+    # submit
+
+    def _submit(self, msg: m.Envelope, now: float) -> None:
+        rid = msg.id
+        limits = self.config.limits
+        tokens = self._tokens + (now - self._tokens_at) * limits.submits_per_second
+        if tokens > limits.submit_burst:
+            tokens = limits.submit_burst
+        self._tokens_at = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            self._reject(rid, m.RATE_LIMITED, None, now)
+            return
+        self._tokens = tokens - 1.0
+        try:
+            p = _submit_params.decode(msg.params)
+        except _DecodeErrors:
+            self._reject(rid, m.MALFORMED, None, now)
+            return
+        if not self.subscribed:
+            self._reject(rid, m.NOT_SUBSCRIBED_YET, None, now)
+            return
+        worker = self.workers.get(p.worker)
+        if worker is None:
+            self._reject(rid, m.UNAUTHORIZED_WORKER, None, now)
+            return
+        sent = self.sent_jobs.get(p.job_id)
+        if sent is None:
+            self._reject(rid, m.UNKNOWN_JOB, worker, now)
+            return
+        mask = self.version_mask
+        if mask is None and self.config.version_rolling_without_configure == "pool_mask":
+            mask = self.config.version_mask_int
+        fields = parse_submit(p.extranonce2, p.ntime, p.nonce, p.version_bits, self.extranonce2_size, mask)
+        if type(fields) is m.Reject:
+            self._reject(rid, fields, worker, now)
+            return
+        job = sent.job
+        jobs = self.jobs
+        if jobs.lookup(job.job_id) is None:
+            self._reject(rid, m.UNKNOWN_JOB, worker, now)
+            return
+        seen = self._seen.get(job.job_id)
+        if seen is None:
+            seen = self._seen[job.job_id] = set()
+            if len(self._seen) > self.config.max_jobs_per_connection:
+                del self._seen[next(iter(self._seen))]
+        ntime_high = min(sent.ntime + self.config.ntime_forward_seconds, int(now) + self.config.max_future_seconds)
+        reject, header_hash, is_block = judge(
+            job.prepared, self.extranonce1, fields, mask or 0, sent.target,
+            stale=jobs.is_stale(job), ntime_low=job.ntime, ntime_high=ntime_high, seen=seen)
+        block_hash = ""
+        if is_block:
+            block_hash = header_hash[::-1].hex()
+            version = (job.version & ~(mask or 0)) | (fields.version_bits & (mask or 0))
+            self.events.append(BlockCandidate(
+                job_id=job.job_id, template_id=job.template_id, extranonce1=self.extranonce1,
+                extranonce2=fields.extranonce2, ntime=fields.ntime, nonce=fields.nonce, version=version,
+                header_hash=header_hash, height=job.height, worker=worker.name, account=worker.account,
+                found_at=now))
+            worker.blocks += 1
+            self.counters.blocks += 1
+        if reject is not None:
+            self._reject(rid, reject, worker, now)
+            return
+        difficulty = sent.difficulty
+        value = int.from_bytes(header_hash, "little")
+        self.events.append(ShareRecord(
+            timestamp=now, account=worker.account, worker=worker.name, difficulty=difficulty,
+            share_difficulty=DIFF1_TARGET / value if value else float("inf"), height=job.height,
+            country=self.country, subdivision=self.subdivision, hosting=self.hosting,
+            farm_proxy=self.farm_proxy, firmware=self.firmware, node=self.node, block_hash=block_hash))
+        worker.accepted += 1
+        worker.accepted_difficulty += difficulty
+        worker.last_share_at = now
+        counters = self.counters
+        counters.accepted += 1
+        counters.accepted_difficulty += difficulty
+        self._window_total += 1
+        self.out.append(m.true_reply(rid))
+        if self.fixed_difficulty is None and self.port.vardiff:
+            current = self.difficulty if self.pending_difficulty is None else self.pending_difficulty
+            new = self.vardiff.on_share(difficulty, current, self.suggested_floor, now)
+            if new is not None:
+                self._set_difficulty(new, now, reissue=True)
+
+    def _reject(self, rid: Any, reject: m.Reject, worker: WorkerStats | None, now: float) -> None:
+        self.out.append(reject.reply(rid))
+        key = reject.key
+        book = worker.rejected if worker is not None else self.rejected
+        book[key] = book.get(key, 0) + 1
+        rejected = self.counters.rejected
+        rejected[key] = rejected.get(key, 0) + 1
+        if now - self._window_start > self.config.limits.ban_window_seconds:
+            self._window_start = now
+            self._window_total = 0
+            self._window_invalid = 0
+        self._window_total += 1
+        if key in m.HONEST_REJECTS:
+            return
+        self._window_invalid += 1
+        limits = self.config.limits
+        if (self._window_invalid >= limits.ban_invalid_shares
+                and self._window_invalid >= limits.ban_invalid_ratio * self._window_total):
+            self.ban_reason = self.close_reason = "flood of invalid shares"
+
+    # ------------------------------------------------------------------------------------------------
+    # server-initiated
+
+    def tick(self, now: float) -> None:
+        """Periodic housekeeping: authorize timeout, idle timeout, idle vardiff, reconnect grace."""
+        limits = self.config.limits
+        if not self.workers and now - self.connected_at > limits.authorize_timeout:
+            self.close_reason = "not authorized in time"
+        elif now - self.last_activity > limits.idle_timeout:
+            self.close_reason = "idle"
+        elif self.reconnect_deadline and now >= self.reconnect_deadline:
+            self.close_reason = "reconnect requested"
+        elif self.working and self.fixed_difficulty is None and self.port.vardiff:
+            new = self.vardiff.on_idle(self.difficulty, self.suggested_floor, now)
+            if new is not None:
+                self._set_difficulty(new, now, reissue=True)
+
+    def set_extranonce(self, extranonce1: bytes, now: float) -> bool:
+        """Move the connection to a new extranonce1 (only for miners that subscribed to it)."""
+        if not self.extranonce_subscribed or not self.subscribed:
+            return False
+        self.extranonce1 = extranonce1
+        self.out.append(m.set_extranonce(extranonce1, self.extranonce2_size))
+        self.sent_jobs.clear()    # old jobs were for the old extranonce1
+        self._seen.clear()
+        self.reissue(now, clean=True)
+        return True
+
+    def send_version_mask(self, mask: int) -> bool:
+        if self.version_mask is None:
+            return False
+        self.version_mask = mask & self.config.version_mask_int
+        self.out.append(m.set_version_mask(self.version_mask))
+        return True
+
+    def request_reconnect(self, now: float, host: str | None = None, port: int | None = None,
+                          wait: int = 0, grace: float = 10.0) -> None:
+        self.out.append(m.reconnect(host, port, wait))
+        self.reconnect_deadline = now + grace
+
+    def show_message(self, text: str) -> bool:
+        agent = self.user_agent.lower()
+        if not any(fragment in agent for fragment in self.config.show_message_user_agents):
+            return False
+        self.out.append(m.show_message(text[:512]))
+        return True
+
+    def request_version(self) -> None:
+        self._request_seq += 1
+        key = f"gv{self._request_seq}"
+        self._pending_requests[key] = "client.get_version"
+        self.out.append(m.request(key, "client.get_version", []))
+
+    def connection_lost(self, now: float) -> None:
+        if self.subscribed and self.session_id:
+            self.allocator.park(self.extranonce1, self.session_id, now)
+            self.subscribed = False
+        self.working = False
+
+    def network_difficulty(self) -> float:
+        job = self.jobs.current_job(self.payout_key)
+        return DIFF1_TARGET / target_from_nbits(job.nbits) if job else 0.0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+_HANDLERS: dict[str, Callable[[Session, m.Envelope, float], None]] = {
+    "mining.subscribe": Session._subscribe,
+    "mining.authorize": Session._authorize,
+    "mining.configure": Session._configure,
+    "mining.extranonce.subscribe": Session._extranonce_subscribe,
+    "mining.suggest_difficulty": Session._suggest_difficulty,
+    "mining.suggest_target": Session._suggest_target,
+    "mining.get_transactions": Session._get_transactions,
+}

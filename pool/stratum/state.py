@@ -1,0 +1,115 @@
+"""Small per-connection records the session keeps: jobs as sent, workers, counters, password options."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pool.chain.types import Job
+from pool.native.work import MAX_TARGET, difficulty_to_target, target_bytes
+
+_TARGETS: dict[float, bytes] = {}
+
+
+def share_target(difficulty: float) -> bytes:
+    """32-byte little-endian share target for a difficulty (cached: few distinct values exist)."""
+    cached = _TARGETS.get(difficulty)
+    if cached is None:
+        target = difficulty_to_target(difficulty) if difficulty > 0 else MAX_TARGET
+        cached = target_bytes(target)
+        if len(_TARGETS) < 100_000:
+            _TARGETS[difficulty] = cached
+    return cached
+
+
+class SentJob:
+    """A job as one connection received it: the difficulty in force then is what its shares are
+    judged and credited at, so a retarget never rejects work already in flight."""
+
+    __slots__ = ("difficulty", "job", "ntime", "target")
+
+    def __init__(self, job: Job, difficulty: float, target: bytes, ntime: int) -> None:
+        self.job = job
+        self.difficulty = difficulty
+        self.target = target
+        self.ntime = ntime      # the ntime advertised (a re-issued job may advertise a later one)
+
+
+class Counters:
+    """Accepted/rejected totals; one instance per port, shared by its sessions."""
+
+    __slots__ = ("accepted", "accepted_difficulty", "blocks", "rejected")
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.accepted_difficulty = 0.0
+        self.blocks = 0
+        self.rejected: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "accepted_difficulty": self.accepted_difficulty,
+                "blocks": self.blocks, "rejected": dict(self.rejected)}
+
+
+class WorkerStats:
+    """One authorized worker on one connection; the hashrate inputs are accepted difficulty over time."""
+
+    __slots__ = ("accepted", "accepted_difficulty", "account", "authorized_at", "blocks", "last_share_at",
+                 "name", "rejected")
+
+    def __init__(self, name: str, account: str, now: float) -> None:
+        self.name = name
+        self.account = account
+        self.authorized_at = now
+        self.accepted = 0
+        self.accepted_difficulty = 0.0
+        self.blocks = 0
+        self.last_share_at = 0.0
+        self.rejected: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"worker": self.name, "account": self.account, "accepted": self.accepted,
+                "accepted_difficulty": self.accepted_difficulty, "blocks": self.blocks,
+                "rejected": dict(self.rejected), "authorized_at": self.authorized_at,
+                "last_share_at": self.last_share_at}
+
+
+_OPTION_SPLIT = re.compile(r"[,;&\s]+")
+
+
+class PasswordOptions:
+    __slots__ = ("fixed_difficulty", "min_difficulty")
+
+    def __init__(self, fixed_difficulty: float | None = None, min_difficulty: float | None = None) -> None:
+        self.fixed_difficulty = fixed_difficulty
+        self.min_difficulty = min_difficulty
+
+
+def parse_password(password: str | None) -> PasswordOptions:
+    """`x`, `d=4096`, `x,d=4096`, `md=1024`: d= fixes the difficulty, md= sets a floor for vardiff."""
+    options = PasswordOptions()
+    if not password:
+        return options
+    for token in _OPTION_SPLIT.split(password[:256]):
+        key, sep, value = token.partition("=")
+        if not sep:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if not number > 0 or number == float("inf"):
+            continue
+        key = key.lower()
+        if key in ("d", "diff", "difficulty"):
+            options.fixed_difficulty = number
+        elif key in ("md", "mindiff"):
+            options.min_difficulty = number
+    return options
+
+
+_WORKER_NAME = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def valid_worker_name(name: str) -> bool:
+    return bool(_WORKER_NAME.match(name))

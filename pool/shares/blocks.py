@@ -1,0 +1,129 @@
+"""Found blocks: following their confirmations on the node, maturing and orphaning them.
+
+Status: pending (found, fewer than the maturity confirmations), confirmed (matured: credits written),
+orphaned (left the main chain: a credited block's credits reversed). The node is reached through an
+injected `confirmations(block_hash) -> int` (Bitcoin Core's getblockheader "confirmations": -1 when
+the block is not on the main chain), so this package never imports pool.chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from pool.config.ledger import LedgerConfig, PayoutConfig
+from pool.shares.keys import Keys
+from pool.shares.payouts import PayoutEngine
+from pool.shares.redis_conn import RedisClient, text
+
+log = logging.getLogger(__name__)
+
+Confirmations = Callable[[str], Awaitable[int]]
+
+
+class BlockInfo(msgspec.Struct, frozen=True, kw_only=True):
+    block_hash: str
+    height: int
+    account: str
+    worker: str
+    node: str
+    found_at: float
+    reward_sat: int
+    network_difficulty: float
+    scheme: str
+    status: str
+    confirmations: int
+
+
+class BlockChange(msgspec.Struct, frozen=True, kw_only=True):
+    block_hash: str
+    old_status: str
+    new_status: str
+    confirmations: int
+
+
+def block_info(fields: dict[str, str]) -> BlockInfo:
+    return BlockInfo(
+        block_hash=fields["hash"], height=int(fields["height"]), account=fields["account"],
+        worker=fields["worker"], node=fields.get("node", ""), found_at=float(fields["found_at"]),
+        reward_sat=int(fields["reward_sat"]), network_difficulty=float(fields["network_difficulty"]),
+        scheme=fields["scheme"], status=fields.get("status", "pending"),
+        confirmations=int(fields.get("confirmations", 0)),
+    )
+
+
+async def list_blocks(client: RedisClient, keys: Keys, limit: int = 100) -> list[BlockInfo]:
+    """Newest first."""
+    hashes = await client.zrevrange(keys.blocks, 0, limit - 1)
+    out = []
+    for h in hashes:
+        raw = await client.hgetall(keys.block(text(h)))
+        if raw:
+            out.append(block_info({text(k): text(v) for k, v in raw.items()}))
+    return out
+
+
+class BlockWatcher:
+    def __init__(self, client: Callable[[], RedisClient], keys: Keys, payouts: PayoutEngine,
+                 ledger_config: LedgerConfig, payout_config: PayoutConfig,
+                 confirmations: Confirmations) -> None:
+        self._client = client
+        self.keys = keys
+        self.payouts = payouts
+        self.ledger_config = ledger_config
+        self.payout_config = payout_config
+        self.confirmations = confirmations
+        self.last_poll_at = 0.0
+        self.last_error = ""
+
+    async def poll_once(self, now: float | None = None) -> list[BlockChange]:
+        """One pass over the open blocks. Node errors skip a block until the next pass."""
+        now = time.time() if now is None else now
+        client = self._client()
+        for block_hash in await self.payouts.pending_snapshots():
+            await self.payouts.snapshot_window(block_hash)
+        changes: list[BlockChange] = []
+        maturity = self.payout_config.maturity_confirmations
+        for raw_hash in await client.smembers(self.keys.open_blocks):
+            block_hash = text(raw_hash)
+            fields = await self.payouts.block_fields(block_hash)
+            status = fields.get("status", "pending")
+            try:
+                confs = int(await self.confirmations(block_hash))
+            except Exception as exc:  # the node is down or does not answer: try again next pass
+                self.last_error = f"confirmations({block_hash}): {exc!r}"
+                log.warning("block watcher: %s", self.last_error)
+                continue
+            changed = False
+            if confs < 0:
+                changed = await self.payouts.orphan_block(block_hash, confs, now)
+                new_status = "orphaned"
+            elif status == "pending" and confs >= maturity:
+                changed = await self.payouts.credit_block(block_hash, confs, now)
+                new_status = "confirmed"
+            else:
+                new_status = status
+                await client.hset(self.keys.block(block_hash), "confirmations", confs)
+                if status != "pending" and confs >= self.ledger_config.block_watch_confirmations:
+                    await client.srem(self.keys.open_blocks, block_hash)
+            if changed:
+                changes.append(BlockChange(block_hash=block_hash, old_status=status, new_status=new_status,
+                                           confirmations=confs))
+                log.info("block %s: %s -> %s at %d confirmations", block_hash, status, new_status, confs)
+        self.last_poll_at = now
+        return changes
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: the ledger's journal covers shares; retry later
+                self.last_error = repr(exc)
+                log.warning("block watcher pass failed: %r", exc)
+            await asyncio.sleep(self.ledger_config.block_poll_interval_s)

@@ -1,0 +1,112 @@
+"""Hashrate estimates from the difficulty-sum buckets, with the window each one really covers.
+
+hashrate = sum of accepted difficulty x 2^32 / seconds covered. The 1 m, 10 m and 1 h windows read
+the fine buckets, 24 h the coarse ones; the window includes the bucket in progress, so the seconds
+covered run from the start of the oldest bucket read to now, and are reported as such.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from pool.config.ledger import LedgerConfig
+from pool.shares.keys import Keys
+from pool.shares.redis_conn import RedisClient, text
+
+HASHES_PER_DIFFICULTY = 2**32
+
+WINDOWS: dict[str, int] = {"1m": 60, "10m": 600, "1h": 3600, "24h": 86400}
+
+
+class HashrateEstimate(msgspec.Struct, frozen=True, kw_only=True):
+    window: str                 # "1m", "10m", "1h", "24h"
+    window_start: float         # unix seconds: start of the oldest bucket read
+    window_end: float           # unix seconds: now
+    seconds: float              # window_end - window_start
+    difficulty: float           # accepted difficulty in the window
+    hashrate: float             # hashes per second
+
+
+class HistoryPoint(msgspec.Struct, frozen=True, kw_only=True):
+    start: int
+    seconds: int
+    difficulty: float
+    hashrate: float
+
+
+def hashrate(difficulty: float, seconds: float) -> float:
+    return difficulty * HASHES_PER_DIFFICULTY / seconds if seconds > 0 else 0.0
+
+
+def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
+    """Bucket starts covering [now - window_s, now], oldest first."""
+    last = int(now // resolution) * resolution
+    first = int((now - window_s) // resolution) * resolution
+    return list(range(first, last + 1, resolution))
+
+
+class HashrateReader:
+    """Reads worker / account / pool hashrate from Redis (for the admin API and metrics)."""
+
+    def __init__(self, client: RedisClient, keys: Keys, config: LedgerConfig) -> None:
+        self.client = client
+        self.keys = keys
+        self.config = config
+
+    def _plan(self, window: str, now: float) -> tuple[int, list[int]]:
+        seconds = WINDOWS[window]
+        resolution = self.config.coarse_bucket_s if seconds > 3600 else self.config.fine_bucket_s
+        return resolution, bucket_starts(now, seconds, resolution)
+
+    async def _sum(self, tag: str, field: str, window: str, now: float) -> HashrateEstimate:
+        resolution, starts = self._plan(window, now)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for start in starts:
+                pipe.hget(self.keys.bucket(tag, resolution, start), field)
+            values = await pipe.execute()
+        total = sum(float(text(v)) for v in values if v is not None)
+        seconds = now - starts[0]
+        return HashrateEstimate(window=window, window_start=float(starts[0]), window_end=now,
+                                seconds=seconds, difficulty=total, hashrate=hashrate(total, seconds))
+
+    async def worker(self, account: str, worker: str, now: float | None = None) -> list[HashrateEstimate]:
+        now = time.time() if now is None else now
+        tag = self.keys.shard(account)
+        return [await self._sum(tag, "w:" + worker, w, now) for w in WINDOWS]
+
+    async def account(self, account: str, now: float | None = None) -> list[HashrateEstimate]:
+        now = time.time() if now is None else now
+        tag = self.keys.shard(account)
+        return [await self._sum(tag, "a:" + account, w, now) for w in WINDOWS]
+
+    async def pool(self, now: float | None = None) -> list[HashrateEstimate]:
+        now = time.time() if now is None else now
+        return [await self._sum(self.keys.pool, "d", w, now) for w in WINDOWS]
+
+    async def history(self, account: str | None = None, worker: str | None = None,
+                      hours: int = 24, now: float | None = None) -> list[HistoryPoint]:
+        """Coarse-bucket history (the admin's hashrate chart): pool, one account or one worker."""
+        now = time.time() if now is None else now
+        resolution = self.config.coarse_bucket_s
+        starts = bucket_starts(now, hours * 3600, resolution)
+        if worker is not None:
+            if account is None:
+                raise ValueError("history for a worker needs its account")
+            tag, field = self.keys.shard(account), "w:" + worker
+        elif account is not None:
+            tag, field = self.keys.shard(account), "a:" + account
+        else:
+            tag, field = self.keys.pool, "d"
+        async with self.client.pipeline(transaction=False) as pipe:
+            for start in starts:
+                pipe.hget(self.keys.bucket(tag, resolution, start), field)
+            values = await pipe.execute()
+        points = []
+        for start, value in zip(starts, values, strict=True):
+            diff = float(text(value)) if value is not None else 0.0
+            seconds = int(min(resolution, max(now - start, 1)))
+            points.append(HistoryPoint(start=start, seconds=seconds, difficulty=diff,
+                                       hashrate=hashrate(diff, seconds)))
+        return points

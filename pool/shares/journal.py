@@ -1,0 +1,289 @@
+"""Local append-only journal: every accepted share reaches the OS before `add()` returns.
+
+Frames: ``<u32 length><u32 crc32>`` then ``<type byte><msgpack body>``. Types:
+
+- ``R`` one ShareRecord (written by the hot path with one os.write, no userspace buffer);
+- ``K`` a found block (fsynced at once);
+- ``B`` a cut batch: its id and the Redis ops per hash slot, covering the first ``items`` records and
+  blocks not covered by an earlier ``B`` frame. Once a ``B`` frame is durable its records are no
+  longer needed: replay applies the stored ops, so a replay never recomputes with different state;
+- ``C`` a batch applied to Redis (not fsynced: losing it only means an idempotent re-apply).
+
+Segments ``seg-<n>.wal`` rotate after a cut once they exceed the configured size and are deleted when
+every batch cut in them is committed. A torn tail (crash mid-write) is detected by length/CRC and
+ignored; everything before it is recovered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from pool.shares.record import ShareRecord
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<II")
+_MAX_FRAME = 1 << 30
+_CRC_R = zlib.crc32(b"R")
+
+
+class BlockFound(msgspec.Struct, frozen=True, kw_only=True):
+    """A block this pool found, as journaled locally and written to Redis."""
+
+    block_hash: str
+    height: int
+    account: str
+    worker: str
+    node: str
+    found_at: float
+    reward_sat: int            # the coinbase value (subsidy + fees of this block)
+    network_difficulty: float  # at the time it was found (sizes the PPLNS window)
+    scheme: str                # payout scheme in force when it was found
+
+
+class BatchFrame(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    items: int                          # records + blocks this batch covers
+    shares: int
+    cut_at: float
+    groups: list[tuple[int, bytes]]     # (hash slot, msgpack list of RedisOp)
+    blocks: list[str] = []              # hashes of blocks in this batch
+
+
+@dataclass
+class Recovery:
+    """What a restart finds: records/blocks never cut into a batch, and batches not yet committed."""
+
+    pending: list[ShareRecord | BlockFound] = field(default_factory=list)
+    batches: list[BatchFrame] = field(default_factory=list)
+    torn_frames: int = 0
+
+
+@dataclass
+class _Segment:
+    number: int
+    path: Path
+    open_batches: set[str] = field(default_factory=set)
+
+
+_record_encoder = msgspec.msgpack.Encoder()
+_block_decoder = msgspec.msgpack.Decoder(BlockFound)
+_record_decoder = msgspec.msgpack.Decoder(ShareRecord)
+_batch_decoder = msgspec.msgpack.Decoder(BatchFrame)
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload) + 1, zlib.crc32(payload, zlib.crc32(kind))) + kind + payload
+
+
+def _iter_frames(data: bytes) -> Iterator[tuple[int, bytes, bytes] | None]:
+    """Yields (offset, type, payload); yields None once at a torn or corrupt frame and stops."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if pos + _HEADER.size > end:
+            yield None
+            return
+        length, crc = _HEADER.unpack_from(data, pos)
+        body_start = pos + _HEADER.size
+        if length < 1 or length > _MAX_FRAME or body_start + length > end:
+            yield None
+            return
+        body = data[body_start : body_start + length]
+        if zlib.crc32(body) != crc:
+            yield None
+            return
+        yield pos, body[:1], body[1:]
+        pos = body_start + length
+
+
+class Journal:
+    def __init__(self, directory: str | os.PathLike[str], segment_bytes: int, fsync: bool = True) -> None:
+        self.directory = Path(directory)
+        self.segment_bytes = segment_bytes
+        self.fsync_enabled = fsync
+        self._segments: dict[int, _Segment] = {}
+        self._batch_segment: dict[str, int] = {}
+        self._current: _Segment | None = None
+        self._fd = -1
+        self._offset = 0
+        self._closed_bytes = 0
+        self._writes = 0   # frames written
+        self._synced = 0   # frames known to be on disk
+
+    # -- startup ------------------------------------------------------------------------------
+    def open(self) -> Recovery:
+        """Read every segment, then start a fresh one for writing."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        recovery = Recovery()
+        pending: list[ShareRecord | BlockFound] = []
+        committed: set[str] = set()
+        batches: list[BatchFrame] = []
+        numbers = sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("seg-*.wal"))
+        for number in numbers:
+            segment = _Segment(number, self._path(number))
+            self._segments[number] = segment
+            data = segment.path.read_bytes()
+            self._closed_bytes += len(data)
+            for frame in _iter_frames(data):
+                if frame is None:
+                    recovery.torn_frames += 1
+                    log.warning("journal %s: torn or corrupt frame ignored at its tail", segment.path)
+                    break
+                _, kind, payload = frame
+                if kind == b"R":
+                    pending.append(_record_decoder.decode(payload))
+                elif kind == b"K":
+                    pending.append(_block_decoder.decode(payload))
+                elif kind == b"B":
+                    batch = _batch_decoder.decode(payload)
+                    del pending[: batch.items]
+                    batches.append(batch)
+                    segment.open_batches.add(batch.batch_id)
+                    self._batch_segment[batch.batch_id] = number
+                elif kind == b"C":
+                    committed.add(payload.decode())
+        for batch_id in committed:
+            number = self._batch_segment.pop(batch_id, None)
+            if number is not None:
+                self._segments[number].open_batches.discard(batch_id)
+        recovery.pending = pending
+        recovery.batches = [b for b in batches if b.batch_id not in committed]
+        self._start_segment((numbers[-1] + 1) if numbers else 1)
+        return recovery
+
+    def _path(self, number: int) -> Path:
+        return self.directory / f"seg-{number:012d}.wal"
+
+    def _start_segment(self, number: int) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._closed_bytes += self._offset
+        segment = _Segment(number, self._path(number))
+        self._fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._offset = 0
+        self._segments[number] = segment
+        self._current = segment
+        self._sync_directory()
+
+    def _sync_directory(self) -> None:
+        if not self.fsync_enabled:
+            return
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- writes -------------------------------------------------------------------------------
+    def append_record(self, record: ShareRecord) -> None:
+        """The hot path: one frame, one os.write, straight to the kernel."""
+        payload = _record_encoder.encode(record)
+        frame = _HEADER.pack(len(payload) + 1, zlib.crc32(payload, _CRC_R)) + b"R" + payload
+        self._offset += os.write(self._fd, frame)
+        self._writes += 1
+
+    def append_block(self, block: BlockFound) -> None:
+        """Blocks are sacred: written and fsynced before the caller goes on."""
+        self._write(_frame(b"K", _record_encoder.encode(block)))
+        self.sync()
+
+    def append_batch(self, batch: BatchFrame) -> tuple[int, int]:
+        """Returns the batch frame's (segment, offset) so a queued batch can be re-read later."""
+        assert self._current is not None
+        location = (self._current.number, self._offset)
+        self._write(_frame(b"B", _record_encoder.encode(batch)))
+        self._current.open_batches.add(batch.batch_id)
+        self._batch_segment[batch.batch_id] = self._current.number
+        return location
+
+    def append_commit(self, batch_id: str) -> None:
+        self._write(_frame(b"C", batch_id.encode()))
+        number = self._batch_segment.pop(batch_id, None)
+        if number is not None and number in self._segments:
+            self._segments[number].open_batches.discard(batch_id)
+
+    def _write(self, frame: bytes) -> None:
+        view = memoryview(frame)
+        while view:
+            written = os.write(self._fd, view)
+            self._offset += written
+            view = view[written:]
+        self._writes += 1
+
+    def sync(self) -> None:
+        generation = self._writes
+        self.sync_fd()
+        self.mark_synced(generation)
+
+    def sync_fd(self) -> None:
+        """fsync only (safe to run in a thread while the loop keeps appending)."""
+        if self.fsync_enabled and self._fd >= 0:
+            os.fsync(self._fd)
+
+    @property
+    def write_generation(self) -> int:
+        return self._writes
+
+    @property
+    def dirty(self) -> bool:
+        return self._writes != self._synced
+
+    def mark_synced(self, generation: int) -> None:
+        self._synced = max(self._synced, generation)
+
+    # -- maintenance --------------------------------------------------------------------------
+    def after_cut(self) -> None:
+        """Rotate at a batch boundary (so every record of an old segment is covered by a B frame)."""
+        if self._offset >= self.segment_bytes and self._current is not None:
+            self.sync()
+            self._start_segment(self._current.number + 1)
+
+    def collect(self) -> int:
+        """Delete old segments whose batches are all committed; returns how many were deleted."""
+        deleted = 0
+        for number in sorted(self._segments):
+            segment = self._segments[number]
+            if segment is self._current or segment.open_batches:
+                continue
+            try:
+                size = segment.path.stat().st_size
+                segment.path.unlink()
+                self._closed_bytes -= size
+            except FileNotFoundError:
+                pass
+            del self._segments[number]
+            deleted += 1
+        if deleted:
+            self._sync_directory()
+        return deleted
+
+    def read_batch(self, location: tuple[int, int]) -> BatchFrame:
+        number, offset = location
+        with open(self._path(number), "rb") as fh:
+            fh.seek(offset)
+            header = fh.read(_HEADER.size)
+            length, crc = _HEADER.unpack(header)
+            body = fh.read(length)
+        if zlib.crc32(body) != crc or body[:1] != b"B":
+            raise OSError(f"journal segment {number} offset {offset}: batch frame is corrupt")
+        return _batch_decoder.decode(body[1:])
+
+    def size_bytes(self) -> int:
+        return self._closed_bytes + self._offset
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._closed_bytes += self._offset
+            self._offset = 0
+            self._fd = -1

@@ -1,0 +1,148 @@
+"""The Redis key layout of the books, and hash-slot helpers.
+
+Every key carries a hash tag so related keys share a Redis Cluster slot:
+
+- ``{P:sN}``  worker/account data of shard N (an account and all its workers live in one shard):
+  time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum),
+  all-time totals ``{P:sN}:tot`` (``w:<worker>:d``, ``w:<worker>:n``, ``a:<account>:d``, ...),
+  last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` (sorted sets by unix time).
+- ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
+  the current round ``{P:pool}:round:cur`` and closed rounds ``{P:pool}:round:<blockhash>``,
+  the PPLNS slices ``{P:pool}:pplns:*``.
+- ``{P:pay}``  blocks and the payout ledger (they change together, so one slot): ``{P:pay}:blk:<hash>``,
+  ``{P:pay}:blocks`` (zset by found time), ``{P:pay}:open``, ``{P:pay}:ledger`` (stream),
+  ``{P:pay}:bal``, ``{P:pay}:credits:<hash>``, ``{P:pay}:batch:<key>``, ``{P:pay}:batches``.
+- ``{P:lease}`` extranonce1 prefix leases.
+
+A batch's "applied" marker must live in the slot of the ops it guards; ``marker_key`` finds a short
+tag that hashes to any given slot.
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+
+from redis.crc import key_slot as _key_slot
+
+SLOTS = 16384
+
+
+def key_slot(key: str) -> int:
+    return _key_slot(key.encode())
+
+
+@lru_cache(maxsize=SLOTS)
+def tag_for_slot(slot: int) -> str:
+    """A short string whose CRC16 lands on `slot` (searched once per slot, then cached)."""
+    i = 0
+    while True:
+        candidate = f"m{i}"
+        if _key_slot(candidate.encode()) == slot:
+            return candidate
+        i += 1
+
+
+class Keys:
+    """Builds every key name from the configured prefix."""
+
+    def __init__(self, prefix: str, shards: int) -> None:
+        self.prefix = prefix
+        self.shards = shards
+        self.pool = f"{{{prefix}:pool}}"
+        self.pay = f"{{{prefix}:pay}}"
+        self.lease = f"{{{prefix}:lease}}"
+        self._shard_tags = [f"{{{prefix}:s{n}}}" for n in range(shards)]
+        self._shard_cache: dict[str, str] = {}
+
+    # -- shards -------------------------------------------------------------------------------
+    def shard(self, account: str) -> str:
+        tag = self._shard_cache.get(account)
+        if tag is None:
+            tag = self._shard_tags[zlib.crc32(account.encode()) % self.shards]
+            if len(self._shard_cache) < 1_000_000:
+                self._shard_cache[account] = tag
+        return tag
+
+    def all_shards(self) -> list[str]:
+        return list(self._shard_tags)
+
+    @staticmethod
+    def bucket(tag: str, resolution: int, start: int) -> str:
+        return f"{tag}:b:{resolution}:{start}"
+
+    @staticmethod
+    def totals(tag: str) -> str:
+        return f"{tag}:tot"
+
+    @staticmethod
+    def seen_workers(tag: str) -> str:
+        return f"{tag}:seen:w"
+
+    @staticmethod
+    def seen_accounts(tag: str) -> str:
+        return f"{tag}:seen:a"
+
+    # -- pool-wide ----------------------------------------------------------------------------
+    @property
+    def round_current(self) -> str:
+        return f"{self.pool}:round:cur"
+
+    def round_closed(self, block_hash: str) -> str:
+        return f"{self.pool}:round:{block_hash}"
+
+    @property
+    def pplns_base(self) -> str:
+        return f"{self.pool}:pplns"
+
+    def pplns_slice(self, n: int) -> str:
+        return f"{self.pool}:pplns:sl:{n}"
+
+    @property
+    def pplns_slice_totals(self) -> str:
+        return f"{self.pool}:pplns:tot"
+
+    @property
+    def pplns_block_slices(self) -> str:
+        """hash block hash -> the slice the block closed (until its window is snapshotted)."""
+        return f"{self.pool}:pplns:blk"
+
+    def pplns_window(self, block_hash: str) -> str:
+        return f"{self.pool}:pplns:win:{block_hash}"
+
+    # -- blocks and payouts -------------------------------------------------------------------
+    def block(self, block_hash: str) -> str:
+        return f"{self.pay}:blk:{block_hash}"
+
+    @property
+    def blocks(self) -> str:
+        return f"{self.pay}:blocks"
+
+    @property
+    def open_blocks(self) -> str:
+        return f"{self.pay}:open"
+
+    @property
+    def ledger(self) -> str:
+        return f"{self.pay}:ledger"
+
+    @property
+    def balances(self) -> str:
+        return f"{self.pay}:bal"
+
+    def credits(self, block_hash: str) -> str:
+        return f"{self.pay}:credits:{block_hash}"
+
+    def payout_batch(self, key: str) -> str:
+        return f"{self.pay}:batch:{key}"
+
+    @property
+    def payout_batches(self) -> str:
+        return f"{self.pay}:batches"
+
+    # -- leases and markers -------------------------------------------------------------------
+    def lease_key(self, prefix_value: int) -> str:
+        return f"{self.lease}:p:{prefix_value}"
+
+    def marker_key(self, slot: int, batch_id: str) -> str:
+        return f"{{{tag_for_slot(slot)}}}:{self.prefix}:m:{batch_id}"

@@ -1,0 +1,177 @@
+"""Lua scripts run inside Redis. Each touches one hash slot only, so it runs on Redis Cluster too."""
+
+from __future__ import annotations
+
+# Applies one group of a batch (all ops in one slot) exactly once.
+# KEYS[1] = the group's marker key; ARGV[1] = marker TTL (s); ARGV[2] = msgpack [[cmd, key, [args]], ...].
+# Ops are data; besides plain commands it understands a few GS.* forms the ledger needs:
+#   GS.HINCRF key f v f v ...       HINCRBYFLOAT per pair
+#   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
+#   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
+#   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
+#   GS.CREDIT stream balances kind ref ts acct msat ...    append credits to the payout ledger
+# A failing op is counted (returned), never aborts the rest: the marker is already set, and a
+# half-applied group would be worse than one bad op.
+APPLY = r"""
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+local ops = cmsgpack.unpack(ARGV[2])
+local errors = 0
+local function check(r)
+  if type(r) == 'table' and r.err then errors = errors + 1 end
+end
+local function pplns_current(base, ts, slice_s)
+  local cur = redis.call('GET', base .. ':cur')
+  if cur then
+    local started = tonumber(redis.call('HGET', base .. ':start', cur))
+    if started and ts - started < slice_s then return cur end
+  end
+  cur = tostring(redis.call('INCR', base .. ':cur'))
+  redis.call('HSET', base .. ':start', cur, ts)
+  redis.call('SETNX', base .. ':first', cur)
+  return cur
+end
+for i = 1, #ops do
+  local op = ops[i]
+  local cmd, key, args = op[1], op[2], op[3]
+  if cmd == 'GS.HINCRF' then
+    for j = 1, #args, 2 do check(redis.pcall('HINCRBYFLOAT', key, args[j], args[j + 1])) end
+  elseif cmd == 'GS.ZMAX' then
+    for j = 1, #args, 400 do
+      check(redis.pcall('ZADD', key, 'GT', unpack(args, j, math.min(j + 399, #args))))
+    end
+  elseif cmd == 'GS.PPLNS_ADD' then
+    local cur = pplns_current(key, tonumber(args[1]), tonumber(args[2]))
+    local slice = key .. ':sl:' .. cur
+    for j = 4, #args, 2 do check(redis.pcall('HINCRBYFLOAT', slice, args[j], args[j + 1])) end
+    check(redis.pcall('HINCRBYFLOAT', key .. ':tot', cur, args[3]))
+    check(redis.pcall('INCRBYFLOAT', key .. ':sum', args[3]))
+  elseif cmd == 'GS.PPLNS_CLOSE' then
+    local cur = pplns_current(key, tonumber(args[2]), 1e18)
+    redis.call('HSET', key .. ':blk', args[1], cur)
+    local nxt = tostring(redis.call('INCR', key .. ':cur'))
+    redis.call('HSET', key .. ':start', nxt, args[2])
+  elseif cmd == 'GS.CREDIT' then
+    local bal, kind, ref, ts = args[1], args[2], args[3], args[4]
+    for j = 5, #args, 2 do
+      check(redis.pcall('XADD', key, '*', 'kind', kind, 'account', args[j], 'msat', args[j + 1],
+                        'ref', ref, 'ts', ts))
+      check(redis.pcall('HINCRBY', bal, args[j], args[j + 1]))
+    end
+  else
+    check(redis.pcall(cmd, key, unpack(args)))
+  end
+end
+return errors
+"""
+
+# Drops the oldest PPLNS slices while the rest still holds `keep` difficulty, never past a slice a
+# block still needs for its window snapshot. KEYS[1] = pplns base; ARGV[1] = keep; ARGV[2] = max drops.
+PPLNS_TRIM = r"""
+local base = KEYS[1]
+local keep = tonumber(ARGV[1])
+local first = tonumber(redis.call('GET', base .. ':first') or '0')
+local cur = tonumber(redis.call('GET', base .. ':cur') or '0')
+if first == 0 then return 0 end
+local guard = cur
+local pending = redis.call('HVALS', base .. ':blk')
+for i = 1, #pending do
+  local n = tonumber(pending[i])
+  if n < guard then guard = n end
+end
+local sum = tonumber(redis.call('GET', base .. ':sum') or '0')
+local dropped = 0
+while first < guard and dropped < tonumber(ARGV[2]) do
+  local t = tonumber(redis.call('HGET', base .. ':tot', first) or '0')
+  if sum - t < keep then break end
+  redis.call('DEL', base .. ':sl:' .. first)
+  redis.call('HDEL', base .. ':tot', first)
+  redis.call('HDEL', base .. ':start', first)
+  redis.call('INCRBYFLOAT', base .. ':sum', -t)
+  sum = sum - t
+  first = first + 1
+  dropped = dropped + 1
+end
+redis.call('SET', base .. ':first', first)
+return dropped
+"""
+
+# Stores a block's PPLNS window once. KEYS[1] = window key, KEYS[2] = pplns base.
+# ARGV[1] = block hash, ARGV[2] = N, ARGV[3..] = account, difficulty pairs.
+PPLNS_SNAPSHOT = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HDEL', KEYS[2] .. ':blk', ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], '@window', ARGV[2])
+for j = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+redis.call('HDEL', KEYS[2] .. ':blk', ARGV[1])
+return 1
+"""
+
+# Moves a block from one status to another and writes its ledger entries, only if it is still in
+# the expected status (so a retry or a second watcher never credits twice).
+# KEYS[1] = block hash key, KEYS[2] = ledger stream, KEYS[3] = balances, KEYS[4] = credits key,
+# KEYS[5] = open-blocks set. ARGV[1] = expected status, ARGV[2] = new status, ARGV[3] = kind,
+# ARGV[4] = block hash, ARGV[5] = ts, ARGV[6] = confirmations, ARGV[7] = "1" to close watching,
+# ARGV[8..] = account, msat pairs (msat may be negative for reversals).
+BLOCK_TRANSITION = r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'confirmations', ARGV[6], 'updated_at', ARGV[5])
+for j = 8, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], '*', 'kind', ARGV[3], 'account', ARGV[j], 'msat', ARGV[j + 1],
+             'ref', ARGV[4], 'ts', ARGV[5])
+  redis.call('HINCRBY', KEYS[3], ARGV[j], ARGV[j + 1])
+  if ARGV[3] == 'credit' then redis.call('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1]) end
+end
+if ARGV[7] == '1' then redis.call('SREM', KEYS[5], ARGV[4]) end
+return 1
+"""
+
+# Creates a payout batch: debits each account (a "payout" entry) only if its balance still covers it.
+# KEYS[1] = batch key, KEYS[2] = batches zset, KEYS[3] = ledger stream, KEYS[4] = balances.
+# ARGV[1] = batch key name, ARGV[2] = ts, ARGV[3] = json of the batch, ARGV[4..] = account, msat pairs.
+PAYOUT_CREATE = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for j = 4, #ARGV, 2 do
+  local bal = tonumber(redis.call('HGET', KEYS[4], ARGV[j]) or '0')
+  if bal < tonumber(ARGV[j + 1]) then return -1 end
+end
+for j = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[3], '*', 'kind', 'payout', 'account', ARGV[j], 'msat', '-' .. ARGV[j + 1],
+             'ref', ARGV[1], 'ts', ARGV[2])
+  redis.call('HINCRBY', KEYS[4], ARGV[j], '-' .. ARGV[j + 1])
+end
+redis.call('HSET', KEYS[1], 'status', 'created', 'created_at', ARGV[2], 'body', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# Cancels a batch that was never sent: credits the amounts back with new entries.
+# KEYS as PAYOUT_CREATE; ARGV[1] = key, ARGV[2] = ts, ARGV[3..] = account, msat pairs.
+PAYOUT_CANCEL = r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'created' then return 0 end
+for j = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[3], '*', 'kind', 'payout_cancel', 'account', ARGV[j], 'msat', ARGV[j + 1],
+             'ref', ARGV[1], 'ts', ARGV[2])
+  redis.call('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1])
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2])
+return 1
+"""
+
+# Lease helpers: renew / release only while we still own the key.
+LEASE_RENEW = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+LEASE_RELEASE = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

@@ -28,7 +28,7 @@ from pool.config.admin import AdminConfig
 
 log = logging.getLogger("geostratum.admin")
 
-SCOPE = "geostratum.scope"
+SCOPE = web.RequestKey("geostratum.scope", Scope)
 STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -1,0 +1,390 @@
+"""A small in-memory pool implementing the admin Protocols over real ShareRecords.
+
+Every figure is computed from the recorded shares the way the real pool defines it, so tests can
+check the API's numbers by hand: hashrate = sum(difficulty) x 2^32 / window.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+import pool.config
+from pool.admin.interfaces import (
+    DBIP_ATTRIBUTION,
+    AccountDetail,
+    AccountPage,
+    AccountSummary,
+    BanEntry,
+    BanRequest,
+    BlockInfo,
+    BlockQuery,
+    ComponentHealth,
+    ConnectionInfo,
+    CountryRate,
+    ExportKind,
+    HashratePoint,
+    HashrateHistory,
+    HashrateWindows,
+    HealthStatus,
+    ListQuery,
+    MetricsSnapshot,
+    NetworkInfo,
+    NodeHealth,
+    PoolFigures,
+    PortDifficulty,
+    PortDifficultyUpdate,
+    PortRate,
+    ReconnectRequest,
+    RegionRate,
+    RegionsView,
+    Rejected,
+    ReloadResult,
+    ShareCount,
+    ShareStats,
+    WorkerDetail,
+    WorkerPage,
+    WorkerSummary,
+)
+from pool.admin.metrics import LatencyHistogram
+from pool.config import ConfigError
+from pool.shares.record import ShareRecord
+
+T = TypeVar("T")
+DIFF1 = 2**32
+WINDOW_SECONDS = {"m1": 60, "m5": 300, "m15": 900, "h1": 3600, "h6": 21_600, "h24": 86_400}
+COUNTRY_NAMES = {"US": "United States", "CA": "Canada", "DE": "Germany", "KZ": "Kazakhstan", "ZZ": "Unknown"}
+
+
+class Reject(msgspec.Struct, frozen=True):
+    timestamp: float
+    worker: str
+    reason: str
+    difficulty: float
+
+
+class InMemoryPool:
+    """PoolState, PoolControl, ExportProvider and MetricsSource in one object."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, config_path: Path | None = None) -> None:
+        self.clock = clock
+        self.started_at = clock() - 2 * 86_400
+        self.shares: list[ShareRecord] = []
+        self.rejects: list[Reject] = []
+        self.connections: dict[str, list[ConnectionInfo]] = defaultdict(list)
+        self.blocks_found: list[BlockInfo] = []
+        self.network_info = NetworkInfo(chain="main", height=0, difficulty=1.0, tip_time=int(clock()))
+        self.bans_by_target: dict[str, BanEntry] = {}
+        self.ports = {3333: PortDifficulty(port=3333, start_difficulty=16384, min_difficulty=1024,
+                                           max_difficulty=1e12)}
+        self.components = [ComponentHealth(name="redis", ok=True), ComponentHealth(name="node:local", ok=True)]
+        self.config_path = config_path
+        self.reloads = 0
+        self.kicked: list[tuple[str, str]] = []
+        self.reconnected: list[tuple[str, ReconnectRequest]] = []
+        self.fanout = LatencyHistogram()
+        self.block_to_notify = LatencyHistogram()
+        self.delay = 0.0                # seconds each call waits (to test timeouts)
+        self.calls = Counter[str]()
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def connect(self, worker: str, *, port: int = 3333, address: str = "198.51.100.7", country: str = "ZZ",
+                subdivision: str = "", difficulty: float = 16384, user_agent: str = "bmminer/2.0.0") -> None:
+        self.connections[worker].append(ConnectionInfo(
+            port=port, address=address, connected_at=self.clock() - 3600, difficulty=difficulty,
+            user_agent=user_agent, country=country, subdivision=subdivision))
+
+    def add_share(self, share: ShareRecord) -> None:
+        self.shares.append(share)
+
+    def reject(self, worker: str, reason: str, difficulty: float, timestamp: float) -> None:
+        self.rejects.append(Reject(timestamp, worker, reason, difficulty))
+
+    async def _enter(self, name: str) -> None:
+        self.calls[name] += 1
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
+
+    # -- figures -----------------------------------------------------------------------------
+
+    def _windows(self, shares: list[ShareRecord]) -> HashrateWindows:
+        now = self.clock()
+        sums = dict.fromkeys(WINDOW_SECONDS, 0.0)
+        for share in shares:
+            age = now - share.timestamp
+            for key, seconds in WINDOW_SECONDS.items():
+                if 0 <= age < seconds:
+                    sums[key] += share.difficulty
+        return HashrateWindows(**{k: sums[k] * DIFF1 / WINDOW_SECONDS[k] for k in WINDOW_SECONDS})
+
+    def _history(self, shares: list[ShareRecord], window: int) -> HashrateHistory:
+        step = max(60, window // 48)
+        now = self.clock()
+        first = (now - window) // step * step
+        buckets = dict.fromkeys(range(int(first), int(now) + 1, step), 0.0)
+        for share in shares:
+            if share.timestamp >= first:
+                buckets[int(share.timestamp - first) // step * step + int(first)] += share.difficulty
+        points = [HashratePoint(t=t, hashrate=d * DIFF1 / step) for t, d in sorted(buckets.items())]
+        return HashrateHistory(window_seconds=window, step_seconds=step, points=points)
+
+    async def figures(self) -> PoolFigures:
+        await self._enter("figures")
+        now = self.clock()
+        recent = [s for s in self.shares if now - s.timestamp < 3600]
+        rejected = Counter(r.reason for r in self.rejects if now - r.timestamp < 3600)
+        return PoolFigures(
+            hashrate=self._windows(self.shares),
+            connections=sum(len(c) for c in self.connections.values()),
+            workers=len([w for w, c in self.connections.items() if c]),
+            accounts=len({w.split(".")[0] for w, c in self.connections.items() if c}),
+            shares=ShareStats(window_seconds=3600, accepted=len(recent),
+                              accepted_difficulty=sum(s.difficulty for s in recent), rejected=dict(rejected)),
+            blocks_found=len(self.blocks_found),
+            last_block_found_at=max((b.found_at for b in self.blocks_found), default=None),
+            started_at=self.started_at,
+        )
+
+    async def network(self) -> NetworkInfo:
+        await self._enter("network")
+        return self.network_info
+
+    async def hashrate_history(self, window_seconds: int) -> HashrateHistory:
+        await self._enter("hashrate_history")
+        return self._history(self.shares, window_seconds)
+
+    def _worker_names(self) -> set[str]:
+        return {s.worker for s in self.shares} | {w for w, c in self.connections.items() if c}
+
+    def _summary(self, name: str) -> WorkerSummary:
+        mine = [s for s in self.shares if s.worker == name]
+        conns = self.connections.get(name, [])
+        where = conns[0] if conns else None
+        return WorkerSummary(
+            name=name, account=name.split(".")[0], connections=len(conns), hashrate=self._windows(mine),
+            difficulty=max((c.difficulty for c in conns), default=0.0), accepted=len(mine),
+            rejected=sum(1 for r in self.rejects if r.worker == name),
+            last_share_at=max((s.timestamp for s in mine), default=None),
+            country=where.country if where else (mine[-1].country if mine else "ZZ"),
+            subdivision=where.subdivision if where else (mine[-1].subdivision if mine else ""),
+            firmware=mine[-1].firmware if mine else "unknown",
+        )
+
+    @staticmethod
+    def _page(items: list[T], query: ListQuery, name: Callable[[T], str], rate: Callable[[T], float],
+                 last: Callable[[T], float | None]) -> tuple[int, list[T]]:
+        needle = query.search.lower()
+        chosen = [i for i in items if needle in name(i).lower()]
+        keys: dict[str, Callable[[T], object]] = {
+            "hashrate": rate, "name": name, "last_share": lambda i: last(i) or 0.0}
+        chosen.sort(key=keys[query.sort], reverse=query.descending)
+        return len(chosen), chosen[query.offset : query.offset + query.limit]
+
+    async def workers(self, query: ListQuery) -> WorkerPage:
+        await self._enter("workers")
+        rows = [self._summary(n) for n in sorted(self._worker_names())]
+        if query.account:
+            rows = [r for r in rows if r.account == query.account]
+        total, items = self._page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5, lambda r: r.last_share_at)
+        return WorkerPage(total=total, items=items)
+
+    async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None:
+        await self._enter("worker")
+        if name not in self._worker_names():
+            return None
+        return WorkerDetail(
+            summary=self._summary(name), connections=list(self.connections.get(name, [])),
+            rejected_by_reason=dict(Counter(r.reason for r in self.rejects if r.worker == name)),
+            history=self._history([s for s in self.shares if s.worker == name], history_seconds),
+        )
+
+    def _account_summary(self, account: str) -> AccountSummary:
+        workers = [self._summary(n) for n in sorted(self._worker_names()) if n.split(".")[0] == account]
+        mine = [s for s in self.shares if s.account == account]
+        return AccountSummary(
+            account=account, workers=len(workers), hashrate=self._windows(mine), accepted=len(mine),
+            rejected=sum(w.rejected for w in workers),
+            last_share_at=max((s.timestamp for s in mine), default=None),
+            balance_sat=len(mine) * 10, paid_sat=0,
+        )
+
+    async def accounts(self, query: ListQuery) -> AccountPage:
+        await self._enter("accounts")
+        rows = [self._account_summary(a) for a in sorted({n.split(".")[0] for n in self._worker_names()})]
+        total, items = self._page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5,
+                                  lambda r: r.last_share_at)
+        return AccountPage(total=total, items=items)
+
+    async def account(self, name: str, history_seconds: int) -> AccountDetail | None:
+        await self._enter("account")
+        if name not in {n.split(".")[0] for n in self._worker_names()}:
+            return None
+        return AccountDetail(
+            summary=self._account_summary(name),
+            workers=[self._summary(n) for n in sorted(self._worker_names()) if n.split(".")[0] == name],
+            history=self._history([s for s in self.shares if s.account == name], history_seconds),
+        )
+
+    async def blocks(self, query: BlockQuery) -> list[BlockInfo]:
+        await self._enter("blocks")
+        chosen = [b for b in self.blocks_found if b.height >= query.min_height
+                  and (query.before_height is None or b.height < query.before_height)]
+        return sorted(chosen, key=lambda b: -b.height)[: query.limit]
+
+    async def regions(self, window_seconds: int) -> RegionsView:
+        await self._enter("regions")
+        now = self.clock()
+        rate: dict[tuple[str, str], float] = defaultdict(float)
+        miners: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for share in self.shares:
+            if now - share.timestamp < window_seconds:
+                key = (share.country, share.subdivision)
+                rate[key] += share.difficulty * DIFF1 / window_seconds
+                miners[key].add(share.worker)
+        items = [RegionRate(country=c, country_name=COUNTRY_NAMES.get(c, c), subdivision=s, hashrate=h,
+                            miners=len(miners[(c, s)])) for (c, s), h in sorted(rate.items())]
+        return RegionsView(window_seconds=window_seconds, database="DB-IP City Lite", database_build="2023-04-01",
+                           attribution=DBIP_ATTRIBUTION, items=items)
+
+    async def health(self) -> HealthStatus:
+        await self._enter("health")
+        return HealthStatus(ok=all(c.ok for c in self.components), components=list(self.components))
+
+    # -- control -----------------------------------------------------------------------------
+
+    async def bans(self) -> list[BanEntry]:
+        now = self.clock()
+        return [b for b in self.bans_by_target.values() if b.expires_at is None or b.expires_at > now]
+
+    async def add_ban(self, ban: BanRequest) -> BanEntry:
+        now = self.clock()
+        entry = BanEntry(target=ban.target, reason=ban.reason, created_at=now,
+                         expires_at=now + ban.duration_seconds if ban.duration_seconds else None)
+        self.bans_by_target[ban.target] = entry
+        return entry
+
+    async def remove_ban(self, target: str) -> bool:
+        return self.bans_by_target.pop(target, None) is not None
+
+    async def kick(self, worker: str, reason: str) -> int:
+        closed = len(self.connections.pop(worker, []))
+        if closed:
+            self.kicked.append((worker, reason))
+        return closed
+
+    async def reconnect(self, worker: str, request: ReconnectRequest) -> int:
+        asked = len(self.connections.get(worker, []))
+        if asked:
+            self.reconnected.append((worker, request))
+        return asked
+
+    async def port_difficulties(self) -> list[PortDifficulty]:
+        return list(self.ports.values())
+
+    async def set_port_difficulty(self, port: int, update: PortDifficultyUpdate) -> PortDifficulty | None:
+        current = self.ports.get(port)
+        if current is None:
+            return None
+        changes = {k: v for k, v in msgspec.structs.asdict(update).items() if v is not msgspec.UNSET}
+        if changes.get("max_difficulty", 0) > 1e15:
+            raise Rejected("max_difficulty above what this pool allows (1e15)", 409)
+        self.ports[port] = msgspec.structs.replace(current, **changes)
+        return self.ports[port]
+
+    async def reload_config(self) -> ReloadResult:
+        if self.config_path is None:
+            raise Rejected("this pool was started without a config file", 409)
+        try:
+            config = pool.config.load(self.config_path, environ={})
+        except ConfigError as exc:
+            return ReloadResult(ok=False, error=str(exc))
+        self.reloads += 1
+        for port in config.stratum.ports:
+            if port.port in self.ports:
+                self.ports[port.port] = PortDifficulty(
+                    port=port.port, start_difficulty=port.start_difficulty, min_difficulty=port.min_difficulty,
+                    max_difficulty=port.max_difficulty)
+        return ReloadResult(ok=True, applied=["stratum.ports"], requires_restart=[])
+
+    # -- exports -----------------------------------------------------------------------------
+
+    def kinds(self) -> list[ExportKind]:
+        return [
+            ExportKind(name="ccaf-countries", description="CCAF country CSV", formats=["csv"], periods=["monthly"]),
+            ExportKind(name="regions", description="Hashrate by region", formats=["csv", "json"],
+                       periods=["daily", "monthly"]),
+        ]
+
+    async def export(self, kind: str, period: str, start: str, end: str, fmt: str) -> tuple[bytes, str]:
+        import datetime as dt
+
+        lo = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC).timestamp()
+        hi = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp()
+        chosen = [s for s in self.shares if lo <= s.timestamp < hi]
+        if not chosen:
+            raise Rejected(f"no shares between {start} and {end}", 404)
+        per_country: dict[str, float] = defaultdict(float)
+        for share in chosen:
+            per_country[share.country] += share.difficulty * DIFF1 / (hi - lo)
+        total = sum(per_country.values())
+        rows = sorted(per_country.items(), key=lambda kv: -kv[1])
+        if fmt == "json":
+            body = [{"country": c, "average_hashrate": h, "share": h / total} for c, h in rows]
+            return msgspec.json.encode({"period": period, "start": start, "data": body}), "application/json"
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["date", "country", "monthly_hashrate_%", "monthly_absolute_hashrate_EH/S"])
+        for country, rate in rows:
+            writer.writerow([start, COUNTRY_NAMES.get(country, country), f"{100 * rate / total:.2f}%",
+                             f"{rate / 1e18:.2f}"])
+        return out.getvalue().encode(), "text/csv; charset=utf-8"
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    async def snapshot(self) -> MetricsSnapshot:
+        counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        for share in self.shares:
+            counts[("accepted", "")][0] += 1
+            counts[("accepted", "")][1] += share.difficulty
+        for rej in self.rejects:
+            counts[("rejected", rej.reason)][0] += 1
+            counts[("rejected", rej.reason)][1] += rej.difficulty
+        windows = self._windows(self.shares)
+        per_country: dict[str, float] = defaultdict(float)
+        now = self.clock()
+        for share in self.shares:
+            if now - share.timestamp < 300:
+                per_country[share.country] += share.difficulty * DIFF1 / 300
+        return MetricsSnapshot(
+            shares=[ShareCount(result=r, reason=why, count=int(c), difficulty=d)  # type: ignore[arg-type]
+                    for (r, why), (c, d) in sorted(counts.items())],
+            pool_hashrate=windows.m5,
+            ports=[PortRate(port=p, hashrate=windows.m5,
+                            connections=sum(1 for cs in self.connections.values() for c in cs if c.port == p))
+                   for p in self.ports],
+            countries=[CountryRate(country=c, hashrate=h) for c, h in sorted(per_country.items())],
+            workers=len([w for w, c in self.connections.items() if c]),
+            notify_fanout_seconds=self.fanout.snapshot(),
+            block_to_notify_seconds=self.block_to_notify.snapshot(),
+            template_age_seconds=12.5,
+            ledger_flush_lag_seconds=0.08,
+            ledger_pending_shares=3,
+            journal_bytes=0,
+            journal_entries=0,
+            redis_up=self.components[0].ok,
+            redis_latency_seconds=0.0004,
+            nodes=[NodeHealth(name="http://rpcuser:hunter2@127.0.0.1:8332", up=True, latency_seconds=0.002)],
+            blocks_found=len(self.blocks_found),
+            chain_height=self.network_info.height,
+            network_difficulty=self.network_info.difficulty,
+        )

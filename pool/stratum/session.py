@@ -228,6 +228,7 @@ class Session:
             return
         options = params.options
         result: dict[str, Any] = {}
+        floor_changed = False
         for extension in params.extensions[:16]:
             if extension == "version-rolling":
                 self._configure_version_rolling(options, result)
@@ -238,7 +239,7 @@ class Session:
                 else:
                     self.suggested_floor = value
                     result["minimum-difficulty"] = True
-                    self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
+                    floor_changed = True
             elif extension == "subscribe-extranonce":
                 self.extranonce_subscribed = True
                 result["subscribe-extranonce"] = True
@@ -249,7 +250,10 @@ class Session:
                 result["info"] = True
             elif isinstance(extension, str):
                 result[extension[:64]] = False
+        # The reply is the next line written; a difficulty change follows it (with a new job).
         self.out.append(m.reply(msg.id, result))
+        if floor_changed:
+            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
 
     def _configure_version_rolling(self, options: dict[str, Any], result: dict[str, Any]) -> None:
         raw_mask = options.get("version-rolling.mask", "ffffffff")
@@ -303,12 +307,12 @@ class Session:
                     value = None
             elif not target:
                 value = _number(params[0])
-        if value is not None and value > 0:
-            self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
-            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
         # Never answered false: cgminer counts any reply to it as a share (stratum.md §3.1).
         if msg.id is not None:
             self.out.append(m.true_reply(msg.id))
+        if value is not None and value > 0:
+            self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
+            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
 
     def _get_transactions(self, msg: m.Envelope, now: float) -> None:
         if msg.id is not None:

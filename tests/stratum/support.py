@@ -1,0 +1,229 @@
+"""Test utilities for the stratum server: a small but faithful JobSource, job builders from real
+notify params (vectors, transcripts) or from a coinbase built here, and a share grinder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pool.chain.types import BlockCandidate, Job
+from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+from pool.native import check_share, prepare_job, sha256d
+from pool.native.work import target_bytes, target_from_nbits
+from pool.stratum import messages as m
+from pool.stratum.extranonce import ExtranonceAllocator
+from pool.stratum.session import Session
+from pool.stratum.state import share_target
+
+SHARED = Path("/work/shared")
+VECTORS = SHARED / "vectors" / "mainnet_blocks.json"
+TRANSCRIPTS = SHARED / "docs" / "transcripts"
+HARD_NBITS = 0x17029A8A          # mainnet 2025: no test share is ever a block by accident
+EASY_NBITS = 0x207FFFFF          # regtest: about every other hash is a block
+NOW = 1_760_000_100.0            # test clock, just after make_job's default ntime
+
+
+class TestJobSource:
+    """Implements pool.chain.types.JobSource: current job per payout key, lookup limited to the tip's
+    and the previous tip's jobs, staleness by prevhash, listeners, and submit_block that re-derives the
+    header from the candidate and records whether its hash matches."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.current: dict[str, Job] = {}
+        self.tip = b""
+        self.previous_tip = b""
+        self.listeners: list[Callable[[bool], None]] = []
+        self.submitted: list[tuple[BlockCandidate, bool]] = []
+
+    def publish(self, job: Job, payout_key: str = "") -> None:
+        if job.prevhash != self.tip:
+            self.previous_tip, self.tip = self.tip, job.prevhash
+        self.jobs[job.job_id] = job
+        self.current[payout_key] = job
+        for listener in list(self.listeners):
+            listener(job.clean_jobs)
+
+    def current_job(self, payout_key: str = "") -> Job | None:
+        return self.current.get(payout_key) or self.current.get("")
+
+    def lookup(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.prevhash not in (self.tip, self.previous_tip):
+            return None
+        return job
+
+    def is_stale(self, job: Job) -> bool:
+        return job.prevhash != self.tip
+
+    def add_listener(self, callback: Callable[[bool], None]) -> None:
+        self.listeners.append(callback)
+
+    async def submit_block(self, candidate: BlockCandidate) -> None:
+        job = self.jobs[candidate.job_id]
+        coinbase = job.coinb1 + candidate.extranonce1 + candidate.extranonce2 + job.coinb2
+        root = sha256d(coinbase)
+        for branch in job.merkle_branches:
+            root = sha256d(root + branch)
+        header = (candidate.version.to_bytes(4, "little") + job.prevhash + root
+                  + candidate.ntime.to_bytes(4, "little") + job.nbits.to_bytes(4, "little")
+                  + candidate.nonce.to_bytes(4, "little"))
+        self.submitted.append((candidate, sha256d(header) == candidate.header_hash))
+
+
+def job_from_notify(params: list[Any], *, extranonce_size: int, height: int = 0, job_id: str | None = None,
+                    created_at: float = 0.0, clean: bool | None = None) -> Job:
+    """A Job from the wire params of a real mining.notify."""
+    wire_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime, clean_jobs = params[:9]
+    nbits_int = int(nbits, 16)
+    branch_bytes = tuple(bytes.fromhex(b) for b in branches)
+    prev = m.internal_prevhash(prevhash)
+    return Job(
+        job_id=job_id or wire_id, prevhash=prev, coinb1=bytes.fromhex(coinb1), coinb2=bytes.fromhex(coinb2),
+        merkle_branches=branch_bytes, version=int(version, 16), nbits=nbits_int, ntime=int(ntime, 16),
+        height=height or bip34_height(bytes.fromhex(coinb1)), clean_jobs=clean_jobs if clean is None else clean,
+        network_target=target_from_nbits(nbits_int), extranonce_size=extranonce_size, created_at=created_at,
+        template_id=f"t-{wire_id}",
+        prepared=prepare_job(bytes.fromhex(coinb1), bytes.fromhex(coinb2), b"".join(branch_bytes), prev,
+                             int(version, 16), nbits_int))
+
+
+def bip34_height(coinb1: bytes) -> int:
+    """Height from the BIP34 push at the start of the coinbase scriptSig (0 when absent)."""
+    if len(coinb1) < 43:
+        return 0
+    script = coinb1[42:]
+    size = script[0]
+    if 0x51 <= size <= 0x60:
+        return size - 0x50
+    if 1 <= size <= 8 and len(script) > size:
+        return int.from_bytes(script[1 : 1 + size], "little")
+    return 0
+
+
+def _push_height(height: int) -> bytes:
+    raw = height.to_bytes((height.bit_length() + 8) // 8, "little")
+    return bytes([len(raw)]) + raw
+
+
+def make_job(job_id: str, *, prevhash: bytes | None = None, height: int = 900_000, nbits: int = HARD_NBITS,
+             ntime: int = 1_760_000_000, extranonce2_size: int = 8, branches: int = 3, clean: bool = True,
+             version: int = 0x20000000, created_at: float = 0.0, coinbase_pad: int = 0) -> Job:
+    """A Job around a coinbase built here: BIP34 height, extranonce window, a pool tag, one P2WPKH
+    output; merkle siblings derived from the job id."""
+    prevhash = prevhash or hashlib.sha256(b"prev" + str(height).encode()).digest()
+    window = 4 + extranonce2_size
+    tag = b"/geostratum-test/" + b"\x00" * coinbase_pad
+    script_len = len(_push_height(height)) + window + 1 + len(tag)
+    coinb1 = (b"\x01\x00\x00\x00" + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"
+              + _varint(script_len) + _push_height(height))
+    coinb2 = (bytes([len(tag)]) + tag + b"\xfe\xff\xff\xff" + b"\x01"
+              + (312_500_000).to_bytes(8, "little") + b"\x16\x00\x14" + hashlib.sha256(job_id.encode()).digest()[:20]
+              + (height - 1).to_bytes(4, "little"))
+    siblings = tuple(hashlib.sha256(f"{job_id}/{i}".encode()).digest() for i in range(branches))
+    return Job(job_id=job_id, prevhash=prevhash, coinb1=coinb1, coinb2=coinb2, merkle_branches=siblings,
+               version=version, nbits=nbits, ntime=ntime, height=height, clean_jobs=clean,
+               network_target=target_from_nbits(nbits), extranonce_size=window, created_at=created_at,
+               template_id=f"t-{job_id}",
+               prepared=prepare_job(coinb1, coinb2, b"".join(siblings), prevhash, version, nbits))
+
+
+def _varint(n: int) -> bytes:
+    return bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")
+
+
+def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty: float | None = None,
+          extranonce2: bytes | None = None, ntime: int | None = None, version_bits: int = 0,
+          mask: int = 0, start: int = 0, not_block: bool = True) -> tuple[bytes, int]:
+    """First (extranonce2, nonce) whose hash reaches min_difficulty (and stays under max_difficulty)."""
+    en2 = extranonce2 if extranonce2 is not None else b"\x00" * (job.extranonce_size - 4)
+    low = share_target(min_difficulty)
+    high = target_bytes(0) if max_difficulty is None else share_target(max_difficulty)
+    high_int = int.from_bytes(high, "little")
+    for nonce in range(start, start + 5_000_000):
+        digest, meets, is_block = check_share(job.prepared, extranonce1, en2, ntime or job.ntime, nonce,
+                                              version_bits, mask, low)
+        if not meets or (not_block and is_block):
+            continue
+        if max_difficulty is not None and int.from_bytes(digest, "little") <= high_int:
+            continue
+        return en2, nonce
+    raise AssertionError("no share found")
+
+
+def config(*, difficulty: float = 1.0, vardiff: bool = False, extranonce2_size: int = 8,
+           min_difficulty: float = 1e-12, **overrides: Any) -> StratumConfig:
+    limits = overrides.pop("limits", LimitsConfig())
+    port = PortConfig(port=0, host="127.0.0.1", start_difficulty=difficulty, min_difficulty=min_difficulty,
+                      vardiff=vardiff, **overrides.pop("port", {}))
+    cfg = StratumConfig(ports=[port], extranonce2_size=extranonce2_size, limits=limits, **overrides)
+    cfg.validate()
+    return cfg
+
+
+def fixed_allocator(extranonce1_hex: str) -> ExtranonceAllocator:
+    """An allocator whose first allocation is exactly the given extranonce1 (to replay real data)."""
+    value = int(extranonce1_hex, 16)
+    return ExtranonceAllocator(prefix=value >> 8, prefix_bits=24, start=(value - 1) & 0xFF)
+
+
+def new_session(cfg: StratumConfig, jobs: TestJobSource, *, extranonce1: str | None = None, now: float = NOW,
+                accounts: Callable[[str], bool] = lambda account: account != "bad",
+                **kwargs: Any) -> Session:
+    allocator = fixed_allocator(extranonce1) if extranonce1 else ExtranonceAllocator()
+    return Session(config=cfg, port=cfg.ports[0], jobs=jobs, allocator=allocator, validate_account=accounts,
+                   classify_firmware=lambda ua: ua.split("/")[0].lower() or "unknown", now=now, **kwargs)
+
+
+def send(session: Session, obj: Any, now: float = NOW) -> list[dict[str, Any]]:
+    """Feed one request (dict or raw line) and return every message written, decoded."""
+    line = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    session.receive_line(line, now)
+    return take(session)
+
+
+def take(session: Session) -> list[dict[str, Any]]:
+    data = b"".join(session.out)
+    session.out.clear()
+    return [json.loads(line) for line in data.splitlines() if line]
+
+
+def push(session: Session, job: Job, now: float = NOW, wire_id: str | None = None,
+         clean: bool | None = None) -> list[dict[str, Any]]:
+    """What the server's broadcast does for one connection."""
+    clean = job.clean_jobs if clean is None else clean
+    wire_id = wire_id or job.job_id
+    notify = m.job_wire(job).notify(wire_id, job.ntime, clean)
+    data = session.push_job(job, wire_id, job.ntime, clean, notify, now, {})
+    return [json.loads(line) for line in (data or b"").splitlines() if line]
+
+
+def submit(worker: str, job_id: str, en2: bytes, ntime: int, nonce: int, version_bits: int | None = None,
+           request_id: Any = 4) -> dict[str, Any]:
+    params: list[Any] = [worker, job_id, en2.hex(), f"{ntime:08x}", f"{nonce:08x}"]
+    if version_bits is not None:
+        params.append(f"{version_bits:08x}")
+    return {"id": request_id, "method": "mining.submit", "params": params}
+
+
+_LINE = re.compile(r"^\S+ \+\s*([\d.]+)s (conn\d+) (miner->pool|pool->miner) (.*)$")
+
+
+def transcript(name: str) -> list[tuple[float, str, str, Any]]:
+    """(seconds, connection, direction, decoded JSON) for each message line of a transcript."""
+    rows = []
+    for line in (TRANSCRIPTS / name).read_text().splitlines():
+        match = _LINE.match(line)
+        if match and match.group(4).startswith("{"):
+            rows.append((float(match.group(1)), match.group(2), match.group(3), json.loads(match.group(4))))
+    return rows
+
+
+def vectors() -> list[dict[str, Any]]:
+    return json.loads(VECTORS.read_text())["blocks"]

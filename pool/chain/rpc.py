@@ -31,6 +31,7 @@ __all__ = [
     "RpcError",
     "RpcHttpError",
     "RpcMethodNotFoundError",
+    "RpcTimeoutError",
     "RpcTransportError",
     "RpcWarmupError",
     "gbt_rules",
@@ -55,6 +56,10 @@ class RpcTransportError(RpcError):
 
     retryable = True
     node_failure = True
+
+
+class RpcTimeoutError(RpcTransportError):
+    """No reply within the call's timeout (normal for a longpoll that outlives it)."""
 
 
 class RpcAuthError(RpcError):
@@ -235,16 +240,22 @@ class RpcClient:
                 ) as response:
                     status = response.status
                     payload = await response.read()
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                kind = "timed out" if isinstance(exc, TimeoutError) else "transport error"
-                raise RpcTransportError(f"{method} {kind}: {exc!r}", node=self.name) from None
+            except TimeoutError:
+                raise RpcTimeoutError(f"{method} timed out after {timeout:g} s", node=self.name) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise RpcTransportError(f"{method} transport error: {exc!r}", node=self.name) from None
             if status == 401 and self._cookie_file and not self._user and attempt == 0:
                 continue  # the node restarted and wrote a new cookie
             return self._parse_reply(status, payload)
         raise AssertionError("unreachable")
 
-    async def call(self, method: str, params: Sequence[Any] = (), *, timeout: float | None = None) -> Any:
-        """One RPC; transport errors, warm-up and 502-504 are retried `retries` times, then raised."""
+    async def call(
+        self, method: str, params: Sequence[Any] = (), *, timeout: float | None = None, longpoll: bool = False
+    ) -> Any:
+        """One RPC; transport errors, warm-up and 502-504 are retried `retries` times, then raised.
+
+        With longpoll=True a timeout is raised at once and does not count against the node's health.
+        """
         limit = self.timeout if timeout is None else timeout
         attempt = 0
         while True:
@@ -252,6 +263,8 @@ class RpcClient:
             try:
                 result = await self._post_once(method, list(params), limit)
             except RpcError as exc:
+                if longpoll and isinstance(exc, RpcTimeoutError):
+                    raise
                 if exc.node_failure:
                     self.health.record_failure(exc)
                 else:
@@ -273,7 +286,7 @@ class RpcClient:
         request: dict[str, Any] = {"rules": list(rules)}
         if longpollid is not None:
             request["longpollid"] = longpollid
-        result = await self.call("getblocktemplate", [request], timeout=timeout)
+        result = await self.call("getblocktemplate", [request], timeout=timeout, longpoll=longpollid is not None)
         if not isinstance(result, dict):
             raise RpcError(f"getblocktemplate returned {type(result).__name__}", node=self.name)
         return result
@@ -323,13 +336,13 @@ class NodeSet:
         # Config order among healthy nodes, then the unhealthy ones (they may have recovered).
         return sorted(self.nodes, key=lambda n: not n.health.healthy)
 
-    async def _first(self, call: Callable[[ChainBackend], Awaitable[T]]) -> T:
+    async def _first(self, call: Callable[[ChainBackend], Awaitable[T]], longpoll: bool = False) -> T:
         last: RpcError | None = None
         for node in self._ordered():
             try:
                 result = await call(node)
             except RpcError as exc:
-                if not exc.node_failure:
+                if not exc.node_failure or (longpoll and isinstance(exc, RpcTimeoutError)):
                     raise
                 log.warning("node %s failed (%s); trying the next one", node.name, exc.message)
                 last = exc
@@ -342,7 +355,8 @@ class NodeSet:
     async def getblocktemplate(
         self, rules: Sequence[str] = ("segwit",), longpollid: str | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
-        return await self._first(lambda n: n.getblocktemplate(rules, longpollid, timeout))
+        return await self._first(lambda n: n.getblocktemplate(rules, longpollid, timeout),
+                                 longpoll=longpollid is not None)
 
     async def submitblock(self, block_hex: str) -> str | None:
         return await self._first(lambda n: n.submitblock(block_hex))

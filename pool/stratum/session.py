@@ -340,6 +340,11 @@ class Session:
         if reissue and self.pending_difficulty is not None:
             self.reissue(now, clean=self.config.retarget_clean_jobs)
 
+    def retarget(self, difficulty: float, now: float, *, reissue: bool = True) -> None:
+        """Set this connection's difficulty (admin, tests); announced with the next job sent, which
+        is the current work re-issued at once when `reissue`."""
+        self._set_difficulty(clamp_difficulty(difficulty, self.port), now, reissue=reissue and self.working)
+
     def _start_work(self, now: float) -> None:
         self.working = True
         self.vardiff.reset(now)
@@ -406,10 +411,12 @@ class Session:
     def _submit(self, msg: m.Envelope, now: float) -> None:
         rid = msg.id
         limits = self.config.limits
-        tokens = self._tokens + (now - self._tokens_at) * limits.submits_per_second
-        if tokens > limits.submit_burst:
-            tokens = limits.submit_burst
-        self._tokens_at = now
+        tokens = self._tokens
+        if now > self._tokens_at:       # a clock stepping back must not drain the bucket
+            tokens += (now - self._tokens_at) * limits.submits_per_second
+            if tokens > limits.submit_burst:
+                tokens = limits.submit_burst
+            self._tokens_at = now
         if tokens < 1.0:
             self._tokens = tokens
             self._reject(rid, m.RATE_LIMITED, None, now)

@@ -77,7 +77,7 @@ class TestJobSource:
         self.submitted.append((candidate, sha256d(header) == candidate.header_hash))
 
 
-def job_from_notify(params: list[Any], *, extranonce_size: int, height: int = 0, job_id: str | None = None,
+def job_from_notify(params: list[Any], *, extranonce_size: int, height: int | None = None, job_id: str | None = None,
                     created_at: float = 0.0, clean: bool | None = None) -> Job:
     """A Job from the wire params of a real mining.notify."""
     wire_id, prevhash, coinb1, coinb2, branches, version, nbits, ntime, clean_jobs = params[:9]
@@ -87,7 +87,7 @@ def job_from_notify(params: list[Any], *, extranonce_size: int, height: int = 0,
     return Job(
         job_id=job_id or wire_id, prevhash=prev, coinb1=bytes.fromhex(coinb1), coinb2=bytes.fromhex(coinb2),
         merkle_branches=branch_bytes, version=int(version, 16), nbits=nbits_int, ntime=int(ntime, 16),
-        height=height or bip34_height(bytes.fromhex(coinb1)), clean_jobs=clean_jobs if clean is None else clean,
+        height=bip34_height(bytes.fromhex(coinb1)) if height is None else height, clean_jobs=clean_jobs if clean is None else clean,
         network_target=target_from_nbits(nbits_int), extranonce_size=extranonce_size, created_at=created_at,
         template_id=f"t-{wire_id}",
         prepared=prepare_job(bytes.fromhex(coinb1), bytes.fromhex(coinb2), b"".join(branch_bytes), prev,

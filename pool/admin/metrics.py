@@ -80,7 +80,7 @@ class Exposition:
         running = 0
         for bound, count in zip(hist.bounds, hist.counts, strict=False):
             running += count
-            self.sample(f"{name}_bucket", running, [("le", _number(bound))])
+            self.sample(f"{name}_bucket", running, [("le", repr(float(bound)))])  # "1.0", as Go writes it
         self.sample(f"{name}_bucket", hist.count, [("le", "+Inf")])
         self.sample(f"{name}_sum", hist.sum)
         self.sample(f"{name}_count", hist.count)

@@ -243,7 +243,8 @@ def rollup_regions(view: RegionsView, level: str, min_miners: int | None) -> Reg
     total = sum(row.hashrate for row in rows)
     for row in rows:
         row.share = economics.share_of(row.hashrate, total)
-    rows.sort(key=lambda r: (-r.hashrate, r.country, r.subdivision))
+    # Largest first; the global "Other" bucket last, where readers expect it.
+    rows.sort(key=lambda r: (r.country == OTHER[0], -r.hashrate, r.country, r.subdivision))
     return RegionsResponse(
         level=level,
         window_seconds=view.window_seconds,

@@ -1,0 +1,79 @@
+"""/metrics parses as Prometheus text (checked with prometheus_client's parser) and carries the
+figures of the sample pool."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot, NodeHealth
+from pool.admin.metrics import CONTENT_TYPE, LatencyHistogram, render
+from tests.admin.conftest import READ, Running
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_metrics_endpoint(admin: Running) -> None:
+    async with admin.request("GET", "/metrics", headers=READ) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == CONTENT_TYPE
+        text = await response.text()
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    for name, kind in {
+        "geostratum_shares": "counter", "geostratum_pool_hashrate_hps": "gauge",
+        "geostratum_port_hashrate_hps": "gauge", "geostratum_country_hashrate_hps": "gauge",
+        "geostratum_connections": "gauge", "geostratum_notify_fanout_seconds": "histogram",
+        "geostratum_block_to_notify_seconds": "histogram", "geostratum_template_age_seconds": "gauge",
+        "geostratum_ledger_flush_lag_seconds": "gauge", "geostratum_journal_bytes": "gauge",
+        "geostratum_redis_up": "gauge", "geostratum_node_up": "gauge",
+    }.items():
+        assert families.get(name) == kind, name
+    values = samples(text)
+    assert values[("geostratum_shares_total", (("reason", ""), ("result", "accepted")))] == 5100
+    assert values[("geostratum_shares_total", (("reason", "stale"), ("result", "rejected")))] == 6
+    assert values[("geostratum_connections", (("port", "3333"),))] == 6
+    # Five fan-outs observed: 0.4 ms, 0.9 ms, 3 ms, 20 ms -> cumulative buckets.
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "0.0005"),))] == 1
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "0.001"),))] == 2
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "0.005"),))] == 3
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "+Inf"),))] == 4
+    assert values[("geostratum_notify_fanout_seconds_count", ())] == 4
+    assert values[("geostratum_notify_fanout_seconds_sum", ())] == pytest.approx(0.0243)
+    assert values[("geostratum_redis_up", ())] == 1
+    # The node label lost the credentials its URL carried.
+    assert values[("geostratum_node_up", (("node", "http://127.0.0.1:8332"),))] == 1
+    assert "hunter2" not in text and "rpcuser" not in text
+    pool_rate = values[("geostratum_pool_hashrate_hps", ())]
+    countries = sum(v for (name, _), v in values.items() if name == "geostratum_country_hashrate_hps")
+    assert countries == pytest.approx(pool_rate)
+
+
+def test_label_escaping_and_special_values() -> None:
+    hist = LatencyHistogram([0.1, 1.0])
+    hist.observe(5.0)
+    snap = MetricsSnapshot(
+        shares=[], pool_hashrate=float("nan"), ports=[], countries=[], workers=0,
+        notify_fanout_seconds=hist.snapshot(),
+        block_to_notify_seconds=HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0),
+        template_age_seconds=float("inf"), ledger_flush_lag_seconds=0, ledger_pending_shares=0, journal_bytes=0,
+        journal_entries=0, redis_up=False, nodes=[NodeHealth(name='we"ird\\node\nname', up=False)],
+    )
+    text = render(snap, admin_requests={200: 3}, rate_limited=0)
+    values = samples(text)
+    assert values[("geostratum_node_up", (("node", 'we"ird\\node\nname'),))] == 0
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert values[("geostratum_notify_fanout_seconds_bucket", (("le", "1.0"),))] == 0
+    assert values[("geostratum_template_age_seconds", ())] == float("inf")
+    assert values[("geostratum_admin_requests_total", (("code", "200"),))] == 3
+    assert "geostratum_redis_latency_seconds" not in text   # unknown, so absent rather than 0
+
+
+def test_histogram_bounds_must_ascend() -> None:
+    with pytest.raises(ValueError, match="ascending"):
+        LatencyHistogram([1.0, 0.5])

@@ -16,6 +16,8 @@ from pool.config.stratum import PortConfig
 # shares is large; ckpool's 0.15..0.4 shares/s band around 0.3 is about the same width).
 BAND_LOW = 0.5
 BAND_HIGH = 2.0
+MIN_SHARES = 6               # shares needed in a window before it is trusted (else it widens)
+STEP_DAMPING_RANGE = 4.0     # within 4x of the target, move half way (no overshoot from noise)
 
 
 def round_difficulty(value: float, integer: bool) -> float:
@@ -54,6 +56,8 @@ class VarDiff:
                 return None
             if elapsed * 4 >= port.target_share_seconds * self.shares:
                 return None
+        elif self.shares < MIN_SHARES and elapsed < 4 * port.retarget_seconds:
+            return None     # too few shares for an estimate: widen the window
         return self._evaluate(current, floor, max(elapsed, 0.001), now)
 
     def on_idle(self, current: float, floor: float, now: float) -> float | None:
@@ -72,6 +76,8 @@ class VarDiff:
         ratio = optimal / current
         if BAND_LOW <= ratio <= BAND_HIGH:
             return None
+        if 1 / STEP_DAMPING_RANGE <= ratio <= STEP_DAMPING_RANGE:
+            optimal = current * math.sqrt(ratio)    # near the target: half a step (in log terms)
         new = max(optimal, current / port.max_step_down)
         new = min(max(new, floor, port.min_difficulty), port.max_difficulty)
         new = round_difficulty(new, port.integer_difficulty)

@@ -30,14 +30,15 @@ class _Index:
     def __init__(self, path: Path) -> None:
         self.reader = maxminddb.open_database(str(path))
         self.rng = random.Random(0x6E0)
-        self.networks: dict[tuple[str, int], dict[ipaddress._BaseNetwork, None]] = {}
+        # (country, version) -> network -> first-level subdivision name ("" when none)
+        self.networks: dict[tuple[str, int], dict[ipaddress._BaseNetwork, str]] = {}
         self.probed = {4: 0, 6: 0}
 
-    def country_of(self, ip: str) -> str | None:
+    def place_of(self, ip: str) -> tuple[str | None, str]:
         record = self.reader.get(ip)
         if not isinstance(record, dict):
-            return None
-        return (record.get("country") or {}).get("iso_code")
+            return None, ""
+        return (record.get("country") or {}).get("iso_code"), _subdivision(record)
 
     def _random_address(self, version: int) -> ipaddress._BaseAddress:
         if version == 4:
@@ -56,13 +57,25 @@ class _Index:
             iso = (record.get("country") or {}).get("iso_code")
             if iso:
                 net = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
-                self.networks.setdefault((iso, version), {})[net] = None
+                self.networks.setdefault((iso, version), {})[net] = _subdivision(record)
         self.probed[version] += count
 
-    def networks_for(self, iso: str, version: int, want: int, budget: int) -> list:
-        while len(self.networks.get((iso, version), ())) < want and self.probed[version] < budget:
+    def networks_for(self, iso: str, version: int, want: int, budget: int, subdivision: str | None) -> list:
+        def found() -> list:
+            nets = self.networks.get((iso, version), {})
+            return [n for n, sub in nets.items() if subdivision is None or sub == subdivision]
+
+        while len(found()) < want and self.probed[version] < budget:
             self.probe(version, _CHUNK)
-        return list(self.networks.get((iso, version), ()))
+        return found()
+
+
+def _subdivision(record: dict) -> str:
+    subdivisions = record.get("subdivisions") or []
+    if not subdivisions:
+        return ""
+    first = subdivisions[0]
+    return (first.get("names") or {}).get("en") or first.get("iso_code") or ""
 
 
 @functools.cache
@@ -71,15 +84,19 @@ def _index(path: str) -> _Index:
 
 
 def draw_ips(country_iso: str, n: int, rng: random.Random, *, ipv6: bool = False,
-             db_path: str | Path | None = None, probe_budget: int = 3_000_000) -> list[str]:
+             subdivision: str | None = None, db_path: str | Path | None = None,
+             probe_budget: int = 3_000_000) -> list[str]:
     """n public IPs (IPv4, or IPv6 when ipv6) that `db_path` (default DB-IP City Lite) places in
-    `country_iso`. Raises ValueError when the probe budget finds no network of that country."""
+    `country_iso` (and in `subdivision`, its first-level subdivision's English name, when given).
+    Raises ValueError when the probe budget finds no such network."""
     iso = country_iso.upper()
     index = _index(str(db_path or default_city_db()))
     version = 6 if ipv6 else 4
-    networks = index.networks_for(iso, version, want=min(max(n, 1), 24), budget=probe_budget)
+    want = min(max(n, 1), 24 if subdivision is None else 4)
+    networks = index.networks_for(iso, version, want, probe_budget, subdivision)
     if not networks:
-        raise ValueError(f"no IPv{version} network of {iso} found in {index.probed[version]} random probes")
+        where = iso if subdivision is None else f"{iso}/{subdivision}"
+        raise ValueError(f"no IPv{version} network of {where} found in {index.probed[version]} random probes")
     networks.sort(key=lambda net: (int(net.network_address), net.prefixlen))
     out: list[str] = []
     attempts = 0
@@ -90,6 +107,7 @@ def draw_ips(country_iso: str, n: int, rng: random.Random, *, ipv6: bool = False
         net = rng.choice(networks)
         addr = net[rng.randrange(net.num_addresses)] if net.num_addresses > 1 else net.network_address
         text = str(addr)
-        if addr.is_global and index.country_of(text) == iso:
+        country, sub = index.place_of(text)
+        if addr.is_global and country == iso and (subdivision is None or sub == subdivision):
             out.append(text)
     return out

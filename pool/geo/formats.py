@@ -99,7 +99,7 @@ def ccaf_contribution(report: Report, unit: str = "auto", subdivisions: tuple[st
 
 def _metadata_lines(report: Report, period: PeriodReport) -> list[str]:
     def pct(x: float | None) -> str:
-        return "unknown" if x is None else f"{x * 100:.4f}%"
+        return "unknown" if x is None else f"{x * 100:.6g}%"
 
     dbs = "; ".join(f"{d.role} {d.type} built {d.build_date} ({pct(d.share)} of difficulty)"
                     for d in period.databases) or "none recorded"

@@ -190,7 +190,7 @@ class GeoLocator:
         if addr is None:
             log.warning("geo: not an IP address: %r", ip)
             return UNKNOWN_TAG
-        if not addr.is_global:
+        if not addr.is_global or addr.is_multicast or addr.is_reserved:
             return PRIVATE_TAG
         text = str(addr)
         try:

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import maxminddb
+import pytest
+
+from pool.config import ConfigError, from_dict
+from pool.config.geo import GeoConfig
+from pool.geo import GeoLocator, default_city_db
+
+
+def raw(ip: str) -> dict:
+    with maxminddb.open_database(str(default_city_db())) as reader:
+        return reader.get(ip)
+
+
+def test_default_database_is_dbip_city_lite_with_attribution(locator: GeoLocator) -> None:
+    (db,) = locator.databases
+    assert db.role == "location"
+    assert db.type == "DBIP-City-Lite"
+    assert db.build_date == "2023-04-01"
+    assert "DB-IP" in locator.attribution and "CC BY 4.0" in locator.attribution
+    assert locator.hosting_source is None   # City database alone: hosting unknown
+
+
+@pytest.mark.parametrize("ip", ["8.8.8.8", "81.2.69.160", "1.1.1.1", "2001:4860:4860::8888", "2a00:1450:4001::1"])
+def test_lookup_matches_the_database_record(locator: GeoLocator, ip: str) -> None:
+    record = raw(ip)
+    country, subdivision, hosting = locator.tag_connection(ip)
+    assert country == record["country"]["iso_code"]
+    assert subdivision == record["subdivisions"][0]["names"]["en"]
+    assert hosting is False
+
+
+def test_google_dns_is_in_the_us(locator: GeoLocator) -> None:
+    assert locator.tag_connection("8.8.8.8")[0] == "US"
+
+
+def test_ipv4_mapped_ipv6_is_looked_up_as_ipv4(locator: GeoLocator) -> None:
+    assert locator.tag_connection("::ffff:8.8.8.8") == locator.tag_connection("8.8.8.8")
+
+
+@pytest.mark.parametrize("ip", ["10.1.2.3", "192.168.1.1", "172.16.5.4", "127.0.0.1", "100.64.0.1",
+                                "169.254.1.1", "0.0.0.0", "240.0.0.1", "224.0.0.5", "::1", "fe80::1",
+                                "fd00::1", "2001:db8::1", "::ffff:10.0.0.1"])
+def test_private_and_reserved_addresses_get_their_own_bucket(locator: GeoLocator, ip: str) -> None:
+    assert locator.tag_connection(ip) == ("XP", "", False)
+
+
+@pytest.mark.parametrize("ip", ["not-an-ip", "", "300.1.1.1", "2002:ec8a:f504::1"])
+def test_unknown_addresses_get_their_own_bucket(locator: GeoLocator, ip: str) -> None:
+    # 2002:ec8a:f504::1 is a global 6to4 address the database has no record for.
+    assert locator.tag_connection(ip) == ("ZZ", "", False)
+
+
+def test_cache_is_bounded_and_hit(tmp_path: Path) -> None:
+    loc = GeoLocator(GeoConfig(cache_size=4))
+    ips = [f"8.8.{i}.8" for i in range(10)]
+    for ip in ips:
+        loc.tag_connection(ip)
+    info = loc.cache_info()
+    assert info.currsize == 4 and info.misses == 10
+    loc.tag_connection(ips[-1])
+    assert loc.cache_info().hits == 1
+    assert loc.lookup_uncached(ips[0]) == loc.lookup(ips[0])
+
+
+def test_hosting_from_asn_and_anonymous_databases(geo_dbs: dict[str, Path]) -> None:
+    loc = GeoLocator(GeoConfig(asn_db=str(geo_dbs["asn"]), anonymous_db=str(geo_dbs["anonymous"])))
+    assert loc.tag_connection("8.8.8.8")[2] is True          # AS15169 is in the shipped hosting table
+    assert loc.tag_connection("81.2.69.1")[2] is True        # Anonymous-IP: VPN
+    assert loc.tag_connection("81.2.69.200")[2] is False     # home ISP, outside the VPN range
+    assert loc.tag_connection("1.1.1.1")[2] is False         # AS13335 not in the table...
+    assert [d.role for d in loc.databases] == ["location", "asn", "anonymous-ip"]
+    assert "GeoLite2-ASN" in (loc.hosting_source or "")
+    extra = GeoLocator(GeoConfig(asn_db=str(geo_dbs["asn"]), hosting_asns=[13335]))
+    assert extra.tag_connection("1.1.1.1")[2] is True        # ...unless configured
+    only_config = GeoLocator(GeoConfig(asn_db=str(geo_dbs["asn"]), builtin_hosting_asns=False))
+    assert only_config.tag_connection("8.8.8.8")[2] is False
+
+
+def test_reload_swaps_database_and_clears_cache(geo_dbs: dict[str, Path]) -> None:
+    loc = GeoLocator(GeoConfig())
+    assert loc.tag_connection("8.8.8.8")[0] == "US"
+    loc.reload(GeoConfig(city_db=str(geo_dbs["city"])))
+    assert loc.tag_connection("8.8.8.8") == ("CA", "Quebec", False)
+    assert loc.tag_connection("9.9.9.9") == ("ZZ", "", False)     # not in this small release
+    assert loc.databases[0].type == "GeoLite2-City" and loc.databases[0].build_date == "2026-10-15"
+    assert "GeoLite2" in loc.attribution
+
+
+def test_bad_database_paths_name_the_key(tmp_path: Path, geo_dbs: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError) as err:
+        GeoLocator(GeoConfig(city_db=str(tmp_path / "missing.mmdb")))
+    assert err.value.key == "geo.city_db"
+    with pytest.raises(ConfigError) as err:
+        GeoLocator(GeoConfig(asn_db=str(geo_dbs["city"])))
+    assert err.value.key == "geo.asn_db" and "not ASN" in err.value.reason
+    with pytest.raises(ConfigError) as err:
+        GeoLocator(GeoConfig(city_db=str(geo_dbs["asn"])))
+    assert err.value.key == "geo.city_db"
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ({"min_miners": 0}, "geo.min_miners"),
+    ({"dominance_percent": 120}, "geo.dominance_percent"),
+    ({"top_read_depth": 2}, "geo.top_read_depth"),
+    ({"hosting_asns": [0]}, "geo.hosting_asns[0]"),
+    ({"contribution_subdivisions": ["usa"]}, "geo.contribution_subdivisions[0]"),
+    ({"cache_size": -1}, "geo.cache_size"),
+])
+def test_config_validation_names_the_key(section: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        from_dict({"geo": section})
+    assert err.value.key == key

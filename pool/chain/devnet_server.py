@@ -50,6 +50,11 @@ class DevnetBackend:
         self._tip_changed.set()
         self._tip_changed = asyncio.Event()
 
+    def release_longpolls(self) -> None:
+        """Answer every waiting longpoll now (shutdown)."""
+        self._tip_changed.set()
+        self._tip_changed = asyncio.Event()
+
     def _ok(self) -> None:
         self.health.record_ok(0.0)
 
@@ -153,7 +158,8 @@ class DevnetRpcServer:
     async def start(self) -> DevnetRpcServer:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Cancel a longpoll handler when its client goes away instead of holding it to the timeout.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -163,6 +169,7 @@ class DevnetRpcServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            self.backend.release_longpolls()
             await self._runner.cleanup()
             self._runner = None
 

@@ -87,7 +87,8 @@ def job_from_notify(params: list[Any], *, extranonce_size: int, height: int | No
     return Job(
         job_id=job_id or wire_id, prevhash=prev, coinb1=bytes.fromhex(coinb1), coinb2=bytes.fromhex(coinb2),
         merkle_branches=branch_bytes, version=int(version, 16), nbits=nbits_int, ntime=int(ntime, 16),
-        height=bip34_height(bytes.fromhex(coinb1)) if height is None else height, clean_jobs=clean_jobs if clean is None else clean,
+        height=bip34_height(bytes.fromhex(coinb1)) if height is None else height,
+        clean_jobs=clean_jobs if clean is None else clean,
         network_target=target_from_nbits(nbits_int), extranonce_size=extranonce_size, created_at=created_at,
         template_id=f"t-{wire_id}",
         prepared=prepare_job(bytes.fromhex(coinb1), bytes.fromhex(coinb2), b"".join(branch_bytes), prev,
@@ -119,12 +120,14 @@ def make_job(job_id: str, *, prevhash: bytes | None = None, height: int = 900_00
     output; merkle siblings derived from the job id."""
     prevhash = prevhash or hashlib.sha256(b"prev" + str(height).encode()).digest()
     window = 4 + extranonce2_size
-    tag = b"/geostratum-test/" + b"\x00" * coinbase_pad
+    tag = b"/geostratum-test/"
     script_len = len(_push_height(height)) + window + 1 + len(tag)
     coinb1 = (b"\x01\x00\x00\x00" + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"
               + _varint(script_len) + _push_height(height))
-    coinb2 = (bytes([len(tag)]) + tag + b"\xfe\xff\xff\xff" + b"\x01"
-              + (312_500_000).to_bytes(8, "little") + b"\x16\x00\x14" + hashlib.sha256(job_id.encode()).digest()[:20]
+    outputs = [(312_500_000).to_bytes(8, "little") + b"\x16\x00\x14" + hashlib.sha256(job_id.encode()).digest()[:20]]
+    if coinbase_pad:       # a big OP_RETURN output: makes notify lines large (slow-reader tests)
+        outputs.append(b"\x00" * 8 + _varint(coinbase_pad + 1) + b"\x6a" + b"\x00" * coinbase_pad)
+    coinb2 = (bytes([len(tag)]) + tag + b"\xfe\xff\xff\xff" + bytes([len(outputs)]) + b"".join(outputs)
               + (height - 1).to_bytes(4, "little"))
     siblings = tuple(hashlib.sha256(f"{job_id}/{i}".encode()).digest() for i in range(branches))
     return Job(job_id=job_id, prevhash=prevhash, coinb1=coinb1, coinb2=coinb2, merkle_branches=siblings,
@@ -135,7 +138,9 @@ def make_job(job_id: str, *, prevhash: bytes | None = None, height: int = 900_00
 
 
 def _varint(n: int) -> bytes:
-    return bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")
+    if n < 0xFD:
+        return bytes([n])
+    return b"\xfd" + n.to_bytes(2, "little") if n <= 0xFFFF else b"\xfe" + n.to_bytes(4, "little")
 
 
 def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty: float | None = None,
@@ -160,8 +165,9 @@ def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty
 def config(*, difficulty: float = 1.0, vardiff: bool = False, extranonce2_size: int = 8,
            min_difficulty: float = 1e-12, **overrides: Any) -> StratumConfig:
     limits = overrides.pop("limits", LimitsConfig())
-    port = PortConfig(port=0, host="127.0.0.1", start_difficulty=difficulty, min_difficulty=min_difficulty,
-                      vardiff=vardiff, **overrides.pop("port", {}))
+    port_fields = {"port": 0, "host": "127.0.0.1", "start_difficulty": difficulty,
+                   "min_difficulty": min_difficulty, "vardiff": vardiff, **overrides.pop("port", {})}
+    port = PortConfig(**port_fields)
     cfg = StratumConfig(ports=[port], extranonce2_size=extranonce2_size, limits=limits, **overrides)
     cfg.validate()
     return cfg

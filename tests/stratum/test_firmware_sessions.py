@@ -113,7 +113,8 @@ def test_cpuminer_fixed_submit_id_four() -> None:
     job = make_job("d1", extranonce2_size=8)
     jobs.publish(job)
     session = new_session(config(difficulty=1e-9), jobs)
-    en1 = bytes.fromhex(send(session, {"id": 1, "method": "mining.subscribe", "params": ["cpuminer/2.5.1"]})[0]["result"][1])
+    reply = send(session, {"id": 1, "method": "mining.subscribe", "params": ["cpuminer/2.5.1"]})
+    en1 = bytes.fromhex(reply[0]["result"][1])
     send(session, {"id": 2, "method": "mining.authorize", "params": ["acct.cpu", "x"]})
     for start in (0, 1000, 2000):
         en2, nonce = grind(job, en1, min_difficulty=1e-9, start=start)

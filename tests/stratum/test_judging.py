@@ -45,7 +45,7 @@ def vector_session(block: dict, difficulty: float) -> tuple:
 
 @pytest.mark.parametrize("block", VECTORS, ids=[b["name"] for b in VECTORS])
 def test_vector_block_is_accepted_and_submitted(block: dict) -> None:
-    jobs, session, now = vector_session(block, difficulty=1.0)
+    _jobs, session, now = vector_session(block, difficulty=1.0)
     out = send(session, {"id": 10, "method": "mining.submit", "params": block["stratum"]["submit_params"]}, now)
     assert out == [{"id": 10, "result": True, "error": None}]
     candidates = [e for e in session.events if type(e).__name__ == "BlockCandidate"]
@@ -90,7 +90,7 @@ def test_duplicate_cannot_be_replayed_with_other_hex_case_or_numbers() -> None:
     assert send(session, {"id": 1, "method": "mining.submit", "params": params}, now)[0]["result"] is True
     variants = [
         [p.upper() if i >= 2 else p for i, p in enumerate(params)],
-        params[:3] + [int(params[3], 16), int(params[4], 16), params[5]],
+        [*params[:3], int(params[3], 16), int(params[4], 16), params[5]],
         params,
     ]
     for variant in variants:

@@ -24,7 +24,7 @@ from pool.chain.address import AddressError, address_to_script
 from pool.chain.devnet import Devnet, DevnetBlock
 from pool.chain.encoding import DecodeError, internal_to_display
 from pool.chain.rpc import RPC_METHOD_NOT_FOUND, NodeHealth, RpcError
-from pool.config.chain import DevnetConfig
+from pool.config.chain import DevnetConfig, NodeConfig
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,18 @@ class DevnetRpcServer:
         self.backend = backend
         self.host = host
         self.port = port
+        self.user = user
+        self.password = password
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    def node_config(self) -> NodeConfig:
+        """How a worker process reaches this devnet: put it in its [chain] nodes with backend "bitcoind"."""
+        return NodeConfig(url=self.url, user=self.user, password=self.password, name="devnet")
 
     async def start(self) -> DevnetRpcServer:
         app = web.Application(client_max_size=32 * 1024 * 1024)

@@ -158,7 +158,8 @@ async def test_workers_share_one_devnet_over_json_rpc() -> None:
     config = DevnetConfig(txs_per_block=3, tx_interval=0)
     server = await DevnetRpcServer(DevnetBackend(Devnet(config)), port=0, user="u", password="p").start()
     chain = fast_config(backend="bitcoind", poll_interval=0, pool_address=ALICE,
-                        nodes=[NodeConfig(url=server.url, user="u", password="p")])
+                        nodes=[server.node_config()])
+    assert server.node_config() == NodeConfig(url=server.url, user="u", password="p", name="devnet")
     workers = [JobManager.from_config(chain, job_epoch=i) for i in range(2)]
     client = RpcClient(server.url, user="u", password="p")
     try:

@@ -41,6 +41,8 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # A batch is cut every flush_interval_ms or as soon as flush_max_shares are waiting.
     flush_interval_ms: int = 100
     flush_max_shares: int = 5000
+    # Upper bound of one batch (a cut takes all waiting shares, so batches grow under load).
+    max_batch_shares: int = 50_000
     journal_dir: str = "var/journal"
     # fsync the journal once per batch; turning it off trades crash safety of the OS for speed.
     journal_fsync: bool = True
@@ -67,10 +69,10 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     block_watch_confirmations: int = 200
 
     def validate(self) -> None:
-        positive = ("flush_interval_ms", "flush_max_shares", "journal_segment_bytes", "batch_marker_ttl_s",
-                    "shards", "fine_bucket_s", "fine_retention_s", "coarse_bucket_s", "coarse_retention_s",
-                    "pplns_slice_s", "redis_retry_ms", "down_cut_interval_ms", "max_batches_in_memory",
-                    "block_watch_confirmations")
+        positive = ("flush_interval_ms", "flush_max_shares", "max_batch_shares", "journal_segment_bytes",
+                    "batch_marker_ttl_s", "shards", "fine_bucket_s", "fine_retention_s", "coarse_bucket_s",
+                    "coarse_retention_s", "pplns_slice_s", "redis_retry_ms", "down_cut_interval_ms",
+                    "max_batches_in_memory", "block_watch_confirmations")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)}")
@@ -78,6 +80,8 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("block_poll_interval_s", "must be > 0")
         if not self.journal_dir:
             raise ConfigError("journal_dir", "must not be empty")
+        if self.max_batch_shares < self.flush_max_shares:
+            raise ConfigError("max_batch_shares", "must be >= flush_max_shares")
         if self.shards > 1024:
             raise ConfigError("shards", f"must be <= 1024, got {self.shards}")
         if self.coarse_bucket_s % self.fine_bucket_s:

@@ -13,9 +13,12 @@ import msgspec
 
 from pool.config.ledger import LedgerConfig
 from pool.shares.keys import Keys
-from pool.shares.redis_conn import RedisClient, text
+from pool.shares.redis_conn import RedisClient
 
 HASHES_PER_DIFFICULTY = 2**32
+# Buckets hold integer sums of difficulty x BUCKET_UNITS (HINCRBY, not HINCRBYFLOAT: they are the
+# hottest keys). Time-bounded sums stay far below 2^63 even at a whole network's hashrate.
+BUCKET_UNITS = 1000
 
 WINDOWS: dict[str, int] = {"1m": 60, "10m": 600, "1h": 3600, "24h": 86400}
 
@@ -66,7 +69,7 @@ class HashrateReader:
             for start in starts:
                 pipe.hget(self.keys.bucket(tag, resolution, start), field)
             values = await pipe.execute()
-        total = sum(float(text(v)) for v in values if v is not None)
+        total = sum(int(v) for v in values if v is not None) / BUCKET_UNITS
         seconds = now - starts[0]
         return HashrateEstimate(window=window, window_start=float(starts[0]), window_end=now,
                                 seconds=seconds, difficulty=total, hashrate=hashrate(total, seconds))
@@ -105,7 +108,7 @@ class HashrateReader:
             values = await pipe.execute()
         points = []
         for start, value in zip(starts, values, strict=True):
-            diff = float(text(value)) if value is not None else 0.0
+            diff = int(value) / BUCKET_UNITS if value is not None else 0.0
             seconds = int(min(resolution, max(now - start, 1)))
             points.append(HistoryPoint(start=start, seconds=seconds, difficulty=diff,
                                        hashrate=hashrate(diff, seconds)))

@@ -3,11 +3,12 @@
 Every key carries a hash tag so related keys share a Redis Cluster slot:
 
 - ``{P:sN}``  worker/account data of shard N (an account and all its workers live in one shard):
-  time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum),
-  all-time totals ``{P:sN}:tot`` (``w:<worker>:d``, ``w:<worker>:n``, ``a:<account>:d``, ...),
+  time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum
+  x 1000 as an integer), all-time per-account totals ``{P:sN}:acct:d`` / ``{P:sN}:acct:n``,
   last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` (sorted sets by unix time).
 - ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
-  the current round ``{P:pool}:round:cur`` and closed rounds ``{P:pool}:round:<blockhash>``,
+  the current round ``{P:pool}:round:cur`` (``_d``, ``_n``, ``_opened``) and closed rounds
+  ``{P:pool}:round:<blockhash>`` (renamed by the batch holding the block),
   the PPLNS slices ``{P:pool}:pplns:*``.
 - ``{P:pay}``  blocks and the payout ledger (they change together, so one slot): ``{P:pay}:blk:<hash>``,
   ``{P:pay}:blocks`` (zset by found time), ``{P:pay}:open``, ``{P:pay}:ledger`` (stream),
@@ -74,6 +75,16 @@ class Keys:
     @staticmethod
     def totals(tag: str) -> str:
         return f"{tag}:tot"
+
+    @staticmethod
+    def account_difficulty(tag: str) -> str:
+        """All-time accepted difficulty per account of the shard (float sums)."""
+        return f"{tag}:acct:d"
+
+    @staticmethod
+    def account_shares(tag: str) -> str:
+        """All-time accepted share count per account of the shard."""
+        return f"{tag}:acct:n"
 
     @staticmethod
     def seen_workers(tag: str) -> str:

@@ -29,14 +29,14 @@ from redis.exceptions import NoScriptError, RedisError
 
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares import lua
-from pool.shares.blocks import BlockInfo, BlockWatcher, Confirmations, list_blocks
-from pool.shares.hashrate import HashrateEstimate, HashrateReader
+from pool.shares.blocks import BlockWatcher, Confirmations
 from pool.shares.journal import BatchFrame, BlockFound, Journal
 from pool.shares.keys import Keys, key_slot
 from pool.shares.ledger_ops import LedgerOps, NetworkState
 from pool.shares.payouts import PayoutEngine
+from pool.shares.reader import LedgerReader
 from pool.shares.record import RedisOp, ShareRecord
-from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster, text
+from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
 from pool.shares.schemes import block_subsidy_sat
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 ALLOWED_COMMANDS = frozenset({
     "HINCRBY", "HINCRBYFLOAT", "HSET", "HSETNX", "HDEL", "INCR", "INCRBY", "INCRBYFLOAT", "DECRBY",
     "SET", "SETNX", "DEL", "EXPIRE", "PEXPIRE", "EXPIREAT", "PFADD", "ZADD", "ZINCRBY", "ZREM", "SADD",
-    "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "GS.HINCRF", "GS.ZMAX",
+    "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "GS.HINCRF", "GS.HINCRI", "GS.ZMAX",
 })
 MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()
@@ -73,6 +73,7 @@ class LedgerStats(msgspec.Struct, kw_only=True):
     groups_replayed: int        # groups Redis already had (a replay after a crash or a lost reply)
     op_errors: int
     contributor_errors: int
+    round_trips: int            # Redis requests made to apply batches (a pipeline counts once)
     last_error: str
 
 
@@ -125,7 +126,7 @@ class Ledger:
         self._failures = 0
         self._snapshots: list[str] = []
         self._stats = dict(shares_added=0, shares_flushed=0, batches_flushed=0, groups_replayed=0,
-                           op_errors=0, contributor_errors=0)
+                           op_errors=0, contributor_errors=0, round_trips=0)
         self._redis_up = False
         self._last_flush_at = 0.0
         self._last_attempt_at = 0.0
@@ -278,18 +279,24 @@ class Ledger:
         since = self._pending_since
         self._pending = []
         self._pending_shares = 0
+        # A cut takes everything waiting (so batches grow when Redis falls behind, which is when
+        # larger batches pay off), up to max_batch_shares per batch to bound one script's run time.
+        limit = self.config.max_batch_shares
         if self._pending_has_block:
             self._pending_has_block = False
             chunk: list[ShareRecord | BlockFound] = []
             for item in items:
                 chunk.append(item)
-                if isinstance(item, BlockFound):
+                if isinstance(item, BlockFound) or len(chunk) >= limit:
                     self._cut_chunk(chunk, since)
                     chunk = []
             if chunk:
                 self._cut_chunk(chunk, since)
-        else:
+        elif len(items) <= limit:
             self._cut_chunk(items, since)
+        else:
+            for i in range(0, len(items), limit):
+                self._cut_chunk(items[i : i + limit], since)
         self._last_cut = time.time()
 
     def _cut_chunk(self, items: list[ShareRecord | BlockFound], first_added_at: float) -> None:
@@ -418,6 +425,7 @@ class Ledger:
         ttl = self.config.batch_marker_ttl_s
         calls = [([self.keys.marker_key(slot, frame.batch_id)], [ttl, blob]) for slot, blob in frame.groups]
         if is_cluster(client):
+            self._stats["round_trips"] += len(calls)
             results = await asyncio.gather(*(self._apply(client, k, a) for k, a in calls),
                                            return_exceptions=True)
         else:
@@ -425,8 +433,10 @@ class Ledger:
                 for k, a in calls:
                     pipe.evalsha(self._apply.sha, len(k), *k, *a)
                 results = await pipe.execute(raise_on_error=False)
+            self._stats["round_trips"] += 1
             for i, result in enumerate(results):
                 if isinstance(result, NoScriptError):
+                    self._stats["round_trips"] += 1
                     try:
                         results[i] = await self._apply(client, *calls[i])
                     except (RedisError, OSError) as exc:
@@ -487,94 +497,9 @@ class Ledger:
 
     # -- reading (admin API) ------------------------------------------------------------------
     @property
-    def hashrate(self) -> HashrateReader:
-        return HashrateReader(self.client, self.keys, self.config)
-
-    async def pool_hashrate(self, now: float | None = None) -> list[HashrateEstimate]:
-        return await self.hashrate.pool(now)
-
-    async def account_hashrate(self, account: str, now: float | None = None) -> list[HashrateEstimate]:
-        return await self.hashrate.account(account, now)
-
-    async def worker_hashrate(self, account: str, worker: str,
-                              now: float | None = None) -> list[HashrateEstimate]:
-        return await self.hashrate.worker(account, worker, now)
-
-    async def totals(self) -> tuple[int, float]:
-        """(accepted shares, accepted difficulty) of the whole pool, all time."""
-        raw = await self.client.hmget(self.keys.totals(self.keys.pool), ["n", "d"])
-        return int(float(text(raw[0]) or 0)), float(text(raw[1]) or 0)
-
-    async def workers(self, account: str | None = None, active_since: float = 0.0) -> list[WorkerInfo]:
-        """Workers (of one account or all) seen since `active_since`, with all-time totals."""
-        shards = [self.keys.shard(account)] if account is not None else self.keys.all_shards()
-        out: list[WorkerInfo] = []
-        for tag in shards:
-            seen = await self.client.zrangebyscore(self.keys.seen_workers(tag), active_since, "+inf",
-                                                   withscores=True)
-            if not seen:
-                continue
-            names = [text(m) for m, _ in seen]
-            fields = [f"w:{n}:{s}" for n in names for s in ("n", "d")]
-            values = await self.client.hmget(self.keys.totals(tag), fields)
-            for i, (name, (_, score)) in enumerate(zip(names, seen, strict=True)):
-                worker_account = name.split(".", 1)[0]
-                if account is not None and worker_account != account:
-                    continue
-                out.append(WorkerInfo(worker=name, account=worker_account, last_seen=float(score),
-                                      shares=int(float(text(values[2 * i]) or 0)),
-                                      difficulty=float(text(values[2 * i + 1]) or 0)))
-        return out
-
-    async def accounts(self, active_since: float = 0.0) -> list[AccountInfo]:
-        out: list[AccountInfo] = []
-        for tag in self.keys.all_shards():
-            seen = await self.client.zrangebyscore(self.keys.seen_accounts(tag), active_since, "+inf",
-                                                   withscores=True)
-            if not seen:
-                continue
-            names = [text(m) for m, _ in seen]
-            values = await self.client.hmget(self.keys.totals(tag),
-                                             [f"a:{n}:{s}" for n in names for s in ("n", "d")])
-            for i, (name, (_, score)) in enumerate(zip(names, seen, strict=True)):
-                out.append(AccountInfo(account=name, last_seen=float(score),
-                                       shares=int(float(text(values[2 * i]) or 0)),
-                                       difficulty=float(text(values[2 * i + 1]) or 0)))
-        return out
-
-    async def round(self) -> dict[str, float]:
-        """The current round: difficulty per account since the last block ("_d", "_n": totals)."""
-        raw = await self.client.hgetall(self.keys.round_current)
-        out = {}
-        for k, v in raw.items():
-            name = text(k)
-            if name.startswith("a:"):
-                out[name[2:]] = float(v)
-            elif name in ("_d", "_n"):
-                out[name] = float(v)
-        return out
-
-    async def blocks(self, limit: int = 100) -> list[BlockInfo]:
-        return await list_blocks(self.client, self.keys, limit)
-
-    async def balances(self) -> dict[str, int]:
-        """Balances in msat (the pool's own book-keeping under the '@pool' account)."""
-        return await self.payouts.balances()
-
-
-class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
-    worker: str
-    account: str
-    last_seen: float
-    shares: int
-    difficulty: float
-
-
-class AccountInfo(msgspec.Struct, frozen=True, kw_only=True):
-    account: str
-    last_seen: float
-    shares: int
-    difficulty: float
+    def reader(self) -> LedgerReader:
+        """Read-only views for the admin API and metrics (hashrate, workers, blocks, balances)."""
+        return LedgerReader(lambda: self.client, self.keys, self.config, self.payouts)
 
 
 def _op_problem(op: object) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from itertools import chain
 
 import msgspec
 
 from pool.config.ledger import LedgerConfig, PayoutConfig
+from pool.shares.hashrate import BUCKET_UNITS
 from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
 from pool.shares.record import RedisOp, ShareRecord
@@ -28,8 +30,11 @@ class NetworkState(msgspec.Struct, kw_only=True):
 
 
 def _fmt(value: float) -> str:
-    # repr is the shortest exact round-trip form: Redis parses it back to the same double.
     return repr(float(value))
+
+
+# Sums travel as msgpack doubles; Redis turns a Lua number back into a string with a round-trip
+# exact conversion, so they stay exact for every value a double holds exactly.
 
 
 class LedgerOps:
@@ -40,124 +45,143 @@ class LedgerOps:
 
     def shares(self, records: Iterable[ShareRecord], batch_id: str, now: float,
                network: NetworkState) -> tuple[list[RedisOp], int]:
-        """Ops for the shares of one batch; returns (ops, share count)."""
+        """Ops for the shares of one batch; returns (ops, share count).
+
+        Per worker: its fine and coarse bucket fields and its last-seen time. Per account: bucket
+        fields, all-time totals, the round, the PPLNS slice and (PPS/FPPS) its credit."""
         fine_s = self.config.fine_bucket_s
         coarse_s = self.config.coarse_bucket_s
-        per_worker: dict[tuple[str, str, int], list[float]] = {}
+        per_worker: dict[tuple[str, int], list] = {}
         count = 0
+        lo = hi = 0.0
+        fine = 0
         for record in records:
             count += 1
-            fine = int(record.timestamp // fine_s) * fine_s
-            key = (record.account, record.worker, fine)
+            ts = record.timestamp
+            if not lo <= ts < hi:
+                fine = int(ts // fine_s) * fine_s
+                lo, hi = fine, fine + fine_s
+            key = (record.worker, fine)
             slot = per_worker.get(key)
             if slot is None:
-                per_worker[key] = [record.difficulty, 1, record.timestamp]
+                per_worker[key] = [record.account, record.difficulty, 1, ts]
             else:
-                slot[0] += record.difficulty
-                slot[1] += 1
-                if record.timestamp > slot[2]:
-                    slot[2] = record.timestamp
+                slot[1] += record.difficulty
+                slot[2] += 1
+                if ts > slot[3]:
+                    slot[3] = ts
         if not count:
             return [], 0
 
         keys = self.keys
-        # key -> field -> value, for every hash we add to
-        adds: dict[str, dict[str, float]] = {}
+        shard_of = keys.shard
+        buckets: dict[tuple[str, int, int], dict[str, float]] = {}   # (tag, resolution, start) -> fields
         seen_w: dict[str, dict[str, float]] = {}
         seen_a: dict[str, dict[str, float]] = {}
-        expiries: dict[str, int] = {}
-        per_account: dict[str, list[float]] = {}
-        pool_fine: dict[int, list[float]] = {}
-        pool_coarse: dict[int, list[float]] = {}
-        last_ts = 0.0
-        for (account, worker, fine), (diff, n, ts) in per_worker.items():
-            shard = keys.shard(account)
-            coarse = int(fine // coarse_s) * coarse_s
-            for resolution, start in ((fine_s, fine), (coarse_s, coarse)):
-                bucket = keys.bucket(shard, resolution, start)
-                fields = adds.get(bucket)
-                if fields is None:
-                    fields = adds[bucket] = {}
-                    expiries[bucket] = resolution
-                fields["w:" + worker] = fields.get("w:" + worker, 0.0) + diff
-                fields["a:" + account] = fields.get("a:" + account, 0.0) + diff
-            totals = adds.setdefault(keys.totals(shard), {})
-            totals[f"w:{worker}:d"] = totals.get(f"w:{worker}:d", 0.0) + diff
-            totals[f"w:{worker}:n"] = totals.get(f"w:{worker}:n", 0) + n
-            totals[f"a:{account}:d"] = totals.get(f"a:{account}:d", 0.0) + diff
-            totals[f"a:{account}:n"] = totals.get(f"a:{account}:n", 0) + n
-            sw = seen_w.setdefault(keys.seen_workers(shard), {})
-            sw[worker] = max(sw.get(worker, 0.0), ts)
-            sa = seen_a.setdefault(keys.seen_accounts(shard), {})
-            sa[account] = max(sa.get(account, 0.0), ts)
+        per_account: dict[str, list] = {}      # account -> [diff, n, last ts, shard]
+        per_account_bucket: dict[tuple[str, int], float] = {}
+        pool_buckets: dict[tuple[int, int], list[float]] = {}
+        for (worker, fine), (account, diff, n, ts) in per_worker.items():
             acc = per_account.get(account)
             if acc is None:
-                per_account[account] = [diff, n]
+                acc = per_account[account] = [0.0, 0, 0.0, shard_of(account)]
+            acc[0] += diff
+            acc[1] += n
+            if ts > acc[2]:
+                acc[2] = ts
+            shard = acc[3]
+            coarse = fine - fine % coarse_s
+            field = "w:" + worker
+            fields = buckets.get((shard, fine_s, fine))
+            if fields is None:
+                fields = buckets[(shard, fine_s, fine)] = {}
+            fields[field] = fields.get(field, 0.0) + diff
+            fields = buckets.get((shard, coarse_s, coarse))
+            if fields is None:
+                fields = buckets[(shard, coarse_s, coarse)] = {}
+            fields[field] = fields.get(field, 0.0) + diff
+            sw = seen_w.get(shard)
+            if sw is None:
+                sw = seen_w[shard] = {}
+            if ts > sw.get(worker, 0.0):
+                sw[worker] = ts
+            ab = (account, fine)
+            per_account_bucket[ab] = per_account_bucket.get(ab, 0.0) + diff
+            pb = pool_buckets.get((fine, coarse))
+            if pb is None:
+                pool_buckets[(fine, coarse)] = [diff, n]
             else:
-                acc[0] += diff
-                acc[1] += n
-            pf = pool_fine.setdefault(fine, [0.0, 0])
-            pf[0] += diff
-            pf[1] += n
-            pc = pool_coarse.setdefault(coarse, [0.0, 0])
-            pc[0] += diff
-            pc[1] += n
-            last_ts = max(last_ts, ts)
+                pb[0] += diff
+                pb[1] += n
 
+        for (account, fine), diff in per_account_bucket.items():
+            shard = per_account[account][3]
+            field = "a:" + account
+            for resolution, start in ((fine_s, fine), (coarse_s, fine - fine % coarse_s)):
+                fields = buckets.get((shard, resolution, start))
+                if fields is None:
+                    fields = buckets[(shard, resolution, start)] = {}
+                fields[field] = fields.get(field, 0.0) + diff
+        totals_d: dict[str, list] = {}
+        totals_n: dict[str, list] = {}
+        for account, (diff, n, ts, shard) in per_account.items():
+            t = totals_d.get(shard)
+            if t is None:
+                t = totals_d[shard] = []
+                totals_n[shard] = []
+            t += (account, diff)
+            totals_n[shard] += (account, n)
+            sa = seen_a.get(shard)
+            if sa is None:
+                sa = seen_a[shard] = {}
+            sa[account] = ts
         total_d = math.fsum(v[0] for v in per_account.values())
-        for resolution, buckets in ((fine_s, pool_fine), (coarse_s, pool_coarse)):
-            for start, (diff, n) in buckets.items():
-                bucket = keys.bucket(keys.pool, resolution, start)
-                fields = adds.setdefault(bucket, {})
+        last_ts = max(v[2] for v in per_account.values())
+        for (fine, coarse), (diff, n) in pool_buckets.items():
+            for resolution, start in ((fine_s, fine), (coarse_s, coarse)):
+                fields = buckets.get((keys.pool, resolution, start))
+                if fields is None:
+                    fields = buckets[(keys.pool, resolution, start)] = {}
                 fields["d"] = fields.get("d", 0.0) + diff
                 fields["n"] = fields.get("n", 0) + n
-                expiries[bucket] = resolution
-        pool_tot = adds.setdefault(keys.totals(keys.pool), {})
-        pool_tot["d"] = total_d
-        pool_tot["n"] = count
-        round_fields = adds.setdefault(keys.round_current, {})
-        for account, (diff, _n) in per_account.items():
-            round_fields["a:" + account] = diff
-        round_fields["_d"] = total_d
-        round_fields["_n"] = count
 
+        flat = chain.from_iterable
         ops: list[RedisOp] = []
-        for key, fields in adds.items():
-            args: list[str | int | float] = []
-            for name, value in fields.items():
-                args.append(name)
-                args.append(_fmt(value))
-            ops.append(RedisOp("GS.HINCRF", key, tuple(args)))
-            resolution = expiries.get(key)
-            if resolution is not None:
-                retention = (self.config.fine_retention_s if resolution == fine_s
-                             else self.config.coarse_retention_s)
-                ops.append(RedisOp("EXPIRE", key, (retention + resolution,)))
-        for zsets in (seen_w, seen_a):
-            for key, members in zsets.items():
-                args = []
-                for member, ts in members.items():
-                    args.append(_fmt(ts))
-                    args.append(member)
-                ops.append(RedisOp("GS.ZMAX", key, tuple(args)))
+        units = BUCKET_UNITS
+        for (tag, resolution, start), fields in buckets.items():
+            key = keys.bucket(tag, resolution, start)
+            # Bucket sums are integers (HINCRBY is cheaper than HINCRBYFLOAT, and these are hot).
+            ops.append(RedisOp("GS.HINCRI", key, tuple(flat(
+                (name, value if name == "n" else round(value * units)) for name, value in fields.items()))))
+            retention = self.config.fine_retention_s if resolution == fine_s else self.config.coarse_retention_s
+            ops.append(RedisOp("EXPIREAT", key, (start + resolution + retention,)))
+        for tag, pairs in totals_d.items():
+            ops.append(RedisOp("GS.HINCRF", keys.account_difficulty(tag), tuple(pairs)))
+            ops.append(RedisOp("GS.HINCRI", keys.account_shares(tag), tuple(totals_n[tag])))
+        ops.append(RedisOp("GS.HINCRF", keys.totals(keys.pool), ("d", total_d, "n", count)))
+        ops.append(RedisOp("HSETNX", keys.round_current, ("_opened", last_ts)))
+        ops.append(RedisOp("GS.HINCRF", keys.round_current, ("_d", total_d, "_n", count)))
+        for zsets, make_key in ((seen_w, keys.seen_workers), (seen_a, keys.seen_accounts)):
+            for tag, members in zsets.items():
+                ops.append(RedisOp("GS.ZMAX", make_key(tag),
+                                   tuple(flat((ts, m) for m, ts in members.items()))))
 
-        pplns_args: list[str | int | float] = [_fmt(last_ts), self.config.pplns_slice_s, _fmt(total_d)]
-        for account, (diff, _n) in per_account.items():
+        pplns_args: list[str | int | float] = [last_ts, self.config.pplns_slice_s, total_d]
+        for account, values in per_account.items():
             pplns_args.append(account)
-            pplns_args.append(_fmt(diff))
+            pplns_args.append(values[0])
         ops.append(RedisOp("GS.PPLNS_ADD", keys.pplns_base, tuple(pplns_args)))
 
-        scheme = self.payouts.scheme
-        if scheme in ("pps", "fpps"):
+        if self.payouts.scheme in ("pps", "fpps"):
             ops.extend(self._per_share_credits(per_account, batch_id, now, network))
         return ops, count
 
-    def _per_share_credits(self, per_account: dict[str, list[float]], batch_id: str, now: float,
+    def _per_share_credits(self, per_account: dict[str, list], batch_id: str, now: float,
                            network: NetworkState) -> list[RedisOp]:
         fee_ratio = network.fee_ratio if self.payouts.scheme == "fpps" else 0.0
         args: list[str | int | float] = [self.keys.balances, self.payouts.scheme, batch_id, _fmt(now)]
-        for account, (diff, _n) in per_account.items():
-            msat = share_value_msat(diff, network.difficulty, network.subsidy_sat, fee_ratio,
+        for account, values in per_account.items():
+            msat = share_value_msat(values[0], network.difficulty, network.subsidy_sat, fee_ratio,
                                     self.payouts.fee_percent)
             if msat > 0:
                 args.append(account)

@@ -6,6 +6,7 @@ from __future__ import annotations
 # KEYS[1] = the group's marker key; ARGV[1] = marker TTL (s); ARGV[2] = msgpack [[cmd, key, [args]], ...].
 # Ops are data; besides plain commands it understands a few GS.* forms the ledger needs:
 #   GS.HINCRF key f v f v ...       HINCRBYFLOAT per pair
+#   GS.HINCRI key f v f v ...       HINCRBY per pair
 #   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
@@ -35,6 +36,8 @@ for i = 1, #ops do
   local cmd, key, args = op[1], op[2], op[3]
   if cmd == 'GS.HINCRF' then
     for j = 1, #args, 2 do check(redis.pcall('HINCRBYFLOAT', key, args[j], args[j + 1])) end
+  elseif cmd == 'GS.HINCRI' then
+    for j = 1, #args, 2 do check(redis.pcall('HINCRBY', key, args[j], args[j + 1])) end
   elseif cmd == 'GS.ZMAX' then
     for j = 1, #args, 400 do
       check(redis.pcall('ZADD', key, 'GT', unpack(args, j, math.min(j + 399, #args))))

@@ -1,0 +1,122 @@
+"""Read-only views of the books for the admin API and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from pool.config.ledger import LedgerConfig
+from pool.shares.blocks import BlockInfo, list_blocks
+from pool.shares.hashrate import HashrateEstimate, HashrateReader, HistoryPoint
+from pool.shares.keys import Keys
+from pool.shares.payouts import PayoutEngine
+from pool.shares.redis_conn import RedisClient, text
+
+
+class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    worker: str
+    account: str
+    last_seen: float
+
+
+class AccountInfo(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    last_seen: float
+    shares: int          # all time
+    difficulty: float    # all time
+
+
+class RoundInfo(msgspec.Struct, frozen=True, kw_only=True):
+    opened_at: float     # first share of the round (0 when none yet)
+    shares: int
+    difficulty: float
+
+
+class LedgerReader:
+    def __init__(self, client: Callable[[], RedisClient], keys: Keys, config: LedgerConfig,
+                 payouts: PayoutEngine) -> None:
+        self._client = client
+        self.keys = keys
+        self.config = config
+        self.payouts = payouts
+
+    @property
+    def client(self) -> RedisClient:
+        return self._client()
+
+    # -- hashrate (each estimate states its window) ----------------------------------------------
+    async def pool_hashrate(self, now: float | None = None) -> list[HashrateEstimate]:
+        return await HashrateReader(self.client, self.keys, self.config).pool(now)
+
+    async def account_hashrate(self, account: str, now: float | None = None) -> list[HashrateEstimate]:
+        return await HashrateReader(self.client, self.keys, self.config).account(account, now)
+
+    async def worker_hashrate(self, account: str, worker: str,
+                              now: float | None = None) -> list[HashrateEstimate]:
+        return await HashrateReader(self.client, self.keys, self.config).worker(account, worker, now)
+
+    async def history(self, account: str | None = None, worker: str | None = None, hours: int = 24,
+                      now: float | None = None) -> list[HistoryPoint]:
+        return await HashrateReader(self.client, self.keys, self.config).history(account, worker, hours, now)
+
+    # -- totals, workers, accounts, round --------------------------------------------------------
+    async def totals(self) -> tuple[int, float]:
+        """(accepted shares, accepted difficulty) of the whole pool, all time."""
+        raw = await self.client.hmget(self.keys.totals(self.keys.pool), ["n", "d"])
+        return int(float(text(raw[0]) or 0)), float(text(raw[1]) or 0)
+
+    async def account_totals(self) -> dict[str, tuple[int, float]]:
+        """account -> (shares, difficulty), all time."""
+        out: dict[str, tuple[int, float]] = {}
+        for tag in self.keys.all_shards():
+            shares = await self.client.hgetall(self.keys.account_shares(tag))
+            diffs = await self.client.hgetall(self.keys.account_difficulty(tag))
+            for name, n in shares.items():
+                out[text(name)] = (int(n), float(diffs.get(name, 0)))
+        return out
+
+    async def workers(self, account: str | None = None, active_since: float = 0.0) -> list[WorkerInfo]:
+        """Workers (of one account or all) last seen at or after `active_since`, newest first."""
+        shards = [self.keys.shard(account)] if account is not None else self.keys.all_shards()
+        out: list[WorkerInfo] = []
+        for tag in shards:
+            seen = await self.client.zrangebyscore(self.keys.seen_workers(tag), active_since, "+inf",
+                                                   withscores=True)
+            for member, score in seen:
+                name = text(member)
+                owner = name.split(".", 1)[0]
+                if account is None or owner == account:
+                    out.append(WorkerInfo(worker=name, account=owner, last_seen=float(score)))
+        out.sort(key=lambda w: -w.last_seen)
+        return out
+
+    async def accounts(self, active_since: float = 0.0) -> list[AccountInfo]:
+        out: list[AccountInfo] = []
+        for tag in self.keys.all_shards():
+            seen = await self.client.zrangebyscore(self.keys.seen_accounts(tag), active_since, "+inf",
+                                                   withscores=True)
+            if not seen:
+                continue
+            names = [text(m) for m, _ in seen]
+            shares = await self.client.hmget(self.keys.account_shares(tag), names)
+            diffs = await self.client.hmget(self.keys.account_difficulty(tag), names)
+            for (name, (_, score)), n, d in zip(zip(names, seen, strict=True), shares, diffs, strict=True):
+                out.append(AccountInfo(account=name, last_seen=float(score), shares=int(n or 0),
+                                       difficulty=float(d or 0)))
+        out.sort(key=lambda a: -a.last_seen)
+        return out
+
+    async def round(self) -> RoundInfo:
+        """The current round: shares since the last block found by the pool."""
+        raw = await self.client.hmget(self.keys.round_current, ["_opened", "_n", "_d"])
+        return RoundInfo(opened_at=float(raw[0] or 0), shares=int(float(raw[1] or 0)),
+                         difficulty=float(raw[2] or 0))
+
+    # -- blocks and balances ---------------------------------------------------------------------
+    async def blocks(self, limit: int = 100) -> list[BlockInfo]:
+        return await list_blocks(self.client, self.keys, limit)
+
+    async def balances(self) -> dict[str, int]:
+        """Balances in msat; the pool's own book-keeping is under the configured '@pool' account."""
+        return await self.payouts.balances()

@@ -23,7 +23,8 @@ from pool.chain.types import BlockResult, Job
 from pool.chain.watch import SequenceTracker, ZmqHashblockSubscriber, parse_hashblock
 from pool.config import ConfigError, from_dict
 from pool.config.chain import ChainConfig, DevnetConfig, NodeConfig
-from tests.chain.mining import mine_candidate
+from pool.native import check_share
+from tests.chain.mining import MAX_TARGET_BYTES, mine_candidate
 
 ALICE = "bcrt1qyq5ygr4caxu0jec7dvlqx3hq7p5jl2zykefnf5"
 BOB = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
@@ -269,3 +270,41 @@ def test_bad_chain_config_names_the_key(section, key) -> None:
     with pytest.raises(ConfigError) as info:
         from_dict({"chain": section})
     assert info.value.key == key
+
+
+async def test_periodic_refresh_sends_work_without_clean_jobs() -> None:
+    jm = JobManager.from_config(fast_config(template_refresh_interval=0.05, poll_interval=0))
+    assert await jm.start()
+    try:
+        first = jm.current_job()
+        calls: list[bool] = []
+        jm.add_listener(calls.append)
+        await wait_for(lambda: len(calls) >= 2)
+        assert calls[:2] == [False, False]
+        refreshed = jm.current_job()
+        assert refreshed.job_id != first.job_id and not refreshed.clean_jobs
+        assert refreshed.prevhash == first.prevhash and not jm.is_stale(first)
+    finally:
+        await jm.stop()
+
+
+async def test_regtest_bit_28_stays_out_of_the_job_version_and_rolled_blocks_are_accepted() -> None:
+    jm = JobManager.from_config(fast_config(devnet=DevnetConfig(version=0x30000000, tx_interval=0)))
+    assert await jm.start()
+    try:
+        job = jm.current_job()
+        assert job.version == 0x20000000
+        results: list[BlockResult] = []
+        jm.add_block_listener(results.append)
+        rolled = mine_candidate(job)
+        for nonce in range(100_000):
+            digest, _, is_block = check_share(job.prepared, rolled.extranonce1, rolled.extranonce2, job.ntime,
+                                              nonce, 0x0001E000, 0x1FFFE000, MAX_TARGET_BYTES)
+            if is_block:
+                break
+        candidate = msgspec.structs.replace(rolled, nonce=nonce, version=0x2001E000, header_hash=digest)
+        await jm.submit_block(candidate)
+        assert results[0].accepted, results[0]
+        assert jm.devnet.tip.header.version == 0x2001E000
+    finally:
+        await jm.stop()

@@ -18,16 +18,23 @@ DBIP_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), licensed under 
 # OpenAPI document states the same ones (it is generated from these Structs).
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
-_IPV6 = r"[0-9A-Fa-f:.]{2,45}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?"
-BanTarget = Annotated[str, Meta(pattern=rf"^({_IPV4}|{_IPV6})$", max_length=50,
-                                description="IP address or CIDR network")]
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV6_FORMS = (
+    rf"({_H}:){{7}}{_H}", rf"({_H}:){{1,7}}:", rf"({_H}:){{1,6}}:{_H}", rf"({_H}:){{1,5}}(:{_H}){{1,2}}",
+    rf"({_H}:){{1,4}}(:{_H}){{1,3}}", rf"({_H}:){{1,3}}(:{_H}){{1,4}}", rf"({_H}:){{1,2}}(:{_H}){{1,5}}",
+    rf"{_H}:(:{_H}){{1,6}}", rf":((:{_H}){{1,7}}|:)",
+)
+_IPV6 = "(" + "|".join(_IPV6_FORMS) + r")(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?"
+BAN_TARGET_PATTERN = rf"^({_IPV4}|{_IPV6})$"
+BanTarget = Annotated[str, Meta(pattern=BAN_TARGET_PATTERN, max_length=50, description="IP address or CIDR network")]
 FreeText = Annotated[str, Meta(max_length=200, pattern=r"^[^\u0000-\u001f\u007f]*$")]
 HostName = Annotated[str, Meta(max_length=253, pattern=r"^[A-Za-z0-9.:\-\[\]]*$")]
 Difficulty = Annotated[float, Meta(gt=0, le=1e18)]
 
 
 class Rejected(Exception):
-    """A provider refusing a request for a reason the caller can act on (answered as `status`).
+    """A provider refusing a request for a reason the caller can act on, answered with `status`
+    (400, 404 or 409; anything else becomes 409).
 
     The reason is shown to the API client verbatim: it must not carry internals.
     """

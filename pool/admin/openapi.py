@@ -17,6 +17,7 @@ ERROR_TEXT = {
     401: "No valid bearer token.",
     403: "The token's scope does not allow this.",
     404: "No such resource.",
+    409: "The pool refused the action in its current state; `reason` says why.",
     413: "Body too large.",
     422: "The configuration was refused; `reason` names the key.",
     429: "Rate limited; see Retry-After.",
@@ -57,7 +58,8 @@ def _operation(route: Route, config: AdminConfig, schemas: dict[Any, dict[str, A
     else:
         content = {"application/json": {"schema": schemas[route.response]}}
     responses: dict[str, Any] = {str(route.status): {"description": "Success.", "content": content}}
-    statuses = {400, 401, 429, 500, 504, *route.extra_statuses}
+    # 404 and 409 are what a provider's Rejected may answer on any operation.
+    statuses = {400, 401, 404, 409, 429, 500, 504, *route.extra_statuses}
     if route.scope is Scope.ADMIN:
         statuses.add(403)
     if route.body is not None:

@@ -130,11 +130,25 @@ def body(raw: bytes, kind: type[T], *, required: bool = True) -> T:
             raise ApiError(400, "bad_body", "a JSON body is required")
         raw = b"{}"
     try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, "bad_body", f"invalid body: {exc}") from None
+        value = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise ApiError(400, "bad_body", "body is not valid JSON") from None
+    try:
+        return msgspec.convert(_integral_floats_as_ints(value), kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "bad_body", f"invalid body: {exc}") from None
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """JSON has one number type: 500.0 is the integer 500 (as JSON Schema says), so an `int` field
+    accepts it; float fields accept ints anyway."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def jsonable(value: Any) -> bytes:

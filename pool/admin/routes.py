@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from msgspec import Meta
 
 from pool.admin import interfaces as i
 from pool.admin import params
@@ -35,7 +36,7 @@ class Route:
     tag: str
     group: str = ""                     # anonymous group that may read it without a token
     parameters: Callable[[AdminConfig], list[dict[str, Any]]] = lambda _: []
-    body: type | None = None
+    body: Any = None                    # a Struct type (possibly Annotated) for a JSON body
     body_required: bool = True
     response: Any = None                # a type for application/json, or a media type string
     status: int = 200
@@ -153,8 +154,8 @@ ROUTES: list[Route] = [
     Route("POST", "/api/v1/bans", control.add_ban, Scope.ADMIN, "addBan", "Ban an address or network.",
           "control", body=i.BanRequest, response=i.BanEntry, status=201),
     Route("DELETE", "/api/v1/bans", control.remove_ban, Scope.ADMIN, "removeBan", "Lift a ban.", "control",
-          parameters=lambda c: [q("target", {"type": "string", "maxLength": 50}, "Address or network.",
-                                  required=True)],
+          parameters=lambda c: [q("target", {"type": "string", "maxLength": 50, "pattern": i.BAN_TARGET_PATTERN},
+                                  "Address or network.", required=True)],
           response=r.Removed, extra_statuses=(404,)),
     Route("GET", "/api/v1/ports", control.ports, Scope.READ, "listPorts", "Per-port difficulty settings.",
           "control", response=list[i.PortDifficulty]),
@@ -162,7 +163,8 @@ ROUTES: list[Route] = [
           "setPortDifficulty", "Change a port's start/min/max difficulty for new connections.", "control",
           parameters=lambda c: [q("port", {"type": "integer", "minimum": 1, "maximum": 65535}, "Stratum port.",
                                   where="path")],
-          body=i.PortDifficultyUpdate, response=i.PortDifficulty, extra_statuses=(404,)),
+          body=Annotated[i.PortDifficultyUpdate, Meta(extra_json_schema={"minProperties": 1})],
+          response=i.PortDifficulty, extra_statuses=(404,)),
     Route("POST", "/api/v1/reload", control.reload_config, Scope.ADMIN, "reloadConfig",
           "Re-read the configuration file and apply what can change without dropping miners.", "control",
           response=i.ReloadResult, extra_statuses=(422,)),

@@ -39,6 +39,7 @@ PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+REJECTED_STATUSES = (400, 404, 409)  # what the OpenAPI document promises a provider refusal can be
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
@@ -177,7 +178,7 @@ class AdminServer:
         except ApiError as exc:
             response = _error_response(exc.status, exc.error, exc.reason, exc.headers)
         except Rejected as exc:
-            status = exc.status if 400 <= exc.status < 600 else 409
+            status = exc.status if exc.status in REJECTED_STATUSES else 409
             response = _error_response(status, "rejected", exc.reason)
         except web.HTTPException as exc:
             # Router and body-size errors keep their status and headers (e.g. Allow on 405).

@@ -157,7 +157,7 @@ def test_token_book_scopes() -> None:
     assert book.lookup(READ_TOKEN)[0] is Scope.READ
     assert book.lookup(ADMIN_TOKEN)[0] is Scope.ADMIN
     assert book.lookup("nope") == (Scope.NONE, "")
-    scope, client = book.lookup(ADMIN_TOKEN)
+    _, client = book.lookup(ADMIN_TOKEN)
     assert client.startswith("token:") and ADMIN_TOKEN not in client
     assert bearer_token("Bearer abc") == "abc"
     assert bearer_token("bearer  abc ") == "abc"

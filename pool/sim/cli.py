@@ -30,9 +30,12 @@ def parse_countries(text: str) -> dict[str, float]:
 
 def ip_drawer(db_path: str = "") -> Callable[[str, int, random.Random], list[str]]:
     """Real public IPs per country from the geo database (pool.geo)."""
-    from pool.geo.sampling import draw_ips_function
+    from pool.geo.fleet import draw_ips
 
-    return draw_ips_function(db_path)
+    def draw(country: str, n: int, rng: random.Random) -> list[str]:
+        return draw_ips(country, n, rng, db_path=db_path or None)
+
+    return draw
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,33 +25,42 @@ class Miner:
 
 def build_fleet(distribution: dict[str, float], miners_per_country: int, locator: GeoLocator,
                 rng: random.Random, *, ipv6: bool = False, total_rate: float = 1.0,
-                extra_ips: dict[str, list[str]] | None = None) -> list[Miner]:
-    """Each country's miners share its weight equally, so its expected share is exactly its weight."""
+                ips: dict[str, list[str]] | None = None, agents: tuple[str, ...] = USER_AGENTS) -> list[Miner]:
+    """Each key of `distribution` (a country, or "US/Texas" for a subdivision) gets its weight, shared
+    equally by its miners, so its expected share is exactly its weight."""
     classify = FirmwareClassifier()
     miners: list[Miner] = []
     weight_sum = sum(distribution.values())
-    for country, weight in distribution.items():
-        ips = (extra_ips or {}).get(country) or draw_ips(country, miners_per_country, rng, ipv6=ipv6)
-        for i, ip in enumerate(ips[:miners_per_country]):
-            account = f"acct-{country}-{i % max(1, miners_per_country // 2)}"
-            agent = rng.choice(USER_AGENTS)
+    for place, weight in distribution.items():
+        country, _, subdivision = place.partition("/")
+        given = (ips or {}).get(place)
+        if given is None:
+            given = draw_ips(country, miners_per_country, rng, ipv6=ipv6, subdivision=subdivision or None)
+        given = given[:miners_per_country]
+        for i, ip in enumerate(given):
+            account = f"acct-{place}-{i % max(1, miners_per_country // 2)}"
+            agent = agents[i % len(agents)]
             miners.append(Miner(account, f"{account}.rig{i}", ip, locator.tag_connection(ip), classify(agent),
-                                total_rate * weight / weight_sum / len(ips[:miners_per_country])))
+                                total_rate * weight / weight_sum / len(given)))
     return miners
 
 
 def shares(miners: list[Miner], start: float, seconds: float, rng: random.Random,
-           difficulty: float = 1024.0, farm_proxy: bool = False) -> list[ShareRecord]:
-    """Poisson arrivals per miner over [start, start + seconds)."""
+           difficulty: float = 1024.0, farm_proxy: bool = False, poisson: bool = False) -> list[ShareRecord]:
+    """Share arrivals per miner over [start, start + seconds): Poisson, or (default) what vardiff aims
+    for, one share per 1/rate seconds with a random phase and jitter, so the counts match the rates."""
     records = []
     for m in miners:
-        t = start + rng.expovariate(m.rate)
+        def gap(m: Miner = m) -> float:
+            return rng.expovariate(m.rate) if poisson else rng.uniform(0.8, 1.2) / m.rate
+
+        t = start + (rng.expovariate(m.rate) if poisson else rng.uniform(0, 1) / m.rate)
         while t < start + seconds:
             country, subdivision, hosting = m.tag
             records.append(ShareRecord(
                 timestamp=t, account=m.account, worker=m.worker, difficulty=difficulty,
                 share_difficulty=difficulty * 1.5, height=900_000, country=country, subdivision=subdivision,
                 hosting=hosting, farm_proxy=farm_proxy, firmware=m.firmware))
-            t += rng.expovariate(m.rate)
+            t += gap()
     records.sort(key=lambda r: r.timestamp)
     return records

@@ -1,0 +1,111 @@
+"""`geostratum export`: research exports from the Redis rollups to a file or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from pool.geo.exports import LAYOUTS, ExportResult, export, parse_day
+from pool.geo.periods import PERIODS
+
+PROGRESS_MIN_DAYS = 31
+
+
+class ProgressBar:
+    """A one-line text bar on a terminal stream (redrawn in place)."""
+
+    def __init__(self, stream: TextIO, width: int = 40) -> None:
+        self.stream, self.width, self._last = stream, width, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // max(total, 1)
+        if filled == self._last and done < total:
+            return
+        self._last = filled
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\rexport [{bar}] {done}/{total} days")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _last_month(today: dt.date) -> tuple[dt.date, dt.date]:
+    end = today.replace(day=1) - dt.timedelta(days=1)
+    return end.replace(day=1), end
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="ccaf-countries",
+                        help="what to produce (default: ccaf-countries)")
+    parser.add_argument("--period", choices=list(PERIODS), default="monthly", help="period length")
+    parser.add_argument("--start", help="first day YYYY-MM-DD (default: first day of last month)")
+    parser.add_argument("--end", help="last day YYYY-MM-DD, inclusive (default: last day of last month)")
+    parser.add_argument("-o", "--output", help="file to write, '-' for stdout (default: a descriptive "
+                                               "file name in the current directory)")
+    parser.add_argument("--config", help="config TOML (default: built-in defaults and GEOSTRATUM__ env)")
+    parser.add_argument("--redis-url", help="override [redis].url")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show the progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help=f"never show it (default: shown on a terminal for ranges over {PROGRESS_MIN_DAYS} days)")
+
+
+async def _run(args: argparse.Namespace) -> ExportResult:
+    import redis.asyncio as aioredis
+
+    from pool.config import load
+
+    config = load(args.config)
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise ValueError("give both --start and --end")
+        first, last = parse_day(args.start, "--start"), parse_day(args.end, "--end")
+    else:
+        first, last = _last_month(dt.datetime.now(dt.UTC).date())
+    show = args.progress
+    if show is None:
+        show = sys.stderr.isatty() and (last - first).days + 1 > PROGRESS_MIN_DAYS
+    client = aioredis.Redis.from_url(args.redis_url or config.redis.url)
+    try:
+        return await export(client, config.geo, args.layout, args.period, first, last,
+                            prefix=config.redis.key_prefix, progress=ProgressBar(sys.stderr) if show else None)
+    finally:
+        await client.aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from pool.config.errors import ConfigError
+
+    try:
+        result = asyncio.run(_run(args))
+    except (ValueError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RedisError, OSError) as exc:
+        print(f"error: cannot read the rollups from Redis: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.buffer.write(result.body)
+        sys.stdout.flush()
+        return 0
+    path = Path(args.output or result.filename)
+    path.write_bytes(result.body)
+    print(f"wrote {path} ({len(result.body)} bytes, {result.content_type})", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="geostratum export", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

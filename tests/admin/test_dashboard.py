@@ -1,0 +1,184 @@
+"""The dashboard in headless Chromium (Debian's `chromium` package), driven over the DevTools
+protocol: it loads, shows the pool's numbers, follows a change in the pool live, and a
+screenshot is saved (its path is printed; set GEOSTRATUM_SCREENSHOT_DIR to keep it elsewhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pool.shares.record import ShareRecord
+from tests.admin.conftest import READ_TOKEN, make_config, start_admin
+from tests.admin.providers import InMemoryPool
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and os.environ.get("CI"):
+    raise RuntimeError("CI must install Debian's chromium package (apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+         "--window-size=1400,1900", "--hide-scrollbars"]
+READ_DOM = """JSON.stringify({
+  state: document.body.dataset.state, polls: Number(document.body.dataset.polls),
+  href: location.href,
+  text: Object.fromEntries(["hr-5m", "hr-1h", "workers", "connections", "net-height", "adj-change",
+    "hashprice-btc", "blocks-found", "geo-attribution", "status"]
+    .map(id => [id, document.getElementById(id).textContent])),
+  countries: [...document.querySelectorAll("#countries .bar-row")].map(r => r.dataset.country),
+  blocks: [...document.querySelectorAll("#blocks tr td:first-child")].map(td => td.textContent),
+  workers: [...document.querySelectorAll("#worker-rows tr td:first-child")].map(td => td.textContent),
+  workersNoteHidden: document.getElementById("workers-note").hidden,
+  signinHidden: document.getElementById("signin").hidden,
+  chartPoints: (document.querySelector("#chart polyline")?.getAttribute("points") || "").split(" ").length,
+})"""
+
+
+class Page:
+    """The minimum of the DevTools protocol: send a command, wait for its answer."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        message_id = next(self.ids)
+        await self.ws.send_json({"id": message_id, "method": method, "params": params})
+        async for message in self.ws:
+            data = json.loads(message.data)
+            if data.get("id") == message_id:
+                if "error" in data:
+                    raise RuntimeError(f"{method}: {data['error']}")
+                return data["result"]
+        raise RuntimeError("DevTools connection closed")
+
+    async def dom(self) -> dict[str, Any]:
+        result = await self.send("Runtime.evaluate", expression=READ_DOM, returnByValue=True)
+        if "exceptionDetails" in result:        # the page is still loading
+            return {"state": None, "polls": 0}
+        return json.loads(result["result"]["value"])
+
+    async def wait_for(self, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            dom = await self.dom()
+            if predicate(dom):
+                return dom
+            if time.monotonic() > deadline:
+                raise AssertionError(f"dashboard never reached the expected state: {dom}")
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Page]:
+    assert CHROMIUM is not None
+    profile = tempfile.mkdtemp(prefix="geostratum-chromium-")
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError("chromium did not open its DevTools port")
+            await asyncio.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            async with session.ws_connect(url, max_msg_size=64 * 1024 * 1024) as ws:
+                page = Page(ws)
+                await page.send("Page.enable")
+                yield page
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    configured = os.environ.get("GEOSTRATUM_SCREENSHOT_DIR")
+    path = Path(configured) if configured else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: Path) -> None:
+    server = await start_admin(pool_data, make_config(dashboard_refresh_seconds=0.5))
+    try:
+        async with chromium() as page:
+            await page.send("Page.navigate", url=f"{server.url}/#token={READ_TOKEN}")
+            dom = await page.wait_for(lambda d: d["state"] == "live" and d["polls"] >= 1)
+            text = dom["text"]
+            assert text["workers"] == "5" and text["connections"] == "6"
+            assert text["hr-1h"] == "281 TH/s"                       # 2^48 H/s
+            assert text["net-height"] == "880,000"
+            assert text["adj-change"] == "+11.17%"
+            assert text["hashprice-btc"] == "0.00063468 BTC"
+            assert text["blocks-found"] == "4"
+            assert "DB-IP" in text["geo-attribution"] and "CC BY 4.0" in text["geo-attribution"]
+            assert dom["countries"][0] == "US" and dom["countries"][-1] == "KZ"   # CA and DE tie
+            assert set(dom["countries"]) == {"US", "CA", "DE", "KZ"}
+            assert dom["blocks"][:2] == ["879,990", "879,500"]
+            assert dom["workers"][0] in ("alice.rig1", "bob.s19", "carol.m30")
+            assert dom["chartPoints"] > 40
+            assert READ_TOKEN not in dom["href"]                     # the fragment was cleared
+
+            # The pool changes: a sixth worker connects in Kazakhstan with a burst of shares.
+            polls = dom["polls"]
+            pool_data.connect("erin.new", country="KZ", difficulty=2.0**22)
+            now = time.time()
+            for k in range(30):
+                pool_data.add_share(ShareRecord(timestamp=now - k, account="erin", worker="erin.new",
+                                                difficulty=2.0**22, share_difficulty=2.0**22, height=880_001,
+                                                country="KZ"))
+            dom = await page.wait_for(lambda d: d["polls"] >= polls + 2 and d.get("text", {}).get("workers") == "6")
+            assert dom["countries"][0] == "KZ"
+            assert dom["workers"][0] == "erin.new"
+            shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            png = base64.b64decode(shot["data"])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+            path = screenshot_dir(tmp_path) / "dashboard.png"
+            path.write_bytes(png)
+            print(f"dashboard screenshot: {path}")
+    finally:
+        await server.stop()
+
+
+async def test_dashboard_without_token_asks_for_one_or_reads_anonymously(pool_data: InMemoryPool) -> None:
+    closed = await start_admin(pool_data, make_config())
+    open_ = await start_admin(pool_data, make_config(anonymous=["dashboard"], dashboard_refresh_seconds=0.5))
+    try:
+        async with chromium() as page:
+            await page.send("Page.navigate", url=f"{closed.url}/")
+            dom = await page.wait_for(lambda d: d["state"] == "unauthorized")
+            assert dom["signinHidden"] is False and dom["polls"] == 0
+            await page.send("Page.navigate", url=f"{open_.url}/")
+            dom = await page.wait_for(lambda d: d["state"] == "live")
+            assert dom["text"]["workers"] == "5"
+            assert dom["workersNoteHidden"] is False and dom["workers"] == []   # no worker names anonymously
+            assert dom["countries"] == ["XX"]          # every country has < 10 miners: folded
+    finally:
+        await closed.stop()
+        await open_.stop()

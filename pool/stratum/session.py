@@ -79,6 +79,8 @@ class Session:
         self.info: dict[str, str] = {}
         self.extranonce_subscribed = False
         self.version_mask: int | None = None   # negotiated by mining.configure
+        self._pool_mask = config.version_mask_int
+        self._lenient_rolling = config.version_rolling_without_configure == "pool_mask"
         self.workers: dict[str, WorkerStats] = {}
         self.payout_key = ""
         self.farm_proxy = False
@@ -439,8 +441,8 @@ class Session:
             self._reject(rid, m.UNKNOWN_JOB, worker, now)
             return
         mask = self.version_mask
-        if mask is None and self.config.version_rolling_without_configure == "pool_mask":
-            mask = self.config.version_mask_int
+        if mask is None and self._lenient_rolling:
+            mask = self._pool_mask
         fields = parse_submit(p.extranonce2, p.ntime, p.nonce, p.version_bits, self.extranonce2_size, mask)
         if type(fields) is m.Reject:
             self._reject(rid, fields, worker, now)
@@ -455,7 +457,10 @@ class Session:
             seen = self._seen[job.job_id] = set()
             if len(self._seen) > self.config.max_jobs_per_connection:
                 del self._seen[next(iter(self._seen))]
-        ntime_high = min(sent.ntime + self.config.ntime_forward_seconds, int(now) + self.config.max_future_seconds)
+        ntime_high = sent.ntime + self.config.ntime_forward_seconds
+        future = int(now) + self.config.max_future_seconds
+        if future < ntime_high:
+            ntime_high = future
         reject, header_hash, is_block = judge(
             job.prepared, self.extranonce1, fields, mask or 0, sent.target,
             stale=jobs.is_stale(job), ntime_low=job.ntime, ntime_high=ntime_high, seen=seen)

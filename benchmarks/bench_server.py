@@ -1,0 +1,453 @@
+"""Load generator for the Stratum server: accepted shares/s, submit-to-reply latency, notify fan-out
+and RSS per idle connection. Ends with one line `RESULT {json}`.
+
+    .venv/bin/python benchmarks/bench_server.py                 # everything, 2 server workers
+    .venv/bin/python benchmarks/bench_server.py --quick         # smaller and shorter
+    .venv/bin/python benchmarks/bench_server.py --ledger --geo  # with the Redis ledger and geo tagging
+
+Layout: N server worker processes share one port (SO_REUSEPORT), each with its own extranonce1
+prefix, a job built from the mainnet block 881,423 vector (11 merkle branches, real mainnet
+nBits so no share is a block) and a share difficulty of 1e-12 (every hash meets it: each submit is
+a real, fully hashed, accepted share). Load generator processes open connections from many
+127.x.y.z source addresses, subscribe, authorize and pipeline unique submits. Each process stays
+under the 20,000 open-files limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARE_DIFFICULTY = 1e-12
+VECTOR_INDEX = 2          # mainnet_881423_version_rolled_job_20000000
+
+
+def rss_kb(pid: int | None = None) -> int:
+    for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# server worker process
+
+
+def bench_job(job_id: str, clean: bool) -> Any:
+    from tests.stratum.support import job_from_notify, vectors
+
+    block = vectors()[VECTOR_INDEX]
+    params = list(block["stratum"]["notify_params"])
+    return job_from_notify(params, extranonce_size=8, job_id=job_id, clean=clean, created_at=time.time(),
+                           height=block["block"]["height"])
+
+
+async def serve(args: argparse.Namespace) -> None:
+    import uvloop  # noqa: F401  (the loop is installed by main)
+
+    from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+    from pool.stratum.extranonce import ExtranonceAllocator
+    from pool.stratum.server import StratumServer
+    from tests.stratum.support import TestJobSource
+
+    limits = LimitsConfig(max_connections=19_000, max_connections_per_ip=100_000, submits_per_second=1e9,
+                          submit_burst=1e9, authorize_timeout=600, idle_timeout=3600, sweep_interval=5.0,
+                          max_write_buffer=64 << 20)
+    port = PortConfig(port=args.port, host="127.0.0.1", start_difficulty=SHARE_DIFFICULTY,
+                      min_difficulty=SHARE_DIFFICULTY, vardiff=False)
+    config = StratumConfig(ports=[port], extranonce2_size=4, reuse_port=True, notify_interval=3600,
+                           max_jobs_per_connection=4, limits=limits)
+    config.validate()
+    jobs = TestJobSource()
+    jobs.publish(bench_job("j0", True))
+    accepted = [0]
+    ledger = None
+    on_share: Any
+    if args.ledger:
+        from pool.config.ledger import LedgerConfig, RedisConfig
+        from pool.shares.ledger import Ledger
+        ledger = Ledger(LedgerConfig(journal_dir=os.path.join(args.journal, f"w{args.worker}")),
+                        RedisConfig(url=args.redis_url), node=f"bench{args.worker}")
+        await ledger.start()
+        on_share = ledger.add
+    else:
+        def on_share(record: Any) -> None:
+            accepted[0] += 1
+    tag: Any = None
+    classify: Any = None
+    if args.geo:
+        from pool.geo.firmware import classify_firmware
+        from pool.geo.locator import GeoLocator
+        locator = GeoLocator()
+        tag = lambda ip: locator.lookup(ip).as_tuple()  # noqa: E731
+        classify = classify_firmware
+    extra = {k: v for k, v in (("tag_connection", tag), ("classify_firmware", classify)) if v}
+    server = StratumServer(config, jobs, on_share=on_share, validate_account=lambda account: True,
+                           allocator=ExtranonceAllocator(prefix=args.worker, prefix_bits=8),
+                           node=f"bench{args.worker}", **extra)
+    await server.start()
+
+    async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            command = json.loads(line)
+            reply: dict[str, Any] = {}
+            if command["cmd"] == "stats":
+                stats = server.stats()
+                reply = {"accepted": stats["totals"]["accepted"], "rejected": stats["totals"]["rejected"],
+                         "sessions": stats["totals"]["sessions"], "rss_kb": rss_kb()}
+            elif command["cmd"] == "publish":
+                jobs.publish(bench_job(command["job_id"], True))
+                reply = server.stats()["timings"]
+            elif command["cmd"] == "profile":
+                import cProfile
+                import pstats
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await asyncio.sleep(command["seconds"])
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+
+    ctrl = await asyncio.start_server(control, "127.0.0.1", 0)
+    print(f"READY {ctrl.sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)   # until the parent says stop
+    await server.stop(timeout=2)
+    if ledger is not None:
+        await ledger.stop()
+
+
+# ----------------------------------------------------------------------------------------------------
+# load generator process
+
+
+class LoadConnection(asyncio.Protocol):
+    def __init__(self, gen: Generator, index: int) -> None:
+        self.gen = gen
+        self.index = index
+        self.transport: Any = None
+        self.buffer = b""
+        self.running = False
+        self.nonce = 0
+        self.head = b""
+        self.sent_at = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(b'{"id":1,"method":"mining.subscribe","params":["benchminer/1.0"]}\n'
+                        b'{"id":2,"method":"mining.authorize","params":["bench.w%d","x"]}\n' % self.index)
+
+    def data_received(self, data: bytes) -> None:
+        gen = self.gen
+        if self.running:
+            lines = data.count(b"\n")
+            if gen.mode == "fanout":
+                if b'"fan' in data:
+                    gen.notify_times.append(time.monotonic())
+                return
+            gen.accepted += data.count(b"true")
+            gen.replies += lines
+            if gen.mode == "latency":
+                now = time.perf_counter()
+                if lines and gen.measuring:
+                    gen.latencies.append(now - self.sent_at)
+                if gen.pace:
+                    asyncio.get_running_loop().call_later(gen.pace, self.send_one)
+                else:
+                    self.sent_at = now
+                    self.transport.write(self.submits(lines))
+            elif lines:
+                self.transport.write(self.submits(lines))
+            return
+        self.buffer += data
+        if b"mining.notify" not in self.buffer or b'"id":2' not in self.buffer:
+            return
+        extranonce1 = job_id = ntime = ""
+        for line in self.buffer.splitlines():
+            message = json.loads(line)
+            if message.get("id") == 1:
+                extranonce1 = message["result"][1]
+            elif message.get("method") == "mining.notify":
+                job_id, ntime = message["params"][0], message["params"][7]
+        self.buffer = b""
+        self.running = True
+        self.head = (b'"method":"mining.submit","params":["bench.w%d","%s","%08x","%s","'
+                     % (self.index, job_id.encode(), self.index, ntime.encode()))
+        gen.ready += 1
+        if gen.mode == "throughput":
+            self.transport.write(self.submits(gen.pipeline))
+        elif gen.mode == "latency":
+            self.sent_at = time.perf_counter()
+            self.transport.write(self.submits(1))
+
+    def send_one(self) -> None:
+        if not self.transport.is_closing():
+            self.sent_at = time.perf_counter()
+            self.transport.write(self.submits(1))
+
+    def submits(self, count: int) -> bytes:
+        start = self.nonce
+        self.nonce += count
+        head = self.head
+        return b"".join(b'{"id":%d,%s%08x"]}\n' % (n & 255, head, n) for n in range(start, start + count))
+
+
+class Generator:
+    def __init__(self, mode: str, pipeline: int, pace: float = 0.0) -> None:
+        self.pace = pace
+        self.mode = mode
+        self.pipeline = pipeline
+        self.ready = 0
+        self.accepted = 0
+        self.replies = 0
+        self.latencies: list[float] = []
+        self.measuring = False
+        self.notify_times: list[float] = []
+        self.connections: list[LoadConnection] = []
+
+
+async def load(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    gen = Generator(args.mode, args.pipeline, args.pace)
+    semaphore = asyncio.Semaphore(256)
+
+    async def open_one(i: int) -> None:
+        global_index = args.first + i
+        source = f"127.{10 + global_index // 50000}.{(global_index // 200) % 250}.{1 + global_index % 200}"
+        async with semaphore:
+            _, protocol = await loop.create_connection(lambda: LoadConnection(gen, global_index), "127.0.0.1",
+                                                      args.port, local_addr=(source, 0))
+        gen.connections.append(protocol)
+
+    await asyncio.gather(*(open_one(i) for i in range(args.connections)))
+    deadline = time.monotonic() + 60
+    while gen.ready < args.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    print(json.dumps({"connected": gen.ready}), flush=True)
+    if args.mode == "fanout":
+        await loop.run_in_executor(None, sys.stdin.readline)       # parent: "report"
+        await asyncio.sleep(0)
+        print(json.dumps({"notified": len(gen.notify_times), "times": sorted(gen.notify_times)}), flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        return
+    await asyncio.sleep(args.warmup)
+    accepted0, replies0 = gen.accepted, gen.replies
+    gen.measuring = True
+    started = time.perf_counter()
+    await asyncio.sleep(args.duration)
+    elapsed = time.perf_counter() - started
+    gen.measuring = False
+    result = {"accepted_per_s": (gen.accepted - accepted0) / elapsed,
+              "replies_per_s": (gen.replies - replies0) / elapsed, "seconds": elapsed}
+    if args.mode == "latency":
+        lat = sorted(gen.latencies)
+        result.update(samples=len(lat), p50_ms=lat[len(lat) // 2] * 1e3, p99_ms=lat[int(len(lat) * 0.99)] * 1e3)
+    print(json.dumps(result), flush=True)
+    for connection in gen.connections:
+        connection.transport.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# controller
+
+
+class Worker:
+    def __init__(self, index: int, port: int, args: argparse.Namespace, redis_url: str, journal: str) -> None:
+        cmd = [sys.executable, __file__, "_serve", "--port", str(port), "--worker", str(index)]
+        if args.ledger:
+            cmd += ["--ledger", "--redis-url", redis_url, "--journal", journal]
+        if args.geo:
+            cmd += ["--geo"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"server worker {index} did not start: {line!r}")
+        self.ctrl_port = int(line.split()[1])
+
+    async def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        writer.write(json.dumps(command).encode() + b"\n")
+        reply = json.loads(await reader.readline())
+        writer.close()
+        return reply
+
+    def stop(self) -> None:
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_generator(mode: str, port: int, connections: int, first: int, args: argparse.Namespace,
+                    pipeline: int = 1, pace: float = 0.0) -> subprocess.Popen[str]:
+    cmd = [sys.executable, __file__, "_load", "--mode", mode, "--port", str(port), "--connections", str(connections),
+           "--first", str(first), "--pipeline", str(pipeline), "--duration", str(args.duration),
+           "--warmup", str(args.warmup), "--pace", str(pace)]
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def read_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"generator exited with {proc.wait()}")
+    return json.loads(line)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def controller(args: argparse.Namespace) -> dict[str, Any]:
+    redis = None
+    journal = tempfile.mkdtemp(prefix="bench-journal-")
+    redis_url = ""
+    if args.ledger:
+        from tests.support.redis_server import RedisProcess
+        redis = RedisProcess()
+        redis.start()
+        redis_url = redis.url
+    port = free_port()
+    workers = [Worker(i + 1, port, args, redis_url, journal) for i in range(args.workers)]
+    result: dict[str, Any] = {"workers": args.workers, "ledger": args.ledger, "geo": args.geo,
+                              "share_difficulty": SHARE_DIFFICULTY, "cpus": os.cpu_count()}
+    try:
+        # 1. throughput: pipelined submits
+        per_gen = args.connections // args.generators
+        gens = [start_generator("throughput", port, per_gen, g * per_gen, args, args.pipeline)
+                for g in range(args.generators)]
+        connected = [read_json(g)["connected"] for g in gens]
+        before = [await w.ask({"cmd": "stats"}) for w in workers]
+        if args.profile:
+            await asyncio.sleep(args.warmup)
+            await workers[0].ask({"cmd": "profile", "seconds": 3})
+        outcome = [read_json(g) for g in gens]
+        after = [await w.ask({"cmd": "stats"}) for w in workers]
+        for g in gens:
+            g.wait()
+        result["throughput"] = {
+            "connections": sum(connected), "pipeline": args.pipeline, "generators": args.generators,
+            "accepted_shares_per_s": round(sum(o["accepted_per_s"] for o in outcome)),
+            "replies_per_s": round(sum(o["replies_per_s"] for o in outcome)),
+            "server_accepted": sum(a["accepted"] for a in after) - sum(b["accepted"] for b in before),
+            "rejected": [a["rejected"] for a in after],
+            "per_worker_accepted": [a["accepted"] for a in after],
+        }
+        print("throughput", json.dumps(result["throughput"]), flush=True)
+        # 2. latency: 100 connections, one share in flight each
+        gen = start_generator("latency", port, args.latency_connections, 100_000, args)
+        read_json(gen)
+        outcome = read_json(gen)
+        gen.wait()
+        result["latency"] = {"connections": args.latency_connections, "p50_ms": round(outcome["p50_ms"], 3),
+                             "p99_ms": round(outcome["p99_ms"], 3), "samples": outcome["samples"],
+                             "shares_per_s": round(outcome["accepted_per_s"])}
+        print("latency", json.dumps(result["latency"]), flush=True)
+        # 2b. the same 100 connections, each sending its next share 10 ms after the reply (<= 1 in
+        # flight, ~10k shares/s offered): latency without the generator itself saturating.
+        gen = start_generator("latency", port, args.latency_connections, 150_000, args, pace=0.010)
+        read_json(gen)
+        outcome = read_json(gen)
+        gen.wait()
+        result["latency_paced"] = {"connections": args.latency_connections, "interval_ms": 10,
+                                   "p50_ms": round(outcome["p50_ms"], 3), "p99_ms": round(outcome["p99_ms"], 3),
+                                   "samples": outcome["samples"], "shares_per_s": round(outcome["accepted_per_s"])}
+        print("latency_paced", json.dumps(result["latency_paced"]), flush=True)
+        await asyncio.sleep(1.0)
+        # 3. idle RSS and notify fan-out
+        rss_before = [(await w.ask({"cmd": "stats"}))["rss_kb"] for w in workers]
+        per_fan = args.fanout_connections // args.fanout_generators
+        fans = [start_generator("fanout", port, per_fan, 200_000 + g * per_fan, args)
+                for g in range(args.fanout_generators)]
+        fan_connected = sum(read_json(f)["connected"] for f in fans)
+        await asyncio.sleep(2.0)
+        idle = [await w.ask({"cmd": "stats"}) for w in workers]
+        sessions = [s["sessions"] for s in idle]
+        rss_per = [(s["rss_kb"] - b) * 1024 / max(1, s["sessions"]) for s, b in zip(idle, rss_before, strict=True)]
+        t0 = time.monotonic()
+        timings = await asyncio.gather(*(w.ask({"cmd": "publish", "job_id": "fan1"}) for w in workers))
+        await asyncio.sleep(3.0)
+        for f in fans:
+            f.stdin.write("report\n")
+            f.stdin.flush()
+        reports = [read_json(f) for f in fans]
+        for f in fans:
+            f.stdin.write("exit\n")
+            f.stdin.flush()
+            f.wait()
+        times = sorted(t for r in reports for t in r["times"])
+        result["fanout"] = {
+            "connections": fan_connected, "sessions_per_worker": sessions, "notified": len(times),
+            "all_notified_ms": round((times[-1] - t0) * 1e3, 1) if times else None,
+            "median_notified_ms": round((statistics.median(times) - t0) * 1e3, 1) if times else None,
+            "server_fanout_ms": [round(t["notify_fanout_last_s"] * 1e3, 1) for t in timings],
+        }
+        result["idle_rss_bytes_per_connection"] = [round(x) for x in rss_per]
+        print("fanout", json.dumps(result["fanout"]), flush=True)
+    finally:
+        for w in workers:
+            w.stop()
+        if redis is not None:
+            redis.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "_serve", "_load"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--generators", type=int, default=1)
+    parser.add_argument("--pipeline", type=int, default=32)
+    parser.add_argument("--latency-connections", type=int, default=100)
+    parser.add_argument("--fanout-connections", type=int, default=30_000)
+    parser.add_argument("--fanout-generators", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--ledger", action="store_true", help="feed accepted shares to the Redis ledger")
+    parser.add_argument("--geo", action="store_true", help="tag connections with the geo locator")
+    parser.add_argument("--profile", action="store_true", help="cProfile worker 1 for 3 s (stderr)")
+    parser.add_argument("--quick", action="store_true")
+    # internal
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--worker", type=int, default=1)
+    parser.add_argument("--redis-url", default="")
+    parser.add_argument("--journal", default="")
+    parser.add_argument("--mode", default="throughput")
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--pace", type=float, default=0.0)
+    args = parser.parse_args()
+    import uvloop
+    if args.role == "_serve":
+        uvloop.run(serve(args))
+        return
+    if args.role == "_load":
+        uvloop.run(load(args))
+        return
+    if args.quick:
+        args.duration, args.warmup, args.fanout_connections = 3.0, 1.0, 4000
+    result = uvloop.run(controller(args))
+    targets = {"accepted_shares_per_s": 100_000, "p99_ms": 3.0, "fanout_30k_ms": 150, "rss_per_idle_conn": 8192}
+    result["targets"] = targets
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

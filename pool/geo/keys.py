@@ -4,9 +4,9 @@ Every key of one UTC day carries the hash tag {geo:YYYYMMDD}, so a day's buckets
 Cluster slot and a batch's ops group into one slot per day. No key or value holds an IP address;
 miners appear only as truncated BLAKE2b hashes of the worker name.
 
-    P:{geo:D}:m:HHMM        hash  minute stats      fields  d|CC|sub  n|CC|sub  h|..  p|..  fd|fw|CC|sub  fn|..
-    P:{geo:D}:h:HH          hash  hour stats        (same fields)
-    P:{geo:D}:d             hash  day stats         (same fields)
+    P:{geo:D}:m:HHMM        hash  minute stats      fields  d|CC|sub  n|CC|sub  h|CC|sub  p|CC|sub
+    P:{geo:D}:h:HH          hash  hour stats        (the same, plus fd|fw|CC|sub and fn|fw|CC|sub)
+    P:{geo:D}:d             hash  day stats         (the same as the hour)
     P:{geo:D}:u:h:HH:CC|sub HLL   distinct miners per region and hour
     P:{geo:D}:u:d:CC|sub    HLL   distinct miners per region and day
     P:{geo:D}:z:CC|sub      zset  miner hash -> difficulty per region and day (largest kept)
@@ -47,9 +47,15 @@ def split_region(region: str) -> tuple[str, str]:
 class GeoKeys:
     def __init__(self, prefix: str = "gs") -> None:
         self.prefix = prefix
+        self._bases: dict[dt.date, str] = {}
 
     def base(self, day: dt.date) -> str:
-        return f"{self.prefix}:{day_tag(day)}"
+        found = self._bases.get(day)
+        if found is None:
+            if len(self._bases) > 4096:
+                self._bases.clear()
+            found = self._bases[day] = f"{self.prefix}:{day_tag(day)}"
+        return found
 
     def minute(self, day: dt.date, hhmm: str) -> str:
         return f"{self.base(day)}:m:{hhmm}"

@@ -54,67 +54,101 @@ class GeoRollup:
         return found
 
     def ops(self, records: Iterable[ShareRecord], batch_id: str = "") -> list[RedisOp]:
+        # First aggregate at the finest grain with cheap tuple keys (the hot loop), then expand the
+        # aggregates into minute/hour/day fields: the per-share cost stays a few dict updates.
+        cells: dict[tuple[int, str, str, str], list[float]] = {}
+        hour_miners: dict[tuple[int, str, str], set[str]] = defaultdict(set)
+        day_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
+        fw_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
+        miner_ids = self._miner_ids
+        for rec in records:
+            minute = int(rec.timestamp) // 60
+            country, subdivision, diff = rec.country, rec.subdivision, rec.difficulty
+            key = (minute, country, subdivision, rec.firmware)
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = [0.0, 0, 0.0, 0.0]
+            cell[0] += diff
+            cell[1] += 1
+            if rec.hosting:
+                cell[2] += diff
+            if rec.farm_proxy:
+                cell[3] += diff
+            miner = miner_ids.get(rec.worker) or self._miner(rec.worker)
+            hour_miners[(minute // 60, country, subdivision)].add(miner)
+            day = minute // 1440
+            top = day_top[(day, country, subdivision)]
+            top[miner] = top.get(miner, 0.0) + diff
+            top = fw_top[(day, rec.firmware, country)]
+            top[miner] = top.get(miner, 0.0) + diff
+        return self._expand(cells, hour_miners, day_top, fw_top)
+
+    def _expand(self, cells, hour_miners, day_top, fw_top) -> list[RedisOp]:
         cfg, keys = self.config, self.keys
-        # (key) -> field -> value; float and int metrics kept apart for HINCRBYFLOAT vs HINCRBY.
         floats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         ints: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        hlls: dict[str, set[str]] = defaultdict(set)
-        tops: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        db_day: dict[dt.date, float] = defaultdict(float)
         ttl: dict[str, int] = {}
-        days: dict[int, dt.date] = {}
-        for rec in records:
-            seconds = int(rec.timestamp)
-            day_number = seconds // 86400
-            day = days.get(day_number)
-            if day is None:
-                day = days[day_number] = _EPOCH_DAY + dt.timedelta(days=day_number)
-            in_day = seconds - day_number * 86400
-            hh = f"{in_day // 3600:02d}"
-            hhmm = f"{hh}{(in_day % 3600) // 60:02d}"
-            region = K.region_id(rec.country, rec.subdivision)
-            fw_region = f"{rec.firmware}{K.SEP}{region}"
-            miner = self._miner(rec.worker)
-            diff = rec.difficulty
-            stat_keys = (keys.minute(day, hhmm), keys.hour(day, hh), keys.day(day))
-            for key in stat_keys:
+        db_day: dict[dt.date, float] = defaultdict(float)
+        dates: dict[int, dt.date] = {}
+
+        def date_of(day_number: int) -> dt.date:
+            found = dates.get(day_number)
+            if found is None:
+                found = dates[day_number] = _EPOCH_DAY + dt.timedelta(days=day_number)
+            return found
+
+        minute_keys: dict[int, tuple[str, str, str]] = {}
+        for (minute, country, subdivision, firmware), (diff, count, hosting, proxy) in cells.items():
+            stat_keys = minute_keys.get(minute)
+            if stat_keys is None:
+                day = date_of(minute // 1440)
+                in_day = minute % 1440
+                hh = f"{in_day // 60:02d}"
+                stat_keys = minute_keys[minute] = (
+                    keys.minute(day, f"{hh}{in_day % 60:02d}"), keys.hour(day, hh), keys.day(day))
+            region = K.region_id(country, subdivision)
+            fw_region = f"{firmware}{K.SEP}{region}"
+            for n, key in enumerate(stat_keys):
                 fl, it = floats[key], ints[key]
                 fl[f"{K.DIFF}{K.SEP}{region}"] += diff
-                it[f"{K.COUNT}{K.SEP}{region}"] += 1
-                if rec.hosting:
-                    fl[f"{K.HOSTING}{K.SEP}{region}"] += diff
-                if rec.farm_proxy:
-                    fl[f"{K.PROXY}{K.SEP}{region}"] += diff
-                fl[f"{K.FW_DIFF}{K.SEP}{fw_region}"] += diff
-                it[f"{K.FW_COUNT}{K.SEP}{fw_region}"] += 1
+                it[f"{K.COUNT}{K.SEP}{region}"] += int(count)
+                if hosting:
+                    fl[f"{K.HOSTING}{K.SEP}{region}"] += hosting
+                if proxy:
+                    fl[f"{K.PROXY}{K.SEP}{region}"] += proxy
+                if n:  # firmware from the hour up: minute buckets stay small (they feed dashboards)
+                    fl[f"{K.FW_DIFF}{K.SEP}{fw_region}"] += diff
+                    it[f"{K.FW_COUNT}{K.SEP}{fw_region}"] += int(count)
             ttl[stat_keys[0]] = cfg.minute_ttl
             ttl[stat_keys[1]] = cfg.hour_ttl
             ttl[stat_keys[2]] = cfg.day_ttl
-            for key, seconds_kept in (
-                (keys.miners_hour(day, hh, region), cfg.hour_ttl),
-                (keys.miners_day(day, region), cfg.miner_ttl),
-                (keys.fw_miners_day(day, rec.firmware, rec.country), cfg.miner_ttl),
-            ):
-                hlls[key].add(miner)
-                ttl[key] = seconds_kept
-            for key in (keys.top_day(day, region), keys.fw_top_day(day, rec.firmware, rec.country)):
-                tops[key][miner] += diff
-                ttl[key] = cfg.miner_ttl
-            db_day[day] += diff
+            db_day[date_of(minute // 1440)] += diff
 
         ops: list[RedisOp] = []
         for key, fields in floats.items():
             ops.extend(RedisOp("HINCRBYFLOAT", key, (field, _f(value))) for field, value in fields.items())
         for key, counts in ints.items():
             ops.extend(RedisOp("HINCRBY", key, (field, value)) for field, value in counts.items())
-        for key, members in hlls.items():
+        for (hour, country, subdivision), members in hour_miners.items():
+            key = keys.miners_hour(date_of(hour // 24), f"{hour % 24:02d}", K.region_id(country, subdivision))
             ops.append(RedisOp("PFADD", key, tuple(sorted(members))))
+            ttl[key] = cfg.hour_ttl
         keep = cfg.top_miners_kept
-        for key, sums in tops.items():
-            ops.extend(RedisOp("ZINCRBY", key, (_f(value), member)) for member, value in sums.items())
-            # Keep the largest `keep` miners; the export bounds the trimmed ones by the smallest kept.
-            ops.append(RedisOp("ZREMRANGEBYRANK", key, (0, -(keep + 1))))
-        idents = [info.ident for info in self._databases() if info.role == "location"] or ["location|none|"]
+        for tops, hll_key, top_key in ((day_top, keys.miners_day, keys.top_day),
+                                       (fw_top, None, None)):
+            for (day_number, a, b), sums in tops.items():
+                day = date_of(day_number)
+                if hll_key is not None:
+                    region = K.region_id(a, b)
+                    hkey, zkey = hll_key(day, region), top_key(day, region)
+                else:
+                    hkey, zkey = keys.fw_miners_day(day, a, b), keys.fw_top_day(day, a, b)
+                ops.append(RedisOp("PFADD", hkey, tuple(sorted(sums))))
+                ops.extend(RedisOp("ZINCRBY", zkey, (_f(value), member)) for member, value in sums.items())
+                # Keep the largest `keep` miners; an export bounds the trimmed ones by the smallest kept.
+                ops.append(RedisOp("ZREMRANGEBYRANK", zkey, (0, -(keep + 1))))
+                ttl[hkey] = ttl[zkey] = cfg.miner_ttl
+        idents = [info.ident for info in self._databases()] or ["location|none|"]
         for day, diff in db_day.items():
             key = keys.databases(day)
             ops.extend(RedisOp("HINCRBYFLOAT", key, (ident, _f(diff))) for ident in idents)

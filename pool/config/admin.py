@@ -43,7 +43,7 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard_refresh_seconds: float = 5.0
     max_page_size: int = 500
     max_history_seconds: int = 7 * 86_400
-    export_max_days: int = 400
+    export_max_days: int = 1100          # as long as [geo] max_export_days allows by default
     shutdown_timeout_seconds: float = 5.0
 
     def validate(self) -> None:

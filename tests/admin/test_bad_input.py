@@ -32,7 +32,7 @@ CASES: list[tuple[str, str, Any, int, str]] = [
      "start: must be a date YYYY-MM-DD, got '2024-13-01'"),
     ("GET", "/api/v1/exports/regions?start=2024-02-01&end=2024-01-01", None, 400, "end: must be after start"),
     ("GET", "/api/v1/exports/regions?start=2020-01-01&end=2024-01-01", None, 400,
-     "end: range longer than 400 days"),
+     "end: range longer than 1100 days"),
     ("GET", "/api/v1/exports/regions?start=2024-01-01&end=2024-02-01&format=xml", None, 400,
      "format: must be one of csv, json, got 'xml'"),
     ("GET", "/api/v1/exports/ccaf-countries?start=2024-01-01&end=2024-02-01&period=daily", None, 400,

@@ -117,6 +117,7 @@ class Journal:
         self._offset = 0
         self._closed_bytes = 0
         self._writes = 0   # frames written
+        self._retired: list[int] = []
         self._synced = 0   # frames known to be on disk
 
     # -- startup ------------------------------------------------------------------------------
@@ -165,7 +166,10 @@ class Journal:
 
     def _start_segment(self, number: int) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            # An fsync may be running on it in a thread: it is closed by close_retired() later.
+            if self.fsync_enabled:
+                os.fsync(self._fd)
+            self._retired.append(self._fd)
             self._closed_bytes += self._offset
         segment = _Segment(number, self._path(number))
         self._fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -234,6 +238,14 @@ class Journal:
         return self._writes
 
     @property
+    def synced_generation(self) -> int:
+        return self._synced
+
+    def close_retired(self) -> None:
+        while self._retired:
+            os.close(self._retired.pop())
+
+    @property
     def dirty(self) -> bool:
         return self._writes != self._synced
 
@@ -281,6 +293,7 @@ class Journal:
         return self._closed_bytes + self._offset
 
     def close(self) -> None:
+        self.close_retired()
         if self._fd >= 0:
             self.sync()
             os.close(self._fd)

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 ALLOWED_COMMANDS = frozenset({
     "HINCRBY", "HINCRBYFLOAT", "HSET", "HSETNX", "HDEL", "INCR", "INCRBY", "INCRBYFLOAT", "DECRBY",
     "SET", "SETNX", "DEL", "EXPIRE", "PEXPIRE", "EXPIREAT", "PFADD", "ZADD", "ZINCRBY", "ZREM", "SADD",
-    "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "GS.HINCRF", "GS.HINCRI", "GS.ZMAX",
+    "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "PEXPIREAT",
+    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX",
 })
 MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()
@@ -81,6 +82,7 @@ class LedgerStats(msgspec.Struct, kw_only=True):
 class _Queued:
     batch_id: str
     shares: int
+    generation: int               # journal write count once its frame was written
     first_added_at: float
     location: tuple[int, int]
     frame: BatchFrame | None
@@ -116,7 +118,8 @@ class Ledger:
         self._queued_shares = 0
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()  # one drain at a time keeps batches in order
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._applier_wake = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._started = False
         self._boot = uuid.uuid4().hex[:10]
@@ -180,13 +183,14 @@ class Ledger:
             self._pending_shares = sum(isinstance(i, ShareRecord) for i in self._pending)
             self._pending_has_block = any(isinstance(i, BlockFound) for i in self._pending)
             self._pending_since = now
-            self._cut(force=True)
+            self._cut()
         if recovery.batches or recovery.pending:
             log.info("ledger %s: replaying %d batches (%d shares)", self.node, len(self._queue),
                      self._queued_shares)
         await asyncio.get_running_loop().run_in_executor(None, self._journal.sync)
         self._started = True
-        self._task = asyncio.create_task(self._run(), name=f"ledger-flusher-{self.node}")
+        self._tasks = [asyncio.create_task(self._run_cutter(), name=f"ledger-cutter-{self.node}"),
+                       asyncio.create_task(self._run_applier(), name=f"ledger-applier-{self.node}")]
         if self.watcher is not None:
             self._watch_task = asyncio.create_task(self.watcher.run(), name=f"block-watcher-{self.node}")
 
@@ -195,13 +199,14 @@ class Ledger:
         if not self._started:
             return
         self._started = False
-        for task in (self._watch_task, self._task):
+        for task in [self._watch_task, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._tasks = []
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flush_once(final=True), timeout)
+            await asyncio.wait_for(self.flush(), timeout)
         self._journal.close()
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -252,8 +257,8 @@ class Ledger:
             self._pending_since = time.time()
         self._pending.append(block)
         self._pending_has_block = True
-        self._cut(force=True)
-        self._wake.set()
+        self._cut()
+        self._applier_wake.set()
         return block
 
     def _append_block_log(self, block: BlockFound) -> None:
@@ -267,12 +272,11 @@ class Ledger:
             os.close(fd)
 
     # -- batching -----------------------------------------------------------------------------
-    def _cut(self, force: bool = False) -> None:
+    def _cut(self) -> None:
         """Everything pending becomes one batch (one per block boundary), journaled before applying."""
         if not self._pending:
             return
-        if (not force and self.payout_config.scheme in ("pps", "fpps")
-                and self.network.difficulty <= 0):
+        if self.payout_config.scheme in ("pps", "fpps") and self.network.difficulty <= 0:
             self._last_error = "waiting for the network difficulty (set_network) to credit PPS shares"
             return
         items = self._pending
@@ -349,61 +353,87 @@ class Ledger:
 
     def _enqueue(self, frame: BatchFrame, location: tuple[int, int], first_added_at: float,
                  keep_frame: bool) -> None:
-        self._queue.append(_Queued(frame.batch_id, frame.shares, first_added_at, location,
+        self._queue.append(_Queued(frame.batch_id, frame.shares, self._journal.write_generation,
+                                   first_added_at, location,
                                    frame if keep_frame else None, list(frame.blocks)))
         self._queued_shares += frame.shares
 
     # -- flushing -----------------------------------------------------------------------------
-    async def _run(self) -> None:
+    async def _run_cutter(self) -> None:
+        """Cuts batches on time or size. Runs beside the applier, so cutting batch k+1 (Python)
+        overlaps applying batch k (Redis)."""
         interval = self.config.flush_interval_ms / 1000
-        retry = self.config.redis_retry_ms / 1000
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval if self._redis_up or not self._queue
-                                       else retry)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
             try:
-                await self._flush_once()
+                if self._should_cut(time.time()):
+                    self._cut()
+                    self._journal.after_cut()
+                    self._applier_wake.set()
+            except Exception as exc:  # never let the cutter die: the journal holds every share
+                self._last_error = f"cutter: {exc!r}"
+                log.exception("ledger cutter error")
+                await asyncio.sleep(interval)
+
+    def _should_cut(self, now: float) -> bool:
+        if not self._pending:
+            return False
+        if self._redis_up or not self._queue:
+            return True
+        # Redis is down: fewer, larger batches (they stay queued and journaled).
+        return (now - self._last_cut >= self.config.down_cut_interval_ms / 1000
+                or self._pending_shares >= self.config.max_batch_shares)
+
+    async def _run_applier(self) -> None:
+        retry = self.config.redis_retry_ms / 1000
+        interval = self.config.flush_interval_ms / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applier_wake.wait(),
+                                       interval if self._redis_up or not self._queue else retry)
+            self._applier_wake.clear()
+            try:
+                await self._apply_queued()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # never let the flusher die: the journal holds everything
-                self._last_error = f"flusher: {exc!r}"
-                log.exception("ledger flusher error")
+            except Exception as exc:  # never let the applier die: the journal holds everything
+                self._last_error = f"applier: {exc!r}"
+                log.exception("ledger applier error")
                 await asyncio.sleep(retry)
 
     async def flush(self) -> bool:
         """Cut and apply now; True when everything reached Redis."""
-        await self._flush_once(final=True)
+        self._cut()
+        await self._apply_queued()
         return not self._queue and not self._pending
 
-    async def _flush_once(self, final: bool = False) -> None:
+    async def _apply_queued(self) -> None:
         async with self._flush_lock:
-            await self._flush_locked(final)
-
-    async def _flush_locked(self, final: bool) -> None:
-        now = time.time()
-        if self._pending and (final or self._redis_up or not self._queue
-                              or now - self._last_cut >= self.config.down_cut_interval_ms / 1000
-                              or self._pending_shares >= self.config.flush_max_shares * 20):
-            self._cut()
-            self._journal.after_cut()
-        if self._journal.dirty:
-            await self._sync()
-        if self._queue:
-            await self._drain()
-        if self._redis_up:
-            self._journal.collect()
-            await self._maintenance(now)
+            now = time.time()
+            if self._journal.dirty:
+                await self._sync()
+            if self._queue:
+                await self._drain()
+            if self._redis_up and not self._pending:
+                # (records still pending may sit in an old segment that has no open batch)
+                self._journal.collect()
+                await self._maintenance(now)
 
     async def _sync(self) -> None:
         generation = self._journal.write_generation
         await asyncio.get_running_loop().run_in_executor(None, self._journal.sync_fd)
         self._journal.mark_synced(generation)
+        self._journal.close_retired()
 
     async def _drain(self) -> None:
+        """Applies queued batches in order; only batches whose journal frame is already fsynced."""
         self._last_attempt_at = time.time()
         while self._queue:
             queued = self._queue[0]
+            if queued.generation > self._journal.synced_generation:
+                await self._sync()
             frame = queued.frame or self._journal.read_batch(queued.location)
             try:
                 await self._apply_batch(frame)

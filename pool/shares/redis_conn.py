@@ -32,8 +32,7 @@ def create_redis(config: RedisConfig) -> RedisClient:
         common["password"] = config.password
     if config.mode == "cluster":
         nodes = [ClusterNode(*_host_port(u, 6379)) for u in [config.url, *config.urls]]
-        return RedisCluster(startup_nodes=nodes, require_full_coverage=True,
-                            cluster_error_retry_attempts=2, **common)
+        return RedisCluster(startup_nodes=nodes, require_full_coverage=True, **common)
     if config.mode == "sentinel":
         sentinel = Sentinel([_host_port(u, 26379) for u in config.urls],
                             sentinel_kwargs={"socket_connect_timeout": config.connect_timeout_s,

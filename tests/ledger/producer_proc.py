@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.ledger.support import make_ledger, record  # noqa: E402
+from tests.ledger.support import make_ledger, record
 
 COUNTERS = struct.Struct("<qq")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
+from pool.shares.blocks import Confirmations
 from pool.shares.ledger import Ledger
 from pool.shares.record import RedisOp, ShareRecord
 
@@ -49,14 +50,15 @@ class CountryContributor:
 
 
 def make_ledger(journal_dir: Path, url: str, mode: str = "single", node: str = "test-node",
-                urls: list[str] | None = None, payouts: PayoutConfig | None = None, **overrides: object) -> Ledger:
+                urls: list[str] | None = None, payouts: PayoutConfig | None = None,
+                confirmations: Confirmations | None = None, **overrides: object) -> Ledger:
     settings: dict[str, object] = {"journal_dir": str(journal_dir), "flush_interval_ms": 20,
                                    "redis_retry_ms": 50, "down_cut_interval_ms": 200}
     settings.update(overrides)
     config = LedgerConfig(**settings)  # type: ignore[arg-type]
     config.validate()
     ledger = Ledger(config, RedisConfig(mode=mode, url=url, urls=urls or [], connect_timeout_s=0.5,
-                                        socket_timeout_s=2.0), node, payouts)
+                                        socket_timeout_s=2.0), node, payouts, confirmations=confirmations)
     ledger.add_contributor(CountryContributor())
     return ledger
 

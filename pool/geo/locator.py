@@ -124,13 +124,12 @@ class GeoLocator:
         location_path = Path(config.city_db) if config.city_db else default_city_db()
         location, location_info = _open(location_path, "geo.city_db", "location")
         kind = location_info.type
-        if "City" in kind:
-            method = location.city
-        elif "Country" in kind:
-            method = location.country
-        else:
+        if "City" not in kind and "Country" not in kind:
             location.close()
             raise ConfigError("geo.city_db", f"{location_path} is a {kind} database, not City or Country")
+        # The hot path reads the raw record (the same data geoip2's City/Country models wrap) to skip
+        # building model objects with every language's names.
+        raw = maxminddb.open_database(str(location_path), maxminddb.MODE_AUTO)
         asn = anon = None
         infos = [location_info]
         if config.asn_db:
@@ -150,12 +149,14 @@ class GeoLocator:
         # Swap everything at once, then drop the cache: a lookup never mixes two releases.
         old = [r for r in (getattr(self, "_location", None), getattr(self, "_asn", None),
                            getattr(self, "_anon", None)) if r is not None]
-        self._location, self._location_method, self._asn, self._anon = location, method, asn, anon
+        old.append(getattr(self, "_raw", None))
+        self._location, self._raw, self._asn, self._anon = location, raw, asn, anon
         self._hosting_asns = frozenset(hosting_asns)
         self.databases: tuple[DatabaseInfo, ...] = tuple(infos)
         self._lookup_cached.cache_clear()
         for reader in old:
-            reader.close()
+            if reader is not None:
+                reader.close()
 
     def reload(self, config: GeoConfig | None = None) -> None:
         """Swap in new database files (a new release, or another vendor). Connections tagged before
@@ -166,7 +167,7 @@ class GeoLocator:
         self._open_all(self.config)
 
     def close(self) -> None:
-        for reader in (self._location, self._asn, self._anon):
+        for reader in (self._location, self._raw, self._asn, self._anon):
             if reader is not None:
                 reader.close()
 
@@ -193,18 +194,15 @@ class GeoLocator:
         if not addr.is_global or addr.is_multicast or addr.is_reserved:
             return PRIVATE_TAG
         text = str(addr)
-        try:
-            resp = self._location_method(text)
-        except geoip2.errors.AddressNotFoundError:
-            return GeoTag(UNKNOWN, "", self._hosting(text))
-        country = resp.country.iso_code or ""
+        record = self._raw.get(text)
+        country = ((record.get("country") or {}).get("iso_code") or "") if isinstance(record, dict) else ""
         if len(country) != 2:
             return GeoTag(UNKNOWN, "", self._hosting(text))
         subdivision = ""
-        subdivisions = getattr(resp, "subdivisions", None)
+        subdivisions = record.get("subdivisions")
         if subdivisions:
             first = subdivisions[0]
-            subdivision = first.name or first.iso_code or ""
+            subdivision = (first.get("names") or {}).get("en") or first.get("iso_code") or ""
         return GeoTag(country, subdivision, self._hosting(text))
 
     def _hosting(self, ip: str) -> bool:

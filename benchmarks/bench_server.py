@@ -174,12 +174,10 @@ class LoadConnection(asyncio.Protocol):
         self.buffer += data
         if b"mining.notify" not in self.buffer or b'"id":2' not in self.buffer:
             return
-        extranonce1 = job_id = ntime = ""
+        job_id = ntime = ""
         for line in self.buffer.splitlines():
             message = json.loads(line)
-            if message.get("id") == 1:
-                extranonce1 = message["result"][1]
-            elif message.get("method") == "mining.notify":
+            if message.get("method") == "mining.notify":
                 job_id, ntime = message["params"][0], message["params"][7]
         self.buffer = b""
         self.running = True

@@ -18,11 +18,12 @@ import msgspec
 
 from pool.chain.types import BlockCandidate, Job, JobSource
 from pool.config.stratum import PortConfig, StratumConfig
-from pool.native.work import DIFF1_TARGET, target_from_nbits
+from pool.native.work import DIFF1_TARGET
 from pool.shares.record import ShareRecord
 from pool.shares.validate import judge, parse_submit
 from pool.stratum import messages as m
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
+from pool.stratum.negotiate import UNCHANGED, negotiate, suggested_difficulty
 from pool.stratum.state import (
     Counters,
     SentJob,
@@ -228,60 +229,16 @@ class Session:
             # Still answered (cgminer/bmminer read exactly one line after configure).
             self.out.append(m.error_reply(msg.id, m.OTHER, "Invalid configure params"))
             return
-        options = params.options
-        result: dict[str, Any] = {}
-        floor_changed = False
-        for extension in params.extensions[:16]:
-            if extension == "version-rolling":
-                self._configure_version_rolling(options, result)
-            elif extension == "minimum-difficulty":
-                value = _number(options.get("minimum-difficulty.value"))
-                if value is None or value < 0:
-                    result["minimum-difficulty"] = False
-                else:
-                    self.suggested_floor = value
-                    result["minimum-difficulty"] = True
-                    floor_changed = True
-            elif extension == "subscribe-extranonce":
-                self.extranonce_subscribed = True
-                result["subscribe-extranonce"] = True
-            elif extension == "info":
-                for key, value in list(options.items())[:16]:
-                    if key.startswith("info.") and isinstance(value, str):
-                        self.info[key[5:64]] = value[:256]
-                result["info"] = True
-            elif isinstance(extension, str):
-                result[extension[:64]] = False
+        outcome = negotiate(params.extensions, params.options, self._pool_mask)
+        if outcome.version_mask != UNCHANGED:
+            self.version_mask = outcome.version_mask
+        self.extranonce_subscribed |= outcome.subscribe_extranonce
+        self.info.update(outcome.info)
         # The reply is the next line written; a difficulty change follows it (with a new job).
-        self.out.append(m.reply(msg.id, result))
-        if floor_changed:
+        self.out.append(m.reply(msg.id, outcome.result))
+        if outcome.minimum_difficulty is not None:
+            self.suggested_floor = outcome.minimum_difficulty
             self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
-
-    def _configure_version_rolling(self, options: dict[str, Any], result: dict[str, Any]) -> None:
-        raw_mask = options.get("version-rolling.mask", "ffffffff")
-        miner_mask: int | None
-        if isinstance(raw_mask, str):
-            try:
-                miner_mask = int(raw_mask, 16) if len(raw_mask) <= 8 else None
-            except ValueError:
-                miner_mask = None
-        elif type(raw_mask) is int and 0 <= raw_mask <= 0xFFFFFFFF:
-            miner_mask = raw_mask
-        else:
-            miner_mask = None
-        if miner_mask is None:
-            result["version-rolling"] = "invalid version-rolling.mask"
-            return
-        # min-bit-count (number, string, absent) or Braiins' bit-count: advisory only (BIP310: do not
-        # disconnect when the intersection is smaller).
-        granted = self.config.version_mask_int & miner_mask
-        if granted == 0:
-            self.version_mask = None
-            result["version-rolling"] = False
-            return
-        self.version_mask = granted
-        result["version-rolling"] = True
-        result["version-rolling.mask"] = f"{granted:08x}"
 
     def _extranonce_subscribe(self, msg: m.Envelope, now: float) -> None:
         self.extranonce_subscribed = True
@@ -299,20 +256,11 @@ class Session:
             params = _list_params.decode(msg.params)
         except _DecodeErrors:
             params = []
-        value: float | None = None
-        if params:
-            if target and isinstance(params[0], str) and 0 < len(params[0]) <= 64:
-                try:
-                    as_int = int(params[0], 16)
-                    value = DIFF1_TARGET / as_int if as_int > 0 else None
-                except ValueError:
-                    value = None
-            elif not target:
-                value = _number(params[0])
+        value = suggested_difficulty(params, target=target)
         # Never answered false: cgminer counts any reply to it as a share (stratum.md §3.1).
         if msg.id is not None:
             self.out.append(m.true_reply(msg.id))
-        if value is not None and value > 0:
+        if value is not None:
             self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
             self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
 
@@ -577,23 +525,6 @@ class Session:
             self.allocator.park(self.extranonce1, self.session_id, now)
             self.subscribed = False
         self.working = False
-
-    def network_difficulty(self) -> float:
-        job = self.jobs.current_job(self.payout_key)
-        return DIFF1_TARGET / target_from_nbits(job.nbits) if job else 0.0
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 _HANDLERS: dict[str, Callable[[Session, m.Envelope, float], None]] = {

@@ -283,3 +283,35 @@ async def test_admin_controls_and_clean_stop(make_pool: Any) -> None:
     await pool.server.stop(timeout=1.0)
     assert (await d.until(lambda m: m.get("method") == "client.reconnect"))["params"] == []
     assert await d.closed()
+
+
+async def test_keepalive_notify_and_solo_jobs_per_payout_address(make_pool: Any) -> None:
+    pool = await make_pool(config(difficulty=1e-9, notify_interval=1.0))
+    client = await connect(pool.port, "127.0.0.15")
+    en1 = await client.handshake("acct.k")
+    keepalive = await client.until(lambda m: m.get("method") == "mining.notify", timeout=3.0)
+    wire_id, ntime = keepalive["params"][0], int(keepalive["params"][7], 16)
+    assert wire_id.startswith("w1.k") and keepalive["params"][8] is False
+    job = pool.jobs.current_job()
+    en2, nonce = grind(job, en1, min_difficulty=1e-9, ntime=ntime)
+    await client.send(submit("acct.k", wire_id, en2, ntime, nonce, request_id=3))
+    assert await client.recv() == {"id": 3, "result": True, "error": None}
+    assert pool.shares[-1].difficulty == 1e-9
+
+    solo = StratumServer(config(difficulty=1e-9), pool.jobs, on_share=pool.shares.append,
+                         validate_account=lambda account: True, solo=True)
+    await solo.start()
+    try:
+        pool.jobs.publish(make_job("alice-1", height=300), payout_key="alice")
+        alice = await connect(solo.config.ports[0].port, "127.0.0.16")
+        await alice.send({"id": 1, "method": "mining.subscribe", "params": []},
+                         {"id": 2, "method": "mining.authorize", "params": ["alice.rig"]})
+        assert (await alice.until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "alice-1"
+        bob = await connect(solo.config.ports[0].port, "127.0.0.17")
+        await bob.send({"id": 1, "method": "mining.subscribe", "params": []},
+                       {"id": 2, "method": "mining.authorize", "params": ["bob.rig"]})
+        assert (await bob.until(lambda m: m.get("method") == "mining.notify"))["params"][0] != "alice-1"
+        pool.jobs.publish(make_job("alice-2", height=301), payout_key="alice")
+        assert (await alice.until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "alice-2"
+    finally:
+        await solo.stop(timeout=1.0)

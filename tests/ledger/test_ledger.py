@@ -1,0 +1,221 @@
+"""Ledger behaviour on a real redis-server: totals, contributors, bad input, hashrate, reads, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+import redis
+
+from pool.config import ConfigError, from_dict
+from pool.config.ledger import RedisConfig
+from pool.shares.hashrate import HASHES_PER_DIFFICULTY, bucket_starts
+from pool.shares.keys import Keys, key_slot, tag_for_slot
+from pool.shares.leases import LeaseError, lease_holders, lease_prefix
+from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_conn import create_redis
+from tests.ledger.conftest import RedisCluster
+from tests.ledger.support import (
+    CountryContributor,
+    expected_countries,
+    expected_totals,
+    flush_until_done,
+    make_ledger,
+    read_totals,
+    record,
+)
+
+
+async def test_totals_batches_and_contributor_applied_once(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url, flush_max_shares=500, max_batch_shares=1000)
+    await ledger.start()
+    for i in range(4321):
+        ledger.add(record(i))
+    await flush_until_done(ledger)
+    stats = ledger.stats()
+    await ledger.stop()
+    shares, diff, per_account, countries = read_totals(redis_url)
+    want = expected_totals(4321)
+    assert (shares, diff, per_account) == want
+    assert countries == expected_countries(4321)
+    assert stats.shares_flushed == 4321 and stats.batches_flushed >= 5  # no batch above 1000 shares
+    assert stats.queued_batches == 0 and stats.pending_shares == 0 and stats.lag_s == 0
+    assert stats.redis_up and stats.last_flush_at > 0 and stats.round_trips >= stats.batches_flushed
+
+
+async def test_bad_input_is_refused_with_a_clear_error(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url)
+    with pytest.raises(RuntimeError, match="not started"):
+        ledger.add(record(0))
+    await ledger.start()
+    with pytest.raises(TypeError, match="ShareRecord"):
+        ledger.add({"account": "x"})  # type: ignore[arg-type]
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="difficulty"):
+            ledger.add(ShareRecord(timestamp=1.0, account="a", worker="a.b", difficulty=bad,
+                                   share_difficulty=1.0, height=1))
+    with pytest.raises(ValueError, match="block_hash"):
+        await ledger.record_block("xyz", 1, "a", "a.b", 1, 1.0)
+    with pytest.raises(ValueError, match="network difficulty"):
+        ledger.set_network(0)
+    with pytest.raises(ValueError, match="node"):
+        make_ledger(journal_dir, redis_url, node="../escape")
+    await ledger.stop()
+
+
+class BadContributor:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def ops(self, records: list[ShareRecord], batch_id: str) -> list[RedisOp]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("geo database is being swapped")
+        return [RedisOp("FLUSHALL", "{x}", ()), "not an op",  # type: ignore[list-item]
+                RedisOp("HINCRBY", "{gs:geo-test}:ok", ("n", len(records)))]
+
+
+async def test_a_failing_contributor_never_costs_shares(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url)
+    bad = BadContributor()
+    ledger.add_contributor(bad)
+    with pytest.raises(TypeError):
+        ledger.add_contributor(object())  # type: ignore[arg-type]
+    await ledger.start()
+    for i in range(10):
+        ledger.add(record(i))
+    await flush_until_done(ledger)
+    for i in range(10, 30):
+        ledger.add(record(i))
+    await flush_until_done(ledger)
+    stats = ledger.stats()
+    await ledger.stop()
+    assert read_totals(redis_url)[0] == 30
+    assert stats.contributor_errors == 3  # the exception, then FLUSHALL and "not an op"
+    assert redis.Redis.from_url(redis_url).hget("{gs:geo-test}:ok", "n") == b"20"
+
+
+async def test_hashrate_windows_workers_accounts_round(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url)
+    await ledger.start()
+    now = time.time()
+    # alice.rig0: 6 shares of 1024 in the last minute; bob.rig1: one share of 2048 two hours ago
+    for k in range(6):
+        ledger.add(ShareRecord(timestamp=now - 5 * k, account="alice", worker="alice.rig0", difficulty=1024.0,
+                               share_difficulty=2000.0, height=1))
+    ledger.add(ShareRecord(timestamp=now - 7200, account="bob", worker="bob.rig1", difficulty=2048.0,
+                           share_difficulty=2048.0, height=1))
+    await flush_until_done(ledger)
+    reader = ledger.reader
+    windows = {e.window: e for e in await reader.worker_hashrate("alice", "alice.rig0", now=now)}
+    assert set(windows) == {"1m", "10m", "1h", "24h"}
+    one_minute = windows["1m"]
+    assert one_minute.difficulty == 6 * 1024
+    assert 60 <= one_minute.seconds < 70  # the window states what it covers
+    assert one_minute.hashrate == pytest.approx(6 * 1024 * HASHES_PER_DIFFICULTY / one_minute.seconds)
+    pool = {e.window: e for e in await reader.pool_hashrate(now=now)}
+    assert pool["1h"].difficulty == 6 * 1024  # bob's share is older than an hour
+    assert pool["24h"].difficulty == 6 * 1024 + 2048
+    assert (await reader.account_hashrate("bob", now=now))[3].difficulty == 2048
+    workers = await reader.workers()
+    assert [w.worker for w in workers] == ["alice.rig0", "bob.rig1"]
+    assert [w.worker for w in await reader.workers(active_since=now - 60)] == ["alice.rig0"]
+    assert [w.worker for w in await reader.workers(account="bob")] == ["bob.rig1"]
+    accounts = {a.account: a for a in await reader.accounts()}
+    assert (accounts["alice"].shares, accounts["alice"].difficulty) == (6, 6144.0)
+    history = await reader.history(account="alice", hours=1, now=now)
+    assert sum(p.difficulty for p in history) == 6144
+    current = await reader.round()
+    assert (current.shares, current.difficulty) == (7, 6144 + 2048)
+    assert await reader.account_totals() == {"alice": (6, 6144.0), "bob": (1, 2048.0)}
+    await ledger.stop()
+
+
+def test_bucket_math() -> None:
+    assert bucket_starts(1005.0, 60, 10) == [940, 950, 960, 970, 980, 990, 1000]
+    assert bucket_starts(1000.0, 60, 10)[0] == 940
+
+
+def test_key_layout_keeps_related_keys_in_one_slot() -> None:
+    keys = Keys("gs", 16)
+    shard = keys.shard("alice")
+    assert key_slot(keys.bucket(shard, 10, 0)) == key_slot(keys.seen_workers(shard)) == key_slot(
+        keys.account_difficulty(shard))
+    assert key_slot(keys.round_current) == key_slot(keys.pplns_slice(3)) == key_slot(keys.totals(keys.pool))
+    assert key_slot(keys.ledger) == key_slot(keys.block("ab")) == key_slot(keys.balances)
+    for slot in (0, 1, 5000, 16383):
+        assert key_slot(keys.marker_key(slot, "batch-1")) == slot
+        assert key_slot(tag_for_slot(slot)) == slot
+
+
+async def test_ledger_on_cluster_reads_back(cluster: RedisCluster, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, cluster.url, "cluster", urls=cluster.urls)
+    await ledger.start()
+    for i in range(1000):
+        ledger.add(record(i))
+    await flush_until_done(ledger)
+    assert await ledger.reader.totals() == expected_totals(1000)[:2]
+    assert {w.worker for w in await ledger.reader.workers()} == {record(i).worker for i in range(1000)}
+    await ledger.stop()
+
+
+async def test_prefix_leases_are_unique_renewed_and_released(redis_url: str) -> None:
+    client = create_redis(RedisConfig(url=redis_url))
+    lost: list[int] = []
+    leases = [await lease_prefix(client, f"host-a/worker-{i}", size_bytes=1, ttl_s=1.0, renew_every_s=0.2,
+                                 on_lost=lambda lease: lost.append(lease.value)) for i in range(20)]
+    values = [lease.value for lease in leases]
+    assert len(set(values)) == 20 and all(0 <= v < 256 for v in values)
+    assert leases[0].prefix == values[0].to_bytes(1, "big")
+    await asyncio.sleep(1.5)  # longer than the TTL: renewals keep them
+    holders = await lease_holders(client)
+    assert set(holders) == set(values)
+    await client.delete(leases[1].key)  # Redis lost one: its owner is told
+    await asyncio.sleep(0.5)
+    assert lost == [values[1]] and leases[1].lost
+    for lease in leases:
+        await lease.release()
+    assert await lease_holders(client) == {}
+    await client.aclose()
+
+
+async def test_prefix_space_exhausted(redis_url: str) -> None:
+    client = create_redis(RedisConfig(url=redis_url))
+    for value in range(256):
+        await client.set(f"{{gs:lease}}:p:{value}", "someone else")
+    with pytest.raises(LeaseError):
+        await lease_prefix(client, "late", size_bytes=1)
+    with pytest.raises(ValueError):
+        await lease_prefix(client, "x", size_bytes=4)
+    await client.aclose()
+
+
+@pytest.mark.parametrize(("section", "values", "key"), [
+    ("redis", {"mode": "replica"}, "redis.mode"),
+    ("redis", {"mode": "sentinel"}, "redis.urls"),
+    ("redis", {"key_prefix": "a{b}"}, "redis.key_prefix"),
+    ("ledger", {"flush_interval_ms": 0}, "ledger.flush_interval_ms"),
+    ("ledger", {"max_batch_shares": 10}, "ledger.max_batch_shares"),
+    ("ledger", {"coarse_bucket_s": 601}, "ledger.coarse_bucket_s"),
+    ("ledger", {"fine_retention_s": 60}, "ledger.fine_retention_s"),
+    ("payouts", {"scheme": "prop"}, "payouts.scheme"),
+    ("payouts", {"fee_percent": 100}, "payouts.fee_percent"),
+    ("payouts", {"pool_account": "pool"}, "payouts.pool_account"),
+])
+def test_config_errors_name_the_key(section: str, values: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict({section: values})
+    assert info.value.key == key
+
+
+def test_default_config_is_valid() -> None:
+    config = from_dict({})
+    assert (config.ledger.flush_interval_ms, config.payouts.scheme) == (100, "pplns")
+    assert msgspec.json.decode(msgspec.json.encode(config.ledger), type=type(config.ledger)) == config.ledger
+
+
+def test_contributor_key_layout_used_by_tests() -> None:
+    assert CountryContributor.key.startswith("{")

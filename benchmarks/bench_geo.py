@@ -111,7 +111,7 @@ def fill_month(url_port: int, regions: dict, rollup: GeoRollup, first: dt.date, 
             i = 0
             while t < t0 + 3600:
                 worker = f"{country}-{subdivision}.w{(hour * 7 + i) % miners_per_region}"
-                batch.append(ShareRecord(timestamp=t, account=worker.split(".")[0], worker=worker,
+                batch.append(ShareRecord(timestamp=t, account=worker, worker=worker,
                                          difficulty=65536.0, share_difficulty=70000.0, height=1,
                                          country=country, subdivision=subdivision,
                                          firmware=("Bitmain", "MicroBT", "Canaan")[i % 3]))
@@ -155,7 +155,7 @@ async def main() -> None:
     # A typical ledger batch: 5000 shares within 100 ms from 2000 connections over all regions.
     conns = [(r, f"{r[0]}-{r[1]}.w{i}") for i, r in enumerate(rng.choice(list(regions)) for _ in range(2000))]
     now = time.time()
-    batch = [ShareRecord(timestamp=now + i * 2e-5, account="a", worker=w, difficulty=65536.0,
+    batch = [ShareRecord(timestamp=now + i * 2e-5, account=w, worker=w, difficulty=65536.0,
                          share_difficulty=1e5, height=1, country=r[0], subdivision=r[1], firmware="Bitmain")
              for i, (r, w) in enumerate(rng.choice(conns) for _ in range(5000))]
     start = time.perf_counter()

@@ -38,6 +38,9 @@ class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     top_miners_kept: int = 1000
     top_read_depth: int = 32
 
+    # Who counts as one miner for the privacy rule: the payout account (one owner, however many
+    # machines: the safe default) or each authorized worker.
+    miner_identity: Literal["account", "worker"] = "account"
     # Privacy: a cell needs >= min_miners distinct miners and its dominance_n largest miners must
     # not exceed dominance_percent of it; otherwise it folds into Other.
     min_miners: int = 10

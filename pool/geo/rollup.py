@@ -22,9 +22,10 @@ from pool.shares.record import RedisOp, ShareRecord
 _EPOCH_DAY = dt.date(1970, 1, 1)
 
 
-def miner_id(worker: str) -> str:
-    """A stable, non-reversible-in-practice id for a miner (its full worker name)."""
-    return hashlib.blake2b(worker.encode(), digest_size=8).hexdigest()
+def miner_id(identity: str) -> str:
+    """A stable id for a miner (its account or worker name, per geo.miner_identity) that does not
+    spell the name out in Redis or exports."""
+    return hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
 
 
 def _f(value: float) -> str:
@@ -45,12 +46,12 @@ class GeoRollup:
         self._databases = databases
         self._miner_ids: dict[str, str] = {}
 
-    def _miner(self, worker: str) -> str:
-        found = self._miner_ids.get(worker)
+    def _miner(self, identity: str) -> str:
+        found = self._miner_ids.get(identity)
         if found is None:
             if len(self._miner_ids) > 200_000:
                 self._miner_ids.clear()
-            found = self._miner_ids[worker] = miner_id(worker)
+            found = self._miner_ids[identity] = miner_id(identity)
         return found
 
     def ops(self, records: Iterable[ShareRecord], batch_id: str = "") -> list[RedisOp]:
@@ -61,6 +62,7 @@ class GeoRollup:
         day_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
         fw_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
         miner_ids = self._miner_ids
+        by_account = self.config.miner_identity == "account"
         for rec in records:
             minute = int(rec.timestamp) // 60
             country, subdivision, diff = rec.country, rec.subdivision, rec.difficulty
@@ -74,7 +76,8 @@ class GeoRollup:
                 cell[2] += diff
             if rec.farm_proxy:
                 cell[3] += diff
-            miner = miner_ids.get(rec.worker) or self._miner(rec.worker)
+            identity = rec.account if by_account else rec.worker
+            miner = miner_ids.get(identity) or self._miner(identity)
             hour_miners[(minute // 60, country, subdivision)].add(miner)
             day = minute // 1440
             top = day_top[(day, country, subdivision)]

@@ -38,9 +38,9 @@ def build_fleet(distribution: dict[str, float], miners_per_country: int, locator
             given = draw_ips(country, miners_per_country, rng, ipv6=ipv6, subdivision=subdivision or None)
         given = given[:miners_per_country]
         for i, ip in enumerate(given):
-            account = f"acct-{place}-{i % max(1, miners_per_country // 2)}"
+            account = f"acct-{place}-{i}"
             agent = agents[i % len(agents)]
-            miners.append(Miner(account, f"{account}.rig{i}", ip, locator.tag_connection(ip), classify(agent),
+            miners.append(Miner(account, f"{account}.rig0", ip, locator.tag_connection(ip), classify(agent),
                                 total_rate * weight / weight_sum / len(given)))
     return miners
 

@@ -65,9 +65,10 @@ async def test_ops_applied_to_redis_give_exact_sums_and_store_no_ip(locator: Geo
     fw = sum(float(v) for f, v in day.items() if f.startswith(b"fd|"))
     assert fw == pytest.approx(sum(float(v) for f, v in day.items() if f.startswith(b"d|")))
     # Distinct miners and per-miner sums.
-    assert await aredis.pfcount(f"{day1}:u:d:{us}") == 2
+    # One account (two workers) in California: one miner under the default identity (the account).
+    assert await aredis.pfcount(f"{day1}:u:d:{us}") == 1
     top = dict(await aredis.zrange(f"{day1}:z:{us}", 0, -1, withscores=True))
-    assert set(top) == {miner_id(r.worker).encode() for r in recs if r.country == "US"}
+    assert set(top) == {miner_id(r.account).encode() for r in recs if r.country == "US"}
     # TTLs on every key.
     async for key in aredis.scan_iter("gs:*"):
         assert await aredis.ttl(key) > 0, key
@@ -93,7 +94,7 @@ async def test_ops_applied_to_redis_give_exact_sums_and_store_no_ip(locator: Geo
 
 async def test_trimming_keeps_the_largest_miners(locator: GeoLocator, aredis: aioredis.Redis) -> None:
     config = GeoConfig(top_miners_kept=40, top_read_depth=32)
-    recs = [ShareRecord(timestamp=T0 - 100, account="a", worker=f"a.w{i}", difficulty=float(i + 1),
+    recs = [ShareRecord(timestamp=T0 - 100, account=f"a{i}", worker=f"a{i}.w", difficulty=float(i + 1),
                         share_difficulty=1.0, height=1, country="KZ", subdivision="Almaty") for i in range(100)]
     await apply_ops(aredis, GeoRollup(config).ops(recs, "b"))
     kept = await aredis.zrange("gs:{geo:20261121}:z:KZ|Almaty", 0, -1, withscores=True)
@@ -107,3 +108,9 @@ async def test_network_difficulty_recorder(aredis: aioredis.Redis) -> None:
     assert await aredis.hgetall("gs:{geo:20261121}:net") == {b"2359": b"160000000000000.0"}
     with pytest.raises(ValueError):
         await recorder.record_network_difficulty(0)
+
+
+async def test_workers_as_miners(locator: GeoLocator, aredis: aioredis.Redis) -> None:
+    recs = [r for r in records(locator) if r.timestamp < T0 + 30]
+    await apply_ops(aredis, GeoRollup(GeoConfig(miner_identity="worker")).ops(recs, "b"))
+    assert await aredis.pfcount("gs:{geo:20261121}:u:d:US|California") == 2

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from pool.admin.auth import Scope
+from pool.admin.interfaces import ExportKind
 from pool.admin.responses import DashboardSettings, ErrorBody
 from pool.admin.routes import ROUTES, Route
 from pool.config.admin import AdminConfig
@@ -73,7 +74,20 @@ def _operation(route: Route, config: AdminConfig, schemas: dict[Any, dict[str, A
     return op
 
 
-def build_document(config: AdminConfig) -> dict[str, Any]:
+def _union(lists: list[list[str]]) -> list[str]:
+    return list(dict.fromkeys(item for items in lists for item in items))
+
+
+def _narrow_exports(op: dict[str, Any], kinds: list[ExportKind]) -> None:
+    """State exactly the export names, periods and formats the provider offers."""
+    enums = {"kind": [k.name for k in kinds], "period": _union([k.periods for k in kinds]),
+             "format": _union([k.formats for k in kinds])}
+    for param in op["parameters"]:
+        if param["name"] in enums and enums[param["name"]]:
+            param["schema"] = {"type": "string", "enum": enums[param["name"]]}
+
+
+def build_document(config: AdminConfig, export_kinds: list[ExportKind] | None = None) -> dict[str, Any]:
     types: list[Any] = [ErrorBody, DashboardSettings]
     for route in ROUTES:
         for kind in (route.body, route.response):
@@ -84,6 +98,8 @@ def build_document(config: AdminConfig) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, config, schemas)
+    if export_kinds:
+        _narrow_exports(paths["/api/v1/exports/{kind}"]["get"], export_kinds)
     paths["/api/v1/dashboard"] = {
         "get": {
             "operationId": "getDashboardSettings",

@@ -200,7 +200,8 @@ class AdminServer:
     # -- public, token-free resources -----------------------------------------------------------
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return web.Response(body=msgspec.json.encode(build_document(self.ctx.config)),
+        document = build_document(self.ctx.config, self.ctx.exports.kinds())
+        return web.Response(body=msgspec.json.encode(document),
                             content_type="application/json")
 
     async def _dashboard_settings(self, request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from tests.admin.providers import InMemoryPool
 from tests.admin.sample import populate
 
 CONFIG = make_config(rate_limit_per_second=10_000.0, rate_limit_burst=10_000)
-DOCUMENT = build_document(CONFIG)
+DOCUMENT = build_document(CONFIG, InMemoryPool().kinds())
 # Two checks no schema can state: a port's min <= start <= max (against its current settings) and an
 # export's end after start within export_max_days. Schema-valid requests that break them get 400 with
 # the reason (test_bad_input.py checks those reasons), so only there is 400 an accepted answer.
@@ -43,6 +43,9 @@ def test_document_covers_every_route() -> None:
     documented = {(method.upper(), path) for path, ops in DOCUMENT["paths"].items() for method in ops}
     assert {(r.method, r.path) for r in ROUTES} <= documented
     assert DOCUMENT["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    export = {p["name"]: p["schema"] for p in DOCUMENT["paths"]["/api/v1/exports/{kind}"]["get"]["parameters"]}
+    assert export["kind"]["enum"] == ["ccaf-countries", "regions"]
+    assert export["period"]["enum"] == ["monthly", "daily"] and export["format"]["enum"] == ["csv", "json"]
 
 
 @schema.parametrize()

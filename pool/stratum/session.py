@@ -297,6 +297,9 @@ class Session:
 
     def _start_work(self, now: float) -> None:
         self.working = True
+        if self.pending_difficulty is None:
+            # The first notify always follows a set_difficulty (the default would otherwise be 1).
+            self.pending_difficulty = self.difficulty
         self.vardiff.reset(now)
         job = self.jobs.current_job(self.payout_key)
         if job is not None:

@@ -203,3 +203,16 @@ def test_authorize_password_difficulty_and_many_workers() -> None:
     for i in range(5):
         assert send(session, {"id": 10 + i, "method": "mining.authorize", "params": [f"acct.w{i}"]})[0]["result"]
     assert len(session.workers) == 6 and session.farm_proxy
+
+
+def test_first_notify_always_follows_a_set_difficulty() -> None:
+    jobs = TestJobSource()
+    jobs.publish(make_job("g1"))
+    # 1024 is the port's start difficulty: a suggestion of 2048 followed by d=1024 lands back on it.
+    for password, expected in (("x", 2048), ("d=1024", 1024), ("md=1024", 2048)):
+        session = new_session(config(difficulty=1024, min_difficulty=1), jobs)
+        send(session, {"id": 1, "method": "mining.suggest_difficulty", "params": [2048]})
+        send(session, {"id": 2, "method": "mining.subscribe", "params": []})
+        out = send(session, {"id": 3, "method": "mining.authorize", "params": ["acct.g", password]})
+        assert [o.get("method") for o in out] == [None, "mining.set_difficulty", "mining.notify"], password
+        assert out[1]["params"] == [expected]

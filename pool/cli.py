@@ -92,8 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Subcommands that live with the parts they drive (run, simulate, export) register here.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+def _register_run(sub: argparse._SubParsersAction) -> None:
+    from pool import runner
+
+    runner.register(sub)
+
+
+def _register_simulate(sub: argparse._SubParsersAction) -> None:
+    from pool.sim import cli as sim_cli
+
+    sim_cli.register(sub)
+
+
+def _register_export(sub: argparse._SubParsersAction) -> None:
+    from pool.geo import export_cli
+
+    parser = sub.add_parser("export", help="research exports (CCAF layouts, rich CSV/JSON, charts)")
+    export_cli.add_arguments(parser)
+    parser.set_defaults(func=export_cli.run)
+
+
+# Subcommands that live with the parts they drive register here.
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [_register_run, _register_simulate,
+                                                                   _register_export]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

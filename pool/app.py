@@ -1,0 +1,184 @@
+"""Builds every part from the config and wires them; starts and stops them in order.
+
+server -> (ShareRecord) -> ledger (+ geo rollups in the same batches)
+chain  -> (jobs)        -> server;  server -> (block candidates) -> chain -> (BlockResult) -> ledger
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from pool.chain.address import is_valid_address
+from pool.chain.jobs import JobManager
+from pool.chain.types import BlockResult
+from pool.config import Config
+from pool.geo.firmware import classify_firmware
+from pool.geo.locator import GeoLocator
+from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
+from pool.shares.leases import LeaseError, PrefixLease, lease_prefix
+from pool.shares.ledger import Ledger
+from pool.shares.record import ShareRecord
+from pool.stratum.extranonce import ExtranonceAllocator
+from pool.stratum.server import StratumServer, untagged
+
+log = logging.getLogger("geostratum")
+
+# Seconds between pushes of the chain's view (network difficulty, subsidy) to the ledger and geo.
+NETWORK_UPDATE_INTERVAL = 30.0
+
+
+def node_name(config: Config, worker_index: int) -> str:
+    """A name for this process that is unique across hosts and safe in Redis keys and file names."""
+    raw = f"{socket.gethostname()}-{config.pool.name}-w{worker_index}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw).lstrip(".")
+
+
+class PoolApp:
+    """One pool process: chain watcher, stratum server, ledger, geo tagging, admin API."""
+
+    def __init__(self, config: Config, *, worker_index: int = 0, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.worker_index = worker_index
+        self.node = node_name(config, worker_index)
+        self.started_at = time.time()
+        self.locator: GeoLocator | None = None
+        self.rollup: GeoRollup | None = None
+        self.ledger: Ledger | None = None
+        self.jobs: JobManager | None = None
+        self.server: StratumServer | None = None
+        self.admin: Any = None
+        self.lease: PrefixLease | None = None
+        self._difficulty_recorder: NetworkDifficultyRecorder | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.blocks: list[BlockResult] = []
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def _on_share(self, record: ShareRecord) -> None:
+        assert self.ledger is not None
+        self.ledger.add(record)
+
+    async def _on_block_result(self, result: BlockResult) -> None:
+        """Every block candidate's outcome: kept in memory, and recorded by the ledger (which fsyncs
+        it to its local journal before anything else) when a node accepted it."""
+        self.blocks.append(result)
+        del self.blocks[:-100]
+        verdict = "ACCEPTED" if result.accepted else f"refused ({result.error or result.node_results})"
+        log.warning("block %s at height %d by %s: %s", result.block_hash, result.height, result.worker, verdict)
+        if not result.accepted or self.ledger is None or self.jobs is None:
+            return
+        figures = self.jobs.figures()
+        await self.ledger.record_block(
+            result.block_hash, result.height, result.account, result.worker, result.coinbase_value,
+            figures.network_difficulty or 1.0, found_at=result.found_at)
+
+    async def _confirmations(self, block_hash: str) -> int:
+        assert self.jobs is not None
+        header = await self.jobs.backend.getblockheader(block_hash, True)
+        return int(header.get("confirmations", -1))
+
+    def _validate_account(self, name: str) -> bool:
+        """Pool mode takes any account name; SOLO needs a payout address valid on this network."""
+        account = name.split(".", 1)[0]
+        if self.config.chain.mode == "solo":
+            return is_valid_address(account, self.config.chain.network)
+        return bool(account)
+
+    async def _lease_extranonce_prefix(self, allocator: ExtranonceAllocator) -> None:
+        """One extranonce1 prefix byte per process, leased from Redis so no two processes on any host
+        share it; without Redis, the configured node id (plus the worker index) is the prefix."""
+        assert self.ledger is not None
+        try:
+            self.lease = await lease_prefix(self.ledger.client, self.node, key_prefix=self.config.redis.key_prefix,
+                                            size_bytes=1, on_lost=self._lease_lost)
+            allocator.set_prefix(self.lease.value, 8)
+            log.info("extranonce1 prefix %02x leased from Redis", self.lease.value)
+        except (LeaseError, RedisError, OSError) as exc:
+            fallback = (self.config.pool.node_id + self.worker_index) % 256
+            allocator.set_prefix(fallback, 8)
+            log.warning("extranonce1 prefix lease failed (%s); using node_id-based prefix %02x", exc, fallback)
+
+    def _lease_lost(self, lease: PrefixLease) -> None:
+        log.error("extranonce1 prefix lease %02x lost; new connections keep it until a new lease", lease.value)
+        self._tasks.append(asyncio.create_task(self._release_and_relet()))
+
+    async def _release_and_relet(self) -> None:
+        if self.server is not None:
+            await self._lease_extranonce_prefix(self.server.allocator)
+
+    async def _push_network_view(self) -> None:
+        """Keep the ledger (PPLNS window, PPS value) and the geo coverage figures on the chain's numbers."""
+        assert self.jobs is not None and self.ledger is not None
+        while True:
+            figures = self.jobs.figures()
+            if figures.ready and figures.network_difficulty > 0:
+                self.ledger.set_network(figures.network_difficulty, height=figures.height)
+                if self._difficulty_recorder is not None:
+                    try:
+                        await self._difficulty_recorder.record_network_difficulty(figures.network_difficulty)
+                    except Exception as exc:  # Redis down: coverage misses a point, nothing else
+                        log.debug("network difficulty not recorded: %s", exc)
+            await asyncio.sleep(NETWORK_UPDATE_INTERVAL)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        if config.geo.enabled:
+            locator = self.locator = GeoLocator.from_config(config.geo)
+            self.rollup = GeoRollup(config.geo, databases=lambda: locator.databases, prefix=config.redis.key_prefix)
+        self.ledger = Ledger(config.ledger, config.redis, self.node, config.payouts,
+                             confirmations=self._confirmations)
+        if self.rollup is not None:
+            self.ledger.add_contributor(self.rollup)
+            self._difficulty_recorder = NetworkDifficultyRecorder(self.ledger.client, self.rollup)
+        await self.ledger.start()
+
+        self.jobs = JobManager.from_config(
+            config.chain, extranonce1_size=4, extranonce2_size=config.stratum.extranonce2_size,
+            version_mask=int(config.stratum.version_mask, 16), on_block_result=self._on_block_result)
+        allocator = ExtranonceAllocator(park_seconds=config.stratum.session_resume_seconds)
+        await self._lease_extranonce_prefix(allocator)
+        if not await self.jobs.start():
+            log.warning("no work from the chain yet; miners are served as soon as a template arrives")
+
+        self.server = StratumServer(
+            config.stratum, self.jobs, on_share=self._on_share, validate_account=self._validate_account,
+            allocator=allocator,
+            tag_connection=self.locator.tag_connection if self.locator else untagged,
+            classify_firmware=classify_firmware, node=self.node, solo=config.chain.mode == "solo")
+        await self.server.start()
+        self._tasks.append(asyncio.create_task(self._push_network_view()))
+
+        if config.admin.enabled:
+            from pool.admin_wiring import build_admin
+
+            self.admin = build_admin(self)
+            await self.admin.start()
+            log.info("admin API and dashboard on %s", self.admin.url)
+
+    async def stop(self) -> None:
+        """Reverse order: stop taking shares, then stop work, then flush the books."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.admin is not None:
+            await self.admin.stop()
+        if self.server is not None:
+            await self.server.stop()
+        if self.jobs is not None:
+            await self.jobs.stop()
+        if self.lease is not None:
+            await self.lease.release()
+        if self.ledger is not None:
+            await self.ledger.stop()
+        if self.locator is not None:
+            self.locator.close()

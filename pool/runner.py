@@ -1,0 +1,122 @@
+"""`geostratum run`: one pool process, or N worker processes sharing the stratum port.
+
+With N workers on the devnet, the parent serves the one devnet chain over JSON-RPC and every worker
+talks to it like to bitcoind, so all workers mine the same chain through the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import uvloop
+
+from pool import config as config_module
+from pool.config import Config
+
+log = logging.getLogger("geostratum")
+
+WORKER_INDEX_ENV = "GEOSTRATUM_WORKER_INDEX"
+
+
+async def _serve_one(config: Config, worker_index: int, config_path: str | None) -> None:
+    from pool.app import PoolApp
+
+    app = PoolApp(config, worker_index=worker_index, config_path=config_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    log.info("pool %s running (worker %d)", app.node, worker_index)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping %s", app.node)
+        await app.stop()
+
+
+def _worker_env(config: Config, index: int, devnet_node: Any | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env[WORKER_INDEX_ENV] = str(index)
+    env["GEOSTRATUM__STRATUM__REUSE_PORT"] = "true"
+    if index > 0:
+        env["GEOSTRATUM__ADMIN__ENABLED"] = "false"   # one admin API per host, in worker 0
+    if devnet_node is not None:
+        env["GEOSTRATUM__CHAIN__BACKEND"] = '"bitcoind"'
+        env["GEOSTRATUM__CHAIN__NODES"] = (
+            f'[{{url = "{devnet_node.url}", user = "{devnet_node.user}", password = "{devnet_node.password}", '
+            f'name = "devnet"}}]')
+    return env
+
+
+async def _supervise(config: Config, config_path: str | None, workers: int) -> int:
+    devnet_server = None
+    if config.chain.backend == "devnet":
+        from pool.chain.devnet_server import serve_devnet
+
+        devnet_server = await serve_devnet(config.chain.devnet, network=config.chain.network)
+        log.info("devnet JSON-RPC for %d workers on %s", workers, devnet_server.url)
+    node = devnet_server.node_config() if devnet_server else None
+    args = [sys.executable, "-m", "pool.cli", "run", "--workers", "1"]
+    if config_path:
+        args += ["--config", config_path]
+    children = [subprocess.Popen(args, env=_worker_env(config, i, node)) for i in range(workers)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def watch() -> None:
+        while all(child.poll() is None for child in children):
+            await asyncio.sleep(0.5)
+        log.error("a worker exited; stopping the others")
+        stop.set()
+
+    watcher = asyncio.create_task(watch())
+    await stop.wait()
+    watcher.cancel()
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=15)
+        if child.poll() is None:
+            child.kill()
+    if devnet_server is not None:
+        await devnet_server.stop()
+    return max((child.returncode or 0) for child in children) if children else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_module.load(args.config)
+    except config_module.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0"))
+        uvloop.run(_serve_one(config, worker_index, args.config))
+        return 0
+    return uvloop.run(_supervise(config, args.config, args.workers))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="run the pool (configs/devnet.toml: the embedded devnet)")
+    parser.add_argument("--config", default=None, help="TOML config (default: built-in devnet defaults)")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the stratum port")
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(func=run)

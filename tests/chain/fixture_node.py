@@ -9,10 +9,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path("/work/shared/fixtures")
+from tests.support import paths
+
+FIXTURES = paths.FIXTURES
 
 
 def load_fixture(name: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +23,10 @@ from pool.chain.tx import BlockHeader, parse_block, parse_transaction
 from pool.chain.types import BlockCandidate, Job
 from pool.native import check_share, prepare_job
 from pool.native.work import target_bytes
+from tests.support import paths
 
-VECTORS = Path("/work/shared/vectors")
-FIXTURES = Path("/work/shared/fixtures")
+VECTORS = paths.VECTORS
+FIXTURES = paths.FIXTURES
 
 # --- BIP34 and byte orders ------------------------------------------------------------------------------
 

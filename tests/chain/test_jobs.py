@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -25,6 +24,7 @@ from pool.config import ConfigError, from_dict
 from pool.config.chain import ChainConfig, DevnetConfig, NodeConfig
 from pool.native import check_share
 from tests.chain.mining import MAX_TARGET_BYTES, mine_candidate
+from tests.support import paths
 
 ALICE = "bcrt1qyq5ygr4caxu0jec7dvlqx3hq7p5jl2zykefnf5"
 BOB = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
@@ -209,7 +209,7 @@ async def test_workers_share_one_devnet_over_json_rpc() -> None:
 
 # --- ZMQ hashblock --------------------------------------------------------------------------------------
 
-ZMQ_FIXTURE = json.loads(Path("/work/shared/fixtures/zmq_hashblock.json").read_text())
+ZMQ_FIXTURE = json.loads((paths.FIXTURES / "zmq_hashblock.json").read_text())
 
 
 def test_recorded_hashblock_messages_parse() -> None:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from pool import native
+from tests.support import paths
 
-VECTORS_DIR = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+VECTORS_DIR = paths.VECTORS
 
 
 @pytest.fixture(scope="session")

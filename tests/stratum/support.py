@@ -7,7 +7,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pool.chain.types import BlockCandidate, Job
@@ -18,10 +17,10 @@ from pool.stratum import messages as m
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.session import Session
 from pool.stratum.state import share_target
+from tests.support import paths
 
-SHARED = Path("/work/shared")
-VECTORS = SHARED / "vectors" / "mainnet_blocks.json"
-TRANSCRIPTS = SHARED / "docs" / "transcripts"
+VECTORS = paths.VECTORS / "mainnet_blocks.json"
+TRANSCRIPTS = paths.TRANSCRIPTS
 HARD_NBITS = 0x17029A8A          # mainnet 2025: no test share is ever a block by accident
 EASY_NBITS = 0x207FFFFF          # regtest: about every other hash is a block
 NOW = 1_760_000_100.0            # test clock, just after make_job's default ntime

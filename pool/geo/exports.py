@@ -66,7 +66,8 @@ async def export(redis, config: GeoConfig, layout: str, period: str, first: dt.d
     `redis` is a redis.asyncio client created with decode_responses=False.
     """
     check_request(layout, period)
-    report = await build_report(redis, config, period, first, last, prefix=prefix, now=now, progress=progress)
+    report = await build_report(redis, config, period, first, last, prefix=prefix, now=now, progress=progress,
+                                firmware=layout.startswith("firmware"))
     return render(report, layout, config)
 
 
@@ -75,5 +76,6 @@ async def export_many(redis, config: GeoConfig, layouts: list[str], period: str,
     """Several layouts from one read of Redis."""
     for layout in layouts:
         check_request(layout, period)
-    report = await build_report(redis, config, period, first, last, **kwargs)
+    report = await build_report(redis, config, period, first, last,
+                                firmware=any(layout.startswith("firmware") for layout in layouts), **kwargs)
     return [render(report, layout, config) for layout in layouts]

@@ -208,7 +208,9 @@ def attribution_of(report_dbs: list[DatabaseUse], configured: str = "") -> str:
 
 async def build_report(redis, config: GeoConfig, period: str, first: dt.date, last: dt.date, *,
                        prefix: str = "gs", now: float | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> Report:
+                       progress: Callable[[int, int], None] | None = None, firmware: bool = True) -> Report:
+    """Read and check the periods covering [first, last]; `firmware=False` skips the firmware cells
+    (their rows come out empty), which most layouts do not need."""
     spans = periods_covering(first, last, period)
     total_days = (spans[-1][1] - spans[0][0]).days
     if total_days > config.max_export_days:
@@ -229,7 +231,8 @@ async def build_report(redis, config: GeoConfig, period: str, first: dt.date, la
     periods = []
     try:
         for start, end in spans:
-            datas = await read_days(redis, keys, days_in(start, end), unions, config.top_read_depth, advance)
+            datas = await read_days(redis, keys, days_in(start, end), unions, config.top_read_depth, advance,
+                                    firmware=firmware)
             periods.append(await _period(unions, rule, config, period, start, end, datas, now))
     finally:
         await unions.close()

@@ -87,8 +87,10 @@ def _check_client(redis) -> None:
 
 
 async def read_days(redis, keys: GeoKeys, days: Sequence[dt.date], unions: HllUnions, depth: int,
-                    progress: Callable[[int], None] | None = None, chunk: int = 7) -> list[DayData]:
-    """Read the day rollups of `days` (pipelined a few days at a time)."""
+                    progress: Callable[[int], None] | None = None, chunk: int = 7,
+                    firmware: bool = True) -> list[DayData]:
+    """Read the day rollups of `days` (pipelined a few days at a time); the firmware cells' miner
+    data only when `firmware`."""
     _check_client(redis)
     out: list[DayData] = []
     for start in range(0, len(days), chunk):
@@ -103,6 +105,8 @@ async def read_days(redis, keys: GeoKeys, days: Sequence[dt.date], unions: HllUn
         for i, day in enumerate(part):
             stats, dbs, net = replies[3 * i: 3 * i + 3]
             datas.append(_parse_day(day, stats, dbs, net))
+            if not firmware:
+                datas[-1].firmware = {}
         await _read_miners(redis, keys, datas, unions, depth)
         out.extend(datas)
         if progress is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,17 +12,32 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.redis_server import RedisProcess
+from tests.support.redis_server import RedisProcess, free_port
 
 # Kill tests need what Redis acknowledged to survive SIGKILL of redis-server itself.
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is a valid, free port too."""
+    for _ in range(1000):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisCluster:
     """Three cluster-enabled redis-servers on loopback joined by `redis-cli --cluster create`."""
 
     def __init__(self) -> None:
-        self.nodes = [RedisProcess(extra_args=("--cluster-enabled", "yes", "--cluster-config-file",
+        self.nodes = [RedisProcess(port=cluster_port(), extra_args=("--cluster-enabled", "yes", "--cluster-config-file",
                                                "nodes.conf", "--cluster-node-timeout", "1000", *DURABLE))
                       for _ in range(3)]
 

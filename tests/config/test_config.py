@@ -1,0 +1,73 @@
+"""Configs: every shipped example loads; bad values name the key; environment overrides apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pool import config
+from pool.cli import main
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml"))
+
+
+def test_examples_exist_for_every_network() -> None:
+    assert {p.stem for p in CONFIGS} >= {"devnet", "mainnet", "testnet4", "signet", "regtest"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_config_is_valid(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: ok"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "reason"),
+    [
+        ('[stratum]\nextranonce2_size = 12\n', "stratum.extranonce2_size", "must be 4..8"),
+        ('[[stratum.ports]]\nport = "x"\n', "stratum.ports[0].port", "Expected `int`"),
+        ('[stratum]\nbogus = 1\n', "stratum.bogus", "unknown key"),
+        ('[chain]\nnetwork = "mainnet"\nmode = "pool"\n', "chain.pool_address", "required in pool mode"),
+        ('[chain]\nnetwork = "moonnet"\n', "chain.network", "must be one of"),
+        ('[pool]\nnode_id = 300\n', "pool.node_id", "must be 0..255"),
+        ('[admin]\nport = 70000\n', "admin.port", ""),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, key: str,
+                                 reason: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, environ={})
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+    assert main(["check-config", str(path)]) == 1
+    assert key in capsys.readouterr().err
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[stratum\n")
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(path, environ={})
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "nope.toml", environ={})
+
+
+def test_environment_overrides_parse_toml_values() -> None:
+    loaded = config.load(None, environ={
+        "GEOSTRATUM__ADMIN__PORT": "9090",
+        "GEOSTRATUM__STRATUM__TRUSTED_PROXIES": '["10.0.0.0/8"]',
+        "GEOSTRATUM__REDIS__URL": "redis://10.1.2.3:6379/0",
+        "UNRELATED": "1",
+    })
+    assert loaded.admin.port == 9090
+    assert loaded.stratum.trusted_proxies == ["10.0.0.0/8"]
+    assert loaded.redis.url == "redis://10.1.2.3:6379/0"
+
+
+def test_environment_override_with_a_bad_value_names_the_key() -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, environ={"GEOSTRATUM__STRATUM__EXTRANONCE2_SIZE": "2"})
+    assert caught.value.key == "stratum.extranonce2_size"

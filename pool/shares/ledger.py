@@ -380,8 +380,12 @@ class Ledger:
     def _should_cut(self, now: float) -> bool:
         if not self._pending:
             return False
-        if self._redis_up or not self._queue:
+        if not self._queue:
             return True
+        if self._redis_up:
+            # One batch in flight and at most one ready behind it: cutting overlaps applying, and
+            # under load the shares that wait meanwhile make the next batch larger (cheaper per share).
+            return len(self._queue) <= 1 or self._pending_shares >= self.config.max_batch_shares
         # Redis is down: fewer, larger batches (they stay queued and journaled).
         return (now - self._last_cut >= self.config.down_cut_interval_ms / 1000
                 or self._pending_shares >= self.config.max_batch_shares)

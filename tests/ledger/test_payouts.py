@@ -285,3 +285,21 @@ async def test_sendmany_refused_then_retried_and_slow_attempts_wait(redis_url: s
     assert len(wallet.transactions) == 2 and {t["txid"] for t in wallet.transactions} == {txid}
     assert len(wallet.sends()) == 3  # refused, dropped before sending, sent
     await ledger.stop()
+
+
+async def test_pplns_slices_are_trimmed_but_never_under_the_kept_windows(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url, payouts=PayoutConfig(pplns_factor=2.0, pplns_keep_windows=1.0))
+    ledger.set_network(100.0, height=1)  # keep = 1 x 2 x 100 = 200 difficulty
+    await ledger.start()
+    base = time.time() - 200
+    for n in range(6):
+        ledger.add(share("alice", 100, base + 20 * n))
+        await flush_until_done(ledger)
+    ledger._last_trim = 0.0
+    await flush_until_done(ledger)
+    client = ledger.client
+    first, cur = int(await client.get("{gs:pool}:pplns:first")), int(await client.get("{gs:pool}:pplns:cur"))
+    assert (first, cur) == (5, 6)  # slices 1-4 dropped, 200 difficulty kept
+    assert float(await client.get("{gs:pool}:pplns:sum")) == 200.0
+    assert not await client.exists("{gs:pool}:pplns:sl:4") and await client.exists("{gs:pool}:pplns:sl:5")
+    await ledger.stop()

@@ -55,6 +55,7 @@ class PoolApp:
         self.jobs: JobManager | None = None
         self.server: StratumServer | None = None
         self.admin: Any = None
+        self.cluster: Any = None         # pool.admin_wiring.ClusterLink: snapshots + controls across processes
         self.lease: PrefixLease | None = None
         self._difficulty_recorder: NetworkDifficultyRecorder | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -158,12 +159,19 @@ class PoolApp:
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._push_network_view()))
 
-        if config.admin.enabled:
-            from pool.admin_wiring import build_admin
+        from pool.admin_wiring import build_admin, start_cluster_link
 
+        self.cluster = await start_cluster_link(self)
+        if config.admin.enabled:
             self.admin = build_admin(self)
             await self.admin.start()
             log.info("admin API and dashboard on %s", self.admin.url)
+
+    async def reload_config(self) -> Any:
+        """Re-read config_path and apply what can change live (SIGHUP); returns a ReloadResult."""
+        from pool.admin_wiring import reload_app
+
+        return await reload_app(self)
 
     async def stop(self) -> None:
         """Reverse order: stop taking shares, then stop work, then flush the books."""
@@ -172,6 +180,8 @@ class PoolApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.admin is not None:
             await self.admin.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.server is not None:
             await self.server.stop()
         if self.jobs is not None:

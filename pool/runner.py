@@ -34,6 +34,20 @@ async def _serve_one(config: Config, worker_index: int, config_path: str | None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[Any]] = set()
+
+    async def reload() -> None:  # SIGHUP: the admin API's reload, for this process (it logs the result)
+        try:
+            await app.reload_config()
+        except Exception as exc:
+            log.error("SIGHUP: config not reloaded: %s", exc)
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await app.start()
     log.info("pool %s running (worker %d)", app.node, worker_index)
     try:
@@ -73,6 +87,8 @@ async def _supervise(config: Config, config_path: str | None, workers: int) -> i
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: [c.send_signal(signal.SIGHUP) for c in children
+                                                    if c.poll() is None])
 
     async def watch() -> None:
         while all(child.poll() is None for child in children):

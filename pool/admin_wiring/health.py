@@ -1,0 +1,79 @@
+"""Component health: Redis, the ledger's flush lag and journal, the nodes, the block template, the
+stratum listeners, the geo database and the other worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from pool.admin.interfaces import ComponentHealth, HealthStatus
+from pool.admin_wiring.cluster import SNAPSHOT_TTL
+
+if TYPE_CHECKING:
+    from pool.admin_wiring.views import PoolViews
+    from pool.app import PoolApp
+
+PING_TIMEOUT = 1.0
+FLUSH_LAG_LIMIT = 30.0              # seconds an accepted share may wait for Redis before it is unhealthy
+TEMPLATE_AGE_FLOOR = 120.0          # a template may be this old (or 3 refresh intervals) while healthy
+
+
+async def redis_ping(app: PoolApp) -> tuple[float | None, str]:
+    """(round trip seconds, '') or (None, why)."""
+    assert app.ledger is not None
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(app.ledger.client.ping(), PING_TIMEOUT)
+    except (RedisError, OSError, TimeoutError) as exc:
+        return None, f"not answering: {type(exc).__name__}"
+    return time.perf_counter() - started, ""
+
+
+def template_health(app: PoolApp) -> ComponentHealth:
+    assert app.jobs is not None
+    figures = app.jobs.figures()
+    limit = max(TEMPLATE_AGE_FLOOR, 3 * app.config.chain.template_refresh_interval)
+    if not figures.ready:
+        return ComponentHealth(name="template", ok=False, detail="no block template yet")
+    return ComponentHealth(name="template", ok=figures.template_age < limit,
+                           detail=f"height {figures.height}, {figures.template_age:.1f} s old (limit {limit:g} s)")
+
+
+async def health_status(app: PoolApp, views: PoolViews) -> HealthStatus:
+    assert app.ledger is not None and app.jobs is not None and app.server is not None
+    components = []
+    latency, why = await redis_ping(app)
+    components.append(ComponentHealth(name="redis", ok=latency is not None,
+                                      detail=why or f"{latency * 1000:.1f} ms round trip"))
+    stats = app.ledger.stats()
+    components.append(ComponentHealth(
+        name="ledger", ok=stats.lag_s < FLUSH_LAG_LIMIT,
+        detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
+               + (f"; last error: {stats.last_error[:120]}" if stats.last_error and not stats.redis_up else "")))
+    max_batches = app.ledger.config.max_batches_in_memory
+    components.append(ComponentHealth(
+        name="journal", ok=stats.queued_batches < max_batches,
+        detail=f"{stats.journal_bytes} bytes, {stats.queued_batches} batches not yet in Redis"))
+    for node in app.jobs.figures().nodes:
+        detail = f"{node.latency_ms:.1f} ms" if node.healthy else f"failing: {node.last_error[:120]}"
+        components.append(ComponentHealth(name=f"node:{node.name}", ok=node.healthy, detail=detail))
+    components.append(template_health(app))
+    listening = app.server.ports
+    components.append(ComponentHealth(name="stratum", ok=bool(listening),
+                                      detail=", ".join(f"{h}:{p}" for h, p in listening)))
+    if app.locator is not None:
+        dbs = ", ".join(f"{d.type} {d.build_date}" for d in app.locator.databases)
+        components.append(ComponentHealth(name="geo", ok=bool(app.locator.databases), detail=dbs))
+    now = time.time()
+    for peer in await views.link.peers():
+        age = now - peer.at
+        components.append(ComponentHealth(
+            name=f"worker:{peer.node}", ok=age < SNAPSHOT_TTL and peer.redis_up,
+            detail=f"{peer.connections} connections, snapshot {age:.1f} s old, ledger lag "
+                   f"{peer.ledger_lag_seconds:.2f} s"))
+    if views.link.last_error:
+        components.append(ComponentHealth(name="cluster", ok=False, detail=views.link.last_error[:200]))
+    return HealthStatus(ok=all(c.ok for c in components), components=components)

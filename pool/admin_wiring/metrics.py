@@ -1,0 +1,91 @@
+"""MetricsSource over the real pool: share counters and timings of every process, hashrate from
+the ledger's buckets and the geo rollups, ledger/journal/Redis/node health."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from pool.admin.interfaces import CountryRate, MetricsSnapshot, NodeHealth, PortRate, ShareCount
+from pool.admin_wiring.books import HashrateBook, rate, read_regions
+from pool.admin_wiring.health import redis_ping
+from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
+
+if TYPE_CHECKING:
+    from pool.app import PoolApp
+
+log = logging.getLogger("geostratum.admin")
+
+RATE_WINDOW = 300                   # pool, port and country hashrate gauges: 5-minute averages
+
+
+class MetricsAdapter:
+    def __init__(self, app: PoolApp, views: PoolViews) -> None:
+        self.app = app
+        self.views = views
+        assert app.ledger is not None
+        self.book = HashrateBook(app.ledger.keys, app.ledger.config)
+
+    async def snapshot(self) -> MetricsSnapshot:
+        app = self.app
+        assert app.ledger is not None and app.jobs is not None
+        nodes = await self.views.nodes()
+        accepted = sum(n.accepted for n in nodes)
+        accepted_difficulty = sum(n.accepted_difficulty for n in nodes)
+        rejected: dict[str, int] = {}
+        for node in nodes:
+            for key, count in node.rejected().items():
+                name = reject_name(key)
+                rejected[name] = rejected.get(name, 0) + count
+        # Rejected shares credit nothing: their difficulty sum is 0 by definition.
+        shares = [ShareCount(result="accepted", reason="", count=accepted, difficulty=accepted_difficulty)]
+        shares += [ShareCount(result="rejected", reason=name, count=count, difficulty=0.0)
+                   for name, count in sorted(rejected.items())]
+
+        windowed = self.views.history.window(nodes, RATE_WINDOW, time.time())
+        connections: dict[int, int] = {}
+        for node in nodes:
+            for port in node.ports:
+                connections[port.port] = connections.get(port.port, 0) + port.connections
+        ports = [PortRate(port=port, hashrate=rate(windowed.port_difficulty.get(port, 0.0), windowed.seconds),
+                          connections=count) for port, count in sorted(connections.items())]
+
+        client = app.ledger.client
+        pool_hashrate = 0.0
+        countries: dict[str, float] = {}
+        try:
+            pool_hashrate = (await self.book.pool_windows(client)).m5
+            if app.rollup is not None:
+                cells, seconds = await read_regions(client, app.rollup.keys, RATE_WINDOW)
+                for (country, _), cell in cells.items():
+                    countries[country] = countries.get(country, 0.0) + rate(cell.difficulty, seconds)
+        except (RedisError, OSError) as exc:
+            log.debug("metrics without Redis figures: %s", exc)
+        latency, _ = await redis_ping(app)
+
+        stats = app.ledger.stats()
+        figures = app.jobs.figures()
+        blocks = 0
+        try:
+            blocks = int(await client.zcard(app.ledger.keys.blocks))
+        except (RedisError, OSError):
+            blocks = sum(1 for b in app.blocks if b.accepted)
+        return MetricsSnapshot(
+            shares=shares, pool_hashrate=pool_hashrate, ports=ports,
+            countries=[CountryRate(country=c, hashrate=h) for c, h in sorted(countries.items())],
+            workers=len({r.worker for r in self.views.rows(nodes)}),
+            notify_fanout_seconds=merge_histograms([n.fanout for n in nodes]),
+            block_to_notify_seconds=merge_histograms([n.block_to_notify for n in nodes]),
+            template_age_seconds=figures.template_age,
+            ledger_flush_lag_seconds=max(n.ledger_lag_seconds for n in nodes),
+            ledger_pending_shares=sum(n.ledger_pending_shares for n in nodes),
+            journal_bytes=sum(n.journal_bytes for n in nodes),
+            journal_entries=sum(n.journal_batches for n in nodes),
+            redis_up=latency is not None and stats.redis_up, redis_latency_seconds=latency,
+            nodes=[NodeHealth(name=n.name, up=n.healthy, latency_seconds=n.latency_ms / 1000 if n.healthy else None)
+                   for n in figures.nodes],
+            blocks_found=blocks, chain_height=max(0, figures.height - 1),
+            network_difficulty=figures.network_difficulty)

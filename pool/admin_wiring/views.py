@@ -56,7 +56,7 @@ ZERO = Counters(0, 0.0, {}, {})
 
 
 class Windowed(msgspec.Struct, kw_only=True):
-    seconds: float                   # how long the counts really cover
+    seconds: float                   # the window, or less when a process's counts before it are unknown
     accepted: int
     accepted_difficulty: float
     rejected: dict[str, int]         # stratum reject keys
@@ -83,7 +83,7 @@ class CounterHistory:
         for node in nodes:
             current = Counters.of(node)
             if node.started_at >= since:
-                base, start = ZERO, node.started_at          # everything it counted is in the window
+                base, start = ZERO, since                    # everything it counted is in the window
             else:
                 found = next(((t, s[node.node]) for t, s in self.samples if t >= since and node.node in s), None)
                 start, base = found if found else (now, current)

@@ -122,6 +122,9 @@ class NetworkReader:
             period_start_time = int(recent[first_height - int(recent[0]["height"])]["time"])
         else:
             period_start_time = int((await self._header(await self.backend.getblockhash(first_height)))["time"])
+        if chain == "devnet":
+            # Its JSON-RPC has no getblockstats, and asking would mark the node failing in its health.
+            self._fees_supported = False
         fees: list[int] = []
         for header in recent:
             fee = await self._block_fees(header["hash"])

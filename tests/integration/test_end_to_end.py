@@ -34,7 +34,7 @@ async def test_simulated_fleet_process_mines_blocks_on_the_devnet(redis_url: str
         done = re.search(r"fleet done: (\d+) miners, (\d+) accepted, (\d+) rejected, (\d+) block candidates",
                          out.decode())
         assert done, out.decode()
-        miners, accepted, rejected, candidates = map(int, done.groups())
+        miners, accepted, _, candidates = map(int, done.groups())
         assert miners == 3 and accepted > 0 and candidates > 0
 
         await flushed(app)

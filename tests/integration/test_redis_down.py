@@ -1,0 +1,72 @@
+"""Redis goes away under a live pool: the admin API keeps answering from what this process knows,
+controls act on this process and say the others were not told, health says why; miners keep
+mining, and the journaled shares reach Redis when it is back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Fleet
+from tests.integration.support import (
+    ADMIN,
+    Miner,
+    admin_api,
+    base_config,
+    running_pool,
+    stratum_port,
+    wait_for,
+    write_config,
+)
+from tests.support.redis_server import RedisProcess
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_admin_without_redis(tmp_path: Path, fleet: Fleet) -> None:
+    redis = RedisProcess()
+    redis.start()
+    try:
+        config_path = write_config(tmp_path / "pool.toml", base_config(redis.url, tmp_path))
+        async with running_pool(config_path) as app, admin_api(app) as api:
+            assert app.ledger is not None
+            port = stratum_port(app)
+            stays = fleet.add(Miner("127.0.0.1", port, "lena.rig1", public_ip="81.2.69.160"))
+            goes = fleet.add(Miner("127.0.0.1", port, "lena.rig2"))
+            await wait_for(lambda: stays.stats.accepted >= 2 and goes.stats.accepted >= 2, 20, "shares")
+
+            redis.kill()
+            await wait_for(lambda: not app.ledger.stats().redis_up, 10, "the ledger to notice")
+            status, body = await api.call("POST", "/api/v1/workers/lena.rig2/kick", ADMIN)
+            assert status == 200 and body["connections"] == 1                  # this process's connection
+            await wait_for(lambda: goes.disconnected, 5, "the kicked miner to be disconnected")
+            status, body = await api.call("POST", "/api/v1/bans", ADMIN,
+                                          json={"target": "203.0.113.0/24", "reason": "abuse"})
+            assert status == 201 and body["reason"].startswith("abuse [applied to this process only: Redis")
+            status, body = await api.call("POST", "/api/v1/reload", ADMIN)
+            assert status == 200 and body["ok"] is True and "Redis is unreachable" in body["error"]
+
+            overview = await api.get("/api/v1/overview")
+            assert overview["pool"]["connections"] == 1 and overview["pool"]["workers"] == 1
+            assert overview["shares"]["accepted"] >= stays.stats.accepted
+            status, health = await api.call("GET", "/api/v1/health", ADMIN)
+            components = {c["name"]: c for c in health["components"]}
+            assert status == 503 and components["redis"]["ok"] is False
+            assert "not answering" in components["redis"]["detail"]
+            status, metrics = await api.call("GET", "/metrics", ADMIN)
+            assert status == 200 and b"geostratum_redis_up 0" in metrics
+
+            mined = stays.stats.accepted
+            await wait_for(lambda: stays.stats.accepted >= mined + 3, 20, "mining through the outage")
+            redis.start()                                                       # same port, empty
+            await wait_for(lambda: app.ledger.stats().redis_up and app.ledger.stats().queued_shares == 0,
+                           20, "the journal to replay into Redis")
+            status, health = await api.call("GET", "/api/v1/health", ADMIN)
+            assert status == 200, health
+            shares, _ = await app.ledger.reader.totals()
+            assert shares >= stays.stats.accepted - mined                       # the outage's shares arrived
+            assert not stays.disconnected
+            await stays.finish()
+    finally:
+        redis.stop()

@@ -159,11 +159,12 @@ async def wait_for(predicate: Callable[[], Any], timeout: float, what: str, inte
 
 
 async def flushed(app: PoolApp) -> None:
-    """Every accepted share so far is in Redis."""
+    """Every share accepted before this call is in Redis (miners may go on submitting meanwhile)."""
     assert app.ledger is not None
+    added = app.ledger.stats().shares_added
     await app.ledger.flush()
     stats = app.ledger.stats()
-    assert stats.pending_shares == 0 and stats.queued_shares == 0, stats
+    assert stats.redis_up and stats.shares_flushed >= added, stats
 
 
 class Api:

@@ -85,8 +85,7 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             assert overview["shares"]["rejected_total"] == sum(m.stats.rejected for m in miners.values())
             assert overview["blocks"]["found"] >= len(found) >= 2
             net = overview["network"]
-            assert net["chain"] == "devnet" and net["height"] >= start_height + 2
-            assert net["height"] in (app.jobs.devnet.height, app.jobs.devnet.height - 1)
+            assert net["chain"] == "devnet" and start_height + 2 <= net["height"] <= app.jobs.devnet.height
             assert overview["next_adjustment"] is None                         # the devnet never retargets
             assert overview["revenue"]["fee_blocks"] >= 2                      # fees of the pool's own blocks
 

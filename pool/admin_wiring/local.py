@@ -207,6 +207,9 @@ class LocalActions:
             count, detail = await self._run(op.op, op.args)
         except (ValueError, KeyError, TypeError) as exc:
             return ControlReply(id=op.id, node=self.app.node, ok=False, error=str(exc)[:200])
+        except Exception as exc:  # e.g. Rejected from a reload without a config file; never a crash
+            log.warning("control %s failed: %r", op.op, exc)
+            return ControlReply(id=op.id, node=self.app.node, ok=False, error=str(exc)[:200] or type(exc).__name__)
         return ControlReply(id=op.id, node=self.app.node, ok=True, count=count, detail=detail)
 
     async def _run(self, name: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -38,6 +38,7 @@ class NetworkReader:
         self._headers: dict[str, dict[str, Any]] = {}     # hash -> verbose header
         self._fees: dict[str, int] = {}                   # hash -> total fees (sat)
         self._fees_supported: bool | None = None
+        self._period_start = (-1, 0)                       # (first height of the period, its header time)
         self._cached: tuple[float, NetworkInfo] | None = None
         self._lock = asyncio.Lock()
 
@@ -116,12 +117,14 @@ class NetworkReader:
         while len(recent) < RECENT_BLOCKS and recent[-1].get("previousblockhash"):
             recent.append(await self._header(recent[-1]["previousblockhash"]))
         recent.reverse()
-        period_start_time = None
         first_height = height - height % RETARGET_INTERVAL
         if first_height >= int(recent[0]["height"]):
             period_start_time = int(recent[first_height - int(recent[0]["height"])]["time"])
+        elif self._period_start[0] == first_height:
+            period_start_time = self._period_start[1]
         else:
             period_start_time = int((await self._header(await self.backend.getblockhash(first_height)))["time"])
+            self._period_start = (first_height, period_start_time)
         if chain == "devnet":
             # Its JSON-RPC has no getblockstats, and asking would mark the node failing in its health.
             self._fees_supported = False

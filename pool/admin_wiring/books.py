@@ -19,7 +19,7 @@ from pool.geo import keys as geo_keys
 from pool.geo.keys import GeoKeys
 from pool.shares.blocks import BlockInfo as LedgerBlock
 from pool.shares.blocks import block_info
-from pool.shares.hashrate import BUCKET_UNITS, HASHES_PER_DIFFICULTY, bucket_starts
+from pool.shares.hashrate import HASHES_PER_DIFFICULTY, bucket_starts
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, text
 
@@ -67,7 +67,7 @@ class HashrateBook:
         for i, field in enumerate(fields):
             values = {}
             for name, (res, starts) in plan.items():
-                total = sum(int(sums[(res, s)][i] or 0) for s in starts) / BUCKET_UNITS
+                total = sum(int(sums[(res, s)][i] or 0) for s in starts) / self.config.bucket_units
                 values[name] = rate(total, now - starts[0])
             out[field] = HashrateWindows(**values)
         return out
@@ -85,7 +85,7 @@ class HashrateBook:
                 pipe.hmget(self.keys.bucket(self.keys.pool, res, start), ["n", "d"])
             replies = await pipe.execute()
         count = sum(int(float(n or 0)) for n, _ in replies)
-        return count, sum(int(d or 0) for _, d in replies) / BUCKET_UNITS
+        return count, sum(int(d or 0) for _, d in replies) / self.config.bucket_units
 
     def history_plan(self, window: int) -> tuple[int, int]:
         """(bucket resolution, step) for a history window."""
@@ -110,7 +110,7 @@ class HashrateBook:
         for start, value in zip(starts, replies, strict=True):
             if value is not None:
                 key = start // step * step
-                per_step[key] = per_step.get(key, 0.0) + int(value) / BUCKET_UNITS
+                per_step[key] = per_step.get(key, 0.0) + int(value) / self.config.bucket_units
         points = [HashratePoint(t=float(t), hashrate=rate(d, min(step, max(now - t, 1.0))))
                   for t, d in sorted(per_step.items())]
         return HashrateHistory(window_seconds=window, step_seconds=step, points=points)

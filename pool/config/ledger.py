@@ -54,6 +54,10 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fine_bucket_s: int = 10
     fine_retention_s: int = 2 * 3600
     coarse_bucket_s: int = 600
+    # Hashrate buckets hold integer sums of difficulty x bucket_units. 1000 suits share difficulties >= 1
+    # (mainnet; a whole network's 600 s bucket stays below 2^63); devnet/regtest CPU shares far below 1
+    # need a finer unit (e.g. 1e9), or their hashrate rounds to 0.
+    bucket_units: int = 1000
     coarse_retention_s: int = 8 * 86400
     # PPLNS slices: the share log is kept as per-account sums per slice of this many seconds.
     pplns_slice_s: int = 10
@@ -84,6 +88,8 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("max_batch_shares", "must be >= flush_max_shares")
         if self.shards > 1024:
             raise ConfigError("shards", f"must be <= 1024, got {self.shards}")
+        if self.bucket_units < 1 or self.bucket_units > 10**12:
+            raise ConfigError("bucket_units", f"must be 1..1e12, got {self.bucket_units}")
         if self.coarse_bucket_s % self.fine_bucket_s:
             raise ConfigError("coarse_bucket_s", "must be a multiple of fine_bucket_s")
         if self.fine_retention_s < 3600 + self.fine_bucket_s:

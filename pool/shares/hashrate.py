@@ -16,10 +16,8 @@ from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient
 
 HASHES_PER_DIFFICULTY = 2**32
-# Buckets hold integer sums of difficulty x BUCKET_UNITS (HINCRBY, not HINCRBYFLOAT: they are the
-# hottest keys). Time-bounded sums stay far below 2^63 even at a whole network's hashrate.
-BUCKET_UNITS = 1000
-
+# Buckets hold integer sums of difficulty x ledger.bucket_units (HINCRBY, not HINCRBYFLOAT: they are
+# the hottest keys).
 WINDOWS: dict[str, int] = {"1m": 60, "10m": 600, "1h": 3600, "24h": 86400}
 
 
@@ -69,7 +67,7 @@ class HashrateReader:
             for start in starts:
                 pipe.hget(self.keys.bucket(tag, resolution, start), field)
             values = await pipe.execute()
-        total = sum(int(v) for v in values if v is not None) / BUCKET_UNITS
+        total = sum(int(v) for v in values if v is not None) / self.config.bucket_units
         seconds = now - starts[0]
         return HashrateEstimate(window=window, window_start=float(starts[0]), window_end=now,
                                 seconds=seconds, difficulty=total, hashrate=hashrate(total, seconds))
@@ -108,7 +106,7 @@ class HashrateReader:
             values = await pipe.execute()
         points = []
         for start, value in zip(starts, values, strict=True):
-            diff = int(value) / BUCKET_UNITS if value is not None else 0.0
+            diff = int(value) / self.config.bucket_units if value is not None else 0.0
             seconds = int(min(resolution, max(now - start, 1)))
             points.append(HistoryPoint(start=start, seconds=seconds, difficulty=diff,
                                        hashrate=hashrate(diff, seconds)))

@@ -13,7 +13,6 @@ from itertools import chain
 import msgspec
 
 from pool.config.ledger import LedgerConfig, PayoutConfig
-from pool.shares.hashrate import BUCKET_UNITS
 from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
 from pool.shares.record import RedisOp, ShareRecord
@@ -147,7 +146,7 @@ class LedgerOps:
 
         flat = chain.from_iterable
         ops: list[RedisOp] = []
-        units = BUCKET_UNITS
+        units = self.config.bucket_units
         for (tag, resolution, start), fields in buckets.items():
             key = keys.bucket(tag, resolution, start)
             # Bucket sums are integers (HINCRBY is cheaper than HINCRBYFLOAT, and these are hot).

@@ -32,6 +32,7 @@ def test_shipped_config_is_valid(path: Path, capsys: pytest.CaptureFixture[str])
         ('[chain]\nnetwork = "moonnet"\n', "chain.network", "must be one of"),
         ('[pool]\nnode_id = 300\n', "pool.node_id", "must be 0..255"),
         ('[admin]\nport = 70000\n', "admin.port", ""),
+        ('[ledger]\nbucket_units = 0\n', "ledger.bucket_units", "must be 1..1e12"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, key: str,

@@ -48,7 +48,8 @@ def base_config(redis_url: str, tmp_path: Path, *, stratum_port: int = 0, admin_
                        "min_difficulty": 1e-7, "max_difficulty": 1.0, "vardiff": False}],
         },
         "redis": {"url": redis_url, "key_prefix": "gs"},
-        "ledger": {"journal_dir": str(tmp_path / "journal"), "block_poll_interval_s": 1.0},
+        "ledger": {"journal_dir": str(tmp_path / "journal"), "block_poll_interval_s": 1.0,
+                   "bucket_units": 10**9},   # devnet shares are far below difficulty 1
         "admin": {"host": "127.0.0.1", "port": admin_port, "read_tokens": [READ_TOKEN],
                   "admin_tokens": [ADMIN_TOKEN], "rate_limit_per_second": 1000.0, "rate_limit_burst": 1000,
                   "dashboard_refresh_seconds": 0.5},

@@ -83,6 +83,8 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             assert overview["pool"]["workers"] == 4 and overview["pool"]["accounts"] == 3
             assert before <= overview["shares"]["accepted"] <= after + 4       # replies may be in flight
             assert overview["shares"]["rejected_total"] == sum(m.stats.rejected for m in miners.values())
+            # hashrate from the ledger's buckets: the accepted difficulty x 2^32 over the window
+            assert overview["pool"]["hashrate"]["1h"] > 0 and overview["pool"]["hashrate"]["5m"] > 0
             assert overview["blocks"]["found"] >= len(found) >= 2
             net = overview["network"]
             assert net["chain"] == "devnet" and start_height + 2 <= net["height"] <= app.jobs.devnet.height

@@ -1,9 +1,9 @@
 """What connects the worker processes (on one host or many) for the admin API in worker 0.
 
-Every process publishes a NodeSnapshot every SNAPSHOT_INTERVAL seconds and listens for control
+Every process publishes a NodeSnapshot every [admin] snapshot_interval_seconds and listens for control
 operations on its own Redis list. Key layout (one hash tag, so one Redis Cluster slot):
 
-    P:{P:adm}:snap:<node>   string  msgpack NodeSnapshot, expires after SNAPSHOT_TTL
+    P:{P:adm}:snap:<node>   string  msgpack NodeSnapshot, expires after [admin] snapshot_ttl_seconds
     P:{P:adm}:nodes         zset    node -> time of its last snapshot
     P:{P:adm}:ctl:<node>    list    ControlOps for that node (BLPOP'd by it)
     P:{P:adm}:rep:<id>      list    ControlReplies to one operation
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -26,16 +27,14 @@ import msgspec
 from redis.exceptions import RedisError
 
 from pool.admin_wiring.local import BanRow, ControlOp, ControlReply, LocalActions, NodeSnapshot, local_snapshot
+from pool.config.admin import AdminConfig
 
 if TYPE_CHECKING:
     from pool.app import PoolApp
 
 log = logging.getLogger("geostratum.admin")
 
-SNAPSHOT_INTERVAL = 2.0             # seconds between snapshots
-SNAPSHOT_TTL = 10                   # a process silent this long is gone
 CONTROL_POLL_SECONDS = 1            # BLPOP timeout of the control listener
-CONTROL_TIMEOUT = 3.0               # how long worker 0 waits for the other processes' replies
 REPLY_TTL = 30
 INDEX_KEEP_SECONDS = 3600           # index entries older than this are pruned
 REDIS_ERRORS = (RedisError, OSError)
@@ -69,6 +68,7 @@ class Broadcast(msgspec.Struct, kw_only=True):
     replies: list[ControlReply]
     asked: int                          # processes the operation was sent to
     redis_ok: bool                      # False: nobody else could be asked
+    timeout: float = 0.0                # seconds the replies were waited for
 
     @property
     def missing(self) -> int:
@@ -79,12 +79,16 @@ class Broadcast(msgspec.Struct, kw_only=True):
         if not self.redis_ok:
             return "applied to this process only: Redis is unreachable, other worker processes were not told"
         if self.missing:
-            return f"{self.missing} other worker process(es) did not answer within {CONTROL_TIMEOUT:g} s"
+            return f"{self.missing} other worker process(es) did not answer within {self.timeout:g} s"
         return ""
 
 
 class ClusterLink:
     """Snapshot publisher and control listener of one process (every PoolApp runs one)."""
+
+    @property
+    def admin(self) -> AdminConfig:
+        return self.app.config.admin   # read live: a config reload applies at the next round
 
     def __init__(self, app: PoolApp) -> None:
         self.app = app
@@ -128,7 +132,7 @@ class ClusterLink:
         snapshot = local_snapshot(self.app)
         client = self._client()
         async with client.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.snapshot(self.node), _encode(snapshot), ex=SNAPSHOT_TTL)
+            pipe.set(self.keys.snapshot(self.node), _encode(snapshot), ex=math.ceil(self.admin.snapshot_ttl_seconds))
             pipe.zadd(self.keys.nodes, {self.node: snapshot.at})
             pipe.zremrangebyscore(self.keys.nodes, "-inf", snapshot.at - INDEX_KEEP_SECONDS)
             await pipe.execute()
@@ -144,7 +148,7 @@ class ClusterLink:
                 log.debug("cluster: %s", self.last_error)
             except Exception:  # a bug here must not stop the loop (or the pool)
                 log.exception("cluster snapshot failed")
-            await asyncio.sleep(SNAPSHOT_INTERVAL)
+            await asyncio.sleep(self.admin.snapshot_interval_seconds)
 
     async def peers(self, max_age: float = 0.5) -> list[NodeSnapshot]:
         """Fresh snapshots of the other processes (cached for max_age seconds); [] without Redis."""
@@ -154,8 +158,9 @@ class ClusterLink:
             return cached
         try:
             client = self._client()
+            alive_since = now - self.admin.snapshot_ttl_seconds
             names = [n.decode() if isinstance(n, bytes) else n
-                     for n in await client.zrangebyscore(self.keys.nodes, now - SNAPSHOT_TTL, "+inf")]
+                     for n in await client.zrangebyscore(self.keys.nodes, alive_since, "+inf")]
             names = [n for n in names if n != self.node]
             blobs = await client.mget([self.keys.snapshot(n) for n in names]) if names else []
         except REDIS_ERRORS as exc:
@@ -190,14 +195,15 @@ class ClusterLink:
         blob = _encode(message)
         reply_key = self.keys.reply(message.id)
         replies: list[ControlReply] = []
+        waited = self.admin.control_timeout_seconds
         try:
             client = self._client()
             async with client.pipeline(transaction=False) as pipe:
                 for peer in peers:
                     pipe.rpush(self.keys.control(peer.node), blob)
-                    pipe.expire(self.keys.control(peer.node), SNAPSHOT_TTL * 6)
+                    pipe.expire(self.keys.control(peer.node), math.ceil(self.admin.snapshot_ttl_seconds * 6))
                 await pipe.execute()
-            deadline = time.monotonic() + CONTROL_TIMEOUT
+            deadline = time.monotonic() + waited
             while len(replies) < len(peers):
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -208,8 +214,8 @@ class ClusterLink:
             await client.delete(reply_key)
         except REDIS_ERRORS as exc:
             log.warning("cluster: control %s not delivered to the other processes: %s", op, exc)
-            return Broadcast(replies=replies, asked=len(peers), redis_ok=False)
-        return Broadcast(replies=replies, asked=len(peers), redis_ok=True)
+            return Broadcast(replies=replies, asked=len(peers), redis_ok=False, timeout=waited)
+        return Broadcast(replies=replies, asked=len(peers), redis_ok=True, timeout=waited)
 
     async def _listen_loop(self) -> None:
         key = self.keys.control(self.node)

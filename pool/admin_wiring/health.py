@@ -10,15 +10,12 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from pool.admin.interfaces import ComponentHealth, HealthStatus
-from pool.admin_wiring.cluster import SNAPSHOT_TTL
 
 if TYPE_CHECKING:
     from pool.admin_wiring.views import PoolViews
     from pool.app import PoolApp
 
 PING_TIMEOUT = 1.0
-FLUSH_LAG_LIMIT = 30.0              # seconds an accepted share may wait for Redis before it is unhealthy
-TEMPLATE_AGE_FLOOR = 120.0          # a template may be this old (or 3 refresh intervals) while healthy
 
 
 async def redis_ping(app: PoolApp) -> tuple[float | None, str]:
@@ -35,7 +32,7 @@ async def redis_ping(app: PoolApp) -> tuple[float | None, str]:
 def template_health(app: PoolApp) -> ComponentHealth:
     assert app.jobs is not None
     figures = app.jobs.figures()
-    limit = max(TEMPLATE_AGE_FLOOR, 3 * app.config.chain.template_refresh_interval)
+    limit = max(app.config.admin.health_template_age_seconds, 3 * app.config.chain.template_refresh_interval)
     if not figures.ready:
         return ComponentHealth(name="template", ok=False, detail="no block template yet")
     return ComponentHealth(name="template", ok=figures.template_age < limit,
@@ -50,7 +47,7 @@ async def health_status(app: PoolApp, views: PoolViews) -> HealthStatus:
                                       detail=why or f"{latency * 1000:.1f} ms round trip"))
     stats = app.ledger.stats()
     components.append(ComponentHealth(
-        name="ledger", ok=stats.lag_s < FLUSH_LAG_LIMIT,
+        name="ledger", ok=stats.lag_s < app.config.admin.health_flush_lag_seconds,
         detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
                + (f"; last error: {stats.last_error[:120]}" if stats.last_error and not stats.redis_up else "")))
     max_batches = app.ledger.config.max_batches_in_memory
@@ -71,7 +68,7 @@ async def health_status(app: PoolApp, views: PoolViews) -> HealthStatus:
     for peer in await views.link.peers():
         age = now - peer.at
         components.append(ComponentHealth(
-            name=f"worker:{peer.node}", ok=age < SNAPSHOT_TTL and peer.redis_up,
+            name=f"worker:{peer.node}", ok=age < app.config.admin.snapshot_ttl_seconds and peer.redis_up,
             detail=f"{peer.connections} connections, snapshot {age:.1f} s old, ledger lag "
                    f"{peer.ledger_lag_seconds:.2f} s"))
     if views.link.last_error:

@@ -45,6 +45,15 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_history_seconds: int = 7 * 86_400
     export_max_days: int = 1100          # as long as [geo] max_export_days allows by default
     shutdown_timeout_seconds: float = 5.0
+    # Several worker processes: each publishes its live figures to Redis this often; a process silent for
+    # snapshot_ttl_seconds is gone; worker 0 waits control_timeout_seconds for the others' replies.
+    snapshot_interval_seconds: float = 2.0
+    snapshot_ttl_seconds: float = 10.0
+    control_timeout_seconds: float = 3.0
+    # Health: unhealthy when accepted shares wait longer than this for Redis, or the template is older
+    # than max(health_template_age_seconds, 3 x chain.template_refresh_interval).
+    health_flush_lag_seconds: float = 30.0
+    health_template_age_seconds: float = 120.0
 
     def validate(self) -> None:
         if not self.host:
@@ -70,10 +79,17 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "max_history_seconds": self.max_history_seconds,
             "export_max_days": self.export_max_days,
             "shutdown_timeout_seconds": self.shutdown_timeout_seconds,
+            "snapshot_interval_seconds": self.snapshot_interval_seconds,
+            "snapshot_ttl_seconds": self.snapshot_ttl_seconds,
+            "control_timeout_seconds": self.control_timeout_seconds,
+            "health_flush_lag_seconds": self.health_flush_lag_seconds,
+            "health_template_age_seconds": self.health_template_age_seconds,
         }
         for key, value in positive.items():
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(key, f"must be a positive number, got {value}")
+        if self.snapshot_ttl_seconds <= self.snapshot_interval_seconds:
+            raise ConfigError("snapshot_ttl_seconds", "must be longer than snapshot_interval_seconds")
         if not (math.isfinite(self.btc_usd_price) and self.btc_usd_price >= 0):
             raise ConfigError("btc_usd_price", f"must be 0 (unknown) or a positive price, got {self.btc_usd_price}")
 

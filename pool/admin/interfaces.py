@@ -228,6 +228,9 @@ class RegionsView(msgspec.Struct, kw_only=True):
     database_build: str                 # build date of the .mmdb, YYYY-MM-DD
     attribution: str                    # licence notice shown wherever the data is shown
     items: list[RegionRate]
+    # Distinct miners per whole country (the union over its subdivisions), when the provider can count
+    # it; otherwise the country level sums its subdivisions' counts (an upper bound).
+    country_miners: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):

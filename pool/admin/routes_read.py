@@ -234,6 +234,8 @@ def rollup_regions(view: RegionsView, level: str, min_miners: int | None) -> Reg
             )
             agg.hashrate += row.hashrate
             agg.miners += row.miners
+        for country, agg in by_country.items():
+            agg.miners = view.country_miners.get(country, agg.miners)
         rows = list(by_country.values())
     else:
         rows = [msgspec.structs.replace(row) for row in view.items]

@@ -143,11 +143,13 @@ class RegionCell:
         self.miners = 0
 
 
-async def read_regions(client: RedisClient, keys: GeoKeys, window: int,
-                       now: float | None = None) -> tuple[dict[tuple[str, str], RegionCell], float]:
-    """Accepted difficulty and distinct miners per (country, subdivision) over the window, and the
-    seconds covered. Distinct miners: the largest hourly count of the hours in the window (a lower
-    bound of the union; hourly HyperLogLogs of different days live in different cluster slots)."""
+async def read_regions(client: RedisClient, keys: GeoKeys, window: int, now: float | None = None,
+                       ) -> tuple[dict[tuple[str, str], RegionCell], float, dict[str, int]]:
+    """Accepted difficulty and distinct miners per (country, subdivision) over the window, the seconds
+    covered, and distinct miners per whole country. Distinct miners: the largest hourly count of the
+    hours in the window (a lower bound of the union; hourly HyperLogLogs of different days live in
+    different cluster slots). A country's count is the union of its subdivisions' HyperLogLogs of one
+    hour (same day, same slot), so a miner in two subdivisions counts once."""
     now = time.time() if now is None else now
     step = 60 if window <= REGION_MINUTE_LIMIT else 3600
     first = int((now - window) // step * step)
@@ -167,14 +169,25 @@ async def read_regions(client: RedisClient, keys: GeoKeys, window: int,
             if metric == geo_keys.DIFF:
                 cells[geo_keys.split_region(region)].difficulty += float(raw_value)
     hours = sorted({(when.date(), f"{when:%H}") for when in stamps})
+    country_miners: dict[str, int] = {}
     if cells and hours:
+        regions_of: dict[str, list[str]] = defaultdict(list)
+        for country, subdivision in cells:
+            regions_of[country].append(geo_keys.region_id(country, subdivision))
         async with client.pipeline(transaction=False) as pipe:
             for country, subdivision in cells:
                 region = geo_keys.region_id(country, subdivision)
                 for day, hour in hours:
                     pipe.pfcount(keys.miners_hour(day, hour, region))
+            for regions in regions_of.values():
+                for day, hour in hours:
+                    pipe.pfcount(*(keys.miners_hour(day, hour, region) for region in regions))
             counts = await pipe.execute()
         per_region = len(hours)
         for n, cell in enumerate(cells.values()):
             cell.miners = max(int(c) for c in counts[n * per_region:(n + 1) * per_region])
-    return dict(cells), max(1.0, now - first)
+        offset = len(cells) * per_region
+        for n, country in enumerate(regions_of):
+            start = offset + n * per_region
+            country_miners[country] = max(int(c) for c in counts[start:start + per_region])
+    return dict(cells), max(1.0, now - first), country_miners

@@ -59,7 +59,7 @@ class MetricsAdapter:
         try:
             pool_hashrate = (await self.book.pool_windows(client)).m5
             if app.rollup is not None:
-                cells, seconds = await read_regions(client, app.rollup.keys, RATE_WINDOW)
+                cells, seconds, _ = await read_regions(client, app.rollup.keys, RATE_WINDOW)
                 for (country, _), cell in cells.items():
                     countries[country] = countries.get(country, 0.0) + rate(cell.difficulty, seconds)
         except (RedisError, OSError) as exc:

@@ -275,13 +275,14 @@ class PoolStateAdapter:
                            attribution=locator.attribution if locator else "", items=[])
         if rollup is None:
             return view
-        cells, seconds = await read_regions(self.client, rollup.keys, window_seconds)
+        cells, seconds, country_miners = await read_regions(self.client, rollup.keys, window_seconds)
         total = sum(c.difficulty for c in cells.values())
         view.items = [
             RegionRate(country=country, country_name=world_bank_name(country), subdivision=subdivision,
                        hashrate=rate(cell.difficulty, seconds), miners=cell.miners,
                        share=cell.difficulty / total if total > 0 else 0.0)
             for (country, subdivision), cell in sorted(cells.items(), key=lambda kv: -kv[1].difficulty)]
+        view.country_miners = country_miners
         return view
 
     # -- health ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from pool.config.ledger import LedgerConfig, PayoutConfig
+from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
 from pool.shares.payouts import PayoutEngine
 from pool.shares.redis_conn import RedisClient, text
@@ -25,16 +26,9 @@ log = logging.getLogger(__name__)
 Confirmations = Callable[[str], Awaitable[int]]
 
 
-class BlockInfo(msgspec.Struct, frozen=True, kw_only=True):
-    block_hash: str
-    height: int
-    account: str
-    worker: str
-    node: str
-    found_at: float
-    reward_sat: int
-    network_difficulty: float
-    scheme: str
+class BlockInfo(BlockFound, frozen=True, kw_only=True):
+    """A found block as the ledger follows it on the chain."""
+
     status: str
     confirmations: int
 

@@ -124,29 +124,16 @@ def install_timings(app: PoolApp) -> ObservedTimings:
     return server.timings
 
 
-def _peers(server: Any) -> dict[str, tuple[str, float]]:
-    """session id -> (remote address, connected at). The server's worker rows carry neither, so they
-    are read from its session table (the one place the server keeps them)."""
-    out = {}
-    for proto in list(getattr(server, "_sessions", ())):
-        session = getattr(proto, "session", None)
-        if session is not None:
-            out[session.session_id] = (session.peer, session.connected_at)
-    return out
-
-
 def local_snapshot(app: PoolApp) -> NodeSnapshot:
     server, ledger = app.server, app.ledger
     assert server is not None
     timings = install_timings(app)
     stats = server.stats()
-    peers = _peers(server)
     rows = []
     for row in server.workers():
-        address, connected_at = peers.get(row["session_id"], ("", row["authorized_at"]))
         rows.append(ConnRow(
-            worker=row["worker"], account=row["account"], port=row["port"], address=address,
-            connected_at=connected_at, difficulty=float(row["difficulty"]), user_agent=row["user_agent"],
+            worker=row["worker"], account=row["account"], port=row["port"], address=row["peer"],
+            connected_at=row["connected_at"], difficulty=float(row["difficulty"]), user_agent=row["user_agent"],
             firmware=row["firmware"], country=row["country"], subdivision=row["subdivision"],
             accepted=row["accepted"], accepted_difficulty=row["accepted_difficulty"], rejected=row["rejected"],
             last_share_at=row["last_share_at"]))

@@ -440,6 +440,28 @@ class StratumServer:
                 count += 1
         return count
 
+    def set_version_mask(self, worker: str, mask: int) -> int:
+        """mining.set_version_mask to the worker's connections that negotiated version rolling (the
+        new mask is the pool's mask AND `mask`); returns how many were sent."""
+        count = 0
+        for proto in self._matching(worker):
+            assert proto.session is not None
+            if proto.session.send_version_mask(mask):
+                self._drain(proto, proto.session)
+                count += 1
+        return count
+
+    def request_version(self, worker: str) -> int:
+        """client.get_version to the worker's connections; the answer lands in the session's
+        info["reported-version"] (and becomes the user agent when subscribe gave none)."""
+        count = 0
+        for proto in self._matching(worker):
+            assert proto.session is not None
+            proto.session.request_version()
+            self._drain(proto, proto.session)
+            count += 1
+        return count
+
     def list_bans(self) -> list[Ban]:
         return self.bans.entries(self.clock())
 

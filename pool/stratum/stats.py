@@ -66,6 +66,7 @@ def worker_rows(protocols: Iterable[Any]) -> list[dict[str, Any]]:
                        difficulty=session.difficulty, firmware=session.firmware,
                        user_agent=session.user_agent, country=session.country,
                        subdivision=session.subdivision, hosting=session.hosting,
-                       farm_proxy=session.farm_proxy)
+                       farm_proxy=session.farm_proxy, peer=session.peer, connected_at=session.connected_at,
+                       reported_version=session.info.get("reported-version", ""))
             rows.append(row)
     return rows

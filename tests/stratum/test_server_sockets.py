@@ -315,3 +315,27 @@ async def test_keepalive_notify_and_solo_jobs_per_payout_address(make_pool: Any)
         assert (await alice.until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "alice-2"
     finally:
         await solo.stop(timeout=1.0)
+
+
+async def test_version_mask_and_get_version_from_the_server(make_pool: Any) -> None:
+    pool = await make_pool()
+    rolling = await connect(pool.port, "127.0.0.18")
+    await rolling.send({"id": 1, "method": "mining.configure",
+                        "params": [["version-rolling"], {"version-rolling.mask": "ffffffff"}]})
+    assert (await rolling.until(lambda m: m.get("id") == 1))["result"]["version-rolling.mask"] == "1fffe000"
+    await rolling.handshake("acct.v")
+    plain = await connect(pool.port, "127.0.0.19")
+    await plain.handshake("acct.p")
+    # only connections that negotiated rolling get a mask; the pool's mask bounds it
+    assert pool.server.set_version_mask("acct.v", 0xFFFFE000) == 1
+    assert pool.server.set_version_mask("acct.p", 0x1FFFE000) == 0
+    message = await rolling.until(lambda m: m.get("method") == "mining.set_version_mask")
+    assert message["params"] == ["1fffe000"]
+    assert pool.server.request_version("acct.p") == 1
+    request = await plain.until(lambda m: m.get("method") == "client.get_version")
+    await plain.send({"id": request["id"], "result": "cgminer/4.11.1-custom", "error": None})
+    await asyncio.sleep(0.1)
+    rows = {row["worker"]: row for row in pool.server.workers()}
+    assert rows["acct.p"]["user_agent"] == "cgminer/4.11.1"      # subscribe's agent stays the agent
+    assert rows["acct.p"]["reported_version"] == "cgminer/4.11.1-custom"
+    assert rows["acct.p"]["peer"] == "127.0.0.19" and rows["acct.p"]["connected_at"] > 0

@@ -112,9 +112,15 @@ def _register_export(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=export_cli.run)
 
 
+def _register_payouts(sub: argparse._SubParsersAction) -> None:
+    from pool.shares import payout_cli
+
+    payout_cli.register(sub)
+
+
 # Subcommands that live with the parts they drive register here.
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [_register_run, _register_simulate,
-                                                                   _register_export]
+                                                                   _register_export, _register_payouts]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,16 @@ def node_name(config: Config, worker_index: int) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", raw).lstrip(".")
 
 
+def account_is_valid(config: Config, name: str) -> bool:
+    """The account (before the first '.') must be a payout address valid on this network, unless named
+    accounts are allowed (pool mode) or this is the devnet."""
+    account = name.split(".", 1)[0]
+    network = config.chain.network
+    if config.chain.mode != "solo" and (config.payouts.named_accounts or network == "devnet"):
+        return bool(account)
+    return is_valid_address(account, network)
+
+
 class PoolApp:
     """One pool process: chain watcher, stratum server, ledger, geo tagging, admin API."""
 
@@ -87,11 +97,7 @@ class PoolApp:
         return int(header.get("confirmations", -1))
 
     def _validate_account(self, name: str) -> bool:
-        """Pool mode takes any account name; SOLO needs a payout address valid on this network."""
-        account = name.split(".", 1)[0]
-        if self.config.chain.mode == "solo":
-            return is_valid_address(account, self.config.chain.network)
-        return bool(account)
+        return account_is_valid(self.config, name)
 
     async def _lease_extranonce_prefix(self, allocator: ExtranonceAllocator) -> None:
         """One extranonce1 prefix byte per process, leased from Redis so no two processes on any host

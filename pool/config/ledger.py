@@ -117,6 +117,10 @@ class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Bitcoin Core wallet name for sendmany ("" = default wallet).
     wallet: str = ""
     sendmany_minconf: int = 1
+    # Accept usernames whose account part is not a payout address (accounts mapped to addresses
+    # elsewhere). Off: a typo'd address is refused at authorize instead of earning an unpayable balance.
+    # The devnet always accepts names.
+    named_accounts: bool = False
 
     def validate(self) -> None:
         if self.scheme not in PAYOUT_SCHEMES:

@@ -26,10 +26,9 @@ def _wallet_rpc(config: Config) -> RpcClient:
     payout engine's own retry checks the wallet for the batch first."""
     if not config.chain.nodes:
         raise PayoutError("chain.nodes is empty: sending a payout needs a bitcoind wallet")
-    if not config.payouts.wallet:
-        raise PayoutError("payouts.wallet is empty: name the bitcoind wallet that pays")
     node = config.chain.nodes[0]
-    url = f"{node.url.rstrip('/')}/wallet/{config.payouts.wallet}"
+    wallet = config.payouts.wallet
+    url = f"{node.url.rstrip('/')}/wallet/{wallet}" if wallet else node.url   # "": the default wallet
     return RpcClient(url, user=node.user, password=node.password, cookie_file=node.cookie_file,
                      name=f"{node.name or 'node'}-wallet", timeout=config.chain.rpc_timeout, retries=0)
 

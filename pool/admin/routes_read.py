@@ -153,14 +153,20 @@ async def workers(ctx: ApiContext, request: web.Request, anonymous: bool) -> web
     return ok(await ctx.state.workers(list_query(ctx, request, with_account=True)))
 
 
-async def worker(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:
-    name = params.name_segment(request.match_info["worker"], "worker")
+async def _detail(ctx: ApiContext, request: web.Request, kind: str) -> web.Response:
+    """GET /workers/{worker} and /accounts/{account}: one entity with its hashrate history."""
+    name = params.name_segment(request.match_info[kind], kind)
     params.known_params(request.query, {"history"})
     window = params.duration(request.query, "history", "24h", ctx.config.max_history_seconds)
-    detail = await ctx.state.worker(name, window)
+    lookup = ctx.state.worker if kind == "worker" else ctx.state.account
+    detail = await lookup(name, window)
     if detail is None:
-        raise not_found(f"no worker named {name!r}")
+        raise not_found(f"no {kind} named {name!r}")
     return ok(detail)
+
+
+async def worker(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:
+    return await _detail(ctx, request, "worker")
 
 
 async def accounts(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:
@@ -168,13 +174,7 @@ async def accounts(ctx: ApiContext, request: web.Request, anonymous: bool) -> we
 
 
 async def account(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:
-    name = params.name_segment(request.match_info["account"], "account")
-    params.known_params(request.query, {"history"})
-    window = params.duration(request.query, "history", "24h", ctx.config.max_history_seconds)
-    detail = await ctx.state.account(name, window)
-    if detail is None:
-        raise not_found(f"no account named {name!r}")
-    return ok(detail)
+    return await _detail(ctx, request, "account")
 
 
 async def blocks(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:

@@ -49,7 +49,7 @@ def test_document_covers_every_route() -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 def test_api_conforms(case: schemathesis.Case, server: ServerThread) -> None:

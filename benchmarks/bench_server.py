@@ -29,6 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from socket_clock import arrivals, measure_latency, open_idle_miners, source_address  # noqa: E402
 
 SHARE_DIFFICULTY = 1e-12
 VECTOR_INDEX = 2          # mainnet_881423_version_rolled_job_20000000
@@ -108,8 +111,10 @@ async def serve(args: argparse.Namespace) -> None:
                 reply = {"accepted": stats["totals"]["accepted"], "rejected": stats["totals"]["rejected"],
                          "sessions": stats["totals"]["sessions"], "rss_kb": rss_kb()}
             elif command["cmd"] == "publish":
-                jobs.publish(bench_job(command["job_id"], True))
-                reply = server.stats()["timings"]
+                job = bench_job(command["job_id"], True)
+                published_at = time.time()
+                jobs.publish(job)
+                reply = {**server.stats()["timings"], "published_at": published_at}
             elif command["cmd"] == "profile":
                 import cProfile
                 import pstats
@@ -142,7 +147,6 @@ class LoadConnection(asyncio.Protocol):
         self.running = False
         self.nonce = 0
         self.head = b""
-        self.sent_at = 0.0
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -153,22 +157,9 @@ class LoadConnection(asyncio.Protocol):
         gen = self.gen
         if self.running:
             lines = data.count(b"\n")
-            if gen.mode == "fanout":
-                if b'"fan' in data:
-                    gen.notify_times.append(time.monotonic())
-                return
             gen.accepted += data.count(b"true")
             gen.replies += lines
-            if gen.mode == "latency":
-                now = time.perf_counter()
-                if lines and gen.measuring:
-                    gen.latencies.append(now - self.sent_at)
-                if gen.pace:
-                    asyncio.get_running_loop().call_later(gen.pace, self.send_one)
-                else:
-                    self.sent_at = now
-                    self.transport.write(self.submits(lines))
-            elif lines:
+            if lines:
                 self.transport.write(self.submits(lines))
             return
         self.buffer += data
@@ -184,16 +175,7 @@ class LoadConnection(asyncio.Protocol):
         self.head = (b'"method":"mining.submit","params":["bench.w%d","%s","%08x","%s","'
                      % (self.index, job_id.encode(), self.index, ntime.encode()))
         gen.ready += 1
-        if gen.mode == "throughput":
-            self.transport.write(self.submits(gen.pipeline))
-        elif gen.mode == "latency":
-            self.sent_at = time.perf_counter()
-            self.transport.write(self.submits(1))
-
-    def send_one(self) -> None:
-        if not self.transport.is_closing():
-            self.sent_at = time.perf_counter()
-            self.transport.write(self.submits(1))
+        self.transport.write(self.submits(gen.pipeline))
 
     def submits(self, count: int) -> bytes:
         start = self.nonce
@@ -203,27 +185,23 @@ class LoadConnection(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, mode: str, pipeline: int, pace: float = 0.0) -> None:
-        self.pace = pace
+    def __init__(self, mode: str, pipeline: int) -> None:
         self.mode = mode
         self.pipeline = pipeline
         self.ready = 0
         self.accepted = 0
         self.replies = 0
-        self.latencies: list[float] = []
-        self.measuring = False
-        self.notify_times: list[float] = []
         self.connections: list[LoadConnection] = []
 
 
 async def load(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    gen = Generator(args.mode, args.pipeline, args.pace)
+    gen = Generator(args.mode, args.pipeline)
     semaphore = asyncio.Semaphore(256)
 
     async def open_one(i: int) -> None:
         global_index = args.first + i
-        source = f"127.{10 + global_index // 50000}.{(global_index // 200) % 250}.{1 + global_index % 200}"
+        source = source_address(global_index)
         async with semaphore:
             _, protocol = await loop.create_connection(lambda: LoadConnection(gen, global_index), "127.0.0.1",
                                                       args.port, local_addr=(source, 0))
@@ -234,24 +212,13 @@ async def load(args: argparse.Namespace) -> None:
     while gen.ready < args.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     print(json.dumps({"connected": gen.ready}), flush=True)
-    if args.mode == "fanout":
-        await loop.run_in_executor(None, sys.stdin.readline)       # parent: "report"
-        await asyncio.sleep(0)
-        print(json.dumps({"notified": len(gen.notify_times), "times": sorted(gen.notify_times)}), flush=True)
-        await loop.run_in_executor(None, sys.stdin.readline)
-        return
     await asyncio.sleep(args.warmup)
     accepted0, replies0 = gen.accepted, gen.replies
-    gen.measuring = True
     started = time.perf_counter()
     await asyncio.sleep(args.duration)
     elapsed = time.perf_counter() - started
-    gen.measuring = False
     result = {"accepted_per_s": (gen.accepted - accepted0) / elapsed,
               "replies_per_s": (gen.replies - replies0) / elapsed, "seconds": elapsed}
-    if args.mode == "latency":
-        lat = sorted(gen.latencies)
-        result.update(samples=len(lat), p50_ms=lat[len(lat) // 2] * 1e3, p99_ms=lat[int(len(lat) * 0.99)] * 1e3)
     print(json.dumps(result), flush=True)
     for connection in gen.connections:
         connection.transport.close()
@@ -313,6 +280,69 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def measure_throughput(args: argparse.Namespace, port: int, workers: list[Worker],
+                             result: dict[str, Any]) -> None:
+    """Pipelined submits from `--connections` connections, `--pipeline` shares in flight each."""
+    per_gen = args.connections // args.generators
+    gens = [start_generator("throughput", port, per_gen, g * per_gen, args, args.pipeline)
+            for g in range(args.generators)]
+    connected = [read_json(g)["connected"] for g in gens]
+    before = [await w.ask({"cmd": "stats"}) for w in workers]
+    if args.profile:
+        await asyncio.sleep(args.warmup)
+        await workers[0].ask({"cmd": "profile", "seconds": 3})
+    outcome = [read_json(g) for g in gens]
+    after = [await w.ask({"cmd": "stats"}) for w in workers]
+    for g in gens:
+        g.wait()
+    result["throughput"] = {
+        "connections": sum(connected), "pipeline": args.pipeline, "generators": args.generators,
+        "accepted_shares_per_s": round(sum(o["accepted_per_s"] for o in outcome)),
+        "replies_per_s": round(sum(o["replies_per_s"] for o in outcome)),
+        "server_accepted": sum(a["accepted"] for a in after) - sum(b["accepted"] for b in before),
+        "rejected": [a["rejected"] for a in after],
+        "per_worker_accepted": [a["accepted"] for a in after],
+    }
+    print("throughput", json.dumps(result["throughput"]), flush=True)
+
+
+async def measure_fanout(args: argparse.Namespace, port: int, workers: list[Worker],
+                         result: dict[str, Any]) -> None:
+    """Idle connections (RSS per connection), then one new job to all of them. Arrival at each client
+    socket is the kernel's stamp; the generators do not read until the fan-out is over."""
+    rss_before = [(await w.ask({"cmd": "stats"}))["rss_kb"] for w in workers]
+    per_fan = args.fanout_connections // args.fanout_generators
+    fans = [start_generator("fanout", port, per_fan, 200_000 + g * per_fan, args)
+            for g in range(args.fanout_generators)]
+    fan_connected = sum(read_json(f)["connected"] for f in fans)
+    await asyncio.sleep(2.0)
+    idle = [await w.ask({"cmd": "stats"}) for w in workers]
+    sessions = [s["sessions"] for s in idle]
+    rss_per = [(s["rss_kb"] - b) * 1024 / max(1, s["sessions"]) for s, b in zip(idle, rss_before, strict=True)]
+    asked_at = time.time()              # kernel arrival stamps are CLOCK_REALTIME
+    timings = await asyncio.gather(*(w.ask({"cmd": "publish", "job_id": "fan1"}) for w in workers))
+    published_at = min(t["published_at"] for t in timings)   # the first worker to have the new job
+    await asyncio.sleep(3.0)
+    for f in fans:
+        f.stdin.write("report\n")
+        f.stdin.flush()
+    reports = [read_json(f) for f in fans]
+    for f in fans:
+        f.stdin.write("exit\n")
+        f.stdin.flush()
+        f.wait()
+    times = sorted(t for r in reports for t in r["times"])
+    result["fanout"] = {
+        "connections": fan_connected, "sessions_per_worker": sessions, "notified": len(times),
+        "all_notified_ms": round((times[-1] - published_at) * 1e3, 1) if times else None,
+        "median_notified_ms": round((statistics.median(times) - published_at) * 1e3, 1) if times else None,
+        "all_notified_from_command_ms": round((times[-1] - asked_at) * 1e3, 1) if times else None,
+        "server_fanout_ms": [round(t["notify_fanout_last_s"] * 1e3, 1) for t in timings],
+    }
+    result["idle_rss_bytes_per_connection"] = [round(x) for x in rss_per]
+    print("fanout", json.dumps(result["fanout"]), flush=True)
+
+
 async def controller(args: argparse.Namespace) -> dict[str, Any]:
     redis = None
     journal = tempfile.mkdtemp(prefix="bench-journal-")
@@ -327,78 +357,24 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"workers": args.workers, "ledger": args.ledger, "geo": args.geo,
                               "share_difficulty": SHARE_DIFFICULTY, "cpus": os.cpu_count()}
     try:
-        # 1. throughput: pipelined submits
-        per_gen = args.connections // args.generators
-        gens = [start_generator("throughput", port, per_gen, g * per_gen, args, args.pipeline)
-                for g in range(args.generators)]
-        connected = [read_json(g)["connected"] for g in gens]
-        before = [await w.ask({"cmd": "stats"}) for w in workers]
-        if args.profile:
-            await asyncio.sleep(args.warmup)
-            await workers[0].ask({"cmd": "profile", "seconds": 3})
-        outcome = [read_json(g) for g in gens]
-        after = [await w.ask({"cmd": "stats"}) for w in workers]
-        for g in gens:
-            g.wait()
-        result["throughput"] = {
-            "connections": sum(connected), "pipeline": args.pipeline, "generators": args.generators,
-            "accepted_shares_per_s": round(sum(o["accepted_per_s"] for o in outcome)),
-            "replies_per_s": round(sum(o["replies_per_s"] for o in outcome)),
-            "server_accepted": sum(a["accepted"] for a in after) - sum(b["accepted"] for b in before),
-            "rejected": [a["rejected"] for a in after],
-            "per_worker_accepted": [a["accepted"] for a in after],
-        }
-        print("throughput", json.dumps(result["throughput"]), flush=True)
-        # 2. latency: 100 connections, one share in flight each
-        gen = start_generator("latency", port, args.latency_connections, 100_000, args)
-        read_json(gen)
-        outcome = read_json(gen)
-        gen.wait()
-        result["latency"] = {"connections": args.latency_connections, "p50_ms": round(outcome["p50_ms"], 3),
-                             "p99_ms": round(outcome["p99_ms"], 3), "samples": outcome["samples"],
-                             "shares_per_s": round(outcome["accepted_per_s"])}
-        print("latency", json.dumps(result["latency"]), flush=True)
-        # 2b. the same 100 connections, each sending its next share 10 ms after the reply (<= 1 in
-        # flight, ~10k shares/s offered): latency without the generator itself saturating.
-        gen = start_generator("latency", port, args.latency_connections, 150_000, args, pace=0.010)
-        read_json(gen)
-        outcome = read_json(gen)
-        gen.wait()
-        result["latency_paced"] = {"connections": args.latency_connections, "interval_ms": 10,
-                                   "p50_ms": round(outcome["p50_ms"], 3), "p99_ms": round(outcome["p99_ms"], 3),
-                                   "samples": outcome["samples"], "shares_per_s": round(outcome["accepted_per_s"])}
-        print("latency_paced", json.dumps(result["latency_paced"]), flush=True)
-        await asyncio.sleep(1.0)
-        # 3. idle RSS and notify fan-out
-        rss_before = [(await w.ask({"cmd": "stats"}))["rss_kb"] for w in workers]
-        per_fan = args.fanout_connections // args.fanout_generators
-        fans = [start_generator("fanout", port, per_fan, 200_000 + g * per_fan, args)
-                for g in range(args.fanout_generators)]
-        fan_connected = sum(read_json(f)["connected"] for f in fans)
-        await asyncio.sleep(2.0)
-        idle = [await w.ask({"cmd": "stats"}) for w in workers]
-        sessions = [s["sessions"] for s in idle]
-        rss_per = [(s["rss_kb"] - b) * 1024 / max(1, s["sessions"]) for s, b in zip(idle, rss_before, strict=True)]
-        t0 = time.monotonic()
-        timings = await asyncio.gather(*(w.ask({"cmd": "publish", "job_id": "fan1"}) for w in workers))
-        await asyncio.sleep(3.0)
-        for f in fans:
-            f.stdin.write("report\n")
-            f.stdin.flush()
-        reports = [read_json(f) for f in fans]
-        for f in fans:
-            f.stdin.write("exit\n")
-            f.stdin.flush()
-            f.wait()
-        times = sorted(t for r in reports for t in r["times"])
-        result["fanout"] = {
-            "connections": fan_connected, "sessions_per_worker": sessions, "notified": len(times),
-            "all_notified_ms": round((times[-1] - t0) * 1e3, 1) if times else None,
-            "median_notified_ms": round((statistics.median(times) - t0) * 1e3, 1) if times else None,
-            "server_fanout_ms": [round(t["notify_fanout_last_s"] * 1e3, 1) for t in timings],
-        }
-        result["idle_rss_bytes_per_connection"] = [round(x) for x in rss_per]
-        print("fanout", json.dumps(result["fanout"]), flush=True)
+        if "throughput" in args.stages:
+            await measure_throughput(args, port, workers, result)
+        # 2. latency: 100 connections, one share in flight each; then the same with each miner
+        # sending its next share 10 ms after its reply (~10k shares/s offered, generator not saturated)
+        for name, first, pace in (("latency", 100_000, 0.0), ("latency_paced", 150_000, 0.010)):
+            if "latency" not in args.stages:
+                break
+            gen = start_generator("latency", port, args.latency_connections, first, args, pace=pace)
+            outcome = read_json(gen)
+            gen.wait()
+            result[name] = {"connections": args.latency_connections, "interval_ms": pace * 1e3,
+                            "shares_per_s": round(outcome["accepted_per_s"]), "samples": outcome["samples"],
+                            "unstamped": outcome["unstamped"], "at_client_socket": outcome["at_socket"],
+                            "at_generator_process": outcome["at_process"]}
+            print(name, json.dumps(result[name]), flush=True)
+        if "fanout" in args.stages:
+            await asyncio.sleep(1.0)
+            await measure_fanout(args, port, workers, result)
     finally:
         for w in workers:
             w.stop()
@@ -423,6 +399,8 @@ def main() -> None:
     parser.add_argument("--geo", action="store_true", help="tag connections with the geo locator")
     parser.add_argument("--profile", action="store_true", help="cProfile worker 1 for 3 s (stderr)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--stages", default="throughput,latency,fanout",
+                        help="comma-separated subset of throughput,latency,fanout")
     # internal
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--worker", type=int, default=1)
@@ -435,6 +413,18 @@ def main() -> None:
     import uvloop
     if args.role == "_serve":
         uvloop.run(serve(args))
+        return
+    if args.role == "_load" and args.mode == "fanout":
+        idle = open_idle_miners(args.port, args.connections, args.first)
+        print(json.dumps({"connected": len(idle)}), flush=True)
+        sys.stdin.readline()                              # parent: "report", once the job is out
+        times = sorted(arrivals(idle, b'"fan'))
+        print(json.dumps({"notified": len(times), "times": times}), flush=True)
+        sys.stdin.readline()
+        return
+    if args.role == "_load" and args.mode == "latency":
+        outcome = measure_latency(args.port, args.connections, args.first, args.warmup, args.duration, args.pace)
+        print(json.dumps(outcome), flush=True)
         return
     if args.role == "_load":
         uvloop.run(load(args))

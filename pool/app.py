@@ -25,6 +25,7 @@ from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
 from pool.shares.leases import LeaseError, PrefixLease, lease_prefix
 from pool.shares.ledger import Ledger
 from pool.shares.record import ShareRecord
+from pool.shares.resume_store import RedisResumeDirectory
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.server import StratumServer, untagged
 
@@ -67,6 +68,7 @@ class PoolApp:
         self.admin: Any = None
         self.cluster: Any = None         # pool.admin_wiring.ClusterLink: snapshots + controls across processes
         self.lease: PrefixLease | None = None
+        self.resume_directory: RedisResumeDirectory | None = None
         self._difficulty_recorder: NetworkDifficultyRecorder | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.blocks: list[BlockResult] = []
@@ -106,12 +108,24 @@ class PoolApp:
         try:
             self.lease = await lease_prefix(self.ledger.client, self.node, key_prefix=self.config.redis.key_prefix,
                                             size_bytes=1, on_lost=self._lease_lost)
-            allocator.set_prefix(self.lease.value, 8)
+            allocator.set_prefix(self.lease.value, 8, reserved=await self._reserved_values(self.lease.value))
             log.info("extranonce1 prefix %02x leased from Redis", self.lease.value)
         except (LeaseError, RedisError, OSError) as exc:
             fallback = (self.config.pool.node_id + self.worker_index) % 256
-            allocator.set_prefix(fallback, 8)
+            allocator.set_prefix(fallback, 8, reserved=await self._reserved_values(fallback))
             log.warning("extranonce1 prefix lease failed (%s); using node_id-based prefix %02x", exc, fallback)
+
+    async def _reserved_values(self, prefix: int) -> list[bytes]:
+        """Values of `prefix` that sessions resumed elsewhere (or parked for a resume) still hold: the
+        allocator must not hand them out under this lease (pool/stratum/resume.py)."""
+        if self.resume_directory is None:
+            return []
+        try:
+            return await asyncio.wait_for(self.resume_directory.reserved(prefix, time.time()),
+                                          self.config.stratum.resume_sync_seconds)
+        except Exception as exc:  # the server's periodic sync fills it in once Redis answers
+            log.warning("reserved extranonce1 values of prefix %02x not read (%s)", prefix, type(exc).__name__)
+            return []
 
     def _lease_lost(self, lease: PrefixLease) -> None:
         log.error("extranonce1 prefix lease %02x lost; new connections keep it until a new lease", lease.value)
@@ -152,14 +166,19 @@ class PoolApp:
         self.jobs = JobManager.from_config(
             config.chain, extranonce1_size=4, extranonce2_size=config.stratum.extranonce2_size,
             version_mask=int(config.stratum.version_mask, 16), on_block_result=self._on_block_result)
-        allocator = ExtranonceAllocator(park_seconds=config.stratum.session_resume_seconds)
+        if config.stratum.resume_directory and config.stratum.session_resume_seconds > 0:
+            self.resume_directory = RedisResumeDirectory(
+                self.ledger.client, self.node, key_prefix=config.redis.key_prefix, prefix_bits=8,
+                loan_seconds=config.stratum.resume_loan_seconds)
+        allocator = ExtranonceAllocator(park_seconds=config.stratum.session_resume_seconds,
+                                        shared=self.resume_directory is not None)
         await self._lease_extranonce_prefix(allocator)
         if not await self.jobs.start():
             log.warning("no work from the chain yet; miners are served as soon as a template arrives")
 
         self.server = StratumServer(
             config.stratum, self.jobs, on_share=self._on_share, validate_account=self._validate_account,
-            allocator=allocator,
+            allocator=allocator, resume_directory=self.resume_directory,
             tag_connection=self.locator.tag_connection if self.locator else untagged,
             classify_firmware=classify_firmware, node=self.node, solo=config.chain.mode == "solo")
         await self.server.start()

@@ -92,6 +92,13 @@ class StratumConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_future_seconds: int = 7200       # and <= now + this (consensus MAX_FUTURE_BLOCK_TIME)
     max_jobs_per_connection: int = 16    # jobs a connection may still submit against
     session_resume_seconds: float = 600.0
+    # Resume across processes/hosts (with Redis): how long a subscribe waits for the shared directory
+    # before giving a fresh extranonce1, how often a process settles/renews its entries there, and how
+    # long a claimed extranonce1 stays reserved for its holder without a renewal (holder died).
+    resume_directory: bool = True
+    resume_lookup_timeout: float = 0.5
+    resume_sync_seconds: float = 5.0
+    resume_loan_seconds: float = 120.0
     retarget_clean_jobs: bool = True     # the re-issued job after a difficulty change is clean
     reuse_port: bool = False             # SO_REUSEPORT so N worker processes share the port
     backlog: int = 4096
@@ -130,6 +137,15 @@ class StratumConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for name, value in self.min_difficulty_by_firmware.items():
             if value <= 0:
                 raise ConfigError(f"min_difficulty_by_firmware.{name}", "must be > 0")
+        if self.session_resume_seconds < 0:
+            raise ConfigError("session_resume_seconds", f"must be >= 0, got {self.session_resume_seconds}")
+        if not 0 < self.resume_lookup_timeout <= 10:
+            raise ConfigError("resume_lookup_timeout", f"must be in (0, 10] s, got {self.resume_lookup_timeout}")
+        if self.resume_sync_seconds <= 0:
+            raise ConfigError("resume_sync_seconds", f"must be > 0, got {self.resume_sync_seconds}")
+        if self.resume_loan_seconds < 3 * self.resume_sync_seconds:
+            raise ConfigError("resume_loan_seconds",
+                              f"must be >= 3 x resume_sync_seconds (renewed in time), got {self.resume_loan_seconds}")
         self.limits.validate("limits")
 
     @property

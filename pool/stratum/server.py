@@ -11,15 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pool.chain.types import BlockCandidate, Job, JobSource
-from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+from pool.config.stratum import PortConfig, StratumConfig
 from pool.shares.record import ShareRecord
 from pool.stratum import messages as m
 from pool.stratum import proxy
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.limits import Ban, BanList, IpCounter, TrustedProxies
-from pool.stratum.session import Session
+from pool.stratum.limits import BanList, IpCounter, TrustedProxies
+from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
+from pool.stratum.resume_link import ResumeLink
+from pool.stratum.server_admin import ServerAdmin
+from pool.stratum.session import InputPaused, Session
 from pool.stratum.state import Counters, SentJob
-from pool.stratum.stats import Timings, port_stats, worker_rows
+from pool.stratum.stats import Timings
 
 log = logging.getLogger("pool.stratum")
 
@@ -39,8 +42,8 @@ def firmware_from_agent(user_agent: str) -> str:
 
 
 class StratumProtocol(asyncio.Protocol):
-    __slots__ = ("buffer", "check_first", "connected_at", "counted", "pending_proxy", "port", "server", "session",
-                 "socket_ip", "transport")
+    __slots__ = ("buffer", "check_first", "connected_at", "counted", "held", "pending_proxy", "port", "resuming",
+                 "server", "session", "socket_ip", "transport")
 
     def __init__(self, server: StratumServer, port: PortConfig) -> None:
         self.server = server
@@ -53,6 +56,8 @@ class StratumProtocol(asyncio.Protocol):
         self.check_first = True
         self.counted = ""
         self.connected_at = 0.0
+        self.resuming: Session | None = None    # waiting for the resume directory (session is None)
+        self.held = b""                         # input received meanwhile, fed in order afterwards
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -63,6 +68,8 @@ class StratumProtocol(asyncio.Protocol):
         if session is None:
             if self.pending_proxy:
                 self.server._proxy_data(self, data)
+            elif self.resuming is not None:
+                self.held += data
             return
         if self.check_first:
             self.check_first = False
@@ -79,13 +86,14 @@ class StratumProtocol(asyncio.Protocol):
         pass
 
 
-class StratumServer:
-    """Public API for pool/app.py and the admin API: see __init__, start/stop and the admin section."""
+class StratumServer(ServerAdmin):
+    """Public API for pool/app.py and the admin API: see __init__, start/stop and server_admin.py."""
 
     def __init__(self, config: StratumConfig, jobs: JobSource, *,
                  on_share: OnShare,
                  validate_account: Callable[[str], bool],
                  allocator: ExtranonceAllocator | None = None,
+                 resume_directory: ResumeDirectory | None = None,
                  tag_connection: TagConnection = untagged,
                  classify_firmware: ClassifyFirmware = firmware_from_agent,
                  node: str = "", solo: bool = False,
@@ -95,6 +103,9 @@ class StratumServer:
         self.on_share = on_share
         self.validate_account = validate_account
         self.allocator = allocator or ExtranonceAllocator(park_seconds=config.session_resume_seconds)
+        # With a shared directory, resumes work across processes/hosts (pool/stratum/resume.py).
+        self.resume = (ResumeLink(resume_directory, self.allocator, config, clock)
+                       if resume_directory is not None and config.session_resume_seconds > 0 else None)
         self.tag_connection = tag_connection
         self.classify_firmware = classify_firmware
         self.node = node
@@ -120,6 +131,8 @@ class StratumServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.resume is not None:
+            await self.resume.start()
         for port in self.config.ports:
             self.counters.setdefault(id(port), Counters())
             server = await loop.create_server(
@@ -156,6 +169,8 @@ class StratumServer:
             await asyncio.sleep(0.01)
         for proto in list(self._protocols):
             proto.transport.abort()
+        if self.resume is not None:
+            await self.resume.stop()
 
     def _schedule(self, delay: float, callback: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -232,7 +247,8 @@ class StratumServer:
             config=self.config, port=proto.port, jobs=self.jobs, allocator=self.allocator,
             validate_account=self.validate_account, classify_firmware=self.classify_firmware, now=now,
             counters=self.counters.setdefault(id(proto.port), Counters()), country=country,
-            subdivision=subdivision, hosting=hosting, node=self.node, solo=self.solo, peer=ip)
+            subdivision=subdivision, hosting=hosting, node=self.node, solo=self.solo, peer=ip,
+            resume_lookups=self.resume is not None)
         self._sessions[proto] = None
         if first:
             self._lines(proto, proto.session, first)
@@ -249,7 +265,13 @@ class StratumServer:
         session = proto.session
         if session is not None:
             self._sessions.pop(proto, None)
-            session.connection_lost(self.clock())
+            self._park(session.connection_lost(self.clock()))
+        elif proto.resuming is not None:
+            self._sessions.pop(proto, None)   # _resume parks whatever the lookup brings
+
+    def _park(self, parked: ParkedSession | None) -> None:
+        if parked is not None and self.resume is not None:
+            self.resume.publish(parked)
 
     # ------------------------------------------------------------------------------------------------
     # the hot path
@@ -266,15 +288,21 @@ class StratumServer:
             session.close_reason = "line too long"
             lines = []
         now = self.clock()
-        for line in lines:
-            if len(line) > limit:
-                session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
-                session.close_reason = "line too long"
-                break
-            if len(line) > 1:
-                session.receive_line(line, now)
-                if session.close_reason:
+        remaining = iter(lines)
+        try:
+            for line in remaining:
+                if len(line) > limit:
+                    session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
+                    session.close_reason = "line too long"
                     break
+                if len(line) > 1:
+                    session.receive_line(line, now)
+                    if session.close_reason:
+                        break
+        except InputPaused:
+            # The rest waits, in order, for the directory (authorize often comes in the same packet).
+            proto.held = b"".join(line + b"\n" for line in remaining) + proto.buffer
+            proto.buffer = b""
         self._drain(proto, session)
 
     def _drain(self, proto: StratumProtocol, session: Session) -> None:
@@ -286,6 +314,8 @@ class StratumServer:
                         self.on_share(event)
                     elif type(event) is BlockCandidate:
                         self._submit_block(event)
+                    elif type(event) is ResumeLookup:
+                        self._begin_resume(proto, session, event.token)
             except Exception:
                 log.exception("share consumer failed")
             events.clear()
@@ -297,6 +327,36 @@ class StratumServer:
             if session.ban_reason and self.config.limits.ban_seconds > 0:
                 self.bans.add(session.peer, self.config.limits.ban_seconds, session.ban_reason, self.clock())
             self._drop(proto, session.close_reason)
+
+    def _begin_resume(self, proto: StratumProtocol, session: Session, token: str) -> None:
+        proto.session = None                # fan-out and the sweep leave it alone meanwhile
+        proto.resuming = session
+        proto.transport.pause_reading()
+        task = asyncio.ensure_future(self._resume(proto, session, token))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resume(self, proto: StratumProtocol, session: Session, token: str) -> None:
+        assert self.resume is not None
+        parked = await self.resume.claim(token)
+        now = self.clock()
+        proto.resuming = None
+        try:
+            session.resume_answer(parked, now)
+        except Exception:
+            log.exception("resume answer failed")
+            session.close_reason = "internal error"
+        if proto.transport.is_closing():
+            self._sessions.pop(proto, None)
+            self._park(session.connection_lost(now))
+            return
+        proto.session = session
+        proto.transport.resume_reading()
+        held, proto.held = proto.held, b""
+        if held and not session.close_reason:
+            self._lines(proto, session, held)
+        else:
+            self._drain(proto, session)
 
     def _submit_block(self, candidate: BlockCandidate) -> None:
         log.warning("BLOCK CANDIDATE height %d by %s: %s", candidate.height, candidate.worker,
@@ -381,138 +441,6 @@ class StratumServer:
             session.tick(now)
             if session.out or session.close_reason:
                 self._drain(proto, session)
-
-    # ------------------------------------------------------------------------------------------------
-    # admin and metrics
-
-    def stats(self) -> dict[str, Any]:
-        """Snapshot for the admin API / metrics: per port, totals and timing figures."""
-        ports = port_stats(self.config.ports, self.counters, self._sessions)
-        totals: dict[str, Any] = {"connections": len(self._protocols), "sessions": len(self._sessions),
-                                  "accepted": 0, "accepted_difficulty": 0.0, "blocks": 0, "rejected": {}}
-        for row in ports:
-            totals["accepted"] += row["accepted"]
-            totals["accepted_difficulty"] += row["accepted_difficulty"]
-            totals["blocks"] += row["blocks"]
-            for key, value in row["rejected"].items():
-                totals["rejected"][key] = totals["rejected"].get(key, 0) + value
-        return {"node": self.node, "totals": totals, "ports": ports, "timings": self.timings.snapshot(),
-                "bans": len(self.bans.entries(self.clock())), "extranonce": {
-                    "prefix": self.allocator.prefix, "prefix_bits": self.allocator.prefix_bits,
-                    "live": self.allocator.live, "parked": self.allocator.parked}}
-
-    def workers(self) -> list[dict[str, Any]]:
-        """One row per worker per connection, with the hashrate inputs (accepted difficulty, times)."""
-        return worker_rows(self._sessions)
-
-    def _matching(self, worker: str) -> list[StratumProtocol]:
-        found = []
-        for proto in self._sessions:
-            session = proto.session
-            if session is not None and (worker in session.workers or
-                                        any(w.account == worker for w in session.workers.values())):
-                found.append(proto)
-        return found
-
-    def kick(self, worker: str) -> int:
-        """Disconnect every connection carrying `worker` (a worker name or an account)."""
-        matches = self._matching(worker)
-        for proto in matches:
-            self._drop(proto, "kicked by admin")
-        return len(matches)
-
-    def reconnect(self, worker: str, host: str | None = None, port: int | None = None, wait: int = 0) -> int:
-        """Send client.reconnect to every connection carrying `worker`; closed after a grace period."""
-        matches = self._matching(worker)
-        now = self.clock()
-        for proto in matches:
-            assert proto.session is not None
-            proto.session.request_reconnect(now, host, port, wait)
-            self._drain(proto, proto.session)
-        return len(matches)
-
-    def _to_worker(self, worker: str, send: Callable[[Session], bool]) -> int:
-        """Let `send` queue a message on each connection carrying `worker` (it returns False to skip
-        one) and write it out; returns how many connections got it."""
-        count = 0
-        for proto in self._matching(worker):
-            assert proto.session is not None
-            if send(proto.session):
-                self._drain(proto, proto.session)
-                count += 1
-        return count
-
-    def show_message(self, worker: str, text: str) -> int:
-        return self._to_worker(worker, lambda session: session.show_message(text))
-
-    def set_version_mask(self, worker: str, mask: int) -> int:
-        """mining.set_version_mask to the worker's connections that negotiated version rolling (the
-        new mask is the pool's mask AND `mask`); returns how many were sent."""
-        return self._to_worker(worker, lambda session: session.send_version_mask(mask))
-
-    def request_version(self, worker: str) -> int:
-        """client.get_version to the worker's connections; the answer lands in the session's
-        info["reported-version"] (and becomes the user agent when subscribe gave none)."""
-        def ask(session: Session) -> bool:
-            session.request_version()
-            return True
-
-        return self._to_worker(worker, ask)
-
-    def list_bans(self) -> list[Ban]:
-        return self.bans.entries(self.clock())
-
-    def add_ban(self, target: str, seconds: float, reason: str = "admin") -> Ban:
-        """Ban an address or CIDR (ValueError if malformed) and drop its live connections."""
-        now = self.clock()
-        ban = self.bans.add(target, seconds, reason, now)
-        for proto in list(self._sessions):
-            if proto.session is not None and self.bans.banned(proto.session.peer, now) is not None:
-                self._drop(proto, f"banned: {reason}")
-        return ban
-
-    def remove_ban(self, target: str) -> bool:
-        return self.bans.remove(target)
-
-    def set_port_difficulty(self, port: int, *, start: float | None = None, minimum: float | None = None,
-                            maximum: float | None = None) -> PortConfig:
-        """Change a port's difficulty settings at runtime (ValueError names the problem). Live
-        connections keep their difficulty until their next retarget, which uses the new bounds."""
-        for config in self.config.ports:
-            if config.port == port:
-                candidate = PortConfig(**{f: getattr(config, f) for f in config.__struct_fields__})
-                if start is not None:
-                    candidate.start_difficulty = start
-                if minimum is not None:
-                    candidate.min_difficulty = minimum
-                if maximum is not None:
-                    candidate.max_difficulty = maximum
-                candidate.validate(f"port {port}")
-                config.start_difficulty = candidate.start_difficulty
-                config.min_difficulty = candidate.min_difficulty
-                config.max_difficulty = candidate.max_difficulty
-                return config
-        raise ValueError(f"no stratum port {port}")
-
-    def reload_limits(self, limits: LimitsConfig) -> None:
-        """New limits apply at once to every connection; nobody is dropped for the change itself."""
-        limits.validate("limits")
-        self.config.limits = limits
-
-    def set_extranonce_prefix(self, prefix: int, prefix_bits: int) -> None:
-        """A new prefix lease: new connections use it; miners that subscribed to extranonce changes
-        are moved now, the rest keep theirs until they reconnect."""
-        self.allocator.set_prefix(prefix, prefix_bits)
-        now = self.clock()
-        for proto in list(self._sessions):
-            session = proto.session
-            if session is None or not session.extranonce_subscribed or not session.subscribed:
-                continue
-            extranonce1, token = self.allocator.allocate(now)
-            self.allocator.release(session.extranonce1)
-            session.session_id = token
-            session.set_extranonce(extranonce1, now)
-            self._drain(proto, session)
 
     @property
     def ports(self) -> list[tuple[str, int]]:

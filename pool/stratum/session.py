@@ -1,8 +1,9 @@
 """One Stratum V1 connection as a sans-IO state machine (h11 style).
 
 Lines go in with `receive_line(line, now)`; bytes to write collect in `out`, and events (accepted
-`ShareRecord`s, `BlockCandidate`s) in `events`. No sockets, no Redis, no clock reads. The asyncio
-layer (server.py) drains both after every read.
+`ShareRecord`s, `BlockCandidate`s, a `ResumeLookup`) in `events`. No sockets, no Redis, no clock
+reads. The asyncio layer (server.py) drains both after every read. The handshake methods live in
+handshake.py (a mixin); a resume that needs the shared directory pauses input (`InputPaused`).
 
 Difficulty rule (stratum.md §8.4): `mining.set_difficulty` is written only immediately before a
 `mining.notify` carrying a new job id; each job remembers the difficulty in force when it was sent to
@@ -22,35 +23,28 @@ from pool.native.work import DIFF1_TARGET
 from pool.shares.record import ShareRecord
 from pool.shares.validate import judge, parse_submit
 from pool.stratum import messages as m
-from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
-from pool.stratum.negotiate import UNCHANGED, negotiate, suggested_difficulty
-from pool.stratum.state import (
-    Counters,
-    SentJob,
-    WorkerStats,
-    parse_password,
-    share_target,
-    valid_worker_name,
-)
+from pool.stratum.extranonce import ExtranonceAllocator
+from pool.stratum.handshake import Handshake, InputPaused
+from pool.stratum.resume import ParkedSession
+from pool.stratum.state import Counters, SentJob, WorkerStats, share_target
 from pool.stratum.vardiff import VarDiff, clamp_difficulty
+
+__all__ = ["IGNORED_METHODS", "InputPaused", "Session"]
 
 _envelope = msgspec.json.Decoder(m.Envelope)
 _submit_params = msgspec.json.Decoder(m.SubmitParams)
-_authorize_params = msgspec.json.Decoder(m.AuthorizeParams)
-_configure_params = msgspec.json.Decoder(m.ConfigureParams)
-_list_params = msgspec.json.Decoder(list[Any])
 _DecodeErrors = (msgspec.DecodeError, msgspec.ValidationError)
 
 # Sent without a reply: a reply to these is counted as a share by cgminer/bmminer (stratum.md §3.1).
 IGNORED_METHODS = frozenset({"mining.multi_version", "mining.capabilities"})
 
 
-class Session:
+class Session(Handshake):
     def __init__(self, *, config: StratumConfig, port: PortConfig, jobs: JobSource,
                  allocator: ExtranonceAllocator, validate_account: Callable[[str], bool],
                  classify_firmware: Callable[[str], str], now: float, counters: Counters | None = None,
                  country: str = "ZZ", subdivision: str = "", hosting: bool = False, node: str = "",
-                 solo: bool = False, peer: str = "") -> None:
+                 solo: bool = False, peer: str = "", resume_lookups: bool = False) -> None:
         self.config = config
         self.port = port
         self.jobs = jobs
@@ -62,6 +56,8 @@ class Session:
         self.node = node
         self.solo = solo
         self.peer = peer
+        self.resume_lookups = resume_lookups     # a resume token is looked up in the shared directory
+        self._resume_request: Any = None
 
         self.out: list[bytes] = []
         self.events: list[Any] = []
@@ -149,124 +145,6 @@ class Session:
             if not self.user_agent:
                 self.user_agent = msg.result[:128]
                 self.firmware = self.classify_firmware(self.user_agent)
-
-    # ------------------------------------------------------------------------------------------------
-    # handshake
-
-    def _subscribe(self, msg: m.Envelope, now: float) -> None:
-        try:
-            params = _list_params.decode(msg.params)
-        except _DecodeErrors:
-            params = []
-        if not self.subscribed:
-            if params and type(params[0]) is str:
-                self.user_agent = params[0][:128]
-            resume = params[1] if len(params) > 1 and type(params[1]) is str else None
-            extranonce1 = self.allocator.resume(resume, now) if resume else None
-            token = resume if extranonce1 is not None else ""
-            if extranonce1 is None:
-                try:
-                    extranonce1, token = self.allocator.allocate(now)
-                except ExtranonceExhausted:
-                    self.out.append(m.error_reply(msg.id, m.OTHER, "Server full"))
-                    self.close_reason = "extranonce space exhausted"
-                    return
-            self.extranonce1, self.session_id = extranonce1, token
-            self.subscribed = True
-            self.firmware = self.classify_firmware(self.user_agent)
-            floor = self.config.min_difficulty_by_firmware.get(self.firmware)
-            if floor:
-                self.suggested_floor = max(self.suggested_floor, floor)
-                self._set_difficulty(self._current_target_difficulty(), now, reissue=False)
-        result = m.SubscribeResult(
-            [("mining.set_difficulty", self.session_id), ("mining.notify", self.session_id)],
-            self.extranonce1.hex(), self.extranonce2_size)
-        self.out.append(m.reply(msg.id, result))
-        if self.workers and not self.working:
-            self._start_work(now)
-
-    def _authorize(self, msg: m.Envelope, now: float) -> None:
-        try:
-            params = _authorize_params.decode(msg.params)
-        except _DecodeErrors:
-            self._bad_message(msg.id, "Invalid authorize params")
-            return
-        name = params.username.strip()
-        account = name.split(".", 1)[0]
-        limits = self.config.limits
-        if name in self.workers:
-            self.out.append(m.true_reply(msg.id))
-            return
-        if len(self.workers) >= limits.max_workers_per_connection:
-            self.out.append(m.error_reply(msg.id, m.OTHER, "Too many workers"))
-            return
-        if not valid_worker_name(name) or not account or not self.validate_account(account):
-            self.auth_failures += 1
-            self.out.append(m.error_reply(msg.id, m.UNAUTHORIZED, "Unauthorized worker"))
-            if self.auth_failures >= limits.max_auth_failures:
-                self.close_reason = "too many failed authorizations"
-            return
-        self.workers[name] = WorkerStats(name, account, now)
-        if len(self.workers) == 1 and self.solo:
-            self.payout_key = account
-        if len(self.workers) >= limits.farm_proxy_workers:
-            self.farm_proxy = True
-        self.out.append(m.true_reply(msg.id))
-        options = parse_password(params.password)
-        if options.min_difficulty is not None:
-            self.suggested_floor = max(self.suggested_floor, options.min_difficulty)
-        if options.fixed_difficulty is not None:
-            self.fixed_difficulty = clamp_difficulty(options.fixed_difficulty, self.port)
-        if options.fixed_difficulty is not None or options.min_difficulty is not None:
-            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
-        if self.subscribed and not self.working:
-            self._start_work(now)
-
-    def _configure(self, msg: m.Envelope, now: float) -> None:
-        try:
-            params = _configure_params.decode(msg.params)
-        except _DecodeErrors:
-            # Still answered (cgminer/bmminer read exactly one line after configure).
-            self.out.append(m.error_reply(msg.id, m.OTHER, "Invalid configure params"))
-            return
-        outcome = negotiate(params.extensions, params.options, self._pool_mask)
-        if outcome.version_mask != UNCHANGED:
-            self.version_mask = outcome.version_mask
-        self.extranonce_subscribed |= outcome.subscribe_extranonce
-        self.info.update(outcome.info)
-        # The reply is the next line written; a difficulty change follows it (with a new job).
-        self.out.append(m.reply(msg.id, outcome.result))
-        if outcome.minimum_difficulty is not None:
-            self.suggested_floor = outcome.minimum_difficulty
-            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
-
-    def _extranonce_subscribe(self, msg: m.Envelope, now: float) -> None:
-        self.extranonce_subscribed = True
-        if msg.id is not None:
-            self.out.append(m.true_reply(msg.id))
-
-    def _suggest_difficulty(self, msg: m.Envelope, now: float) -> None:
-        self._suggest(msg, now, target=False)
-
-    def _suggest_target(self, msg: m.Envelope, now: float) -> None:
-        self._suggest(msg, now, target=True)
-
-    def _suggest(self, msg: m.Envelope, now: float, *, target: bool) -> None:
-        try:
-            params = _list_params.decode(msg.params)
-        except _DecodeErrors:
-            params = []
-        value = suggested_difficulty(params, target=target)
-        # Never answered false: cgminer counts any reply to it as a share (stratum.md §3.1).
-        if msg.id is not None:
-            self.out.append(m.true_reply(msg.id))
-        if value is not None:
-            self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
-            self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
-
-    def _get_transactions(self, msg: m.Envelope, now: float) -> None:
-        if msg.id is not None:
-            self.out.append(m.reply(msg.id, []))
 
     # ------------------------------------------------------------------------------------------------
     # difficulty and jobs
@@ -523,11 +401,16 @@ class Session:
         self._pending_requests[key] = "client.get_version"
         self.out.append(m.request(key, "client.get_version", []))
 
-    def connection_lost(self, now: float) -> None:
+    def connection_lost(self, now: float) -> ParkedSession | None:
+        """Park the extranonce1 for a resume; returns the park to publish (None: nothing parked)."""
+        parked = None
         if self.subscribed and self.session_id:
-            self.allocator.park(self.extranonce1, self.session_id, now)
+            expires = self.allocator.park(self.extranonce1, self.session_id, now)
+            if expires is not None:
+                parked = ParkedSession(self.session_id, self.extranonce1, expires)
             self.subscribed = False
         self.working = False
+        return parked
 
 
 _HANDLERS: dict[str, Callable[[Session, m.Envelope, float], None]] = {

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from platform_noise import StealMeter, hiccups  # noqa: E402
 from socket_clock import arrivals, measure_latency, open_idle_miners, source_address  # noqa: E402
 
 SHARE_DIFFICULTY = 1e-12
@@ -262,7 +263,7 @@ def start_generator(mode: str, port: int, connections: int, first: int, args: ar
                     pipeline: int = 1, pace: float = 0.0) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "_load", "--mode", mode, "--port", str(port), "--connections", str(connections),
            "--first", str(first), "--pipeline", str(pipeline), "--duration", str(args.duration),
-           "--warmup", str(args.warmup), "--pace", str(pace)]
+           "--warmup", str(args.warmup), "--pace", str(pace), "--nice", str(args.nice)]
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -319,25 +320,35 @@ async def measure_fanout(args: argparse.Namespace, port: int, workers: list[Work
     idle = [await w.ask({"cmd": "stats"}) for w in workers]
     sessions = [s["sessions"] for s in idle]
     rss_per = [(s["rss_kb"] - b) * 1024 / max(1, s["sessions"]) for s, b in zip(idle, rss_before, strict=True)]
-    asked_at = time.time()              # kernel arrival stamps are CLOCK_REALTIME
-    timings = await asyncio.gather(*(w.ask({"cmd": "publish", "job_id": "fan1"}) for w in workers))
-    published_at = min(t["published_at"] for t in timings)   # the first worker to have the new job
-    await asyncio.sleep(3.0)
-    for f in fans:
-        f.stdin.write("report\n")
-        f.stdin.flush()
-    reports = [read_json(f) for f in fans]
+    rounds = []
+    for round_no in range(args.fanout_rounds):
+        steal = StealMeter()
+        timings = await asyncio.gather(*(w.ask({"cmd": "publish", "job_id": f"fan{round_no}"}) for w in workers))
+        published_at = min(t["published_at"] for t in timings)   # the first worker to have the new job
+        await asyncio.sleep(1.0)
+        for f in fans:
+            f.stdin.write("report\n")
+            f.stdin.flush()
+        times = sorted(t for f in fans for t in read_json(f)["times"])
+        rounds.append({"notified": len(times),
+                       "all_notified_ms": round((times[-1] - published_at) * 1e3, 1) if times else None,
+                       "median_notified_ms": round((statistics.median(times) - published_at) * 1e3, 1)
+                       if times else None,
+                       "server_loop_ms": [round(t["notify_fanout_last_s"] * 1e3, 1) for t in timings],
+                       "steal_percent": steal.percent()})
+        print("fanout round", json.dumps(rounds[-1]), flush=True)
     for f in fans:
         f.stdin.write("exit\n")
         f.stdin.flush()
         f.wait()
-    times = sorted(t for r in reports for t in r["times"])
+    complete = [r["all_notified_ms"] for r in rounds if r["notified"] == fan_connected]
     result["fanout"] = {
-        "connections": fan_connected, "sessions_per_worker": sessions, "notified": len(times),
-        "all_notified_ms": round((times[-1] - published_at) * 1e3, 1) if times else None,
-        "median_notified_ms": round((statistics.median(times) - published_at) * 1e3, 1) if times else None,
-        "all_notified_from_command_ms": round((times[-1] - asked_at) * 1e3, 1) if times else None,
-        "server_fanout_ms": [round(t["notify_fanout_last_s"] * 1e3, 1) for t in timings],
+        "connections": fan_connected, "sessions_per_worker": sessions, "rounds": len(rounds),
+        "rounds_reaching_all": len(complete),
+        "all_notified_ms_median": statistics.median(complete) if complete else None,
+        "all_notified_ms_range": [min(complete), max(complete)] if complete else None,
+        "median_notified_ms_median": statistics.median(r["median_notified_ms"] for r in rounds if r["notified"]),
+        "per_round": rounds,
     }
     result["idle_rss_bytes_per_connection"] = [round(x) for x in rss_per]
     print("fanout", json.dumps(result["fanout"]), flush=True)
@@ -357,6 +368,8 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"workers": args.workers, "ledger": args.ledger, "geo": args.geo,
                               "share_difficulty": SHARE_DIFFICULTY, "cpus": os.cpu_count()}
     try:
+        result["platform"] = hiccups(3.0)     # before anything of ours runs: the VM's own pauses
+        print("platform", json.dumps(result["platform"]), flush=True)
         if "throughput" in args.stages:
             await measure_throughput(args, port, workers, result)
         # 2. latency: 100 connections, one share in flight each; then the same with each miner
@@ -364,13 +377,15 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
         for name, first, pace in (("latency", 100_000, 0.0), ("latency_paced", 150_000, 0.010)):
             if "latency" not in args.stages:
                 break
+            steal = StealMeter()
             gen = start_generator("latency", port, args.latency_connections, first, args, pace=pace)
             outcome = read_json(gen)
             gen.wait()
             result[name] = {"connections": args.latency_connections, "interval_ms": pace * 1e3,
                             "shares_per_s": round(outcome["accepted_per_s"]), "samples": outcome["samples"],
                             "unstamped": outcome["unstamped"], "at_client_socket": outcome["at_socket"],
-                            "at_generator_process": outcome["at_process"]}
+                            "at_generator_process": outcome["at_process"], "generator_nice": args.nice,
+                            "steal_percent": steal.percent()}
             print(name, json.dumps(result[name]), flush=True)
         if "fanout" in args.stages:
             await asyncio.sleep(1.0)
@@ -393,6 +408,7 @@ def main() -> None:
     parser.add_argument("--latency-connections", type=int, default=100)
     parser.add_argument("--fanout-connections", type=int, default=30_000)
     parser.add_argument("--fanout-generators", type=int, default=2)
+    parser.add_argument("--fanout-rounds", type=int, default=7, help="new jobs sent; median reported")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--ledger", action="store_true", help="feed accepted shares to the Redis ledger")
@@ -409,6 +425,7 @@ def main() -> None:
     parser.add_argument("--mode", default="throughput")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--pace", type=float, default=0.0)
+    parser.add_argument("--nice", type=int, default=0)
     args = parser.parse_args()
     import uvloop
     if args.role == "_serve":
@@ -417,12 +434,12 @@ def main() -> None:
     if args.role == "_load" and args.mode == "fanout":
         idle = open_idle_miners(args.port, args.connections, args.first)
         print(json.dumps({"connected": len(idle)}), flush=True)
-        sys.stdin.readline()                              # parent: "report", once the job is out
-        times = sorted(arrivals(idle, b'"fan'))
-        print(json.dumps({"notified": len(times), "times": times}), flush=True)
-        sys.stdin.readline()
+        while sys.stdin.readline().strip() == "report":      # parent: once the job is out
+            times = sorted(arrivals(idle, b'"fan'))
+            print(json.dumps({"notified": len(times), "times": times}), flush=True)
         return
     if args.role == "_load" and args.mode == "latency":
+        os.nice(args.nice)
         outcome = measure_latency(args.port, args.connections, args.first, args.warmup, args.duration, args.pace)
         print(json.dumps(outcome), flush=True)
         return

@@ -170,6 +170,7 @@ class StratumServer(ServerAdmin):
         for proto in list(self._protocols):
             proto.transport.abort()
         if self.resume is not None:
+            await asyncio.sleep(0)           # let the aborted ones park before the last publish
             await self.resume.stop()
 
     def _schedule(self, delay: float, callback: Callable[[], None]) -> None:

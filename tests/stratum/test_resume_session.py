@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from pool.config.errors import ConfigError
+from pool.config.stratum import StratumConfig
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.resume import ParkedSession, ResumeLookup
 from pool.stratum.session import InputPaused, Session
@@ -135,3 +137,16 @@ def test_shared_allocator_adopts_and_returns_borrowed_values() -> None:
     allocator.set_prefix(4, 24, reserved=[bytes.fromhex("00000401")])
     allocator.apply_sync([], [], prefix=3)
     assert allocator.reserved == 1
+
+
+@pytest.mark.parametrize(("fields", "key"), [
+    ({"resume_lookup_timeout": 0.0}, "resume_lookup_timeout"),
+    ({"resume_lookup_timeout": 30.0}, "resume_lookup_timeout"),
+    ({"resume_sync_seconds": -1.0}, "resume_sync_seconds"),
+    ({"resume_sync_seconds": 10.0, "resume_loan_seconds": 20.0}, "resume_loan_seconds"),
+    ({"session_resume_seconds": -5.0}, "session_resume_seconds"),
+])
+def test_resume_config_errors_name_the_key(fields: dict[str, float], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        StratumConfig(**fields).validate()
+    assert caught.value.key == key

@@ -117,7 +117,7 @@ async def serve(args: argparse.Namespace) -> None:
                 cpu = time.thread_time()             # the broadcast runs inside publish()
                 jobs.publish(job)
                 cpu = time.thread_time() - cpu       # CPU time excludes what the hypervisor stole
-                reply = {**server.stats()["timings"], "published_at": published_at, "cpu_s": cpu}
+                reply = {**server.timings.snapshot(), "published_at": published_at, "cpu_s": cpu}
             elif command["cmd"] == "profile":
                 import cProfile
                 import pstats

@@ -38,6 +38,7 @@ def plausible_token(token: str) -> bool:
 
 
 class Handshake:
+    __slots__ = ()
     # Session state the handshake reads and writes (defined in Session.__init__).
     config: StratumConfig
     port: PortConfig

@@ -40,6 +40,18 @@ IGNORED_METHODS = frozenset({"mining.multi_version", "mining.capabilities"})
 
 
 class Session(Handshake):
+    # Slots: a pool holds tens of thousands of these, and the fan-out touches every one.
+    __slots__ = ("_lenient_rolling", "_max_jobs", "_pending_requests", "_pool_mask", "_reissues",
+                 "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",
+                 "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
+                 "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters",
+                 "country", "difficulty", "events", "extranonce1", "extranonce2_size",
+                 "extranonce_subscribed", "farm_proxy", "firmware", "fixed_difficulty", "hosting", "info",
+                 "jobs", "last_activity", "last_notify_at", "node", "out", "payout_key", "peer",
+                 "pending_difficulty", "port", "reconnect_deadline", "rejected", "resume_lookups",
+                 "sent_jobs", "session_id", "solo", "subdivision", "subscribed", "suggested_floor", "target",
+                 "user_agent", "validate_account", "vardiff", "version_mask", "workers", "working")
+
     def __init__(self, *, config: StratumConfig, port: PortConfig, jobs: JobSource,
                  allocator: ExtranonceAllocator, validate_account: Callable[[str], bool],
                  classify_firmware: Callable[[str], str], now: float, counters: Counters | None = None,
@@ -91,6 +103,7 @@ class Session(Handshake):
         self.vardiff = VarDiff(port, now)
 
         self.sent_jobs: dict[str, SentJob] = {}
+        self._max_jobs = config.max_jobs_per_connection
         self._seen: dict[str, set[bytes]] = {}
         self._reissues = 0
         self.last_notify_at = 0.0
@@ -195,7 +208,10 @@ class Session(Handshake):
 
     def push_job(self, job: Job, wire_id: str, ntime: int, clean: bool, notify: bytes, now: float,
                  shared: dict[float, SentJob]) -> bytes | None:
-        """Broadcast path: the bytes to write for a job every connection gets (None: not ready)."""
+        """Broadcast path: the bytes to write for a job every connection gets (None: not ready).
+
+        `shared` is the broadcast's SentJob per difficulty (connections at one difficulty share one).
+        Runs once per connection per new job, so _remember is inlined here."""
         if not self.working or job.extranonce_size != 4 + self.extranonce2_size:
             return None
         data = notify
@@ -206,9 +222,14 @@ class Session(Handshake):
             self.target = share_target(pending)
             self.pending_difficulty = None
         sent = shared.get(self.difficulty)
-        if sent is None or sent.job is not job:
+        if sent is None:
             sent = shared[self.difficulty] = SentJob(job, self.difficulty, self.target, ntime)
-        self._remember(wire_id, sent, clean)
+        jobs = self.sent_jobs
+        jobs[wire_id] = sent
+        if len(jobs) > self._max_jobs:
+            del jobs[next(iter(jobs))]
+        if clean and self._seen:
+            self._forget_seen_except(job.job_id)
         self.last_notify_at = now
         return data
 
@@ -228,13 +249,15 @@ class Session(Handshake):
     def _remember(self, wire_id: str, sent: SentJob, clean: bool) -> None:
         jobs = self.sent_jobs
         jobs[wire_id] = sent
-        if len(jobs) > self.config.max_jobs_per_connection:
+        if len(jobs) > self._max_jobs:
             del jobs[next(iter(jobs))]
         if clean and self._seen:
-            # Old-tip shares are rejected as stale before the duplicate check: their sets can go.
-            current = sent.job.job_id
-            for job_id in [key for key in self._seen if key != current]:
-                del self._seen[job_id]
+            self._forget_seen_except(sent.job.job_id)
+
+    def _forget_seen_except(self, current_job_id: str) -> None:
+        # Old-tip shares are rejected as stale before the duplicate check: their sets can go.
+        for job_id in [key for key in self._seen if key != current_job_id]:
+            del self._seen[job_id]
 
     # ------------------------------------------------------------------------------------------------
     # submit

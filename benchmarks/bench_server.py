@@ -11,6 +11,17 @@ nBits so no share is a block) and a share difficulty of 1e-12 (every hash meets 
 a real, fully hashed, accepted share). Load generator processes open connections from many
 127.x.y.z source addresses, subscribe, authorize and pipeline unique submits. Each process stays
 under the 20,000 open-files limit.
+
+How each figure is taken (see socket_clock.py and platform_noise.py):
+- throughput: accepted replies counted by the generators over `--duration` after `--warmup`;
+- latency: 100 connections, one submit in flight each (closed loop; then paced at 10 ms). The reply's
+  arrival is the kernel's stamp on the client socket; the generator runs at `--nice` 19 by default
+  (it stands in for miners on other machines); the figures as the generator process saw them are
+  reported too;
+- fan-out: idle connections on plain sockets nobody polls; each round one new job, timed from the
+  first worker's publish to the last kernel arrival stamp; the median over `--fanout-rounds`;
+- platform: the VM's own pauses (a busy loop per CPU) before anything runs, and hypervisor steal per
+  stage: figures taken while the host steals CPU are not the server's.
 """
 
 from __future__ import annotations
@@ -428,7 +439,9 @@ def main() -> None:
     parser.add_argument("--mode", default="throughput")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--pace", type=float, default=0.0)
-    parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=19,
+                        help="niceness of the latency generator: it stands in for miners on other machines, "
+                             "so by default it does not take CPU the server wants (0: compete as equals)")
     args = parser.parse_args()
     import uvloop
     if args.role == "_serve":

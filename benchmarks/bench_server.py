@@ -384,6 +384,11 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
     try:
         result["platform"] = hiccups(3.0)     # before anything of ours runs: the VM's own pauses
         print("platform", json.dumps(result["platform"]), flush=True)
+        if "fanout" in args.stages:
+            # first, while the workers are fresh: RSS per idle connection is not blurred by memory
+            # the other stages used and freed
+            await measure_fanout(args, port, workers, result)
+            await asyncio.sleep(1.0)
         if "throughput" in args.stages:
             await measure_throughput(args, port, workers, result)
         # 2. latency: 100 connections, one share in flight each; then the same with each miner
@@ -401,9 +406,6 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
                             "at_generator_process": outcome["at_process"], "generator_nice": args.nice,
                             "steal_percent": steal.percent()}
             print(name, json.dumps(result[name]), flush=True)
-        if "fanout" in args.stages:
-            await asyncio.sleep(1.0)
-            await measure_fanout(args, port, workers, result)
     finally:
         for w in workers:
             w.stop()

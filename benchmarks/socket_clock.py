@@ -40,6 +40,35 @@ def receive_stamped(sock: socket.socket, size: int = 65536) -> tuple[bytes, floa
     return data, None
 
 
+_keep_stamping: list[socket.socket] = []
+
+
+def ensure_arrival_stamping(timeout: float = 5.0) -> None:
+    """Make sure the kernel stamps segments as they arrive, before anything is measured.
+
+    The first socket on the machine to ask for stamps switches stamping on through deferred work;
+    until that has run, a segment is stamped when it is *read*, which would hide exactly the delay
+    measured here. A probe pair is kept open for the life of the process (so stamping stays on) and
+    checked: a byte read 50 ms after it was sent must carry a stamp 40 ms older than the read."""
+    if _keep_stamping:
+        return
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        probe = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    stamp_arrivals(probe)
+    _keep_stamping.extend((probe, peer))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        peer.sendall(b"x")
+        time.sleep(0.05)
+        _data, arrived = receive_stamped(probe, 16)
+        if arrived is not None and time.time() - arrived >= 0.04:
+            return
+    raise RuntimeError("the kernel does not stamp arrivals (SO_TIMESTAMPNS); latency cannot be measured")
+
+
 def source_address(index: int) -> str:
     return f"127.{10 + index // 50000}.{(index // 200) % 250}.{1 + index % 200}"
 
@@ -93,6 +122,7 @@ def measure_latency(port: int, connections: int, first: int, warmup: float, dura
     """`connections` miners with one submit in flight each; with `pace`, each waits that long after
     its reply before the next submit. Latencies from the kernel's arrival stamp and from the moment
     this process read the reply."""
+    ensure_arrival_stamping()
     miners = [_handshake(port, first + i) for i in range(connections)]
     by_fd = {miner.sock.fileno(): miner for miner in miners}
     poller = select.epoll()
@@ -169,6 +199,7 @@ def open_idle_miners(port: int, count: int, first: int, in_flight: int = 256,
     Plain sockets, unregistered from every poller once ready: a notify landing on them wakes nobody,
     so the generator takes no CPU from the server during a fan-out (a paused asyncio transport would
     still be woken once per socket)."""
+    ensure_arrival_stamping()
     poller = select.epoll()
     handshaking: dict[int, tuple[socket.socket, int, bytearray]] = {}
     ready: list[socket.socket] = []

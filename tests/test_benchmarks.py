@@ -13,10 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from socket_clock import receive_stamped, stamp_arrivals  # noqa: E402
+from socket_clock import ensure_arrival_stamping, receive_stamped, stamp_arrivals  # noqa: E402
 
 
 def test_arrival_stamp_is_when_the_bytes_arrived_not_when_they_were_read() -> None:
+    ensure_arrival_stamping()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

@@ -43,6 +43,12 @@ class ExtranonceAllocator:
             raise ValueError(f"prefix_bits must be 0..24, got {prefix_bits}")
         if not 0 <= prefix < (1 << prefix_bits):
             raise ValueError(f"prefix {prefix} does not fit in {prefix_bits} bits")
+        if self.shared:
+            # Live connections keep values of the prefix we leave (e.g. a lease lost in a Redis
+            # outage). Whoever leases that prefix next must see them as held: they are renewed
+            # through the directory like resumed values until their connections end.
+            counter_bits = 32 - prefix_bits
+            self._borrowed.update(v for v in self._live if v >> counter_bits != prefix)
         self.prefix = prefix
         self.prefix_bits = prefix_bits
         self._counter_bits = 32 - prefix_bits

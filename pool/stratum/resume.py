@@ -22,8 +22,12 @@ adopted by process B:
 * B gives a borrowed value back the same way (settle when its own park of it ends); if B dies, its
   held records expire after `loan_seconds` without renewal and the value becomes free again.
 
+* A process that moves to another prefix (its lease was lost in a Redis outage) holds the live values
+  of the old prefix the same way, so the next owner of that prefix reserves them from its next sync.
+
 The one case this cannot cover is a holder cut off from the directory for longer than loan_seconds
-while its miner keeps the connection: the same caveat as an expired prefix lease.
+while its miner keeps the connection (and, after a lost lease, the seconds until the new owner of the
+old prefix syncs): the same caveat as an expired prefix lease.
 """
 
 from __future__ import annotations

@@ -139,6 +139,23 @@ def test_shared_allocator_adopts_and_returns_borrowed_values() -> None:
     assert allocator.reserved == 1
 
 
+def test_values_of_a_prefix_left_behind_are_held_through_the_directory() -> None:
+    # A lost lease: the process moves to a new prefix while its miners keep their old extranonce1s.
+    allocator = ExtranonceAllocator(prefix=3, prefix_bits=24, start=0, park_seconds=10, shared=True)
+    first, _ = allocator.allocate(0.0)
+    second, token = allocator.allocate(0.0)
+    allocator.set_prefix(9, 24)
+    fresh, _ = allocator.allocate(1.0)
+    assert fresh[:3] == bytes.fromhex("000009") and allocator.borrowed == 2
+    assert sorted(allocator.sync_request(2.0)[1]) == sorted([first, second])   # renewed as held
+    allocator.release(first)                                                   # its miner left
+    allocator.park(second, token, 3.0)
+    settle, hold = allocator.sync_request(4.0)
+    assert settle == [("", first)] and hold == []          # given back; the park is published
+    allocator.apply_sync(settle, [], prefix=9)
+    assert allocator.borrowed == 1                          # the parked one until its park settles
+
+
 @pytest.mark.parametrize(("fields", "key"), [
     ({"resume_lookup_timeout": 0.0}, "resume_lookup_timeout"),
     ({"resume_lookup_timeout": 30.0}, "resume_lookup_timeout"),

@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--flush-max-shares", type=int, default=5000)
+    parser.add_argument("--flush-max-shares", type=int, default=1000)
     parser.add_argument("--redis-url", default="")
     args = parser.parse_args()
     try:

@@ -93,7 +93,10 @@ async def serve(args: argparse.Namespace) -> None:
     if args.ledger:
         from pool.config.ledger import LedgerConfig, RedisConfig
         from pool.shares.ledger import Ledger
-        ledger = Ledger(LedgerConfig(journal_dir=os.path.join(args.journal, f"w{args.worker}")),
+        ledger_config = LedgerConfig(journal_dir=os.path.join(args.journal, f"w{args.worker}"))
+        if args.flush_max_shares:
+            ledger_config.flush_max_shares = args.flush_max_shares
+        ledger = Ledger(ledger_config,
                         RedisConfig(url=args.redis_url), node=f"bench{args.worker}")
         await ledger.start()
         on_share = ledger.add
@@ -246,7 +249,8 @@ class Worker:
     def __init__(self, index: int, port: int, args: argparse.Namespace, redis_url: str, journal: str) -> None:
         cmd = [sys.executable, __file__, "_serve", "--port", str(port), "--worker", str(index)]
         if args.ledger:
-            cmd += ["--ledger", "--redis-url", redis_url, "--journal", journal]
+            cmd += ["--ledger", "--redis-url", redis_url, "--journal", journal,
+                    "--flush-max-shares", str(args.flush_max_shares)]
         if args.geo:
             cmd += ["--geo"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -429,6 +433,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--ledger", action="store_true", help="feed accepted shares to the Redis ledger")
     parser.add_argument("--geo", action="store_true", help="tag connections with the geo locator")
+    parser.add_argument("--flush-max-shares", type=int, default=0, help="ledger.flush_max_shares (0: default)")
     parser.add_argument("--profile", action="store_true", help="cProfile worker 1 for 3 s (stderr)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--stages", default="throughput,latency,fanout",

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from platform_noise import StealMeter, hiccups  # noqa: E402
-from socket_clock import arrivals, measure_latency, open_idle_miners, source_address  # noqa: E402
+from socket_clock import HELLO, arrivals, measure_latency, open_idle_miners, source_address  # noqa: E402
 
 SHARE_DIFFICULTY = 1e-12
 VECTOR_INDEX = 2          # mainnet_881423_version_rolled_job_20000000
@@ -167,8 +167,7 @@ class LoadConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        transport.write(b'{"id":1,"method":"mining.subscribe","params":["benchminer/1.0"]}\n'
-                        b'{"id":2,"method":"mining.authorize","params":["bench.w%d","x"]}\n' % self.index)
+        transport.write(HELLO % self.index)
 
     def data_received(self, data: bytes) -> None:
         gen = self.gen

@@ -73,6 +73,10 @@ def source_address(index: int) -> str:
     return f"127.{10 + index // 50000}.{(index // 200) % 250}.{1 + index % 200}"
 
 
+HELLO = (b'{"id":1,"method":"mining.subscribe","params":["benchminer/1.0"]}\n'
+         b'{"id":2,"method":"mining.authorize","params":["bench.w%d","x"]}\n')
+
+
 class _Miner:
     __slots__ = ("head", "index", "nonce", "sent_at", "sock")
 
@@ -93,8 +97,7 @@ def _handshake(port: int, index: int, timeout: float = 30.0) -> _Miner:
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                     source_address=(source_address(index), 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(b'{"id":1,"method":"mining.subscribe","params":["benchminer/1.0"]}\n'
-                 b'{"id":2,"method":"mining.authorize","params":["bench.w%d","x"]}\n' % index)
+    sock.sendall(HELLO % index)
     buffer = b""
     job_id = ntime = ""
     authorized = False
@@ -186,10 +189,6 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     pick = lambda q: round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3, 3)  # noqa: E731
     return {"p50_ms": pick(0.50), "p90_ms": pick(0.90), "p99_ms": pick(0.99), "p999_ms": pick(0.999),
             "max_ms": round(ordered[-1] * 1e3, 3)}
-
-
-HELLO = (b'{"id":1,"method":"mining.subscribe","params":["benchminer/1.0"]}\n'
-         b'{"id":2,"method":"mining.authorize","params":["bench.w%d","x"]}\n')
 
 
 def open_idle_miners(port: int, count: int, first: int, in_flight: int = 256,

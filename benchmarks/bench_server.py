@@ -118,30 +118,33 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start()
 
     async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            command = json.loads(line)
-            reply: dict[str, Any] = {}
-            if command["cmd"] == "stats":
-                stats = server.stats()
-                reply = {"accepted": stats["totals"]["accepted"], "rejected": stats["totals"]["rejected"],
-                         "sessions": stats["totals"]["sessions"], "rss_kb": rss_kb()}
-            elif command["cmd"] == "publish":
-                job = bench_job(command["job_id"], True)
-                published_at = time.time()
-                cpu = time.thread_time()             # the broadcast runs inside publish()
-                jobs.publish(job)
-                cpu = time.thread_time() - cpu       # CPU time excludes what the hypervisor stole
-                reply = {**server.timings.snapshot(), "published_at": published_at, "cpu_s": cpu}
-            elif command["cmd"] == "profile":
-                import cProfile
-                import pstats
-                profiler = cProfile.Profile()
-                profiler.enable()
-                await asyncio.sleep(command["seconds"])
-                profiler.disable()
-                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
+        try:
+            while line := await reader.readline():
+                command = json.loads(line)
+                reply: dict[str, Any] = {}
+                if command["cmd"] == "stats":
+                    stats = server.stats()
+                    reply = {"accepted": stats["totals"]["accepted"], "rejected": stats["totals"]["rejected"],
+                             "sessions": stats["totals"]["sessions"], "rss_kb": rss_kb()}
+                elif command["cmd"] == "publish":
+                    job = bench_job(command["job_id"], True)
+                    published_at = time.time()
+                    cpu = time.thread_time()             # the broadcast runs inside publish()
+                    jobs.publish(job)
+                    cpu = time.thread_time() - cpu       # CPU time excludes what the hypervisor stole
+                    reply = {**server.timings.snapshot(), "published_at": published_at, "cpu_s": cpu}
+                elif command["cmd"] == "profile":
+                    import cProfile
+                    import pstats
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                    await asyncio.sleep(command["seconds"])
+                    profiler.disable()
+                    pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except asyncio.CancelledError:
+            return          # the worker is stopping while a controller connection is still open
 
     ctrl = await asyncio.start_server(control, "127.0.0.1", 0)
     print(f"READY {ctrl.sockets[0].getsockname()[1]}", flush=True)

@@ -423,6 +423,7 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     blocks_found: int = 0
     chain_height: int = 0
     network_difficulty: float = 0.0
+    session_resumes: dict[str, int] = msgspec.field(default_factory=dict)   # outcome -> count
 
 
 class MetricsSource(Protocol):

@@ -135,6 +135,11 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
     if snap.redis_latency_seconds is not None:
         out.gauge("geostratum_redis_latency_seconds", "Round trip of the last Redis health check.",
                   snap.redis_latency_seconds)
+    if snap.session_resumes:
+        out.family("geostratum_session_resumes_total", "counter",
+                   "mining.subscribe resumes through the shared directory, by outcome, since start.")
+        for outcome, count in sorted(snap.session_resumes.items()):
+            out.sample("geostratum_session_resumes_total", count, [("outcome", outcome)])
     out.family("geostratum_node_up", "gauge", "1 when the bitcoind node (or devnet) answers, else 0.")
     for node in snap.nodes:
         out.sample("geostratum_node_up", 1 if node.up else 0, [("node", safe_node_label(node.name))])

@@ -78,6 +78,11 @@ class BanRow(msgspec.Struct, array_like=True):
     until: float                        # 0 = until removed
 
 
+# Resume claims through the shared directory: resumed, not found (fresh extranonce1), failed (timeout
+# or Redis error: fresh extranonce1 too).
+RESUME_OUTCOMES = ("claimed", "missed", "failed")
+
+
 class NodeSnapshot(msgspec.Struct, kw_only=True):
     """Everything the admin views need from one process, small enough to publish every few seconds."""
 
@@ -96,6 +101,7 @@ class NodeSnapshot(msgspec.Struct, kw_only=True):
     journal_bytes: int = 0
     journal_batches: int = 0
     redis_up: bool = False
+    resumes: dict[str, int] = msgspec.field(default_factory=dict)   # mining.subscribe resume outcomes
 
     @property
     def accepted(self) -> int:
@@ -147,6 +153,9 @@ def local_snapshot(app: PoolApp) -> NodeSnapshot:
         node=app.node, worker_index=app.worker_index, at=time.time(), started_at=app.started_at,
         connections=stats["totals"]["connections"], ports=ports, rows=rows, bans=bans,
         fanout=timings.fanout_histogram.snapshot(), block_to_notify=timings.block_to_notify_histogram.snapshot())
+    resume = stats["extranonce"].get("resume")
+    if resume:
+        snapshot.resumes = {outcome: int(resume.get(outcome, 0)) for outcome in RESUME_OUTCOMES}
     if ledger is not None:
         ls = ledger.stats()
         snapshot.ledger_lag_seconds = ls.lag_s

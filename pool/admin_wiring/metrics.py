@@ -88,4 +88,13 @@ class MetricsAdapter:
             nodes=[NodeHealth(name=n.name, up=n.healthy, latency_seconds=n.latency_ms / 1000 if n.healthy else None)
                    for n in figures.nodes],
             blocks_found=blocks, chain_height=max(0, figures.height - 1),
-            network_difficulty=figures.network_difficulty)
+            network_difficulty=figures.network_difficulty,
+            session_resumes=_summed([n.resumes for n in nodes]))
+
+
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one in counts:
+        for key, value in one.items():
+            out[key] = out.get(key, 0) + value
+    return out

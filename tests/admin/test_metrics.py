@@ -74,6 +74,23 @@ def test_label_escaping_and_special_values() -> None:
     assert "geostratum_redis_latency_seconds" not in text   # unknown, so absent rather than 0
 
 
+def test_session_resumes_by_outcome() -> None:
+    empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
+    snap = MetricsSnapshot(
+        shares=[], pool_hashrate=0.0, ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
+        block_to_notify_seconds=empty, template_age_seconds=0.0, ledger_flush_lag_seconds=0,
+        ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True,
+        session_resumes={"claimed": 7, "missed": 2, "failed": 1},
+    )
+    families = {f.name: f.type for f in text_string_to_metric_families(render(snap, admin_requests={},
+                                                                              rate_limited=0))}
+    assert families["geostratum_session_resumes"] == "counter"
+    values = samples(render(snap, admin_requests={}, rate_limited=0))
+    assert values[("geostratum_session_resumes_total", (("outcome", "claimed"),))] == 7
+    assert values[("geostratum_session_resumes_total", (("outcome", "missed"),))] == 2
+    assert values[("geostratum_session_resumes_total", (("outcome", "failed"),))] == 1
+
+
 def test_histogram_bounds_must_ascend() -> None:
     with pytest.raises(ValueError, match="ascending"):
         LatencyHistogram([1.0, 0.5])

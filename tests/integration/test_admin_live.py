@@ -160,6 +160,8 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             assert int(accepted_line.split()[-1]) >= before
             assert 'geostratum_country_hashrate_hps{country="DE"}' in text
             assert 'geostratum_node_up{node="devnet"} 1' in text
+            # resumes go through the shared directory in Redis: the counters are there from the start
+            assert 'geostratum_session_resumes_total{outcome="claimed"} 0' in text
 
             # -- exports from the rollups --------------------------------------------------------
             kinds = {k["name"]: k for k in await api.get("/api/v1/exports")}

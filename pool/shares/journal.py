@@ -10,8 +10,9 @@ Frames: ``<u32 length><u32 crc32>`` then ``<type byte><msgpack body>``. Types:
 - ``C`` a batch applied to Redis (not fsynced: losing it only means an idempotent re-apply).
 
 Segments ``seg-<n>.wal`` rotate after a cut once they exceed the configured size and are deleted when
-every batch cut in them is committed. A torn tail (crash mid-write) is detected by length/CRC and
-ignored; everything before it is recovered.
+every batch cut in them is committed. A torn frame (a crash mid-write, or a write cut short by a full
+disk) is detected by length/CRC and skipped: recovery scans on for the next frame whose header, type
+and CRC check out and keeps reading, so one bad frame never costs the frames after it.
 """
 
 from __future__ import annotations
@@ -84,25 +85,39 @@ def _frame(kind: bytes, payload: bytes) -> bytes:
     return _HEADER.pack(len(payload) + 1, zlib.crc32(payload, zlib.crc32(kind))) + kind + payload
 
 
+_FRAME_TYPES = frozenset(b"RKBC")
+
+
+def _frame_at(data: bytes, pos: int) -> int:
+    """The length of the whole valid frame starting at pos, or 0 when none does."""
+    if pos + _HEADER.size >= len(data):
+        return 0
+    length, crc = _HEADER.unpack_from(data, pos)
+    body_start = pos + _HEADER.size
+    if length < 1 or length > _MAX_FRAME or body_start + length > len(data):
+        return 0
+    if data[body_start] not in _FRAME_TYPES or zlib.crc32(data[body_start : body_start + length]) != crc:
+        return 0
+    return _HEADER.size + length
+
+
 def _iter_frames(data: bytes) -> Iterator[tuple[int, bytes, bytes] | None]:
-    """Yields (offset, type, payload); yields None once at a torn or corrupt frame and stops."""
+    """Yields (offset, type, payload) for every valid frame; yields None once per torn or corrupt
+    stretch, then resynchronises on the next offset where a whole frame checks out (type byte and
+    CRC-32 both: a false match is a 2^-32 event per offset tried)."""
     pos = 0
     end = len(data)
     while pos < end:
-        if pos + _HEADER.size > end:
+        size = _frame_at(data, pos)
+        if not size:
             yield None
-            return
-        length, crc = _HEADER.unpack_from(data, pos)
+            pos += 1
+            while pos < end and not _frame_at(data, pos):
+                pos += 1
+            continue
         body_start = pos + _HEADER.size
-        if length < 1 or length > _MAX_FRAME or body_start + length > end:
-            yield None
-            return
-        body = data[body_start : body_start + length]
-        if zlib.crc32(body) != crc:
-            yield None
-            return
-        yield pos, body[:1], body[1:]
-        pos = body_start + length
+        yield pos, data[body_start : body_start + 1], data[body_start + 1 : pos + size]
+        pos += size
 
 
 class Journal:
@@ -137,8 +152,8 @@ class Journal:
             for frame in _iter_frames(data):
                 if frame is None:
                     recovery.torn_frames += 1
-                    log.warning("journal %s: torn or corrupt frame ignored at its tail", segment.path)
-                    break
+                    log.warning("journal %s: torn or corrupt frame skipped", segment.path)
+                    continue
                 _, kind, payload = frame
                 if kind == b"R":
                     pending.append(_record_decoder.decode(payload))
@@ -189,10 +204,16 @@ class Journal:
 
     # -- writes -------------------------------------------------------------------------------
     def append_record(self, record: ShareRecord) -> None:
-        """The hot path: one frame, one os.write, straight to the kernel."""
+        """The hot path: one frame, one os.write, straight to the kernel. A short write (a full disk,
+        a file size limit) is finished by the looping writer, which raises if the disk stays full: the
+        caller must then not acknowledge the share as durable."""
         payload = _record_encoder.encode(record)
         frame = _HEADER.pack(len(payload) + 1, zlib.crc32(payload, _CRC_R)) + b"R" + payload
-        self._offset += os.write(self._fd, frame)
+        written = os.write(self._fd, frame)
+        self._offset += written
+        if written != len(frame):
+            self._write(frame[written:])
+            return
         self._writes += 1
 
     def append_block(self, block: BlockFound) -> None:

@@ -1,4 +1,4 @@
-"""The local journal: frames survive, torn tails are ignored, recovery finds what was not applied."""
+"""The local journal: frames survive, torn frames are skipped, recovery finds what was not applied."""
 
 from __future__ import annotations
 
@@ -51,13 +51,72 @@ def test_torn_tail_is_ignored_and_everything_before_it_kept(tmp_path: Path) -> N
     recovery = Journal(tmp_path, 1 << 30).open()
     assert recovery.pending == [record(i, 5.0) for i in range(4)]
     assert recovery.torn_frames == 1
-    # A flipped byte inside a frame is caught by its CRC.
+    # A flipped byte inside the first frame is caught by its CRC; the frames after it are still read.
     with segment.open("r+b") as fh:
         fh.seek(20)
         byte = fh.read(1)
         fh.seek(20)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    assert Journal(tmp_path, 1 << 30).open().pending == []
+    recovery = Journal(tmp_path, 1 << 30).open()
+    assert recovery.pending == [record(i, 5.0) for i in range(1, 4)]
+    assert recovery.torn_frames == 2
+
+
+def test_a_torn_frame_in_the_middle_costs_only_itself(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, 1 << 30)
+    journal.open()
+    journal.append_record(record(0, 5.0))
+    journal.append_batch(batch("b0", 1))
+    journal.close()
+    (first,) = tmp_path.glob("seg-*.wal")
+    frames = first.read_bytes()
+    good = Journal(tmp_path / "x", 1 << 30)
+    good.open()
+    for i in range(1, 4):
+        good.append_record(record(i, 5.0))
+    good.close()
+    (second,) = (tmp_path / "x").glob("seg-*.wal")
+    tail = second.read_bytes()
+    # A record cut short (the old hot path ignored short writes) with whole frames on both sides.
+    first.write_bytes(frames + tail[:7] + tail)
+    recovery = Journal(tmp_path, 1 << 30).open()
+    assert recovery.torn_frames == 1
+    assert recovery.pending == [record(i, 5.0) for i in range(1, 4)]
+    assert [b.batch_id for b in recovery.batches] == ["b0"]
+
+
+_SHORT_WRITE = r"""
+import errno, resource, signal, sys
+from pathlib import Path
+from pool.shares.journal import Journal
+from tests.ledger.support import record
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # past the limit write() fails with EFBIG instead
+journal = Journal(Path(sys.argv[1]), 1 << 30, fsync=False)
+journal.open()
+journal.append_record(record(0, 5.0))
+(segment,) = Path(sys.argv[1]).glob("seg-*.wal")
+limit = segment.stat().st_size + 10          # the next frame is cut 10 bytes in: a short write
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:
+    journal.append_record(record(1, 5.0))
+except OSError as exc:
+    print("raised", errno.errorcode[exc.errno])
+else:
+    print("returned")
+"""
+
+
+def test_a_short_write_on_the_hot_path_is_finished_or_raises(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SHORT_WRITE, str(tmp_path)], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    # The disk stays "full": the append must not return as if the record were durable.
+    assert out.strip() == "raised EFBIG"
+    recovery = Journal(tmp_path, 1 << 30).open()
+    assert recovery.pending == [record(0, 5.0)]
+    assert recovery.torn_frames == 1
 
 
 def test_segments_rotate_at_batch_boundaries_and_are_deleted_when_committed(tmp_path: Path) -> None:

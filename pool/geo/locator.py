@@ -132,17 +132,23 @@ class GeoLocator:
         raw = maxminddb.open_database(str(location_path), maxminddb.MODE_AUTO)
         asn = anon = None
         infos = [location_info]
-        if config.asn_db:
-            asn, asn_info = _open(config.asn_db, "geo.asn_db", "asn")
-            if "ASN" not in asn_info.type:
-                raise ConfigError("geo.asn_db", f"{config.asn_db} is a {asn_info.type} database, not ASN")
-            infos.append(asn_info)
-        if config.anonymous_db:
-            anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")
-            if "Anonymous-IP" not in anon_info.type:
-                raise ConfigError("geo.anonymous_db",
-                                  f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
-            infos.append(anon_info)
+        try:
+            if config.asn_db:
+                asn, asn_info = _open(config.asn_db, "geo.asn_db", "asn")
+                if "ASN" not in asn_info.type:
+                    raise ConfigError("geo.asn_db", f"{config.asn_db} is a {asn_info.type} database, not ASN")
+                infos.append(asn_info)
+            if config.anonymous_db:
+                anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")
+                if "Anonymous-IP" not in anon_info.type:
+                    raise ConfigError("geo.anonymous_db",
+                                      f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
+                infos.append(anon_info)
+        except BaseException:
+            for reader in (location, raw, asn, anon):   # a refused set of files leaks no reader
+                if reader is not None:
+                    reader.close()
+            raise
         hosting_asns = set(config.hosting_asns)
         if config.builtin_hosting_asns:
             hosting_asns |= builtin_hosting_asns()
@@ -161,10 +167,12 @@ class GeoLocator:
     def reload(self, config: GeoConfig | None = None) -> None:
         """Swap in new database files (a new release, or another vendor). Connections tagged before
         keep their region; rollups record which databases were in use per day."""
-        if config is not None:
+        # Open the new files first: a refused reload leaves config, cache and databases as they were.
+        config = config or self.config
+        self._open_all(config)
+        if config is not self.config:
             self.config = config
             self._lookup_cached = functools.lru_cache(maxsize=config.cache_size or None)(self._lookup)
-        self._open_all(self.config)
 
     def close(self) -> None:
         for reader in (self._location, self._raw, self._asn, self._anon):

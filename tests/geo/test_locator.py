@@ -90,6 +90,22 @@ def test_reload_swaps_database_and_clears_cache(geo_dbs: dict[str, Path]) -> Non
     assert "GeoLite2" in loc.attribution
 
 
+def test_a_refused_reload_keeps_config_cache_and_databases(tmp_path: Path, geo_dbs: dict[str, Path]) -> None:
+    good = GeoConfig(city_db=str(geo_dbs["city"]))
+    loc = GeoLocator(good)
+    assert loc.tag_connection("8.8.8.8") == ("CA", "Quebec", False)
+    for bad, key in ((GeoConfig(city_db=str(tmp_path / "missing.mmdb"), cache_size=7), "geo.city_db"),
+                     (GeoConfig(city_db=str(geo_dbs["city"]), asn_db=str(geo_dbs["city"])), "geo.asn_db")):
+        with pytest.raises(ConfigError) as err:
+            loc.reload(bad)
+        assert err.value.key == key
+        assert loc.config is good                       # still names the files that serve
+        assert loc.cache_info().maxsize == (good.cache_size or None)
+        assert loc.tag_connection("8.8.8.8") == ("CA", "Quebec", False)
+        assert loc.lookup_uncached("8.8.8.8").country == "CA"
+        assert loc.databases[0].build_date == "2026-10-15"
+
+
 def test_bad_database_paths_name_the_key(tmp_path: Path, geo_dbs: dict[str, Path]) -> None:
     with pytest.raises(ConfigError) as err:
         GeoLocator(GeoConfig(city_db=str(tmp_path / "missing.mmdb")))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+import msgspec
 import uvloop
 
 from pool import config as config_module
@@ -58,16 +59,17 @@ async def _serve_one(config: Config, worker_index: int, config_path: str | None)
 
 
 def _worker_env(config: Config, index: int, devnet_node: Any | None) -> dict[str, str]:
+    """The environment of worker `index`: its overrides travel as one JSON document (any character in
+    a password survives), never as TOML text built by string formatting."""
     env = dict(os.environ)
     env[WORKER_INDEX_ENV] = str(index)
-    env["GEOSTRATUM__STRATUM__REUSE_PORT"] = "true"
+    overrides: dict[str, Any] = msgspec.json.decode(env.get(config_module.OVERRIDES_ENV) or "{}")
+    overrides.setdefault("stratum", {})["reuse_port"] = True
     if index > 0:
-        env["GEOSTRATUM__ADMIN__ENABLED"] = "false"   # one admin API per host, in worker 0
+        overrides.setdefault("admin", {})["enabled"] = False   # one admin API per host, in worker 0
     if devnet_node is not None:
-        env["GEOSTRATUM__CHAIN__BACKEND"] = '"bitcoind"'
-        env["GEOSTRATUM__CHAIN__NODES"] = (
-            f'[{{url = "{devnet_node.url}", user = "{devnet_node.user}", password = "{devnet_node.password}", '
-            f'name = "devnet"}}]')
+        overrides.setdefault("chain", {}).update(backend="bitcoind", nodes=[msgspec.to_builtins(devnet_node)])
+    env[config_module.OVERRIDES_ENV] = msgspec.json.encode(overrides).decode()
     return env
 
 

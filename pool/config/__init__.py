@@ -22,6 +22,9 @@ from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.config.stratum import StratumConfig
 
 ENV_PREFIX = "GEOSTRATUM__"
+# A JSON object of overrides (structured data, so no value needs quoting), merged over the file and
+# under the per-key GEOSTRATUM__ variables. `geostratum run --workers N` hands its workers theirs here.
+OVERRIDES_ENV = "GEOSTRATUM_CONFIG_OVERRIDES"
 
 
 class PoolIdentity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -78,6 +81,31 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
         node[path[-1]] = value
 
 
+def _merge(data: dict[str, Any], overrides: dict[str, Any], path: tuple[str, ...] = ()) -> None:
+    for key, value in overrides.items():
+        here = (*path, key)
+        if isinstance(value, dict):
+            child = data.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(here), f"{OVERRIDES_ENV} gives a table where the config has a value")
+            _merge(child, value, here)
+        else:
+            data[key] = value
+
+
+def _apply_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
+    raw = environ.get(OVERRIDES_ENV)
+    if not raw:
+        return
+    try:
+        overrides = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError("", f"{OVERRIDES_ENV} is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError("", f"{OVERRIDES_ENV} must be a JSON object")
+    _merge(data, overrides)
+
+
 def from_dict(data: dict[str, Any]) -> Config:
     try:
         config = msgspec.convert(data, Config, strict=False)
@@ -98,7 +126,9 @@ def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | N
             raise ConfigError("", f"config file {path} not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
-    _apply_env(data, dict(os.environ) if environ is None else environ)
+    environ = dict(os.environ) if environ is None else environ
+    _apply_overrides(data, environ)
+    _apply_env(data, environ)
     return from_dict(data)
 
 

@@ -72,3 +72,33 @@ def test_environment_override_with_a_bad_value_names_the_key() -> None:
     with pytest.raises(config.ConfigError) as caught:
         config.load(None, environ={"GEOSTRATUM__STRATUM__EXTRANONCE2_SIZE": "2"})
     assert caught.value.key == "stratum.extranonce2_size"
+
+
+def test_json_overrides_are_structured_and_per_key_variables_win() -> None:
+    loaded = config.load(None, environ={
+        config.OVERRIDES_ENV: '{"admin": {"port": 9091, "enabled": false}, "stratum": {"reuse_port": true}}',
+        "GEOSTRATUM__ADMIN__PORT": "9092",
+    })
+    assert loaded.admin.port == 9092 and loaded.admin.enabled is False and loaded.stratum.reuse_port is True
+    for raw, reason in (("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object")):
+        with pytest.raises(config.ConfigError, match=reason):
+            config.load(None, environ={config.OVERRIDES_ENV: raw})
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, environ={config.OVERRIDES_ENV: '{"admin": {"port": "x"}}'})
+    assert caught.value.key == "admin.port"
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "back\\slash", "new\nline", "'; x = 1", "ünï\u2603"])
+def test_worker_processes_get_the_devnet_password_exactly(password: str) -> None:
+    from pool.config.chain import NodeConfig
+    from pool.runner import WORKER_INDEX_ENV, _worker_env
+
+    node = NodeConfig(url="http://127.0.0.1:18443", user="pool", password=password, name="devnet")
+    for index in (0, 1):
+        env = _worker_env(config.load(None, environ={}), index, node)
+        assert env[WORKER_INDEX_ENV] == str(index)
+        worker = config.load(None, environ=env)
+        assert worker.chain.backend == "bitcoind"
+        assert [(n.url, n.user, n.password) for n in worker.chain.nodes] == [(node.url, "pool", password)]
+        assert worker.stratum.reuse_port is True
+        assert worker.admin.enabled is (index == 0)

@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from pool.chain.address import is_valid_address
+from pool.bitcoin.address import is_valid_address
 from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
 from pool.config import Config

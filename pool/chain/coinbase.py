@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from pool.chain.encoding import bip34_height_push, push_data, varint
+from pool.bitcoin.encoding import bip34_height_push, push_data, varint
 from pool.chain.merkle import WITNESS_RESERVED_VALUE
 
 MAX_SCRIPT_SIG = 100  # consensus: coinbase scriptSig is 2..100 bytes (bad-cb-length)

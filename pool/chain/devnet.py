@@ -18,8 +18,7 @@ from typing import Any
 
 import msgspec
 
-from pool.chain.coinbase import CoinbaseOutput, build_coinbase
-from pool.chain.encoding import (
+from pool.bitcoin.encoding import (
     bip34_height_push,
     display_to_internal,
     internal_to_display,
@@ -27,6 +26,7 @@ from pool.chain.encoding import (
     sha256d,
     varint,
 )
+from pool.chain.coinbase import CoinbaseOutput, build_coinbase
 from pool.chain.merkle import WITNESS_COMMITMENT_HEADER, merkle_root, witness_commitment
 from pool.chain.tx import Block, BlockHeader, parse_block
 from pool.config.chain import DevnetConfig
@@ -221,7 +221,7 @@ class Devnet:
     def submit_block(self, raw: bytes) -> str | None:
         """None when the block became the new tip, else Core's reason string.
 
-        Raises pool.chain.encoding.DecodeError when the bytes are not a block (RPC -22).
+        Raises pool.bitcoin.encoding.DecodeError when the bytes are not a block (RPC -22).
         """
         block = parse_block(raw)
         reason = self._check(block, raw)

@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from pool.chain.address import AddressError, address_to_script
+from pool.bitcoin.address import AddressError, address_to_script
+from pool.bitcoin.encoding import DecodeError, internal_to_display
 from pool.chain.devnet import Devnet, DevnetBlock
-from pool.chain.encoding import DecodeError, internal_to_display
 from pool.chain.rpc import RPC_METHOD_NOT_FOUND, NodeHealth, RpcError
 from pool.config.chain import DevnetConfig, NodeConfig
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from pool.chain.address import AddressError, address_to_script
+from pool.bitcoin.address import AddressError, address_to_script
+from pool.bitcoin.encoding import internal_to_display, sha256d
 from pool.chain.devnet import Devnet
 from pool.chain.devnet_server import DevnetBackend
-from pool.chain.encoding import internal_to_display, sha256d
 from pool.chain.rpc import ChainBackend, NodeHealth, NodeSet, RpcClient, RpcError, RpcTimeoutError, gbt_rules
 from pool.chain.submit import AssemblyError, BlockSubmitter, assemble_block
 from pool.chain.template import (

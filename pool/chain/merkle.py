@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pool.chain.encoding import sha256d
+from pool.bitcoin.encoding import sha256d
 
 WITNESS_COMMITMENT_HEADER = bytes.fromhex("aa21a9ed")
 WITNESS_RESERVED_VALUE = bytes(32)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from pool.bitcoin.encoding import ByteReader, DecodeError, internal_to_display, sha256d, varint
 from pool.chain.coinbase import witness_serialization
-from pool.chain.encoding import ByteReader, DecodeError, internal_to_display, sha256d, varint
 from pool.chain.merkle import fold_branch
 from pool.chain.rpc import ChainBackend, RpcError
 from pool.chain.template import PreparedTemplate

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
+from pool.bitcoin.encoding import display_to_internal
 from pool.chain.coinbase import CoinbaseOutput, build_coinbase
-from pool.chain.encoding import display_to_internal
 from pool.chain.merkle import merkle_branch, witness_commitment, witness_commitment_script
 from pool.chain.types import Job
 from pool.native import prepare_job

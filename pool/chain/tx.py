@@ -6,7 +6,7 @@ import struct
 
 import msgspec
 
-from pool.chain.encoding import ByteReader, DecodeError, sha256d, varint
+from pool.bitcoin.encoding import ByteReader, DecodeError, sha256d, varint
 
 __all__ = ["Block", "BlockHeader", "Transaction", "TxIn", "TxOut", "parse_block", "parse_transaction"]
 

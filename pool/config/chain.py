@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from pool.bitcoin.address import AddressError, address_to_script
 from pool.config.errors import ConfigError
 
 BACKENDS = ("devnet", "bitcoind")
@@ -117,8 +118,6 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ConfigError(f"nodes[{i}].url", f"must be an http(s) URL, got {node.url!r}")
             if node.zmq_hashblock and not node.zmq_hashblock.startswith(("tcp://", "ipc://")):
                 raise ConfigError(f"nodes[{i}].zmq_hashblock", "must be a tcp:// or ipc:// endpoint")
-        # Imported here: pool.chain imports pool.config, not the other way round at module load.
-        from pool.chain.address import AddressError, address_to_script
 
         if self.pool_address:
             try:

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from pool import config as config_module
-from pool.chain.address import is_valid_address
+from pool.bitcoin.address import is_valid_address
 from pool.chain.rpc import RpcClient, RpcError
 from pool.config import Config
 from pool.shares.keys import Keys

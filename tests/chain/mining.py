@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 import time
 
+from pool.bitcoin.encoding import display_to_internal, sha256d, varint
 from pool.chain.coinbase import CoinbaseOutput, build_coinbase, witness_serialization
 from pool.chain.devnet import Devnet
-from pool.chain.encoding import display_to_internal, sha256d, varint
 from pool.chain.merkle import merkle_root, witness_commitment, witness_commitment_script
 from pool.chain.types import BlockCandidate, Job
 from pool.native import check_share

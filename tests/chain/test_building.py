@@ -7,15 +7,15 @@ import struct
 
 import pytest
 
-from pool.chain.address import AddressError, address_to_script, is_valid_address
-from pool.chain.coinbase import CoinbaseOutput, build_coinbase, witness_serialization
-from pool.chain.encoding import (
+from pool.bitcoin.address import AddressError, address_to_script, is_valid_address
+from pool.bitcoin.encoding import (
     ByteReader,
     bip34_height_push,
     display_to_internal,
     sha256d,
     stratum_prevhash,
 )
+from pool.chain.coinbase import CoinbaseOutput, build_coinbase, witness_serialization
 from pool.chain.merkle import fold_branch, merkle_branch, merkle_root
 from pool.chain.submit import AssemblyError, assemble_block
 from pool.chain.template import JobBuilder, JobIdAllocator, PayoutPolicy, prepare_template

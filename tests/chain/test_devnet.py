@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pool.chain.address import address_to_script
+from pool.bitcoin.address import address_to_script
+from pool.bitcoin.encoding import internal_to_display
 from pool.chain.devnet import Devnet
 from pool.chain.devnet_server import DevnetBackend
-from pool.chain.encoding import internal_to_display
 from pool.chain.rpc import RpcError
 from pool.chain.submit import assemble_block
 from pool.chain.template import JobBuilder, PayoutPolicy, prepare_template

@@ -11,10 +11,10 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from pool.chain.address import address_to_script
+from pool.bitcoin.address import address_to_script
+from pool.bitcoin.encoding import ByteReader, internal_to_display
 from pool.chain.devnet import Devnet
 from pool.chain.devnet_server import DevnetBackend, DevnetRpcServer
-from pool.chain.encoding import ByteReader, internal_to_display
 from pool.chain.jobs import DEVNET_BURN_SCRIPT, JobManager
 from pool.chain.rpc import RpcAuthError, RpcClient, RpcError, RpcMethodNotFoundError
 from pool.chain.tx import parse_transaction

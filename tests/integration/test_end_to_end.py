@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pool.chain.encoding import internal_to_display
+from pool.bitcoin.encoding import internal_to_display
 from tests.integration.support import admin_api, base_config, flushed, running_pool, stratum_port, write_config
 
 pytestmark = pytest.mark.timeout(120)

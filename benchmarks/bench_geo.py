@@ -26,7 +26,8 @@ import redis.asyncio as aioredis
 
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, draw_ips, export
-from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_ops import RedisOp
+from pool.stratum.events import ShareRecord
 from tests.support.redis_server import RedisProcess
 
 COUNTRIES = ("US", "CN", "RU", "KZ", "CA", "DE", "MY", "IR", "NO", "SE", "FI", "IS", "GB", "FR", "NL", "BR",

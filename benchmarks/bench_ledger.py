@@ -36,7 +36,8 @@ import redis
 from pool.config.ledger import LedgerConfig, RedisConfig
 from pool.shares.journal import Journal
 from pool.shares.ledger import Ledger
-from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_ops import RedisOp
+from pool.stratum.events import ShareRecord
 
 
 class RegionContributor:

@@ -18,14 +18,14 @@ from redis.exceptions import RedisError
 from pool.bitcoin.address import is_valid_address
 from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
+from pool.cluster.leases import LeaseError, PrefixLease, lease_prefix
+from pool.cluster.resume_store import RedisResumeDirectory
 from pool.config import Config
 from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
-from pool.shares.leases import LeaseError, PrefixLease, lease_prefix
 from pool.shares.ledger import Ledger
-from pool.shares.record import ShareRecord
-from pool.shares.resume_store import RedisResumeDirectory
+from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.server import StratumServer, untagged
 

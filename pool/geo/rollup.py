@@ -17,7 +17,8 @@ from pool.config.geo import GeoConfig
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.locator import DatabaseInfo
-from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_ops import RedisOp
+from pool.stratum.events import ShareRecord
 
 _EPOCH_DAY = dt.date(1970, 1, 1)
 

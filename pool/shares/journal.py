@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 
 log = logging.getLogger(__name__)
 

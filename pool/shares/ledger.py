@@ -35,9 +35,10 @@ from pool.shares.keys import Keys, key_slot
 from pool.shares.ledger_ops import LedgerOps, NetworkState
 from pool.shares.payouts import PayoutEngine
 from pool.shares.reader import LedgerReader
-from pool.shares.record import RedisOp, ShareRecord
 from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
+from pool.shares.redis_ops import RedisOp
 from pool.shares.schemes import block_subsidy_sat
+from pool.stratum.events import ShareRecord
 
 log = logging.getLogger(__name__)
 

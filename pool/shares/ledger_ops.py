@@ -15,8 +15,9 @@ import msgspec
 from pool.config.ledger import LedgerConfig, PayoutConfig
 from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
-from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_ops import RedisOp
 from pool.shares.schemes import share_value_msat
+from pool.stratum.events import ShareRecord
 
 
 class NetworkState(msgspec.Struct, kw_only=True):

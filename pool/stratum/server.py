@@ -12,9 +12,9 @@ from typing import Any
 
 from pool.chain.types import BlockCandidate, Job, JobSource
 from pool.config.stratum import PortConfig, StratumConfig
-from pool.shares.record import ShareRecord
 from pool.stratum import messages as m
 from pool.stratum import proxy
+from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.limits import BanList, IpCounter, TrustedProxies
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup

@@ -20,11 +20,11 @@ import msgspec
 from pool.chain.types import BlockCandidate, Job, JobSource
 from pool.config.stratum import PortConfig, StratumConfig
 from pool.native.work import DIFF1_TARGET
-from pool.shares.record import ShareRecord
-from pool.shares.validate import judge, parse_submit
 from pool.stratum import messages as m
+from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.handshake import Handshake, InputPaused
+from pool.stratum.judge import judge, parse_submit
 from pool.stratum.resume import ParkedSession
 from pool.stratum.state import Counters, SentJob, WorkerStats, share_target
 from pool.stratum.vardiff import VarDiff, clamp_difficulty

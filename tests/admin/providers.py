@@ -55,7 +55,7 @@ from pool.admin.interfaces import (
 )
 from pool.admin.metrics import LatencyHistogram
 from pool.config import ConfigError
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 
 T = TypeVar("T")
 DIFF1 = 2**32

@@ -10,7 +10,7 @@ dave.avalon KZ     difficulty 2^18 every 60 s for the last hour -> 18.76 TH/s (t
 from __future__ import annotations
 
 from pool.admin.interfaces import BlockInfo, NetworkInfo
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 from tests.admin.providers import InMemoryPool
 
 HEIGHT = 880_000                         # 1024 blocks into the period that starts at 878,976

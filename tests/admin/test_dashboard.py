@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 from tests.admin.conftest import READ_TOKEN, make_config, start_admin
 from tests.admin.providers import InMemoryPool
 

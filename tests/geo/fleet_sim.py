@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 
 from pool.geo import FirmwareClassifier, GeoLocator, draw_ips
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 
 USER_AGENTS = ("bmminer/2.0.0", "Antminer S19j Pro/1.0", "btminer/3.1", "whatsminer/v1", "cgminer/4.11.1",
                "bosminer-plus-tuner/2.0.3", "LUXminer/2024.1", "cpuminer/2.5.1", "NiceHash/1.0.0")

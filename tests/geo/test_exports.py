@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, NetworkDifficultyRecorder, apply_ops, export, export_many
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 from tests.geo.fleet_sim import build_fleet, shares
 
 OCT = dt.date(2026, 10, 1), dt.date(2026, 10, 31)

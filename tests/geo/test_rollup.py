@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, NetworkDifficultyRecorder, apply_ops, miner_id
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 
 T0 = dt.datetime(2026, 11, 21, 23, 59, 30, tzinfo=dt.UTC).timestamp()
 IPS = {"8.8.8.8", "81.2.69.160", "2001:4860:4860::8888"}

@@ -11,7 +11,8 @@ import redis
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares.blocks import Confirmations
 from pool.shares.ledger import Ledger
-from pool.shares.record import RedisOp, ShareRecord
+from pool.shares.redis_ops import RedisOp
+from pool.stratum.events import ShareRecord
 
 ACCOUNTS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
 

@@ -10,13 +10,14 @@ import msgspec
 import pytest
 import redis
 
+from pool.cluster.leases import LeaseError, lease_holders, lease_prefix
 from pool.config import ConfigError, from_dict
 from pool.config.ledger import RedisConfig
 from pool.shares.hashrate import HASHES_PER_DIFFICULTY, bucket_starts
 from pool.shares.keys import Keys, key_slot, tag_for_slot
-from pool.shares.leases import LeaseError, lease_holders, lease_prefix
-from pool.shares.record import RedisOp, ShareRecord
 from pool.shares.redis_conn import create_redis
+from pool.shares.redis_ops import RedisOp
+from pool.stratum.events import ShareRecord
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.support import (
     CountryContributor,

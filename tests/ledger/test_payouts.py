@@ -13,8 +13,8 @@ import pytest
 from pool.config.ledger import PayoutConfig
 from pool.shares.ledger import Ledger
 from pool.shares.payouts import PayoutError, WalletRpcError
-from pool.shares.record import ShareRecord
 from pool.shares.schemes import FeeRatio, block_subsidy_sat, pplns_window, share_value_msat, split_reward
+from pool.stratum.events import ShareRecord
 from tests.ledger.support import flush_until_done, make_ledger
 from tests.ledger.wallet_standin import WalletStandIn, rpc_client
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from pool.cluster.leases import lease_prefix
 from pool.config.ledger import LedgerConfig, RedisConfig
-from pool.shares.leases import lease_prefix
 from pool.shares.ledger import Ledger
 from tests.ledger.support import (
     CountryContributor,

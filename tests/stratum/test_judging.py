@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pool.native.work import DIFF1_TARGET
-from pool.shares.record import ShareRecord
+from pool.stratum.events import ShareRecord
 from tests.stratum.support import (
     EASY_NBITS,
     NOW,

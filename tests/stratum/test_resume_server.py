@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from pool.shares.record import ShareRecord
-from pool.shares.resume_store import RedisResumeDirectory
+from pool.cluster.resume_store import RedisResumeDirectory
+from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.server import StratumServer
 from tests.stratum.support import EASY_NBITS, TestJobSource, config, grind, make_job, submit

@@ -12,8 +12,8 @@ import pytest
 
 from pool.config.errors import ConfigError
 from pool.config.stratum import LimitsConfig, StratumConfig
-from pool.shares.record import ShareRecord
 from pool.stratum import proxy
+from pool.stratum.events import ShareRecord
 from pool.stratum.server import StratumServer
 from tests.stratum.support import EASY_NBITS, TestJobSource, config, grind, make_job, submit
 

@@ -1,8 +1,18 @@
-"""The accepted share as every consumer (ledger, geo rollups, metrics) sees it."""
+"""What a session emits besides bytes: the one typed union the server dispatches on.
+
+A session (sans-IO) appends these to ``Session.events``; the asyncio server hands each to its
+consumer: an accepted share to the ledger and rollups, a block candidate to every node, a resume
+look-up to the cluster's resume directory.
+"""
 
 from __future__ import annotations
 
 import msgspec
+
+from pool.chain.types import BlockCandidate
+from pool.stratum.resume import ResumeLookup
+
+__all__ = ["BlockCandidate", "ResumeLookup", "SessionEvent", "ShareRecord"]
 
 
 class ShareRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -23,10 +33,4 @@ class ShareRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     block_hash: str = ""      # display-order hash when this share solved a block
 
 
-class RedisOp(msgspec.Struct, frozen=True, array_like=True):
-    """One Redis write a batch applies, as data, so the ledger can group it by hash slot,
-    journal it and apply each group exactly once."""
-
-    command: str              # e.g. "HINCRBYFLOAT", "INCRBYFLOAT", "PFADD", "ZADD", "EXPIRE"
-    key: str
-    args: tuple[str | int | float, ...] = ()
+SessionEvent = ShareRecord | BlockCandidate | ResumeLookup

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The main job: a pool on the embedded devnet, a simulated fleet mining on it (through PROXY headers
-# carrying real public IPs from 16 countries), and the live dashboard. Ctrl-C stops everything it started.
+# The main job: a pool on the embedded devnet, a simulated fleet mining on it (392 one-account miners in
+# 26 countries, US states and Chinese provinces, through PROXY headers carrying real public IPs), and the
+# live dashboard. Ctrl-C stops everything it started.
+# Env: STRATUM_PORT (3333), ADMIN_PORT (8080), REDIS_PORT (6390), MINERS (0: the demo fleet, which passes
+# the production privacy rule; N: N miners over the CCAF country mix), HASHRATE (H/s per miner, 1000),
+# DURATION (seconds, default forever), FRESH=1 (drop the stored shares and start empty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
-MINERS="${MINERS:-20}"
-REDIS_PORT=6390
+STRATUM_PORT="${STRATUM_PORT:-3333}"
+ADMIN_PORT="${ADMIN_PORT:-8080}"
+REDIS_PORT="${REDIS_PORT:-6390}"
+MINERS="${MINERS:-0}"
+HASHRATE="${HASHRATE:-1000}"
+if [[ "${FRESH:-0}" == 1 ]]; then rm -rf var/redis; fi
 mkdir -p var/redis
 pids=()
 cleanup() {
@@ -15,19 +23,33 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir var/redis --save "" --appendonly no \
+# Persistence on (append-only file in var/redis): the demo's shares and rollups survive a restart.
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir var/redis --appendonly yes --save "60 1" \
   > var/redis.log 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+# A read token for this run, so the worker table and the exports open from the printed link.
+READ_TOKEN="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+export GEOSTRATUM_READ_TOKENS="$READ_TOKEN"
+export GEOSTRATUM__REDIS__URL="\"redis://127.0.0.1:$REDIS_PORT/0\""
+export GEOSTRATUM__ADMIN__PORT="$ADMIN_PORT"
+# Simulated miners hash ~1 kH/s each: start low enough that the first share comes within seconds.
+export GEOSTRATUM__STRATUM__PORTS="[{port = $STRATUM_PORT, host = \"127.0.0.1\", start_difficulty = 0.000003, \
+min_difficulty = 0.000001, max_difficulty = 1.0, target_share_seconds = 10.0}]"
+
 .venv/bin/geostratum run --config configs/devnet.toml --workers "${WORKERS:-1}" > var/pool.log 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/3333) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$STRATUM_PORT") 2>/dev/null && break; sleep 0.1; done
 
-echo "pool:      stratum+tcp://127.0.0.1:3333   (log: var/pool.log)"
-echo "dashboard: http://127.0.0.1:8080/"
-echo "metrics:   http://127.0.0.1:8080/metrics"
-echo "fleet:     $MINERS simulated miners; blocks and shares below, Ctrl-C to stop"
-.venv/bin/geostratum simulate --miners "$MINERS" --proxy v2 ${DURATION:+--duration "$DURATION"} &
+if [[ "$MINERS" == 0 ]]; then fleet=(--demo-fleet); else fleet=(--miners "$MINERS"); fi
+echo "pool:      stratum+tcp://127.0.0.1:$STRATUM_PORT   (log: var/pool.log)"
+echo "dashboard: http://127.0.0.1:$ADMIN_PORT/"
+echo "sign in:   http://127.0.0.1:$ADMIN_PORT/#token=$READ_TOKEN   (read token for this run)"
+echo "metrics:   http://127.0.0.1:$ADMIN_PORT/metrics"
+echo "redis:     redis://127.0.0.1:$REDIS_PORT/0   (persistent in var/redis; FRESH=1 starts empty)"
+echo "fleet:     ${fleet[*]} at $HASHRATE H/s each; blocks and shares below, Ctrl-C to stop"
+.venv/bin/geostratum simulate "${fleet[@]}" --hashrate "$HASHRATE" --port "$STRATUM_PORT" --proxy v2 \
+  ${DURATION:+--duration "$DURATION"} &
 pids+=($!)
 wait "${pids[-1]}"

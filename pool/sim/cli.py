@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-from collections.abc import Callable
 
-from pool.sim.fleet import DEFAULT_COUNTRIES, FleetConfig, plan_fleet, run_fleet
+from pool.sim.fleet import DEFAULT_COUNTRIES, DEMO_REGIONS, FleetConfig, IpDrawer, plan_fleet, run_fleet
 
 
 def parse_countries(text: str) -> dict[str, float]:
@@ -28,12 +27,12 @@ def parse_countries(text: str) -> dict[str, float]:
     return table
 
 
-def ip_drawer(db_path: str = "") -> Callable[[str, int, random.Random], list[str]]:
-    """Real public IPs per country from the geo database (pool.geo)."""
+def ip_drawer(db_path: str = "") -> IpDrawer:
+    """Real public IPs per country (or subdivision) from the geo database (pool.geo)."""
     from pool.geo.fleet import draw_ips
 
-    def draw(country: str, n: int, rng: random.Random) -> list[str]:
-        return draw_ips(country, n, rng, db_path=db_path or None)
+    def draw(country: str, subdivision: str | None, n: int, rng: random.Random) -> list[str]:
+        return draw_ips(country, n, rng, subdivision=subdivision, db_path=db_path or None)
 
     return draw
 
@@ -49,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="payout address to mine to (repeatable; SOLO mode needs real addresses)")
     parser.add_argument("--countries", type=parse_countries, default=None,
                         help="country weights, e.g. US=38,CN=21 (default: CCAF January 2022 mix)")
+    parser.add_argument("--demo-fleet", action="store_true",
+                        help=f"the demo fleet: {sum(DEMO_REGIONS.values())} one-account miners in "
+                             f"{len({r[:2] for r in DEMO_REGIONS})} countries, US states and Chinese provinces, "
+                             "each region big enough to pass the production privacy rule (overrides "
+                             "--miners and --countries)")
     parser.add_argument("--proxy", choices=["none", "v1", "v2"], default="none",
                         help="send a PROXY header carrying a real public IP drawn for the miner's country")
     parser.add_argument("--geo-db", default="", help=".mmdb to draw IPs from (default: the configured one)")
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     config = FleetConfig(host=args.host, port=args.port, miners=args.miners, hashrate=args.hashrate,
                          accounts=args.accounts, account_prefix=args.account_prefix,
                          countries=args.countries or dict(DEFAULT_COUNTRIES), proxy=args.proxy,
+                         regions=dict(DEMO_REGIONS) if args.demo_fleet else {},
                          addresses=args.address, seed=args.seed, duration=args.duration)
     members = plan_fleet(config, ip_drawer(args.geo_db) if args.proxy != "none" else None)
     stats = asyncio.run(run_fleet(config, members))

@@ -23,6 +23,18 @@ DEFAULT_COUNTRIES: dict[str, float] = {
     "IR": 0.12, "SE": 1.5, "NO": 1.5, "BR": 1.0, "PY": 1.0, "AR": 1.0, "ET": 1.0, "AE": 2.03,
 }
 
+# The demo fleet: miners per region ("CC" or "CC/first-level subdivision as the database spells it").
+# Every region has at least 12 one-account miners of equal hashrate, so every country, US state and
+# Chinese province here passes the production privacy rule (k = 10 miners, top two <= 85%) on its own;
+# the other countries' subdivisions fold into their country's Other, as they would in production.
+DEMO_REGIONS: dict[str, int] = {
+    "US/Georgia": 20, "US/Texas": 16, "US/New York": 12, "US/Washington": 12,
+    "CN/Sichuan": 16, "CN/Zhejiang": 12, "CN/Guangdong": 12,
+    "KZ": 16, "CA": 12, "RU": 12, "DE": 12, "MY": 12, "IE": 12, "IR": 12, "SE": 12, "NO": 12, "BR": 12,
+    "PY": 12, "AR": 12, "ET": 12, "AE": 12, "IS": 12, "FI": 12, "GB": 12, "FR": 12, "NL": 12, "JP": 12,
+    "CH": 12, "AU": 12, "CL": 12, "UY": 12,
+}
+
 # Firmware mix (user agent, rolls versions, suggests a difficulty, subscribes to extranonce changes).
 PROFILES: list[tuple[float, MinerProfile]] = [
     (0.35, MinerProfile(user_agent="bmminer/2.0.0", version_rolling=True)),
@@ -44,6 +56,7 @@ class FleetConfig(msgspec.Struct, kw_only=True):
     accounts: int = 0                    # 0: one account per miner
     account_prefix: str = "sim"
     countries: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_COUNTRIES))
+    regions: dict[str, int] = msgspec.field(default_factory=dict)  # exact miners per region; overrides countries
     proxy: str = "none"                  # "none", "v1" or "v2"
     addresses: list[str] = msgspec.field(default_factory=list)  # usernames to use instead of account names
     seed: int = 2022
@@ -53,6 +66,7 @@ class FleetConfig(msgspec.Struct, kw_only=True):
 class FleetMember(msgspec.Struct, kw_only=True):
     username: str
     country: str
+    subdivision: str | None
     public_ip: str
     source_address: str
     profile: MinerProfile
@@ -70,18 +84,28 @@ def _weighted(rng: random.Random, table: dict[str, float], n: int) -> list[str]:
     return out
 
 
-IpDrawer = Callable[[str, int, random.Random], list[str]]
+# (country, subdivision or None, how many, rng) -> that many public IPs the database places there
+IpDrawer = Callable[[str, str | None, int, random.Random], list[str]]
+
+
+def _exact(rng: random.Random, table: dict[str, int]) -> list[str]:
+    out = [region for region, count in table.items() for _ in range(count)]
+    rng.shuffle(out)
+    return out
 
 
 def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMember]:
+    """Who mines from where: `regions` (exact counts) or `miners` spread over the `countries` weights."""
     rng = random.Random(config.seed)
-    countries = _weighted(rng, config.countries, config.miners)
+    regions = _exact(rng, config.regions) if config.regions else _weighted(rng, config.countries, config.miners)
     ips: dict[str, list[str]] = {}
     if draw_ips is not None:
-        for country in set(countries):
-            ips[country] = draw_ips(country, countries.count(country), rng)
+        for region in sorted(set(regions)):
+            country, _, subdivision = region.partition("/")
+            ips[region] = draw_ips(country, subdivision or None, regions.count(region), rng)
     members = []
-    for i, country in enumerate(countries):
+    for i, region in enumerate(regions):
+        country, _, subdivision = region.partition("/")
         weights, profiles = zip(*PROFILES, strict=True)
         profile = rng.choices(profiles, weights=weights)[0]
         if config.addresses:
@@ -89,9 +113,10 @@ def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMemb
         else:
             account = i % config.accounts if config.accounts else i
             username = f"{config.account_prefix}{account}.rig{i}"
-        public_ip = ips[country].pop() if ips.get(country) else ""
+        public_ip = ips[region].pop() if ips.get(region) else ""
         source = f"127.{1 + i // 65025 % 254}.{1 + i // 255 % 255}.{1 + i % 255}"
-        members.append(FleetMember(username=username, country=country, public_ip=public_ip,
+        members.append(FleetMember(username=username, country=country, subdivision=subdivision or None,
+                                   public_ip=public_ip,
                                    source_address=source, profile=profile))
     return members
 

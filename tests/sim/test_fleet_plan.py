@@ -44,7 +44,7 @@ def test_fleet_country_mix_is_exactly_proportional() -> None:
 
 
 def test_fleet_uses_drawn_ips_per_country() -> None:
-    def draw(country: str, n: int, rng: random.Random) -> list[str]:
+    def draw(country: str, subdivision: str | None, n: int, rng: random.Random) -> list[str]:
         base = {"US": "8.8.8.", "DE": "5.9.0."}[country]
         return [f"{base}{i + 1}" for i in range(n)]
 

@@ -48,6 +48,8 @@ echo "dashboard: http://127.0.0.1:$ADMIN_PORT/"
 echo "sign in:   http://127.0.0.1:$ADMIN_PORT/#token=$READ_TOKEN   (read token for this run)"
 echo "metrics:   http://127.0.0.1:$ADMIN_PORT/metrics"
 echo "redis:     redis://127.0.0.1:$REDIS_PORT/0   (persistent in var/redis; FRESH=1 starts empty)"
+echo "export:    .venv/bin/geostratum export --config configs/devnet.toml --redis-url redis://127.0.0.1:$REDIS_PORT/0 \\"
+echo "             --layout ccaf-countries --period daily --start \"\$(date -u +%F)\" --end \"\$(date -u +%F)\" -o -  (also ccaf-china, ccaf-us)"
 echo "fleet:     ${fleet[*]} at $HASHRATE H/s each; blocks and shares below, Ctrl-C to stop"
 .venv/bin/geostratum simulate "${fleet[@]}" --hashrate "$HASHRATE" --port "$STRATUM_PORT" --proxy v2 \
   ${DURATION:+--duration "$DURATION"} &

@@ -1,8 +1,10 @@
 """Reads of the ledger's and the geo rollups' Redis data for the admin views.
 
 Hashrate = accepted difficulty x 2^32 / seconds covered, from the ledger's difficulty buckets (fine
-buckets up to an hour, coarse ones beyond), with the convention of pool.shares.hashrate: a window
-runs from the start of its oldest bucket to now. Regions come from the geo minute (or hour) rollups.
+buckets up to an hour, coarse ones beyond). A window covers from the later of the start of its
+oldest bucket and the start of the bucket of the field's first share (pool.shares.hashrate's
+covered_seconds) to now: a pool or worker 40 s old is divided by 40 s, not by the window.
+Regions come from the geo minute (or hour) rollups.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pool.geo import keys as geo_keys
 from pool.geo.keys import GeoKeys
 from pool.shares.blocks import BlockInfo as LedgerBlock
 from pool.shares.blocks import block_info
-from pool.shares.hashrate import HASHES_PER_DIFFICULTY, bucket_starts
+from pool.shares.hashrate import HASHES_PER_DIFFICULTY, bucket_starts, covered_seconds
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, text
 
@@ -28,6 +30,17 @@ WINDOWS: dict[str, int] = {"m1": 60, "m5": 300, "m15": 900, "h1": 3600, "h6": 21
 FINE_WINDOW_LIMIT = 3600            # windows up to this read fine buckets, longer ones coarse buckets
 HISTORY_POINTS = 120                # a history has at most about this many points
 REGION_MINUTE_LIMIT = 6 * 3600      # region windows up to this read minute rollups, longer ones hours
+
+
+def first_observed(fine_nonempty: list[int], coarse_nonempty: list[int], fine_from: int) -> float | None:
+    """Start of the bucket holding a field's first share in the buckets read, at the finest
+    resolution that saw it: the fine buckets when all its data lies within them (it began mining
+    under an hour ago), else the coarse ones. None when nothing was read."""
+    if coarse_nonempty and coarse_nonempty[0] < fine_from:
+        return float(coarse_nonempty[0])
+    if fine_nonempty:
+        return float(fine_nonempty[0])
+    return float(coarse_nonempty[0]) if coarse_nonempty else None
 
 
 def rate(difficulty: float, seconds: float) -> float:
@@ -63,12 +76,17 @@ class HashrateBook:
                 pipe.hmget(self.keys.bucket(tag, res, start), fields)
             replies = await pipe.execute()
         sums = {bucket: values for bucket, values in zip(buckets, replies, strict=True)}
+        fine_starts, coarse_starts = plan["h1"][1], plan["h24"][1]
+        fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
         out = {}
         for i, field in enumerate(fields):
+            first = first_observed(
+                [s for s in fine_starts if sums[(fine, s)][i]],
+                [s for s in coarse_starts if sums[(coarse, s)][i]], fine_starts[0])
             values = {}
             for name, (res, starts) in plan.items():
                 total = sum(int(sums[(res, s)][i] or 0) for s in starts) / self.config.bucket_units
-                values[name] = rate(total, now - starts[0])
+                values[name] = rate(total, covered_seconds(starts[0], now, first))
             out[field] = HashrateWindows(**values)
         return out
 

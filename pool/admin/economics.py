@@ -31,6 +31,28 @@ def hashrate_from_shares(difficulty_sum: float, seconds: float) -> float:
     return difficulty_sum * HASHES_PER_DIFFICULTY / seconds if seconds > 0 else 0.0
 
 
+def network_hashrate_from_blocks(difficulties: Sequence[float], times: Sequence[int]) -> float | None:
+    """Hashrate the chain itself shows (Bitcoin Core's getnetworkhashps): the work of the last n
+    blocks over the span between the earliest and latest header time of those blocks and the one
+    before them. Oldest first, n + 1 entries (only blocks that exist). Work of a block ~ its
+    difficulty x 2^32. None below two blocks or when the times span nothing."""
+    if len(difficulties) != len(times):
+        raise ValueError("difficulties and times must have the same length")
+    if len(times) < 2:
+        return None
+    span = max(times) - min(times)
+    if span <= 0:
+        return None
+    return sum(difficulties[1:]) * HASHES_PER_DIFFICULTY / span
+
+
+def recent_blocks_share(pool_blocks: int, window_blocks: int, height: int) -> float:
+    """Pool's share of the last `window_blocks` blocks, over the blocks that exist (a chain of
+    height 10 has 10 mined blocks after genesis)."""
+    exist = min(window_blocks, max(height, 0))
+    return min(pool_blocks, exist) / exist if exist > 0 else 0.0
+
+
 def block_subsidy_sat(height: int) -> int:
     """Consensus subsidy at a height (GetBlockSubsidy): halves every 210,000 blocks, 0 after 64."""
     halvings = height // HALVING_INTERVAL

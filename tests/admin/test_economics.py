@@ -95,3 +95,20 @@ def test_average_block_interval() -> None:
     assert e.average_block_interval([100, 700, 1000]) == pytest.approx(450.0)
     assert e.average_block_interval([100]) is None
     assert e.average_block_interval([100, 100]) is None
+
+
+def test_network_hashrate_from_block_times_and_difficulties() -> None:
+    # 3 blocks of difficulty 1e12 after a first block, 1800 s from first to last:
+    # 3e12 x 2^32 / 1800 = 7.158e18 H/s (7.16 EH/s).
+    got = e.network_hashrate_from_blocks([1e12] * 4, [0, 600, 1200, 1800])
+    assert got == pytest.approx(3e12 * 2**32 / 1800)
+    # Out-of-order header times: span is max - min, as Core's getnetworkhashps.
+    assert e.network_hashrate_from_blocks([1.0, 2.0, 2.0], [100, 90, 160]) == pytest.approx(4 * 2**32 / 70)
+    assert e.network_hashrate_from_blocks([1.0], [0]) is None
+    assert e.network_hashrate_from_blocks([1.0, 1.0], [5, 5]) is None
+
+
+def test_share_of_recent_blocks_counts_blocks_that_exist() -> None:
+    assert e.recent_blocks_share(10, 1008, 10) == 1.0        # 10-block devnet chain, all the pool's
+    assert e.recent_blocks_share(5, 1008, 2000) == pytest.approx(5 / 1008)
+    assert e.recent_blocks_share(0, 1008, 0) == 0.0

@@ -96,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     path = Path(args.output or result.filename)
-    path.write_bytes(result.body)
+    try:
+        path.write_bytes(result.body)
+    except OSError as exc:
+        print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"wrote {path} ({len(result.body)} bytes, {result.content_type})", file=sys.stderr)
     return 0
 

@@ -53,6 +53,17 @@ async def test_cli_bad_input_is_a_clear_error(redis_url: str, capsys: pytest.Cap
     assert code == 2 and "both --start and --end" in capsys.readouterr().err
 
 
+async def test_cli_output_into_a_missing_folder_is_one_line(redis_url: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    target = tmp_path / "missing" / "x.csv"
+    code = await asyncio.to_thread(run, parse(["--start", "2026-01-01", "--end", "2026-01-31",
+                                               "--redis-url", redis_url, "-o", str(target)]))
+    err = capsys.readouterr().err
+    assert code == 2 and not target.exists()
+    assert err == f"error: cannot write {target}: No such file or directory\n"
+
+
 def test_cli_unreachable_redis(capsys: pytest.CaptureFixture[str]) -> None:
     from tests.support.redis_server import free_port
     code = run(parse(["--start", "2026-01-01", "--end", "2026-01-31", "-o", "-",

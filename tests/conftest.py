@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.postgres_server import PostgresProcess
 from tests.support.redis_server import RedisProcess
 
 
@@ -26,3 +27,12 @@ def redis_url(redis_server: RedisProcess) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A real PostgreSQL (initdb + pg_ctl in a temporary folder) for the test session."""
+    server = PostgresProcess()
+    server.start()
+    yield server
+    server.remove()

@@ -59,8 +59,8 @@ class RevenueSection(msgspec.Struct, kw_only=True):
 
 class PoolShareSection(msgspec.Struct, kw_only=True):
     of_network_hashrate: float          # 24 h pool hashrate / difficulty-implied network hashrate
-    of_recent_blocks: float             # pool blocks / window over the last `recent_blocks_window`
-    recent_blocks_window: int
+    of_recent_blocks: float             # pool blocks / the last `recent_blocks_window` blocks
+    recent_blocks_window: int           # min(configured window, blocks after genesis)
     recent_blocks_found: int
 
 

@@ -109,8 +109,8 @@ def build_overview(
         ),
         pool_share=PoolShareSection(
             of_network_hashrate=economics.share_of(figures.hashrate.h24, network_hashrate),
-            of_recent_blocks=len(counted) / window,
-            recent_blocks_window=window,
+            of_recent_blocks=economics.recent_blocks_share(len(counted), window, net.height),
+            recent_blocks_window=min(window, max(net.height, 0)),   # the blocks that exist
             recent_blocks_found=len(counted),
         ),
     )

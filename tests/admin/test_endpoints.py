@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pool.admin.interfaces import BlockInfo, NetworkInfo
 from tests.admin.conftest import ADMIN, READ, Running, make_config, start_admin
 from tests.admin.providers import InMemoryPool
 
@@ -289,3 +290,18 @@ async def test_public_resources(admin: Running) -> None:
 async def test_concurrent_requests_share_the_loop(admin: Running) -> None:
     results = await asyncio.gather(*(get(admin, "/api/v1/overview") for _ in range(20)))
     assert {status for status, _ in results} == {200}
+
+
+async def test_overview_share_of_recent_blocks_on_a_short_chain(admin: Running) -> None:
+    # A 10-block devnet chain whose 10 blocks the pool found: 100 % of the 10 blocks that exist.
+    admin.data.network_info = NetworkInfo(chain="devnet", height=10, difficulty=1.0, tip_time=1_000)
+    admin.data.blocks_found = [
+        BlockInfo(height=h, hash=f"{h:064x}", found_at=float(h), worker="alice.rig1", account="alice",
+                  status="confirmed", reward_sat=5_000_000_000, network_difficulty=1.0)
+        for h in range(1, 11)
+    ]
+    status, o = await get(admin, "/api/v1/overview")
+    assert status == 200
+    share = o["pool_share"]
+    assert share["recent_blocks_window"] == 10 and share["recent_blocks_found"] == 10
+    assert share["of_recent_blocks"] == 1.0

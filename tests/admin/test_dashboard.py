@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from pool.stratum.events import ShareRecord
@@ -37,7 +38,7 @@ READ_DOM = """JSON.stringify({
   state: document.body.dataset.state, polls: Number(document.body.dataset.polls),
   href: location.href,
   text: Object.fromEntries(["hr-5m", "hr-1h", "workers", "connections", "net-height", "adj-change",
-    "hashprice-btc", "blocks-found", "geo-attribution", "status"]
+    "hashprice-btc", "hashprice-usd", "net-hashrate", "blocks-found", "geo-attribution", "status"]
     .map(id => [id, document.getElementById(id).textContent])),
   countries: [...document.querySelectorAll("#countries .bar-row")].map(r => r.dataset.country),
   blocks: [...document.querySelectorAll("#blocks tr td:first-child")].map(td => td.textContent),
@@ -143,6 +144,7 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert text["net-height"] == "880,000"
             assert text["adj-change"] == "+11.17%"
             assert text["hashprice-btc"] == "0.00063468 BTC"
+            assert text["hashprice-usd"] == "63.5 sats per TH/s per day; no USD price"   # 6.3468e-4 x 1e5
             assert text["blocks-found"] == "4"
             assert "DB-IP" in text["geo-attribution"] and "CC BY 4.0" in text["geo-attribution"]
             assert dom["countries"][0] == "US" and dom["countries"][-1] == "KZ"   # CA and DE tie
@@ -163,6 +165,13 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             dom = await page.wait_for(lambda d: d["polls"] >= polls + 2 and d.get("text", {}).get("workers") == "6")
             assert dom["countries"][0] == "KZ"
             assert dom["workers"][0] == "erin.new"
+
+            # On the devnet neither difficulty-based figure nor a price means anything.
+            polls = dom["polls"]
+            pool_data.network_info = msgspec.structs.replace(pool_data.network_info, chain="devnet")
+            dom = await page.wait_for(lambda d: d["polls"] >= polls + 1
+                                      and d.get("text", {}).get("hashprice-btc") == "n/a on test networks")
+            assert dom["text"]["net-hashrate"] == "not meaningful on devnet"
             shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             png = base64.b64decode(shot["data"])
             assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

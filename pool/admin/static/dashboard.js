@@ -92,10 +92,13 @@ function renderOverview(o) {
   setText("blocks-found", integer(o.blocks.found));
   setText("recent-window", integer(o.pool_share.recent_blocks_window) + " blocks");
   setText("block-share", percent(o.pool_share.of_recent_blocks));
-  setText("net-hashrate", hashrate(o.network.hashrate));
+  // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.
+  const testNet = o.network.chain !== "main";
+  const noWork = o.network.chain === "regtest" || o.network.chain === "devnet";
+  setText("net-hashrate", noWork ? "not meaningful on " + o.network.chain : hashrate(o.network.hashrate));
   setText("net-height", integer(o.network.height));
   setText("net-difficulty", compact(o.network.difficulty));
-  setText("pool-share", percent(o.pool_share.of_network_hashrate, 4));
+  setText("pool-share", noWork ? "n/a" : percent(o.pool_share.of_network_hashrate, 4));
   const adj = o.next_adjustment;
   if (adj) {
     const sign = adj.projected_change_percent >= 0 ? "+" : "";
@@ -109,9 +112,16 @@ function renderOverview(o) {
   }
   const rev = o.revenue;
   const hashprice = rev.hashprice_btc_per_ph_day;
-  setText("hashprice-btc", (hashprice >= 1e6 ? compact(hashprice) : hashprice.toFixed(8)) + " BTC");
-  setText("hashprice-usd", rev.hashprice_usd_per_ph_day === null ? "no USD price"
-    : "$" + rev.hashprice_usd_per_ph_day.toFixed(2) + " at $" + integer(Math.round(rev.btc_usd_price)) + "/BTC");
+  if (testNet) {
+    setText("hashprice-btc", "n/a on test networks");
+    setText("hashprice-usd", "test coins have no price");
+    return;
+  }
+  // BTC per PH/s per day x 1e8 sats / 1000 TH = sats per TH/s per day.
+  const satsPerTh = (hashprice * 1e5).toFixed(1) + " sats per TH/s per day; ";
+  setText("hashprice-btc", hashprice.toFixed(8) + " BTC");
+  setText("hashprice-usd", satsPerTh + (rev.hashprice_usd_per_ph_day === null ? "no USD price"
+    : "$" + rev.hashprice_usd_per_ph_day.toFixed(2) + " at $" + integer(Math.round(rev.btc_usd_price)) + "/BTC"));
 }
 
 function svg(tag, attrs) {

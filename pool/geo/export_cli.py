@@ -55,18 +55,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"never show it (default: shown on a terminal for ranges over {PROGRESS_MIN_DAYS} days)")
 
 
+NO_DATA_STATUS = 3    # the range holds no accepted share: distinct from errors (1, 2) and success (0)
+
+
 async def _run(args: argparse.Namespace) -> ExportResult:
     import redis.asyncio as aioredis
 
     from pool.config import load
 
     config = load(args.config)
+    if args.output and args.output != "-" and not Path(args.output).parent.is_dir():
+        raise ValueError(f"cannot write {args.output}: folder {Path(args.output).parent} does not exist")
     if args.start or args.end:
         if not (args.start and args.end):
             raise ValueError("give both --start and --end")
         first, last = parse_day(args.start, "--start"), parse_day(args.end, "--end")
     else:
         first, last = _last_month(dt.datetime.now(dt.UTC).date())
+    args.first, args.last = first, last
     show = args.progress
     if show is None:
         show = sys.stderr.isatty() and (last - first).days + 1 > PROGRESS_MIN_DAYS
@@ -91,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     except (RedisError, OSError) as exc:
         print(f"error: cannot read the rollups from Redis: {exc}", file=sys.stderr)
         return 1
+    if result.empty:
+        print(f"no data for {args.period} periods {args.first}..{args.last} (nothing written)", file=sys.stderr)
+        return NO_DATA_STATUS
     if args.output == "-":
         sys.stdout.buffer.write(result.body)
         sys.stdout.flush()

@@ -36,6 +36,7 @@ class ExportResult(msgspec.Struct, frozen=True):
     body: bytes
     content_type: str
     filename: str
+    empty: bool = False      # no accepted share in any period of the range
 
 
 def parse_day(text: str, what: str) -> dt.date:
@@ -55,7 +56,8 @@ def check_request(layout: str, period: str) -> None:
 def render(report: Report, layout: str, config: GeoConfig) -> ExportResult:
     renderer, content_type, ext = LAYOUTS[layout]
     name = f"geostratum-{layout}-{report.period}-{report.first}-{report.last}.{ext}"
-    return ExportResult(renderer(report, config), content_type, name)
+    empty = all(p.accepted_shares == 0 for p in report.periods)
+    return ExportResult(renderer(report, config), content_type, name, empty)
 
 
 async def export(redis, config: GeoConfig, layout: str, period: str, first: dt.date, last: dt.date, *,

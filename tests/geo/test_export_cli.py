@@ -61,7 +61,17 @@ async def test_cli_output_into_a_missing_folder_is_one_line(redis_url: str, tmp_
                                                "--redis-url", redis_url, "-o", str(target)]))
     err = capsys.readouterr().err
     assert code == 2 and not target.exists()
-    assert err == f"error: cannot write {target}: No such file or directory\n"
+    assert err == f"error: cannot write {target}: folder {target.parent} does not exist\n"
+
+
+async def test_cli_empty_range_says_no_data(redis_url: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    target = tmp_path / "x.csv"
+    code = await asyncio.to_thread(run, parse(["--layout", "ccaf-us", "--period", "daily", "--start", "2025-02-01",
+                                               "--end", "2025-02-03", "--redis-url", redis_url, "-o", str(target)]))
+    assert code == 3 and not target.exists()
+    assert capsys.readouterr().err == "no data for daily periods 2025-02-01..2025-02-03 (nothing written)\n"
 
 
 def test_cli_unreachable_redis(capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,6 +109,7 @@ class StratumServer(ServerAdmin):
         self.tag_connection = tag_connection
         self.classify_firmware = classify_firmware
         self.node = node
+        self.share_write_failures = 0  # shares the consumer (ledger, journal) raised on; see _drain
         self.solo = solo
         self.clock = clock
         self.bans = BanList()
@@ -309,16 +310,20 @@ class StratumServer(ServerAdmin):
     def _drain(self, proto: StratumProtocol, session: Session) -> None:
         events = session.events
         if events:
-            try:
-                for event in events:
+            # Each event in its own try: a share write that fails (the journal on a full disk, say)
+            # must not cost the block candidate emitted by the same read.
+            for event in events:
+                try:
                     if type(event) is ShareRecord:
                         self.on_share(event)
                     elif type(event) is BlockCandidate:
                         self._submit_block(event)
                     elif type(event) is ResumeLookup:
                         self._begin_resume(proto, session, event.token)
-            except Exception:
-                log.exception("share consumer failed")
+                except Exception:
+                    if type(event) is ShareRecord:
+                        self.share_write_failures += 1
+                    log.exception("handling %s from %s failed", type(event).__name__, session.peer)
             events.clear()
         out = session.out
         if out:

@@ -24,6 +24,7 @@ class ServerAdmin:
     # StratumServer state used here (set in StratumServer.__init__).
     config: StratumConfig
     node: str
+    share_write_failures: int
     clock: Callable[[], float]
     allocator: ExtranonceAllocator
     resume: ResumeLink | None
@@ -44,7 +45,8 @@ class ServerAdmin:
         """Snapshot for the admin API / metrics: per port, totals and timing figures."""
         ports = port_stats(self.config.ports, self.counters, self._sessions)
         totals: dict[str, Any] = {"connections": len(self._protocols), "sessions": len(self._sessions),
-                                  "accepted": 0, "accepted_difficulty": 0.0, "blocks": 0, "rejected": {}}
+                                  "accepted": 0, "accepted_difficulty": 0.0, "blocks": 0, "rejected": {},
+                                  "share_write_failures": self.share_write_failures}
         for row in ports:
             totals["accepted"] += row["accepted"]
             totals["accepted_difficulty"] += row["accepted_difficulty"]

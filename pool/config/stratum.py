@@ -57,6 +57,12 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_bad_messages: int = 20           # unparseable / malformed requests before disconnect
     max_auth_failures: int = 5
     max_workers_per_connection: int = 2000
+    # What one client can make the server store (each excess counts as a bad message, see above).
+    max_worker_name_length: int = 128
+    max_user_agent_length: int = 128
+    max_info_keys: int = 16              # mining.configure "info.*" keys kept per connection
+    max_info_length: int = 256           # characters kept of one info value (keys: 64)
+    max_pending_requests: int = 16       # server requests (client.get_version) awaiting a reply
     farm_proxy_workers: int = 5          # >= this many workers on one connection -> farm_proxy
     ban_invalid_shares: int = 200        # invalid (not stale) shares within ban_window ...
     ban_invalid_ratio: float = 0.9       # ... making up at least this share of submits -> ban
@@ -68,7 +74,9 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         positive = ("max_line_bytes", "max_connections", "max_connections_per_ip", "submits_per_second",
                     "submit_burst", "authorize_timeout", "idle_timeout", "max_write_buffer",
                     "max_bad_messages", "max_auth_failures", "max_workers_per_connection",
-                    "farm_proxy_workers", "ban_invalid_shares", "ban_window_seconds", "sweep_interval")
+                    "max_worker_name_length", "max_user_agent_length", "max_info_keys", "max_info_length",
+                    "max_pending_requests", "farm_proxy_workers", "ban_invalid_shares", "ban_window_seconds",
+                    "sweep_interval")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{key}.{name}", f"must be > 0, got {getattr(self, name)}")

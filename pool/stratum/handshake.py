@@ -4,6 +4,7 @@ mixin so session.py keeps the state and the share path. Sans-IO like the rest of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.negotiate import UNCHANGED, negotiate, suggested_difficulty
 from pool.stratum.resume import ParkedSession, ResumeLookup
 from pool.stratum.state import WorkerStats, parse_password, valid_worker_name
-from pool.stratum.vardiff import clamp_difficulty
+from pool.stratum.vardiff import clamp_difficulty, client_floor
 
 if TYPE_CHECKING:
     from pool.config.stratum import PortConfig, StratumConfig
@@ -81,6 +82,9 @@ class Handshake:
     def _bad_message(self, request_id: Any, text: str) -> None:
         raise NotImplementedError
 
+    def _violation(self) -> None:
+        raise NotImplementedError
+
 
     def _subscribe(self, msg: m.Envelope, now: float) -> None:
         try:
@@ -89,7 +93,10 @@ class Handshake:
             params = []
         if not self.subscribed:
             if params and type(params[0]) is str:
-                self.user_agent = params[0][:128]
+                agent_limit = self.config.limits.max_user_agent_length
+                if len(params[0]) > agent_limit:
+                    self._violation()
+                self.user_agent = params[0][:agent_limit]
             resume = params[1] if len(params) > 1 and type(params[1]) is str else None
             if resume and self.resume_lookups and plausible_token(resume):
                 # Only the directory knows whether another process parked (or already gave out)
@@ -155,8 +162,14 @@ class Handshake:
             return
         if len(self.workers) >= limits.max_workers_per_connection:
             self.out.append(m.error_reply(msg.id, m.OTHER, "Too many workers"))
+            self._violation()
             return
-        if not valid_worker_name(name) or not account or not self.validate_account(account):
+        options = parse_password(params.password)
+        if options.invalid:
+            self._bad_message(msg.id, f"Invalid password option {options.invalid}: not a finite number")
+            return
+        if (not valid_worker_name(name, limits.max_worker_name_length) or not account
+                or not self.validate_account(account)):
             self.auth_failures += 1
             self.out.append(m.error_reply(msg.id, m.UNAUTHORIZED, "Unauthorized worker"))
             if self.auth_failures >= limits.max_auth_failures:
@@ -168,9 +181,8 @@ class Handshake:
         if len(self.workers) >= limits.farm_proxy_workers:
             self.farm_proxy = True
         self.out.append(m.true_reply(msg.id))
-        options = parse_password(params.password)
         if options.min_difficulty is not None:
-            self.suggested_floor = max(self.suggested_floor, options.min_difficulty)
+            self.suggested_floor = max(self.suggested_floor, client_floor(options.min_difficulty, self.port))
         if options.fixed_difficulty is not None:
             self.fixed_difficulty = clamp_difficulty(options.fixed_difficulty, self.port)
         if options.fixed_difficulty is not None or options.min_difficulty is not None:
@@ -185,15 +197,24 @@ class Handshake:
             # Still answered (cgminer/bmminer read exactly one line after configure).
             self.out.append(m.error_reply(msg.id, m.OTHER, "Invalid configure params"))
             return
-        outcome = negotiate(params.extensions, params.options, self._pool_mask)
+        limits = self.config.limits
+        outcome = negotiate(params.extensions, params.options, self._pool_mask,
+                            max_info_keys=limits.max_info_keys, max_info_length=limits.max_info_length)
         if outcome.version_mask != UNCHANGED:
             self.version_mask = outcome.version_mask
         self.extranonce_subscribed |= outcome.subscribe_extranonce
-        self.info.update(outcome.info)
+        info, overflow = self.info, outcome.info_overflow
+        for key, value in outcome.info.items():
+            if key in info or len(info) < limits.max_info_keys:
+                info[key] = value
+            else:
+                overflow = True
         # The reply is the next line written; a difficulty change follows it (with a new job).
         self.out.append(m.reply(msg.id, outcome.result))
+        if overflow:
+            self._violation()
         if outcome.minimum_difficulty is not None:
-            self.suggested_floor = outcome.minimum_difficulty
+            self.suggested_floor = client_floor(outcome.minimum_difficulty, self.port)
             self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
 
     def _extranonce_subscribe(self, msg: m.Envelope, now: float) -> None:
@@ -213,11 +234,15 @@ class Handshake:
         except _DecodeErrors:
             params = []
         value = suggested_difficulty(params, target=target)
+        if value is not None and not math.isfinite(value):
+            # Only a hostile client sends these; an honest one never sees this error.
+            self._bad_message(msg.id, "Suggested difficulty must be a finite number")
+            return
         # Never answered false: cgminer counts any reply to it as a share (stratum.md §3.1).
         if msg.id is not None:
             self.out.append(m.true_reply(msg.id))
         if value is not None:
-            self.suggested_floor = min(max(value, self.port.min_difficulty), self.port.max_difficulty)
+            self.suggested_floor = client_floor(value, self.port)
             self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
 
     def _get_transactions(self, msg: m.Envelope, now: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pool.native.work import DIFF1_TARGET
@@ -12,7 +13,8 @@ UNCHANGED = -1
 class ConfigureOutcome:
     """What one mining.configure grants: the reply object and the state it changes."""
 
-    __slots__ = ("info", "minimum_difficulty", "result", "subscribe_extranonce", "version_mask")
+    __slots__ = ("info", "info_overflow", "minimum_difficulty", "result", "subscribe_extranonce",
+                 "version_mask")
 
     def __init__(self) -> None:
         self.result: dict[str, Any] = {}
@@ -20,9 +22,14 @@ class ConfigureOutcome:
         self.minimum_difficulty: float | None = None
         self.subscribe_extranonce = False
         self.info: dict[str, str] = {}
+        self.info_overflow = False             # more info keys, or longer values, than the limits allow
 
 
-def negotiate(extensions: list[str], options: dict[str, Any], server_mask: int) -> ConfigureOutcome:
+NON_FINITE = "minimum-difficulty.value must be a finite number"
+
+
+def negotiate(extensions: list[str], options: dict[str, Any], server_mask: int, *,
+              max_info_keys: int = 16, max_info_length: int = 256) -> ConfigureOutcome:
     """Answer every requested extension (BIP310): true, false, or an error string."""
     outcome = ConfigureOutcome()
     result = outcome.result
@@ -41,6 +48,9 @@ def negotiate(extensions: list[str], options: dict[str, Any], server_mask: int) 
                 result["version-rolling.mask"] = f"{granted:08x}"
         elif extension == "minimum-difficulty":
             value = number(options.get("minimum-difficulty.value"))
+            if value is not None and not math.isfinite(value):
+                result["minimum-difficulty"] = NON_FINITE    # "inf", "1e999", "nan": never granted
+                continue
             ok = value is not None and value >= 0
             result["minimum-difficulty"] = ok
             if ok:
@@ -49,9 +59,14 @@ def negotiate(extensions: list[str], options: dict[str, Any], server_mask: int) 
             outcome.subscribe_extranonce = True
             result["subscribe-extranonce"] = True
         elif extension == "info":
-            for key, value in list(options.items())[:16]:
+            info = outcome.info
+            for key, value in options.items():
                 if key.startswith("info.") and isinstance(value, str):
-                    outcome.info[key[5:64]] = value[:256]
+                    if len(info) >= max_info_keys or len(key) > 69 or len(value) > max_info_length:
+                        outcome.info_overflow = True
+                        if len(info) >= max_info_keys:
+                            break
+                    info[key[5:69]] = value[:max_info_length]
             result["info"] = True
         elif isinstance(extension, str):
             result[extension[:64]] = False
@@ -59,11 +74,15 @@ def negotiate(extensions: list[str], options: dict[str, Any], server_mask: int) 
 
 
 def suggested_difficulty(params: list[Any], *, target: bool) -> float | None:
-    """[number] for suggest_difficulty, [hex target] for suggest_target; None when unusable."""
+    """[number] for suggest_difficulty, [hex target] for suggest_target; None when unusable. A
+    non-finite number ("inf", "1e999", "nan") is returned as it is: the caller answers it with an
+    error, it is never a difficulty."""
     if not params:
         return None
     if not target:
         value = number(params[0])
+        if value is not None and not math.isfinite(value):
+            return value
         return value if value is not None and value > 0 else None
     text = params[0]
     if not isinstance(text, str) or not 0 < len(text) <= 64:

@@ -305,6 +305,10 @@ class StratumServer(ServerAdmin):
             # The rest waits, in order, for the directory (authorize often comes in the same packet).
             proto.held = b"".join(line + b"\n" for line in remaining) + proto.buffer
             proto.buffer = b""
+        except Exception:
+            # A bug a client's line found: this connection ends, the server and the others go on.
+            log.exception("session failed on a line from %s; dropping it", proto.socket_ip)
+            session.close_reason = "internal error"
         self._drain(proto, session)
 
     def _drain(self, proto: StratumProtocol, session: Session) -> None:
@@ -395,6 +399,7 @@ class StratumServer(ServerAdmin):
             self._keepalive_seq += 1
         first_write = 0.0
         sent = 0
+        failed: list[StratumProtocol] = []
         for proto in self._sessions:
             session = proto.session
             if session is None or not session.working:
@@ -405,12 +410,18 @@ class StratumServer(ServerAdmin):
                 entry = jobs[key] = self._job_entry(key, keepalive, now, clean)
             if entry is None:
                 continue
-            data = session.push_job(entry[0], entry[1], entry[2], clean, entry[3], now, entry[4])
+            try:   # free unless it raises (3.11): one broken session must not stop the others' work
+                data = session.push_job(entry[0], entry[1], entry[2], clean, entry[3], now, entry[4])
+            except Exception:
+                self._session_failed(failed, proto, "job broadcast")
+                continue
             if data is not None:
                 proto.transport.write(data)
                 if not sent:
                     first_write = time.time()
                 sent += 1
+        if failed:
+            self._failed_sessions(failed, "job broadcast")
         finished = time.perf_counter()
         job = next((e[0] for e in jobs.values() if e), None)
         self.timings.record_fanout(finished - started, sent)
@@ -430,9 +441,25 @@ class StratumServer(ServerAdmin):
     # ------------------------------------------------------------------------------------------------
     # housekeeping
 
+    def _session_failed(self, failed: list[StratumProtocol], proto: StratumProtocol, where: str) -> None:
+        """Called in an except block: a session's code raised (a bug a client found). The pass it was
+        in carries on for everyone else; the first traceback of the pass is logged, the rest counted."""
+        if not failed:
+            log.exception("%s failed for the session of %s; dropping it", where, proto.socket_ip)
+        failed.append(proto)
+
+    def _failed_sessions(self, failed: list[StratumProtocol], where: str) -> None:
+        if len(failed) > 1:
+            log.error("%s failed for %d sessions in one pass; dropped them", where, len(failed))
+        for proto in failed:
+            if proto.session is not None:
+                proto.session.working = False
+            proto.transport.close()
+
     def _sweep(self) -> None:
         now = self.clock()
         limits = self.config.limits
+        failed: list[StratumProtocol] = []
         for proto in list(self._protocols):
             session = proto.session
             transport = proto.transport
@@ -444,9 +471,14 @@ class StratumServer(ServerAdmin):
                     proto.pending_proxy = False
                     self._drop(proto, "no PROXY header in time")
                 continue
-            session.tick(now)
-            if session.out or session.close_reason:
-                self._drain(proto, session)
+            try:
+                session.tick(now)
+                if session.out or session.close_reason:
+                    self._drain(proto, session)
+            except Exception:
+                self._session_failed(failed, proto, "housekeeping sweep")
+        if failed:
+            self._failed_sessions(failed, "housekeeping sweep")
 
     @property
     def ports(self) -> list[tuple[str, int]]:

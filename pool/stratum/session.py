@@ -145,8 +145,12 @@ class Session(Handshake):
             self.out.append(m.error_reply(msg.id, m.OTHER, "Unsupported method"))
 
     def _bad_message(self, request_id: Any, text: str) -> None:
-        self.bad_messages += 1
         self.out.append(m.error_reply(request_id, m.OTHER, text))
+        self._violation()
+
+    def _violation(self) -> None:
+        """One more malformed or over-limit request (no reply of its own): disconnect past the budget."""
+        self.bad_messages += 1
         if self.bad_messages >= self.config.limits.max_bad_messages:
             self.close_reason = "too many malformed messages"
 
@@ -154,9 +158,10 @@ class Session(Handshake):
         key = msg.id if type(msg.id) is str else None
         kind = self._pending_requests.pop(key, None) if key is not None else None
         if kind == "client.get_version" and type(msg.result) is str:
-            self.info["reported-version"] = msg.result[:128]
+            agent_limit = self.config.limits.max_user_agent_length
+            self.info["reported-version"] = msg.result[:agent_limit]
             if not self.user_agent:
-                self.user_agent = msg.result[:128]
+                self.user_agent = msg.result[:agent_limit]
                 self.firmware = self.classify_firmware(self.user_agent)
 
     # ------------------------------------------------------------------------------------------------
@@ -421,7 +426,10 @@ class Session(Handshake):
     def request_version(self) -> None:
         self._request_seq += 1
         key = f"gv{self._request_seq}"
-        self._pending_requests[key] = "client.get_version"
+        pending = self._pending_requests
+        if len(pending) >= self.config.limits.max_pending_requests:
+            del pending[next(iter(pending))]     # a client that never answers keeps only the newest
+        pending[key] = "client.get_version"
         self.out.append(m.request(key, "client.get_version", []))
 
     def connection_lost(self, now: float) -> ParkedSession | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -75,14 +76,16 @@ class WorkerStats:
 
 
 _OPTION_SPLIT = re.compile(r"[,;&\s]+")
+_DIFFICULTY_KEYS = frozenset({"d", "diff", "difficulty", "md", "mindiff"})
 
 
 class PasswordOptions:
-    __slots__ = ("fixed_difficulty", "min_difficulty")
+    __slots__ = ("fixed_difficulty", "invalid", "min_difficulty")
 
     def __init__(self, fixed_difficulty: float | None = None, min_difficulty: float | None = None) -> None:
         self.fixed_difficulty = fixed_difficulty
         self.min_difficulty = min_difficulty
+        self.invalid = ""          # a difficulty option whose value is not a finite number ("d=inf")
 
 
 def parse_password(password: str | None) -> PasswordOptions:
@@ -98,9 +101,12 @@ def parse_password(password: str | None) -> PasswordOptions:
             number = float(value)
         except ValueError:
             continue
-        if not number > 0 or number == float("inf"):
-            continue
         key = key.lower()
+        if key in _DIFFICULTY_KEYS and not math.isfinite(number):
+            options.invalid = token[:32]
+            continue
+        if not number > 0:
+            continue
         if key in ("d", "diff", "difficulty"):
             options.fixed_difficulty = number
         elif key in ("md", "mindiff"):
@@ -108,8 +114,8 @@ def parse_password(password: str | None) -> PasswordOptions:
     return options
 
 
-_WORKER_NAME = re.compile(r"^[\x21-\x7e]{1,128}$")
+_WORKER_NAME = re.compile(r"^[\x21-\x7e]+$")
 
 
-def valid_worker_name(name: str) -> bool:
-    return bool(_WORKER_NAME.match(name))
+def valid_worker_name(name: str, max_length: int = 128) -> bool:
+    return 0 < len(name) <= max_length and bool(_WORKER_NAME.match(name))

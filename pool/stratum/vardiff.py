@@ -69,6 +69,7 @@ class VarDiff:
 
     def _evaluate(self, current: float, floor: float, elapsed: float, now: float) -> float | None:
         port = self.port
+        floor = min(floor, port.max_difficulty)     # a floor never lifts past the port's maximum
         # With no share at all, one share in the window is an upper bound on the rate.
         weight = self.weight if self.shares else current
         optimal = weight / elapsed * port.target_share_seconds
@@ -84,6 +85,11 @@ class VarDiff:
         if new < max(floor, port.min_difficulty):   # rounding must not go under the floor
             new = max(floor, port.min_difficulty)
         return None if new == current else new
+
+
+def client_floor(value: float, port: PortConfig) -> float:
+    """A difficulty a client asked for (finite: the caller refused the rest), inside the port's range."""
+    return min(max(value, port.min_difficulty), port.max_difficulty)
 
 
 def clamp_difficulty(value: float, port: PortConfig, floor: float = 0.0) -> float:

@@ -1,0 +1,208 @@
+# ruff: noqa: F811  (the make_pool fixture is imported from test_server_sockets)
+"""Hostile clients over real sockets (issue 15): client-influenced difficulties stay finite and inside
+the port's range, one broken session cannot stop the others' work, and what a client can make the
+server store is bounded and counted against the bad-message budget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+from pool.config.errors import ConfigError
+from pool.config.stratum import LimitsConfig
+from pool.stratum.negotiate import NON_FINITE
+from pool.stratum.server import StratumServer
+from pool.stratum.session import Session
+from tests.stratum.support import NOW, TestJobSource, config, grind, make_job, new_session, send, submit
+from tests.stratum.test_server_sockets import Client, connect, make_pool  # noqa: F401  (fixture)
+
+
+def find_session(server: StratumServer, ip: str) -> Session | None:
+    """The server's side of the connection from `ip` (None: there is none)."""
+    found = [p.session for p in server._sessions if p.session is not None and p.session.peer == ip]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def server_session(server: StratumServer, ip: str) -> Session:
+    session = find_session(server, ip)
+    assert session is not None
+    return session
+
+
+async def ended(client: Client, timeout: float = 2.0) -> bool:
+    """The server ended the connection: EOF, or a reset (it closed with our unread lines pending)."""
+    try:
+        while await asyncio.wait_for(client.reader.read(65536), timeout):
+            pass
+        return True
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def configure(client: Client, request_id: int, value: Any) -> dict[str, Any]:
+    await client.send({"id": request_id, "method": "mining.configure",
+                       "params": [["minimum-difficulty"], {"minimum-difficulty.value": value}]})
+    return await client.until(lambda m: m.get("id") == request_id)
+
+
+async def test_non_finite_difficulties_are_refused_and_finite_ones_clamped(make_pool: Any) -> None:
+    cfg = config(difficulty=0.5, vardiff=True, port={"max_difficulty": 1.0, "min_difficulty": 0.01})
+    pool = await make_pool(cfg)
+    client = await connect(pool.port, source="127.0.0.6")
+    for i, value in enumerate(("inf", "1e999", "nan", "-inf")):
+        reply = await configure(client, 10 + i, value)
+        assert reply["result"]["minimum-difficulty"] == NON_FINITE
+    assert (await configure(client, 20, "1e308"))["result"]["minimum-difficulty"] is True
+    for i, value in enumerate(("inf", "1e999", "NaN")):
+        reply_id = 30 + i
+        await client.send({"id": reply_id, "method": "mining.suggest_difficulty", "params": [value]})
+        reply = await client.until(lambda m, rid=reply_id: m.get("id") == rid)
+        assert reply["error"] == [20, "Suggested difficulty must be a finite number", None]
+    await client.send({"id": 40, "method": "mining.subscribe", "params": ["cgminer/4.11.1"]},
+                      {"id": 41, "method": "mining.authorize", "params": ["acct.w", "x,d=inf"]})
+    reply = await client.until(lambda m: m.get("id") == 41)
+    assert reply["result"] is False and "d=inf" in reply["error"][1]
+    await client.send({"id": 42, "method": "mining.authorize", "params": ["acct.w", "md=1e308"]})
+    assert (await client.until(lambda m: m.get("id") == 42))["result"] is True
+    announced = await client.until(lambda m: m.get("method") == "mining.set_difficulty")
+    assert announced["params"] == [1]                # the port's maximum, not 1e308
+    session = server_session(pool.server, "127.0.0.6")
+    assert session.suggested_floor == 1.0 and session.difficulty == 1.0
+    # The idle retarget that used to lift the difficulty to the floor (1e308, or inf) stays at 1.
+    session.tick(pool.server.clock() + 200)     # past the idle retarget window, before idle_timeout
+    assert session.pending_difficulty is None and session.difficulty == 1.0
+
+
+def test_suggest_target_and_password_floors_are_clamped_sans_io() -> None:
+    cfg = config(difficulty=2.0, port={"max_difficulty": 8.0, "min_difficulty": 1.0})
+    jobs = TestJobSource()
+    jobs.publish(make_job("j1"))
+    session = new_session(cfg, jobs)
+    send(session, {"id": 1, "method": "mining.suggest_target", "params": ["1"]})   # difficulty ~2.7e67
+    assert session.suggested_floor == 8.0
+    send(session, {"id": 2, "method": "mining.suggest_difficulty", "params": [1e-30]})
+    assert session.suggested_floor == 1.0
+    send(session, {"id": 3, "method": "mining.subscribe", "params": []})
+    send(session, {"id": 4, "method": "mining.authorize", "params": ["acct.a", "d=1e300"]})
+    assert session.fixed_difficulty == 8.0
+    assert session.bad_messages == 0
+
+
+async def test_one_broken_session_cannot_stop_broadcasts_or_the_sweep(make_pool: Any,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    pool = await make_pool(config(difficulty=1e-9, vardiff=True, limits=LimitsConfig(sweep_interval=0.05)))
+    broken = await connect(pool.port, source="127.0.0.7")
+    await broken.handshake("acct.broken")
+    later = [await connect(pool.port, source=f"127.0.1.{i}") for i in range(1, 4)]
+    extranonces = [await client.handshake(f"acct.w{i}") for i, client in enumerate(later)]
+    # Fault injection: the state the old bug left (an infinite difficulty waiting to be announced),
+    # which makes this session's push_job raise in the middle of the fan-out.
+    session = server_session(pool.server, "127.0.0.7")
+    session.pending_difficulty = float("inf")
+    pool.jobs.publish(make_job("w2", height=901_000))
+    for client in later:
+        notify = await client.until(lambda m: m.get("method") == "mining.notify")
+        assert notify["params"][0] == "w2"
+    assert await broken.closed()
+    job = pool.jobs.current_job()
+    en2, nonce = grind(job, extranonces[0], min_difficulty=1e-9)
+    await later[0].send(submit("acct.w0", "w2", en2, job.ntime, nonce, request_id=9))
+    assert await later[0].until(lambda m: m.get("id") == 9) == {"id": 9, "result": True, "error": None}
+    assert sum("job broadcast failed" in r.getMessage() for r in caplog.records) == 1
+
+    # A session whose housekeeping raises is dropped by the sweep; the sweep goes on for the others.
+    victim = server_session(pool.server, "127.0.1.2")
+    victim.vardiff = None  # type: ignore[assignment]   # fault injection: tick() raises on it
+    assert await later[1].closed()
+    assert sum("housekeeping sweep failed" in r.getMessage() for r in caplog.records) == 1
+    pool.jobs.publish(make_job("w3", height=902_000))
+    assert (await later[2].until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "w3"
+
+
+async def test_configure_info_flood_is_bounded_and_disconnected(make_pool: Any) -> None:
+    limits = LimitsConfig(max_info_keys=4, max_info_length=16, max_bad_messages=5)
+    pool = await make_pool(config(difficulty=1e-9, limits=limits))
+    honest = await connect(pool.port, source="127.0.0.9")
+    await honest.send({"id": 1, "method": "mining.configure",
+                       "params": [["info"], {"info.connection-url": "pool:3333", "info.hw-version": "S19"}]})
+    assert (await honest.recv())["result"] == {"info": True}
+    session = server_session(pool.server, "127.0.0.9")
+    assert session.info == {"connection-url": "pool:3333", "hw-version": "S19"} and session.bad_messages == 0
+    await honest.handshake()
+
+    attacker = await connect(pool.port, source="127.0.0.8")
+
+    def flood(request_id: int) -> dict[str, Any]:
+        return {"id": request_id, "method": "mining.configure",
+                "params": [["info"], {f"info.k{request_id}-{j}": "v" * 100 for j in range(8)}]}
+
+    await attacker.send(flood(1))
+    assert (await attacker.recv())["result"] == {"info": True}     # still answered (one line, always)
+    flooding = server_session(pool.server, "127.0.0.8")
+    assert len(flooding.info) == 4 and {len(v) for v in flooding.info.values()} == {16}
+    assert flooding.bad_messages == 1
+    with contextlib.suppress(ConnectionError):
+        await attacker.send(*[flood(i) for i in range(2, 200)])
+    assert await ended(attacker)
+    assert len(flooding.info) == 4 and flooding.bad_messages == 5
+    await honest.send({"id": 5, "method": "mining.suggest_difficulty", "params": [1]})
+    assert (await honest.until(lambda m: m.get("id") == 5))["result"] is True
+
+
+async def test_user_agent_worker_names_and_pending_requests_are_bounded(make_pool: Any) -> None:
+    limits = LimitsConfig(max_user_agent_length=32, max_worker_name_length=24, max_workers_per_connection=3,
+                          max_pending_requests=2, max_bad_messages=6)
+    pool = await make_pool(config(difficulty=1e-9, limits=limits))
+    client = await connect(pool.port, source="127.0.0.10")
+    await client.send({"id": 1, "method": "mining.subscribe", "params": ["x" * 5000]})
+    assert (await client.recv())["id"] == 1
+    session = server_session(pool.server, "127.0.0.10")
+    assert session.user_agent == "x" * 32 and session.bad_messages == 1
+    await client.send({"id": 2, "method": "mining.authorize", "params": ["acct." + "n" * 30, "x"]})
+    assert (await client.until(lambda m: m.get("id") == 2))["error"][0] == 24
+    for i in range(3):
+        await client.send({"id": 10 + i, "method": "mining.authorize", "params": [f"acct.w{i}", "x"]})
+        assert (await client.until(lambda m, rid=10 + i: m.get("id") == rid))["result"] is True
+    for _ in range(3):
+        assert pool.server.request_version("acct.w0") == 1
+    assert len(session._pending_requests) == 2
+    requests = []
+    while len(requests) < 3:
+        message = await client.recv()
+        if message.get("method") == "client.get_version":
+            requests.append(message["id"])
+    await client.send({"id": requests[0], "result": "stale/1.0", "error": None},
+                      {"id": requests[2], "result": "cgminer/4.11.1-with-a-very-long-version-string", "error": None})
+    await client.send({"id": 3, "method": "mining.ping", "params": []})
+    await client.until(lambda m: m.get("id") == 3)
+    assert session.info["reported-version"] == "cgminer/4.11.1-with-a-very-long-"  # 32 characters
+    for i in range(10):
+        try:
+            await client.send({"id": 20 + i, "method": "mining.authorize", "params": [f"acct.more{i}", "x"]})
+        except ConnectionError:
+            break
+    assert await ended(client)               # 1 long user agent + 5 refused workers = the budget
+
+
+@pytest.mark.parametrize("key", ["max_worker_name_length", "max_user_agent_length", "max_info_keys",
+                                 "max_info_length", "max_pending_requests"])
+def test_storage_limits_are_validated_naming_the_key(key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        LimitsConfig(**{key: 0}).validate("limits")
+    assert error.value.key == f"limits.{key}"
+
+
+def test_non_finite_password_options_are_an_error_not_a_difficulty() -> None:
+    jobs = TestJobSource()
+    jobs.publish(make_job("j1"))
+    session = new_session(config(difficulty=4.0), jobs)
+    for password in ("d=inf", "x,md=1e999", "diff=nan"):
+        replies = send(session, {"id": 1, "method": "mining.authorize", "params": ["acct.a", password]}, NOW)
+        assert replies[0]["result"] is False and "not a finite number" in replies[0]["error"][1]
+    assert not session.workers and session.bad_messages == 3

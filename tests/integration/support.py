@@ -8,7 +8,7 @@ import contextlib
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pool import config as config_module
 from pool.app import PoolApp
 from pool.sim.client import MinerProfile, StratumClient
 from pool.sim.proxy_header import proxy_v2
+from tests.support.waiting import wait_for  # noqa: F401  (the integration tests import it from here)
 
 READ_TOKEN = "integration-read-token-0123456789"
 ADMIN_TOKEN = "integration-admin-token-0123456789"
@@ -144,19 +145,6 @@ class Miner(StratumClient):
     @property
     def disconnected(self) -> bool:
         return self.task is not None and self.task.done() and self.task.exception() is not None
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def flushed(app: PoolApp) -> None:

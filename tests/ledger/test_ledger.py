@@ -28,6 +28,7 @@ from tests.ledger.support import (
     read_totals,
     record,
 )
+from tests.support.waiting import wait_for
 
 
 async def test_totals_batches_and_contributor_applied_once(redis_url: str, journal_dir: Path) -> None:
@@ -171,11 +172,11 @@ async def test_prefix_leases_are_unique_renewed_and_released(redis_url: str) -> 
     values = [lease.value for lease in leases]
     assert len(set(values)) == 20 and all(0 <= v < 256 for v in values)
     assert leases[0].prefix == values[0].to_bytes(1, "big")
-    await asyncio.sleep(1.5)  # longer than the TTL: renewals keep them
+    await asyncio.sleep(1.5)  # the time under test: longer than the TTL, and renewals keep them
     holders = await lease_holders(client)
     assert set(holders) == set(values)
     await client.delete(leases[1].key)  # Redis lost one: its owner is told
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: lost, 5, "the lost lease to be noticed")
     assert lost == [values[1]] and leases[1].lost
     for lease in leases:
         await lease.release()

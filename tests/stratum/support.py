@@ -144,8 +144,9 @@ def _varint(n: int) -> bytes:
 
 def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty: float | None = None,
           extranonce2: bytes | None = None, ntime: int | None = None, version_bits: int = 0,
-          mask: int = 0, start: int = 0, not_block: bool = True) -> tuple[bytes, int]:
-    """First (extranonce2, nonce) whose hash reaches min_difficulty (and stays under max_difficulty)."""
+          mask: int = 0, start: int = 0, not_block: bool = True, block: bool = False) -> tuple[bytes, int]:
+    """First (extranonce2, nonce) whose hash reaches min_difficulty (and stays under max_difficulty);
+    `block` asks for one that also solves the block, `not_block` for one that does not."""
     en2 = extranonce2 if extranonce2 is not None else b"\x00" * (job.extranonce_size - 4)
     low = share_target(min_difficulty)
     high = target_bytes(0) if max_difficulty is None else share_target(max_difficulty)
@@ -153,7 +154,7 @@ def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty
     for nonce in range(start, start + 5_000_000):
         digest, meets, is_block = check_share(job.prepared, extranonce1, en2, ntime or job.ntime, nonce,
                                               version_bits, mask, low)
-        if not meets or (not_block and is_block):
+        if not meets or (not_block and is_block) or (block and not is_block):
             continue
         if max_difficulty is not None and int.from_bytes(digest, "little") <= high_int:
             continue

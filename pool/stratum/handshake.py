@@ -19,6 +19,7 @@ from pool.stratum.vardiff import clamp_difficulty, client_floor
 
 if TYPE_CHECKING:
     from pool.config.stratum import PortConfig, StratumConfig
+    from pool.stratum.events import SessionEvent
 
 _authorize_params = msgspec.json.Decoder(m.AuthorizeParams)
 _configure_params = msgspec.json.Decoder(m.ConfigureParams)
@@ -47,7 +48,7 @@ class Handshake:
     validate_account: Callable[[str], bool]
     classify_firmware: Callable[[str], str]
     out: list[bytes]
-    events: list[Any]
+    events: list[SessionEvent]
     close_reason: str | None
     subscribed: bool
     working: bool

@@ -318,12 +318,13 @@ class StratumServer(ServerAdmin):
             # must not cost the block candidate emitted by the same read.
             for event in events:
                 try:
-                    if type(event) is ShareRecord:
-                        self.on_share(event)
-                    elif type(event) is BlockCandidate:
-                        self._submit_block(event)
-                    elif type(event) is ResumeLookup:
-                        self._begin_resume(proto, session, event.token)
+                    match event:
+                        case ShareRecord():
+                            self.on_share(event)
+                        case BlockCandidate():
+                            self._submit_block(event)
+                        case ResumeLookup(token=token):
+                            self._begin_resume(proto, session, token)
                 except Exception:
                     if type(event) is ShareRecord:
                         self.share_write_failures += 1

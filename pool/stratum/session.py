@@ -21,7 +21,7 @@ from pool.chain.types import BlockCandidate, Job, JobSource
 from pool.config.stratum import PortConfig, StratumConfig
 from pool.native.work import DIFF1_TARGET
 from pool.stratum import messages as m
-from pool.stratum.events import ShareRecord
+from pool.stratum.events import SessionEvent, ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.handshake import Handshake, InputPaused
 from pool.stratum.judge import judge, parse_submit
@@ -72,7 +72,7 @@ class Session(Handshake):
         self._resume_request: Any = None
 
         self.out: list[bytes] = []
-        self.events: list[Any] = []
+        self.events: list[SessionEvent] = []
         self.close_reason: str | None = None
         self.ban_reason: str | None = None
 

@@ -102,7 +102,10 @@ def _parse_v2(data: bytes) -> tuple[ProxyHeader, int] | None:
         return None
     if command == 0:                       # LOCAL: the balancer's own health check
         return ProxyHeader(2, None), total
-    family = family_transport >> 4
+    family, transport = family_transport >> 4, family_transport & 0x0F
+    if family > 3 or transport > 2:
+        # The specification (2.2): other values "must be rejected as invalid by receivers".
+        raise ProxyError(f"PROXY v2 invalid address family/transport byte 0x{family_transport:02x}")
     payload = data[16:total]
     if family == 1:                        # AF_INET
         if length < 12:

@@ -13,6 +13,7 @@ import pytest
 
 from pool.config.errors import ConfigError
 from pool.config.stratum import LimitsConfig
+from pool.stratum import proxy
 from pool.stratum.negotiate import NON_FINITE
 from pool.stratum.server import StratumServer
 from pool.stratum.session import Session
@@ -206,3 +207,23 @@ def test_non_finite_password_options_are_an_error_not_a_difficulty() -> None:
         replies = send(session, {"id": 1, "method": "mining.authorize", "params": ["acct.a", password]}, NOW)
         assert replies[0]["result"] is False and "not a finite number" in replies[0]["error"][1]
     assert not session.workers and session.bad_messages == 3
+
+
+@pytest.mark.parametrize("family", [0x41, 0xF1, 0x13, 0x1F])
+def test_proxy_v2_invalid_address_family_is_rejected(family: int) -> None:
+    header = proxy.V2_SIGNATURE + bytes([0x21, family, 0, 12]) + bytes(12)
+    with pytest.raises(proxy.ProxyError, match="invalid address family"):
+        proxy.parse(header)
+
+
+async def test_proxy_v2_invalid_family_from_a_trusted_proxy_closes(make_pool: Any) -> None:
+    pool = await make_pool(config(difficulty=1e-9, trusted_proxies=["127.0.0.12/32"]))
+    bad = await connect(pool.port, "127.0.0.12")
+    await bad.send(proxy.V2_SIGNATURE + bytes([0x21, 0x41, 0, 12]) + bytes(12),
+                   {"id": 1, "method": "mining.subscribe", "params": []})
+    assert await ended(bad)
+    assert pool.tagged == []                 # never admitted (not even as the proxy's own address)
+    unspec = await connect(pool.port, "127.0.0.12")     # UNSPEC stays valid: the socket address is used
+    await unspec.send(proxy.V2_SIGNATURE + bytes([0x21, 0x00, 0, 0]))
+    await unspec.handshake()
+    assert pool.tagged == ["127.0.0.12"]

@@ -27,6 +27,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from pool.admin_wiring.local import BanRow, ControlOp, ControlReply, LocalActions, NodeSnapshot, local_snapshot
+from pool.aio import cancel_and_wait
 from pool.config.admin import AdminConfig
 
 if TYPE_CHECKING:
@@ -113,11 +114,7 @@ class ClusterLink:
                        asyncio.create_task(self._listen_loop(), name=f"cluster-control-{self.node}")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks, absorb_errors=True)
         self._tasks = []
         with contextlib.suppress(*REDIS_ERRORS):
             client = self._client()

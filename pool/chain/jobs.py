@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from pool.aio import cancel_and_wait
 from pool.bitcoin.address import AddressError, address_to_script
 from pool.bitcoin.encoding import internal_to_display, sha256d
 from pool.chain.devnet import Devnet
@@ -179,11 +179,7 @@ class JobManager:
         self._tasks[-1].set_name(name)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks, absorb_errors=True)
         self._tasks.clear()
         for sub in self._zmq:
             await sub.stop()

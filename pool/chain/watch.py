@@ -4,11 +4,12 @@ in pool.chain.jobs are the fallbacks, since ZMQ delivery is not guaranteed)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import msgspec
+
+from pool.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,8 @@ class ZmqHashblockSubscriber:
                 log.exception("zmq %s: on_block callback failed", self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from pool.aio import cancel_and_wait
 from pool.shares import lua
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, Script, text
@@ -74,11 +75,8 @@ class PrefixLease:
         self._task = asyncio.create_task(loop(), name=f"prefix-lease-{self.value}")
 
     async def release(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if not self.lost:
             with contextlib.suppress(RedisError, OSError):
                 await self._release(self.client, [self.key], [self.token])

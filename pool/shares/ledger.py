@@ -27,6 +27,7 @@ from typing import Protocol
 import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
+from pool.aio import cancel_and_wait
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares import lua
 from pool.shares.blocks import BlockWatcher, Confirmations
@@ -200,11 +201,7 @@ class Ledger:
         if not self._started:
             return
         self._started = False
-        for task in [self._watch_task, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._watch_task, *self._tasks)
         self._tasks = []
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), timeout)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from pool.aio import cancel_and_wait
 from pool.config.stratum import StratumConfig
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.resume import DirectorySync, ParkedSession, ResumeDirectory
@@ -47,11 +48,8 @@ class ResumeLink:
 
     async def stop(self) -> None:
         """Publish what the closing connections parked (other processes resume them), stop syncing."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        await cancel_and_wait(self._loop_task)
+        self._loop_task = None
         if self._flushing is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flushing

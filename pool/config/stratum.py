@@ -63,6 +63,7 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_info_keys: int = 16              # mining.configure "info.*" keys kept per connection
     max_info_length: int = 256           # characters kept of one info value (keys: 64)
     max_pending_requests: int = 16       # server requests (client.get_version) awaiting a reply
+    max_json_depth: int = 64             # deeper nesting in one line is a malformed message
     farm_proxy_workers: int = 5          # >= this many workers on one connection -> farm_proxy
     ban_invalid_shares: int = 200        # invalid (not stale) shares within ban_window ...
     ban_invalid_ratio: float = 0.9       # ... making up at least this share of submits -> ban
@@ -75,13 +76,17 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     "submit_burst", "authorize_timeout", "idle_timeout", "max_write_buffer",
                     "max_bad_messages", "max_auth_failures", "max_workers_per_connection",
                     "max_worker_name_length", "max_user_agent_length", "max_info_keys", "max_info_length",
-                    "max_pending_requests", "farm_proxy_workers", "ban_invalid_shares", "ban_window_seconds",
+                    "max_pending_requests", "max_json_depth", "farm_proxy_workers", "ban_invalid_shares",
+                    "ban_window_seconds",
                     "sweep_interval")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{key}.{name}", f"must be > 0, got {getattr(self, name)}")
         if self.max_line_bytes < 512:
             raise ConfigError(f"{key}.max_line_bytes", "must be >= 512 (a mining.configure is larger)")
+        if self.max_json_depth > 512:
+            raise ConfigError(f"{key}.max_json_depth",
+                              f"must be <= 512 (the JSON decoder stops near 1000), got {self.max_json_depth}")
         if not 0 < self.ban_invalid_ratio <= 1:
             raise ConfigError(f"{key}.ban_invalid_ratio", "must be in (0, 1]")
         if self.ban_seconds < 0:

@@ -12,6 +12,7 @@ this connection, and its shares are judged and credited at that difficulty.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,26 @@ _DecodeErrors = (msgspec.DecodeError, msgspec.ValidationError)
 
 # Sent without a reply: a reply to these is counted as a share by cgminer/bmminer (stratum.md §3.1).
 IGNORED_METHODS = frozenset({"mining.multi_version", "mining.capabilities"})
+
+
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+_CONTAINERS = (list, dict)
+
+
+def nesting_depth(line: bytes) -> int:
+    """Deepest array/object nesting of a JSON line (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(line):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 class Session(Handshake):
@@ -129,9 +150,18 @@ class Session(Handshake):
         except _DecodeErrors as exc:
             self._bad_message(None, f"Invalid JSON-RPC: {str(exc)[:60]}")
             return
+        except RecursionError:     # ~1000 deep, past any allowed max_json_depth (<= 512)
+            depth = self.config.limits.max_json_depth
+            self._bad_message(None, f"Invalid JSON-RPC: nested deeper than {depth} levels")
+            return
         method = msg.method
         if method == "mining.submit":
+            # Submit params decode into strings (deep ones fail); only a container id needs a scan.
+            if type(msg.id) in _CONTAINERS and self._too_deep(line):
+                return
             self._submit(msg, now)
+            return
+        if self._too_deep(line):
             return
         if method is None:
             self._client_reply(msg)
@@ -143,6 +173,16 @@ class Session(Handshake):
             self.close_reason = "client sent mining.term"
         elif method not in IGNORED_METHODS and msg.id is not None:
             self.out.append(m.error_reply(msg.id, m.OTHER, "Unsupported method"))
+
+    def _too_deep(self, line: bytes) -> bool:
+        """Nested deeper than limits.max_json_depth (answered as a bad message). msgspec's own
+        RecursionError (~1000 deep) is caught at decode; this holds the configured, lower limit."""
+        depth = self.config.limits.max_json_depth
+        if (len(line) <= 2 * depth or line.count(b"[") + line.count(b"{") <= depth
+                or nesting_depth(line) <= depth):
+            return False
+        self._bad_message(None, f"Invalid JSON-RPC: nested deeper than {depth} levels")
+        return True
 
     def _bad_message(self, request_id: Any, text: str) -> None:
         self.out.append(m.error_reply(request_id, m.OTHER, text))

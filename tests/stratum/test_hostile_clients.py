@@ -192,7 +192,7 @@ async def test_user_agent_worker_names_and_pending_requests_are_bounded(make_poo
 
 
 @pytest.mark.parametrize("key", ["max_worker_name_length", "max_user_agent_length", "max_info_keys",
-                                 "max_info_length", "max_pending_requests"])
+                                 "max_info_length", "max_pending_requests", "max_json_depth"])
 def test_storage_limits_are_validated_naming_the_key(key: str) -> None:
     with pytest.raises(ConfigError) as error:
         LimitsConfig(**{key: 0}).validate("limits")
@@ -227,3 +227,20 @@ async def test_proxy_v2_invalid_family_from_a_trusted_proxy_closes(make_pool: An
     await unspec.send(proxy.V2_SIGNATURE + bytes([0x21, 0x00, 0, 0]))
     await unspec.handshake()
     assert pool.tagged == ["127.0.0.12"]
+
+
+async def test_deep_json_gets_an_error_and_the_rest_of_the_packet_is_served(make_pool: Any,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    pool = await make_pool()
+    client = await connect(pool.port, source="127.0.0.13")
+    deep = b'{"id": 7, "method": "mining.subscribe", "params": ' + b"[" * 3000 + b"]" * 3000 + b"}\n"
+    just_over = b'{"id": 8, "params": ' + b"[" * 65 + b"]" * 65 + b"}\n"
+    deep_submit = b'{"id": ' + b"[" * 500 + b"]" * 500 + b', "method": "mining.submit", "params": []}\n'
+    quoted = {"id": 9, "method": "mining.suggest_difficulty", "params": [1, "[" * 500]}   # not nesting
+    subscribe = {"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.11.1"]}
+    await client.send(deep, just_over, deep_submit, quoted, subscribe)
+    for _ in range(3):
+        assert (await client.recv())["error"] == [20, "Invalid JSON-RPC: nested deeper than 64 levels", None]
+    assert (await client.recv()) == {"id": 9, "result": True, "error": None}
+    assert (await client.recv())["id"] == 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

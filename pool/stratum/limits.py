@@ -102,6 +102,13 @@ class TrustedProxies:
     def __bool__(self) -> bool:
         return bool(self._networks)
 
+    def overlapping(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str | None:
+        """The first trusted proxy network sharing an address with `network` (None: none does)."""
+        for trusted in self._networks:
+            if trusted.version == network.version and trusted.overlaps(network):  # type: ignore[arg-type]
+                return str(trusted)
+        return None
+
     def __contains__(self, ip: Any) -> bool:
         cached = self._cache.get(ip)
         if cached is None:

@@ -5,12 +5,13 @@ between socket events; sessions are reached only through their public methods.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.limits import Ban, BanList
+from pool.stratum.limits import Ban, BanList, TrustedProxies
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
 from pool.stratum.state import Counters
@@ -29,6 +30,7 @@ class ServerAdmin:
     allocator: ExtranonceAllocator
     resume: ResumeLink | None
     bans: BanList
+    trusted: TrustedProxies
     timings: Timings
     counters: dict[int, Counters]
     _protocols: dict[StratumProtocol, None]
@@ -121,7 +123,14 @@ class ServerAdmin:
         return self.bans.entries(self.clock())
 
     def add_ban(self, target: str, seconds: float, reason: str = "admin") -> Ban:
-        """Ban an address or CIDR (ValueError if malformed) and drop its live connections."""
+        """Ban an address or CIDR (ValueError if malformed) and drop its live connections. A network
+        of every address, or one holding a trusted proxy (every miner behind it), is refused."""
+        network = ipaddress.ip_network(target, strict=False)
+        if network.prefixlen == 0:
+            raise ValueError(f"target: {target} would ban every address; refused")
+        proxy_network = self.trusted.overlapping(network)
+        if proxy_network is not None:
+            raise ValueError(f"target: {target} covers the trusted proxy {proxy_network}; refused")
         now = self.clock()
         ban = self.bans.add(target, seconds, reason, now)
         for proto in list(self._sessions):

@@ -244,3 +244,18 @@ async def test_deep_json_gets_an_error_and_the_rest_of_the_packet_is_served(make
     assert (await client.recv()) == {"id": 9, "result": True, "error": None}
     assert (await client.recv())["id"] == 1
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_admin_ban_of_everyone_or_of_a_trusted_proxy_is_refused(make_pool: Any) -> None:
+    pool = await make_pool(config(difficulty=1e-9, trusted_proxies=["127.0.0.14/32", "2001:db8::/64"]))
+    for target, text in (("0.0.0.0/0", "would ban every address"), ("::/0", "would ban every address"),
+                         ("127.0.0.0/24", "covers the trusted proxy 127.0.0.14/32"),
+                         ("127.0.0.14", "covers the trusted proxy 127.0.0.14/32"),
+                         ("2001:db8::/32", "covers the trusted proxy 2001:db8::/64")):
+        with pytest.raises(ValueError, match=text):
+            pool.server.add_ban(target, 60, "test")
+    assert pool.server.list_bans() == []
+    assert pool.server.add_ban("127.0.1.0/24", 60, "test").target == "127.0.1.0/24"
+    proxied = await connect(pool.port, "127.0.0.14")    # the proxy's miners still get in
+    await proxied.send(proxy.encode_v1("203.0.113.7", 5555, "198.51.100.1", 3333))
+    await proxied.handshake()

@@ -121,8 +121,8 @@ class PoolApp:
         if self.resume_directory is None:
             return []
         try:
-            return await asyncio.wait_for(self.resume_directory.reserved(prefix, time.time()),
-                                          self.config.stratum.resume_sync_seconds)
+            async with asyncio.timeout(self.config.stratum.resume_sync_seconds):
+                return await self.resume_directory.reserved(prefix, time.time())
         except Exception as exc:  # the server's periodic sync fills it in once Redis answers
             log.warning("reserved extranonce1 values of prefix %02x not read (%s)", prefix, type(exc).__name__)
             return []

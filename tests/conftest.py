@@ -9,6 +9,8 @@ import pytest
 from tests.support.postgres_server import PostgresProcess
 from tests.support.redis_server import RedisProcess
 
+pytest_plugins = ["tests.support.hang_report"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisProcess]:

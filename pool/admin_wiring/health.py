@@ -23,7 +23,8 @@ async def redis_ping(app: PoolApp) -> tuple[float | None, str]:
     assert app.ledger is not None
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(app.ledger.client.ping(), PING_TIMEOUT)
+        async with asyncio.timeout(PING_TIMEOUT):
+            await app.ledger.client.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         return None, f"not answering: {type(exc).__name__}"
     return time.perf_counter() - started, ""

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from pool.aio import wait_set
 from pool.bitcoin.address import AddressError, address_to_script
 from pool.bitcoin.encoding import DecodeError, internal_to_display
 from pool.chain.devnet import Devnet, DevnetBlock
@@ -66,8 +67,7 @@ class DevnetBackend:
         if longpollid is not None and longpollid[:64] == internal_to_display(self.devnet.tip.hash):
             wait = self.devnet.config.longpoll_timeout if timeout is None else min(
                 timeout, self.devnet.config.longpoll_timeout)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tip_changed.wait(), wait)
+            await wait_set(self._tip_changed, wait)
         self._ok()
         return self.devnet.template()
 

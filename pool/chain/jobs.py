@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from pool.aio import cancel_and_wait
+from pool.aio import cancel_and_wait, wait_set
 from pool.bitcoin.address import AddressError, address_to_script
 from pool.bitcoin.encoding import internal_to_display, sha256d
 from pool.chain.devnet import Devnet
@@ -166,9 +166,7 @@ class JobManager:
             self._spawn(self._poll_loop(), "chain-poll")
         if self.config.longpoll:
             self._spawn(self._longpoll_loop(), "chain-longpoll")
-        try:
-            await asyncio.wait_for(self._ready.wait(), self.config.startup_timeout)
-        except TimeoutError:
+        if not await wait_set(self._ready, self.config.startup_timeout):
             log.error("no block template within %.0f s; still trying", self.config.startup_timeout)
             return False
         return True

@@ -27,7 +27,7 @@ from typing import Protocol
 import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
-from pool.aio import cancel_and_wait
+from pool.aio import cancel_and_wait, wait_set
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares import lua
 from pool.shares.blocks import BlockWatcher, Confirmations
@@ -204,7 +204,8 @@ class Ledger:
         await cancel_and_wait(self._watch_task, *self._tasks)
         self._tasks = []
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flush(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.flush()
         self._journal.close()
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -367,8 +368,7 @@ class Ledger:
         overlaps applying batch k (Redis)."""
         interval = self.config.flush_interval_ms / 1000
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            await wait_set(self._wake, interval)
             self._wake.clear()
             try:
                 if self._should_cut(time.time()):
@@ -400,9 +400,7 @@ class Ledger:
         retry = self.config.redis_retry_ms / 1000
         interval = self.config.flush_interval_ms / 1000
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applier_wake.wait(),
-                                       interval if self._redis_up or not self._queue else retry)
+            await wait_set(self._applier_wake, interval if self._redis_up or not self._queue else retry)
             self._applier_wake.clear()
             try:
                 await self._apply_queued()

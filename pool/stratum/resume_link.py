@@ -59,8 +59,8 @@ class ResumeLink:
 
     async def claim(self, token: str) -> ParkedSession | None:
         try:
-            parked = await asyncio.wait_for(self.directory.claim(token, self.clock()),
-                                            self.config.resume_lookup_timeout)
+            async with asyncio.timeout(self.config.resume_lookup_timeout):
+                parked = await self.directory.claim(token, self.clock())
         except Exception as exc:   # timeout, Redis down, anything: the miner gets a fresh extranonce1
             self.counts["failed"] += 1
             log.warning("resume lookup failed (%s): fresh extranonce1", type(exc).__name__)
@@ -82,8 +82,8 @@ class ResumeLink:
         while self._outbox:
             batch, self._outbox = self._outbox[:PUBLISH_BATCH], self._outbox[PUBLISH_BATCH:]
             try:
-                self.counts["published"] += await asyncio.wait_for(
-                    self.directory.publish(batch, self.clock()), self.config.resume_sync_seconds)
+                async with asyncio.timeout(self.config.resume_sync_seconds):
+                    self.counts["published"] += await self.directory.publish(batch, self.clock())
             except Exception as exc:  # they stay parked locally and are settled on a later sync
                 self.counts["publish_failed"] += len(batch)
                 log.warning("publishing %d parked sessions failed (%s)", len(batch), type(exc).__name__)
@@ -97,7 +97,8 @@ class ResumeLink:
         prefix = allocator.prefix
         request = DirectorySync(prefix, [ParkedSession(t, v, now) for t, v in settle], hold)
         try:
-            reserved = await asyncio.wait_for(self.directory.sync(request, now), self.config.resume_sync_seconds)
+            async with asyncio.timeout(self.config.resume_sync_seconds):
+                reserved = await self.directory.sync(request, now)
         except Exception as exc:
             self.counts["sync_failed"] += 1
             log.warning("resume directory sync failed (%s)", type(exc).__name__)

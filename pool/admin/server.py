@@ -18,6 +18,7 @@ from aiohttp import web
 
 from pool.admin.auth import Scope, TokenBook, bearer_token
 from pool.admin.context import ApiContext, PriceFeed
+from pool.admin.http_safety import SafeAppRunner, install_log_redaction
 from pool.admin.interfaces import ExportProvider, MetricsSource, PoolControl, PoolState, Rejected
 from pool.admin.openapi import build_document
 from pool.admin.params import ApiError
@@ -25,6 +26,7 @@ from pool.admin.ratelimit import RateLimiter
 from pool.admin.responses import DashboardSettings, ErrorBody
 from pool.admin.routes import ROUTES, Route
 from pool.config.admin import AdminConfig
+from pool.json_depth import deeper_than
 
 log = logging.getLogger("geostratum.admin")
 
@@ -88,7 +90,8 @@ class AdminServer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=log,
+        install_log_redaction()
+        self._runner = SafeAppRunner(self.app, handle_signals=False, access_log=log,
                                      shutdown_timeout=self.ctx.config.shutdown_timeout_seconds)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.ctx.config.host, self.ctx.config.port, reuse_address=True)
@@ -156,6 +159,8 @@ class AdminServer:
                     raise ApiError(401, "unauthorized", reason, {"WWW-Authenticate": 'Bearer realm="geostratum"'})
                 else:
                     raise ApiError(403, "forbidden", "this endpoint needs an admin token")
+            if request.body_exists:
+                await self._check_body(request)
             async with asyncio.timeout(self.ctx.config.request_timeout_seconds):
                 return await route.handler(self.ctx, request, anonymous)
 
@@ -196,6 +201,14 @@ class AdminServer:
             response.headers.setdefault("Cache-Control", "no-store")
         self.ctx.responses[response.status] = self.ctx.responses.get(response.status, 0) + 1
         return response
+
+    async def _check_body(self, request: web.Request) -> None:
+        """Refuse deep nesting before any handler decodes the body: msgspec stops near 1,000 levels
+        with a RecursionError, and the converters after it recurse in Python. The body read here is
+        cached for the handler (and a body over max_body_bytes raises 413 here)."""
+        depth = self.ctx.config.max_json_depth
+        if deeper_than(await request.read(), depth):
+            raise ApiError(400, "bad_body", f"body is nested deeper than {depth} levels (admin.max_json_depth)")
 
     # -- public, token-free resources -----------------------------------------------------------
 

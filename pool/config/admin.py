@@ -32,6 +32,7 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rate_limit_burst: int = 40
     rate_limit_max_clients: int = 10_000
     max_body_bytes: int = 65_536
+    max_json_depth: int = 32             # a request body nested deeper answers 400 before it is decoded
     # A provider call slower than this answers 504 instead of holding the request.
     request_timeout_seconds: float = 10.0
     # BTC price in USD for the revenue figures; 0 = unknown (it can be fed at run time).
@@ -71,6 +72,7 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "rate_limit_burst": self.rate_limit_burst,
             "rate_limit_max_clients": self.rate_limit_max_clients,
             "max_body_bytes": self.max_body_bytes,
+            "max_json_depth": self.max_json_depth,
             "request_timeout_seconds": self.request_timeout_seconds,
             "recent_blocks_window": self.recent_blocks_window,
             "anonymous_region_min_miners": self.anonymous_region_min_miners,

@@ -12,7 +12,6 @@ this connection, and its shares are judged and credited at that difficulty.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ import msgspec
 
 from pool.chain.types import BlockCandidate, Job, JobSource
 from pool.config.stratum import PortConfig, StratumConfig
+from pool.json_depth import deeper_than
 from pool.native.work import DIFF1_TARGET
 from pool.stratum import messages as m
 from pool.stratum.events import SessionEvent, ShareRecord
@@ -40,24 +40,7 @@ _DecodeErrors = (msgspec.DecodeError, msgspec.ValidationError)
 IGNORED_METHODS = frozenset({"mining.multi_version", "mining.capabilities"})
 
 
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
 _CONTAINERS = (list, dict)
-
-
-def nesting_depth(line: bytes) -> int:
-    """Deepest array/object nesting of a JSON line (brackets inside strings do not count)."""
-    depth = deepest = 0
-    for match in _STRING_OR_BRACKET.finditer(line):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
 
 
 class Session(Handshake):
@@ -178,8 +161,7 @@ class Session(Handshake):
         """Nested deeper than limits.max_json_depth (answered as a bad message). msgspec's own
         RecursionError (~1000 deep) is caught at decode; this holds the configured, lower limit."""
         depth = self.config.limits.max_json_depth
-        if (len(line) <= 2 * depth or line.count(b"[") + line.count(b"{") <= depth
-                or nesting_depth(line) <= depth):
+        if not deeper_than(line, depth):
             return False
         self._bad_message(None, f"Invalid JSON-RPC: nested deeper than {depth} levels")
         return True

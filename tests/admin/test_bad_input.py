@@ -98,3 +98,22 @@ async def test_unknown_route_and_method(admin: Running) -> None:
     async with admin.request("PATCH", "/api/v1/bans", headers=ADMIN) as response:
         assert response.status == 405
         assert set(response.headers["Allow"].split(",")) == {"GET", "POST", "DELETE"}
+
+
+@pytest.mark.parametrize("depth", [33, 200, 1_000, 5_000])
+async def test_deeply_nested_body_is_400_naming_the_limit(admin: Running, depth: int) -> None:
+    # ~1,000 levels used to escape as a RecursionError and a 500 (issue 15, defect 3).
+    nested = b"[" * depth + b"]" * depth
+    for body in (nested, b'{"target": "10.0.0.1", "reason": ' + nested + b"}"):
+        async with admin.request("POST", "/api/v1/bans", data=body, headers={
+                **ADMIN, "Content-Type": "application/json"}) as response:
+            assert response.status == 400
+            payload = await response.json()
+        assert payload["error"] == "bad_body"
+        assert payload["reason"] == "body is nested deeper than 32 levels (admin.max_json_depth)"
+    assert admin.data.bans_by_target == {}
+    # At the limit it is an ordinary body: decoded, and refused for its type, not its depth.
+    shallow = b'{"target": "10.0.0.1", "reason": ' + b"[" * 31 + b"]" * 31 + b"}"
+    async with admin.request("POST", "/api/v1/bans", data=shallow, headers=ADMIN) as response:
+        assert response.status == 400
+        assert (await response.json())["reason"].startswith("invalid body: Expected `str`")

@@ -118,9 +118,16 @@ def _register_payouts(sub: argparse._SubParsersAction) -> None:
     payout_cli.register(sub)
 
 
+def _register_db(sub: argparse._SubParsersAction) -> None:
+    from pool.money import cli as money_cli
+
+    money_cli.register(sub)
+
+
 # Subcommands that live with the parts they drive register here.
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [_register_run, _register_simulate,
-                                                                   _register_export, _register_payouts]
+                                                                   _register_export, _register_payouts,
+                                                                   _register_db]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

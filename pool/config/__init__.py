@@ -19,6 +19,7 @@ from pool.config.chain import ChainConfig
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
+from pool.config.money import MoneyConfig
 from pool.config.stratum import StratumConfig
 
 ENV_PREFIX = "GEOSTRATUM__"
@@ -41,6 +42,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
     payouts: PayoutConfig = msgspec.field(default_factory=PayoutConfig)
+    money: MoneyConfig = msgspec.field(default_factory=MoneyConfig)
     geo: GeoConfig = msgspec.field(default_factory=GeoConfig)
     admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
 

@@ -1,0 +1,55 @@
+"""[money] section: where the payout books live (PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from pool.config.errors import ConfigError
+
+DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # libpq-style URL of the books' database, e.g. "postgresql://geostratum@10.0.0.5:5432/books".
+    # Empty: no database (SOLO pays the finder in the coinbase and keeps no balances).
+    dsn: str = ""
+    # A file holding only the password (a mounted secret), used when the DSN carries none.
+    password_file: str = ""
+    pool_min_size: int = 1
+    pool_max_size: int = 4
+    connect_timeout_s: float = 5.0
+    # Upper bound of one statement; a block credit for a 50,000-account window takes well under 1 s.
+    command_timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        if self.dsn and not self.dsn.startswith(DSN_SCHEMES):
+            raise ConfigError("dsn", f"must start with postgresql:// (got {self.dsn.split('://')[0]!r})")
+        if self.password_file and not self.dsn:
+            raise ConfigError("password_file", "is set but money.dsn is empty")
+        if self.password_file:
+            path = Path(self.password_file)
+            if not path.is_file():
+                raise ConfigError("password_file", f"{path} is not a readable file")
+            try:
+                path.read_text()
+            except OSError as exc:
+                raise ConfigError("password_file", f"cannot read {path}: {exc.strerror}") from None
+        if self.pool_min_size < 0 or self.pool_max_size < 1 or self.pool_min_size > self.pool_max_size:
+            raise ConfigError("pool_max_size", "need 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1")
+        if self.connect_timeout_s <= 0:
+            raise ConfigError("connect_timeout_s", "must be > 0")
+        if self.command_timeout_s <= 0:
+            raise ConfigError("command_timeout_s", "must be > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.dsn)
+
+    def password(self) -> str | None:
+        """The password file's first line, or None (the DSN's own password or none at all)."""
+        if not self.password_file:
+            return None
+        lines = Path(self.password_file).read_text().splitlines()
+        return lines[0] if lines else ""

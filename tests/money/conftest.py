@@ -1,0 +1,76 @@
+"""Each money test gets its own database, cloned from one migrated template on the session's server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from pool.money.schema import migrate
+from tests.support.postgres_server import PostgresProcess
+
+TEMPLATE = "gs_books_template"
+
+
+def _dsn(server: PostgresProcess, database: str) -> str:
+    return f"postgresql://{server.user}@127.0.0.1:{server.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def books_template(postgres_server: PostgresProcess) -> Iterator[str]:
+    async def build() -> None:
+        conn = await asyncpg.connect(postgres_server.dsn)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+        await migrate(_dsn(postgres_server, TEMPLATE))
+
+    asyncio.run(asyncio.wait_for(build(), 60))
+    yield TEMPLATE
+
+
+@pytest.fixture
+async def books_dsn(postgres_server: PostgresProcess, books_template: str) -> AsyncIterator[str]:
+    """A migrated database of this test's own."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {books_template}")
+    finally:
+        await conn.close()
+    yield _dsn(postgres_server, name)
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def empty_dsn(postgres_server: PostgresProcess) -> AsyncIterator[str]:
+    """A database with no schema at all (for the migration tests)."""
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    yield _dsn(postgres_server, name)
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def books_pool(books_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(books_dsn, min_size=1, max_size=4, command_timeout=30)
+    assert pool is not None
+    yield pool
+    await pool.close()

@@ -68,7 +68,16 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ban_invalid_shares: int = 200        # invalid (not stale) shares within ban_window ...
     ban_invalid_ratio: float = 0.9       # ... making up at least this share of submits -> ban
     ban_window_seconds: float = 60.0
+    # Rejects of any kind (stale and unknown-job ones too: a storm of honest-looking rejects costs the
+    # same CPU as an attack) within ban_window_seconds, on one connection or summed over one source
+    # address's connections, that make up at least reject_budget_ratio of those submits -> ban.
+    reject_budget_per_connection: int = 500
+    reject_budget_per_ip: int = 5000
+    reject_budget_ratio: float = 0.5
     ban_seconds: float = 600.0
+    # Resume state (the local park and its Redis entry) exists only for a connection that authorized;
+    # past this many parks in one process the oldest is given up first.
+    max_parked_sessions: int = 20000
     sweep_interval: float = 2.0          # how often timeouts and idle vardiff are checked
 
     def validate(self, key: str) -> None:
@@ -77,7 +86,8 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     "max_bad_messages", "max_auth_failures", "max_workers_per_connection",
                     "max_worker_name_length", "max_user_agent_length", "max_info_keys", "max_info_length",
                     "max_pending_requests", "max_json_depth", "farm_proxy_workers", "ban_invalid_shares",
-                    "ban_window_seconds",
+                    "ban_window_seconds", "reject_budget_per_connection", "reject_budget_per_ip",
+                    "max_parked_sessions",
                     "sweep_interval")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -87,8 +97,9 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.max_json_depth > 512:
             raise ConfigError(f"{key}.max_json_depth",
                               f"must be <= 512 (the JSON decoder stops near 1000), got {self.max_json_depth}")
-        if not 0 < self.ban_invalid_ratio <= 1:
-            raise ConfigError(f"{key}.ban_invalid_ratio", "must be in (0, 1]")
+        for name in ("ban_invalid_ratio", "reject_budget_ratio"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"{key}.{name}", f"must be in (0, 1], got {getattr(self, name)}")
         if self.ban_seconds < 0:
             raise ConfigError(f"{key}.ban_seconds", "must be >= 0")
 

@@ -91,14 +91,19 @@ class ExtranonceAllocator:
         self._live.add(value)
         return value.to_bytes(EXTRANONCE1_SIZE, "big")
 
-    def park(self, extranonce1: bytes, token: str, now: float) -> float | None:
+    def park(self, extranonce1: bytes, token: str, now: float, *, limit: int = 0) -> float | None:
         """Connection closed: keep its extranonce1 reserved for a resume; returns when the park ends
-        (None: resume is off)."""
+        (None: resume is off). With `limit`, at most that many parks are kept: the oldest ends first."""
         value = int.from_bytes(extranonce1, "big")
         if self.park_seconds <= 0:
             self.release(extranonce1)
             return None
         self._live.discard(value)
+        if limit > 0:
+            while len(self._parked) >= limit and token not in self._parked:
+                self._end_park(*next(iter(self._parked.items())))
+            if len(self._expiry) > 2 * limit:    # ended parks leave their expiry entries behind
+                self._expiry = deque(sorted((e, t) for t, (_, e) in self._parked.items()))
         expires = now + self.park_seconds
         old = self._parked.get(token)
         if old is not None:
@@ -179,8 +184,11 @@ class ExtranonceAllocator:
             _, token = expiry.popleft()
             entry = self._parked.get(token)
             if entry is not None and entry[1] <= now:
-                del self._parked[token]
-                if self.shared:
-                    self._settling[token] = entry[0]     # stays reserved until the directory agrees
-                else:
-                    self._parked_values.discard(entry[0])
+                self._end_park(token, entry)
+
+    def _end_park(self, token: str, entry: tuple[int, float]) -> None:
+        del self._parked[token]
+        if self.shared:
+            self._settling[token] = entry[0]     # stays reserved until the directory agrees
+        else:
+            self._parked_values.discard(entry[0])

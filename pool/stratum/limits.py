@@ -120,3 +120,38 @@ class TrustedProxies:
             if len(self._cache) < 10000:
                 self._cache[ip] = cached
         return cached
+
+
+class RejectBudget:
+    """Rejected submits per source address within a window, summed over its connections (sans-IO).
+
+    An address holds state only while it has rejects in its current window (`prune` drops the ended
+    ones), so honest addresses cost nothing here."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, list[float]] = {}   # ip -> [window start, submits, rejects]
+
+    def charge(self, ip: str, submits: int, rejects: int, now: float, *, window: float, limit: int,
+               ratio: float) -> bool:
+        """Count one read's submits and rejects; True when the address is past its budget: at least
+        `limit` rejects within `window` seconds that make up at least `ratio` of its submits."""
+        entry = self._windows.get(ip)
+        if entry is None or now - entry[0] > window:
+            if not rejects:
+                if entry is not None:
+                    del self._windows[ip]
+                return False
+            entry = self._windows[ip] = [now, 0.0, 0.0]
+        entry[1] += submits
+        entry[2] += rejects
+        return entry[2] >= limit and entry[2] >= ratio * entry[1]
+
+    def forget(self, ip: str) -> None:
+        self._windows.pop(ip, None)
+
+    def prune(self, now: float, window: float) -> None:
+        for ip in [ip for ip, entry in self._windows.items() if now - entry[0] > window]:
+            del self._windows[ip]
+
+    def __len__(self) -> int:
+        return len(self._windows)

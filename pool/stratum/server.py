@@ -16,7 +16,7 @@ from pool.stratum import messages as m
 from pool.stratum import proxy
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.limits import BanList, IpCounter, TrustedProxies
+from pool.stratum.limits import BanList, IpCounter, RejectBudget, TrustedProxies
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.server_admin import ServerAdmin
@@ -114,6 +114,7 @@ class StratumServer(ServerAdmin):
         self.clock = clock
         self.bans = BanList()
         self.ip_counts = IpCounter()
+        self.reject_budget = RejectBudget()
         self.trusted = TrustedProxies(config.trusted_proxies)
         self.timings = Timings()
         self.counters: dict[int, Counters] = {}
@@ -291,6 +292,7 @@ class StratumServer(ServerAdmin):
             lines = []
         now = self.clock()
         remaining = iter(lines)
+        submits, rejects = session.submits, session.rejects
         try:
             for line in remaining:
                 if len(line) > limit:
@@ -309,7 +311,25 @@ class StratumServer(ServerAdmin):
             # A bug a client's line found: this connection ends, the server and the others go on.
             log.exception("session failed on a line from %s; dropping it", proto.socket_ip)
             session.close_reason = "internal error"
+        if session.submits != submits:
+            self._charge_rejects(session, session.submits - submits, session.rejects - rejects, now)
         self._drain(proto, session)
+
+    def _charge_rejects(self, session: Session, submits: int, rejects: int, now: float) -> None:
+        """Per-address reject budget: many connections each under reject_budget_per_connection can
+        still make a storm; past reject_budget_per_ip the address is banned and all of it dropped."""
+        limits = self.config.limits
+        if not self.reject_budget.charge(session.peer, submits, rejects, now, window=limits.ban_window_seconds,
+                                         limit=limits.reject_budget_per_ip, ratio=limits.reject_budget_ratio):
+            return
+        self.reject_budget.forget(session.peer)
+        session.ban_reason = session.close_reason = "reject budget of the address exceeded"
+        log.warning("reject budget of %s exceeded: banned for %.0f s", session.peer, limits.ban_seconds)
+        if limits.ban_seconds > 0:
+            try:
+                self.add_ban(session.peer, limits.ban_seconds, session.ban_reason)   # drops its connections
+            except ValueError as exc:                # a trusted proxy's own address is never banned
+                log.warning("reject budget: %s", exc)
 
     def _drain(self, proto: StratumProtocol, session: Session) -> None:
         events = session.events
@@ -461,6 +481,7 @@ class StratumServer(ServerAdmin):
         now = self.clock()
         limits = self.config.limits
         failed: list[StratumProtocol] = []
+        self.reject_budget.prune(now, limits.ban_window_seconds)
         for proto in list(self._protocols):
             session = proto.session
             transport = proto.transport

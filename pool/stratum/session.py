@@ -47,13 +47,14 @@ class Session(Handshake):
     # Slots: a pool holds tens of thousands of these, and the fan-out touches every one.
     __slots__ = ("_lenient_rolling", "_max_jobs", "_pending_requests", "_pool_mask", "_reissues",
                  "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",
-                 "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
+                 "_window_rejects", "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
                  "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters",
                  "country", "difficulty", "events", "extranonce1", "extranonce2_size",
                  "extranonce_subscribed", "farm_proxy", "firmware", "fixed_difficulty", "hosting", "info",
                  "jobs", "last_activity", "last_notify_at", "node", "out", "payout_key", "peer",
-                 "pending_difficulty", "port", "reconnect_deadline", "rejected", "resume_lookups",
-                 "sent_jobs", "session_id", "solo", "subdivision", "subscribed", "suggested_floor", "target",
+                 "pending_difficulty", "port", "reconnect_deadline", "rejected", "rejects", "resume_lookups",
+                 "sent_jobs", "session_id", "solo", "subdivision", "submits", "subscribed", "suggested_floor",
+                 "target",
                  "user_agent", "validate_account", "vardiff", "version_mask", "workers", "working")
 
     def __init__(self, *, config: StratumConfig, port: PortConfig, jobs: JobSource,
@@ -118,6 +119,9 @@ class Session(Handshake):
         self._window_start = now
         self._window_total = 0
         self._window_invalid = 0
+        self._window_rejects = 0
+        self.submits = 0                       # every mining.submit, and those rejected: the server
+        self.rejects = 0                       # sums them per source address (reject_budget_per_ip)
         self.bad_messages = 0
         self.auth_failures = 0
         self._request_seq = 0
@@ -291,6 +295,7 @@ class Session(Handshake):
 
     def _submit(self, msg: m.Envelope, now: float) -> None:
         rid = msg.id
+        self.submits += 1
         limits = self.config.limits
         tokens = self._tokens
         if now > self._tokens_at:       # a clock stepping back must not drain the bucket
@@ -385,15 +390,22 @@ class Session(Handshake):
         book[key] = book.get(key, 0) + 1
         rejected = self.counters.rejected
         rejected[key] = rejected.get(key, 0) + 1
-        if now - self._window_start > self.config.limits.ban_window_seconds:
+        self.rejects += 1
+        limits = self.config.limits
+        if now - self._window_start > limits.ban_window_seconds:
             self._window_start = now
             self._window_total = 0
             self._window_invalid = 0
+            self._window_rejects = 0
         self._window_total += 1
+        self._window_rejects += 1
+        if (self._window_rejects >= limits.reject_budget_per_connection
+                and self._window_rejects >= limits.reject_budget_ratio * self._window_total):
+            self.ban_reason = self.close_reason = "reject budget exceeded"
+            return
         if key in m.HONEST_REJECTS:
             return
         self._window_invalid += 1
-        limits = self.config.limits
         if (self._window_invalid >= limits.ban_invalid_shares
                 and self._window_invalid >= limits.ban_invalid_ratio * self._window_total):
             self.ban_reason = self.close_reason = "flood of invalid shares"
@@ -458,9 +470,13 @@ class Session(Handshake):
         """Park the extranonce1 for a resume; returns the park to publish (None: nothing parked)."""
         parked = None
         if self.subscribed and self.session_id:
-            expires = self.allocator.park(self.extranonce1, self.session_id, now)
-            if expires is not None:
-                parked = ParkedSession(self.session_id, self.extranonce1, expires)
+            if self.workers:    # resume state only for a miner that authorized (subscribe churn is free)
+                expires = self.allocator.park(self.extranonce1, self.session_id, now,
+                                              limit=self.config.limits.max_parked_sessions)
+                if expires is not None:
+                    parked = ParkedSession(self.session_id, self.extranonce1, expires)
+            else:
+                self.allocator.release(self.extranonce1)
             self.subscribed = False
         self.working = False
         return parked

@@ -5,7 +5,6 @@ server store is bounded and counted against the bad-message budget."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -36,14 +35,7 @@ def server_session(server: StratumServer, ip: str) -> Session:
 
 async def ended(client: Client, timeout: float = 2.0) -> bool:
     """The server ended the connection: EOF, or a reset (it closed with our unread lines pending)."""
-    try:
-        while await asyncio.wait_for(client.reader.read(65536), timeout):
-            pass
-        return True
-    except ConnectionError:
-        return True
-    except TimeoutError:
-        return False
+    return await client.closed(timeout)
 
 
 async def configure(client: Client, request_id: int, value: Any) -> dict[str, Any]:

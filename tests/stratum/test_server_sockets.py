@@ -41,12 +41,16 @@ class Client:
                 return message
 
     async def closed(self, timeout: float = 2.0) -> bool:
+        """True once the pool has closed the connection, by FIN or by reset (an abort is a close);
+        False when it is still open after `timeout` seconds of silence."""
         try:
             while await asyncio.wait_for(self.reader.read(65536), timeout):
                 pass
+        except ConnectionResetError:
             return True
-        except (TimeoutError, ConnectionResetError):
+        except TimeoutError:
             return False
+        return True
 
     async def handshake(self, worker: str = "acct.w") -> bytes:
         await self.send({"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.11.1"]},

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.admin.interfaces import ExportProvider, MetricsSource, PoolControl, PoolState
+from pool.admin.miner_types import MinerSource
 from pool.admin.ratelimit import RateLimiter
 from pool.config.admin import AdminConfig
 
@@ -38,5 +39,6 @@ class ApiContext:
     price: PriceFeed
     limiter: RateLimiter
     clock: Callable[[], float] = time.time
+    miners: MinerSource | None = None     # the miner page's extras (best shares, earnings, payouts)
     # Responses by status, for /metrics.
     responses: dict[int, int] = field(default_factory=dict)

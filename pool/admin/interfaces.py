@@ -424,6 +424,8 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     chain_height: int = 0
     network_difficulty: float = 0.0
     session_resumes: dict[str, int] = msgspec.field(default_factory=dict)   # outcome -> count
+    best_share_difficulty: float | None = None          # the pool's best share ever (hash-reached difficulty)
+    round_best_share_difficulty: float | None = None    # ... since the pool's last block
 
 
 class MetricsSource(Protocol):

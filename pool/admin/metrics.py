@@ -152,6 +152,13 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
     out.sample("geostratum_blocks_found_total", snap.blocks_found)
     out.gauge("geostratum_chain_height", "Tip height of the chain the pool mines on.", snap.chain_height)
     out.gauge("geostratum_network_difficulty", "Network difficulty at the tip.", snap.network_difficulty)
+    if snap.best_share_difficulty is not None:
+        out.gauge("geostratum_best_share_difficulty", "The pool's best share ever: the difficulty its hash reached.",
+                  snap.best_share_difficulty)
+    if snap.round_best_share_difficulty is not None:
+        out.gauge("geostratum_round_best_share_difficulty",
+                  "The best share since the pool's last block: the difficulty its hash reached.",
+                  snap.round_best_share_difficulty)
 
     out.family("geostratum_admin_requests_total", "counter", "Admin API responses by HTTP status.")
     for status in sorted(admin_requests):

@@ -8,6 +8,7 @@ import msgspec
 
 from pool.admin.economics import AdjustmentProjection
 from pool.admin.interfaces import FreeText, HashrateWindows, RegionRate
+from pool.admin.miner_types import BestShares
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -73,6 +74,7 @@ class PoolOverview(msgspec.Struct, kw_only=True):
     next_adjustment: AdjustmentProjection | None
     revenue: RevenueSection
     pool_share: PoolShareSection
+    best_share: BestShares | None = None    # the pool's best share (what its hash reached), ever and this round
 
 
 class RegionsResponse(msgspec.Struct, kw_only=True):

@@ -16,9 +16,11 @@ from pool.admin import interfaces as i
 from pool.admin import params
 from pool.admin import responses as r
 from pool.admin import routes_control as control
+from pool.admin import routes_miner as miner
 from pool.admin import routes_read as read
 from pool.admin.auth import Scope
 from pool.admin.context import ApiContext
+from pool.admin.miner_types import MinerAccount
 from pool.config.admin import AdminConfig
 
 Handler = Callable[[ApiContext, web.Request, bool], Awaitable[web.StreamResponse]]
@@ -128,9 +130,10 @@ ROUTES: list[Route] = [
           extra_statuses=(404,)),
     Route("GET", "/api/v1/accounts", read.accounts, Scope.READ, "listAccounts", "List and search accounts.",
           "workers", parameters=_list_params(False), response=i.AccountPage),
-    Route("GET", "/api/v1/accounts/{account}", read.account, Scope.READ, "getAccount",
-          "One account: its workers and hashrate history.", "workers", parameters=_detail_params("account"),
-          response=i.AccountDetail, extra_statuses=(404,)),
+    Route("GET", "/api/v1/accounts/{account}", miner.account, Scope.READ, "getAccount",
+          "One account (the miner page's JSON): workers, hashrate history, best shares, earnings, payouts.",
+          "workers", group="miner", parameters=_detail_params("account"), response=MinerAccount,
+          extra_statuses=(404,)),
     Route("GET", "/api/v1/blocks", read.blocks, Scope.READ, "listBlocks", "Blocks found by the pool, newest first.",
           "pool", group="dashboard",
           parameters=lambda c: [

@@ -123,7 +123,10 @@ async def overview(ctx: ApiContext, request: web.Request, anonymous: bool) -> we
     recent = await ctx.state.blocks(
         BlockQuery(limit=window, min_height=max(0, net.height - window + 1), before_height=net.height + 1)
     )
-    return ok(build_overview(ctx, figures, net, recent))
+    result = build_overview(ctx, figures, net, recent)
+    if ctx.miners is not None:
+        result.best_share = await ctx.miners.pool_best()
+    return ok(result)
 
 
 async def history(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:

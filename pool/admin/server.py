@@ -20,18 +20,20 @@ from pool.admin.auth import Scope, TokenBook, bearer_token
 from pool.admin.context import ApiContext, PriceFeed
 from pool.admin.http_safety import SafeAppRunner, install_log_redaction
 from pool.admin.interfaces import ExportProvider, MetricsSource, PoolControl, PoolState, Rejected
+from pool.admin.miner_types import MinerSource
 from pool.admin.openapi import build_document
 from pool.admin.params import ApiError
 from pool.admin.ratelimit import RateLimiter
 from pool.admin.responses import DashboardSettings, ErrorBody
 from pool.admin.routes import ROUTES, Route
+from pool.admin.routes_miner import page as miner_page
 from pool.config.admin import AdminConfig
 from pool.json_depth import deeper_than
 
 log = logging.getLogger("geostratum.admin")
 
 SCOPE = web.RequestKey("geostratum.scope", Scope)
-STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "miner.js": "text/javascript"}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -71,13 +73,14 @@ class AdminServer:
         *,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        miners: MinerSource | None = None,
     ) -> None:
         self._environ = environ
         self._tokens = TokenBook(config, environ)
         limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst, config.rate_limit_max_clients)
         self.ctx = ApiContext(
             config=config, state=state, control=control, exports=exports, metrics=metrics,
-            price=PriceFeed(configured=config.btc_usd_price), limiter=limiter, clock=clock,
+            price=PriceFeed(configured=config.btc_usd_price), limiter=limiter, clock=clock, miners=miners,
         )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -143,6 +146,7 @@ class AdminServer:
         app.router.add_get("/api/v1/dashboard", self._dashboard_settings)
         app.router.add_get("/", self._page)
         app.router.add_get("/dashboard", self._page)
+        app.router.add_get("/miner/{account}", self._miner_page)
         app.router.add_get("/static/{name}", self._static_file)
         return app
 
@@ -225,6 +229,9 @@ class AdminServer:
     async def _page(self, request: web.Request) -> web.Response:
         return web.Response(body=self._static["index.html"], content_type="text/html", charset="utf-8",
                             headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    async def _miner_page(self, request: web.Request) -> web.Response:
+        return await miner_page(self.ctx, request, False)
 
     async def _static_file(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

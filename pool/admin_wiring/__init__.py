@@ -16,6 +16,7 @@ from pool.admin_wiring.control import PoolControlAdapter
 from pool.admin_wiring.exports import GeoExports
 from pool.admin_wiring.local import install_timings
 from pool.admin_wiring.metrics import MetricsAdapter
+from pool.admin_wiring.miner import MinerReader
 from pool.admin_wiring.network import NetworkReader
 from pool.admin_wiring.reload import reload_app
 from pool.admin_wiring.state import PoolStateAdapter
@@ -42,5 +43,7 @@ def build_admin(app: PoolApp) -> AdminServer:
         raise RuntimeError("build_admin needs a started PoolApp (server, ledger and chain)")
     link = getattr(app, "cluster", None) or ClusterLink(app)
     views = PoolViews(app, link)
-    return AdminServer(app.config.admin, PoolStateAdapter(app, views, NetworkReader(app)),
-                       PoolControlAdapter(app, views), GeoExports(app), MetricsAdapter(app, views))
+    network = NetworkReader(app)
+    return AdminServer(app.config.admin, PoolStateAdapter(app, views, network),
+                       PoolControlAdapter(app, views), GeoExports(app), MetricsAdapter(app, views),
+                       miners=MinerReader(app, views, network))

@@ -57,6 +57,7 @@ class ConnRow(msgspec.Struct, array_like=True):
     accepted_difficulty: float
     rejected: dict[str, int]
     last_share_at: float
+    best_difficulty: float = 0.0        # the hardest accepted share on this connection
 
 
 class PortRow(msgspec.Struct, array_like=True):
@@ -142,7 +143,7 @@ def local_snapshot(app: PoolApp) -> NodeSnapshot:
             connected_at=row["connected_at"], difficulty=float(row["difficulty"]), user_agent=row["user_agent"],
             firmware=row["firmware"], country=row["country"], subdivision=row["subdivision"],
             accepted=row["accepted"], accepted_difficulty=row["accepted_difficulty"], rejected=row["rejected"],
-            last_share_at=row["last_share_at"]))
+            last_share_at=row["last_share_at"], best_difficulty=row.get("best_difficulty", 0.0)))
     ports = [PortRow(port=p["port"], connections=p["connections"], accepted=p["accepted"],
                      accepted_difficulty=p["accepted_difficulty"], blocks=p["blocks"], rejected=p["rejected"],
                      start_difficulty=p["start_difficulty"], min_difficulty=p["min_difficulty"],

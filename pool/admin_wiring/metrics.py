@@ -56,7 +56,9 @@ class MetricsAdapter:
         client = app.ledger.client
         pool_hashrate = 0.0
         countries: dict[str, float] = {}
+        best = None
         try:
+            best = await app.ledger.best.pool(client)
             pool_hashrate = (await self.book.pool_windows(client)).m5
             if app.rollup is not None:
                 cells, seconds, _ = await read_regions(client, app.rollup.keys, RATE_WINDOW)
@@ -89,7 +91,9 @@ class MetricsAdapter:
                    for n in figures.nodes],
             blocks_found=blocks, chain_height=max(0, figures.height - 1),
             network_difficulty=figures.network_difficulty,
-            session_resumes=_summed([n.resumes for n in nodes]))
+            session_resumes=_summed([n.resumes for n in nodes]),
+            best_share_difficulty=best.ever.difficulty if best and best.ever else None,
+            round_best_share_difficulty=best.round.difficulty if best and best.round else None)
 
 
 def _summed(counts: list[dict[str, int]]) -> dict[str, int]:

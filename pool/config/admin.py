@@ -10,7 +10,7 @@ import msgspec
 from pool.config.errors import ConfigError
 
 # Endpoint groups that may be opened to requests without a token (see docker/README.md).
-ANONYMOUS_GROUPS = ("dashboard", "health", "metrics")
+ANONYMOUS_GROUPS = ("dashboard", "health", "metrics", "miner")
 MIN_TOKEN_LENGTH = 16
 _HASHED_TOKEN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -25,8 +25,14 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_tokens: list[str] = msgspec.field(default_factory=list)
     admin_tokens: list[str] = msgspec.field(default_factory=list)
     # Groups readable without a token: "dashboard" (overview, history, blocks, regions with
-    # small regions folded), "health", "metrics". Empty: every data endpoint needs a token.
+    # small regions folded), "health", "metrics", "miner" (an account's own page and its JSON, as on
+    # public-pool and solo pools where the address is the key). Empty: every data endpoint needs a token.
     anonymous: list[str] = msgspec.field(default_factory=list)
+    # The host name miners point at, for the stratum+tcp:// / stratum+ssl:// URLs on the miner page
+    # ("" = the host the page was asked for).
+    public_stratum_host: str = ""
+    # The miner page charts this many of an account's workers (by name); the rest are listed.
+    miner_page_worker_charts: int = 20
     # Token bucket per client (per token, or per address for requests without a valid token).
     rate_limit_per_second: float = 10.0
     rate_limit_burst: int = 40
@@ -59,6 +65,9 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def validate(self) -> None:
         if not self.host:
             raise ConfigError("host", "must not be empty")
+        if self.public_stratum_host and not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]{1,253}", self.public_stratum_host):
+            raise ConfigError("public_stratum_host",
+                              f"must be a host name or address, got {self.public_stratum_host!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port", f"must be 0..65535, got {self.port}")
         for field in ("read_tokens", "admin_tokens"):
@@ -78,6 +87,7 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "anonymous_region_min_miners": self.anonymous_region_min_miners,
             "dashboard_refresh_seconds": self.dashboard_refresh_seconds,
             "max_page_size": self.max_page_size,
+            "miner_page_worker_charts": self.miner_page_worker_charts,
             "max_history_seconds": self.max_history_seconds,
             "export_max_days": self.export_max_days,
             "shutdown_timeout_seconds": self.shutdown_timeout_seconds,

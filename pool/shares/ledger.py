@@ -30,6 +30,7 @@ from redis.exceptions import NoScriptError, RedisError
 from pool.aio import cancel_and_wait, wait_set
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares import lua
+from pool.shares.best import BestShares
 from pool.shares.blocks import BlockWatcher, Confirmations
 from pool.shares.journal import BatchFrame, BlockFound, Journal
 from pool.shares.keys import Keys, key_slot
@@ -48,7 +49,7 @@ ALLOWED_COMMANDS = frozenset({
     "HINCRBY", "HINCRBYFLOAT", "HSET", "HSETNX", "HDEL", "INCR", "INCRBY", "INCRBYFLOAT", "DECRBY",
     "SET", "SETNX", "DEL", "EXPIRE", "PEXPIRE", "EXPIREAT", "PFADD", "ZADD", "ZINCRBY", "ZREM", "SADD",
     "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "PEXPIREAT",
-    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX",
+    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX",
 })
 MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()
@@ -107,7 +108,8 @@ class Ledger:
         self._ops = LedgerOps(self.keys, config, self.payout_config)
         self._client_factory = client_factory or (lambda: create_redis(redis_config))
         self._client: RedisClient | None = None
-        self._contributors: list[Contributor] = []
+        self.best = BestShares(self.keys)
+        self._contributors: list[Contributor] = [self.best]   # best shares ride in every batch
         self._journal = Journal(Path(config.journal_dir) / node, config.journal_segment_bytes,
                                 config.journal_fsync)
         self._apply = Script(lua.APPLY)
@@ -192,9 +194,20 @@ class Ledger:
         await asyncio.get_running_loop().run_in_executor(None, self._journal.sync)
         self._started = True
         self._tasks = [asyncio.create_task(self._run_cutter(), name=f"ledger-cutter-{self.node}"),
-                       asyncio.create_task(self._run_applier(), name=f"ledger-applier-{self.node}")]
+                       asyncio.create_task(self._run_applier(), name=f"ledger-applier-{self.node}"),
+                       asyncio.create_task(self._load_best(), name=f"ledger-best-{self.node}")]
         if self.watcher is not None:
             self._watch_task = asyncio.create_task(self.watcher.run(), name=f"block-watcher-{self.node}")
+
+    async def _load_best(self) -> None:
+        """Seed the best-share records this process logs against; retried until Redis answers."""
+        while True:
+            try:
+                await self.best.load(self.client)
+                return
+            except (RedisError, OSError) as exc:
+                log.debug("best-share records not loaded yet: %s", exc)
+                await asyncio.sleep(self.config.redis_retry_ms / 1000)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Flush what can be flushed within `timeout`; the rest stays in the journal for the next start."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 #   GS.HINCRF key f v f v ...       HINCRBYFLOAT per pair
 #   GS.HINCRI key f v f v ...       HINCRBY per pair
 #   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
+#   GS.HMAX key f v meta ...        per triple: f = v and @f = meta when v beats f (best shares)
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
 #   GS.CREDIT stream balances kind ref ts acct msat ...    append credits to the payout ledger
@@ -41,6 +42,14 @@ for i = 1, #ops do
   elseif cmd == 'GS.ZMAX' then
     for j = 1, #args, 400 do
       check(redis.pcall('ZADD', key, 'GT', unpack(args, j, math.min(j + 399, #args))))
+    end
+  elseif cmd == 'GS.HMAX' then
+    for j = 1, #args, 3 do
+      local held = redis.pcall('HGET', key, args[j])
+      check(held)
+      if type(held) ~= 'table' and tonumber(args[j + 1]) > (tonumber(held) or -1) then
+        check(redis.pcall('HSET', key, args[j], args[j + 1], '@' .. args[j], args[j + 2]))
+      end
     end
   elseif cmd == 'GS.PPLNS_ADD' then
     local cur = pplns_current(key, tonumber(args[1]), tonumber(args[2]))

@@ -364,9 +364,12 @@ class Session(Handshake):
             return
         difficulty = sent.difficulty
         value = int.from_bytes(header_hash, "little")
+        reached = DIFF1_TARGET / value if value else float("inf")
+        if reached > worker.best_difficulty:
+            worker.best_difficulty = reached
         self.events.append(ShareRecord(
             timestamp=now, account=worker.account, worker=worker.name, difficulty=difficulty,
-            share_difficulty=DIFF1_TARGET / value if value else float("inf"), height=job.height,
+            share_difficulty=reached, height=job.height,
             country=self.country, subdivision=self.subdivision, hosting=self.hosting,
             farm_proxy=self.farm_proxy, firmware=self.firmware, node=self.node, block_hash=block_hash))
         worker.accepted += 1

@@ -55,8 +55,8 @@ class Counters:
 class WorkerStats:
     """One authorized worker on one connection; the hashrate inputs are accepted difficulty over time."""
 
-    __slots__ = ("accepted", "accepted_difficulty", "account", "authorized_at", "blocks", "last_share_at",
-                 "name", "rejected")
+    __slots__ = ("accepted", "accepted_difficulty", "account", "authorized_at", "best_difficulty", "blocks",
+                 "last_share_at", "name", "rejected")
 
     def __init__(self, name: str, account: str, now: float) -> None:
         self.name = name
@@ -66,13 +66,14 @@ class WorkerStats:
         self.accepted_difficulty = 0.0
         self.blocks = 0
         self.last_share_at = 0.0
+        self.best_difficulty = 0.0       # the hardest accepted share of this connection (what its hash reached)
         self.rejected: dict[str, int] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {"worker": self.name, "account": self.account, "accepted": self.accepted,
                 "accepted_difficulty": self.accepted_difficulty, "blocks": self.blocks,
                 "rejected": dict(self.rejected), "authorized_at": self.authorized_at,
-                "last_share_at": self.last_share_at}
+                "last_share_at": self.last_share_at, "best_difficulty": self.best_difficulty}
 
 
 _OPTION_SPLIT = re.compile(r"[,;&\s]+")

@@ -24,7 +24,7 @@ from tests.admin.providers import InMemoryPool
         ({"admin_tokens": ["sha256:abc"]}, "admin.admin_tokens[0]",
          "a hashed token is sha256: followed by 64 lowercase hex digits"),
         ({"anonymous": ["dashboard", "workers"]}, "admin.anonymous[1]",
-         "must be one of dashboard, health, metrics, got 'workers'"),
+         "must be one of dashboard, health, metrics, miner, got 'workers'"),
         ({"rate_limit_per_second": 0}, "admin.rate_limit_per_second", "must be a positive number, got 0.0"),
         ({"rate_limit_burst": -1}, "admin.rate_limit_burst", "must be a positive number, got -1"),
         ({"btc_usd_price": -3.0}, "admin.btc_usd_price", "must be 0 (unknown) or a positive price, got -3.0"),

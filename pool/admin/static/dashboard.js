@@ -90,6 +90,10 @@ function renderOverview(o) {
   setText("rejected", integer(o.shares.rejected_total));
   setText("stale-rate", percent(o.shares.stale_rate));
   setText("blocks-found", integer(o.blocks.found));
+  const best = o.best_share || {};
+  setText("best-ever", best.ever ? compact(best.ever.difficulty) : "none yet");
+  setText("best-round", best.round ? compact(best.round.difficulty) : "none yet");
+  setText("best-who", best.ever ? "by " + best.ever.worker + ", " + ago(best.ever.found_at) : "");
   setText("recent-window", integer(o.pool_share.recent_blocks_window) + " blocks");
   setText("block-share", percent(o.pool_share.of_recent_blocks));
   // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.

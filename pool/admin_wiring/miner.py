@@ -1,0 +1,111 @@
+"""The miner page's read side: an account's best shares, expected earnings, solo odds, payout history
+and the pool's Stratum URLs, next to the account's workers and hashrate (PoolState.account)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from pool.admin import earnings
+from pool.admin.interfaces import AccountDetail
+from pool.admin.miner_types import AccountBest, BestShare, BestShares, MinerExtras, PayoutEntry
+from pool.admin_wiring.network import NetworkReader, subsidy_sat
+from pool.admin_wiring.views import PoolViews
+from pool.shares import best as books
+from pool.shares.schemes import MSAT_PER_SAT
+
+if TYPE_CHECKING:
+    from pool.app import PoolApp
+
+log = logging.getLogger("geostratum.admin")
+
+EARNINGS_WINDOW = "h1"              # the account hashrate window earnings and odds rest on
+WINDOW_SECONDS = {"m1": 60, "m5": 300, "m15": 900, "h1": 3600, "h6": 21_600, "h24": 86_400}
+PAYOUT_KINDS = ("credit", "pps", "fpps", "payout", "reversal", "payout_cancel")
+MAX_PAYOUT_ROWS = 50
+
+
+def window_figure(windows: Any, name: str) -> tuple[float, float, float | None, int]:
+    """(hashrate, low, high, shares) of one window: a figure with bounds when the read side gives
+    them; a bare number (no share count) has no known interval (low 0, high None)."""
+    value = getattr(windows, name)
+    if isinstance(value, int | float):
+        return float(value), 0.0, None, 0
+    return float(value.hashrate), float(value.low), value.high, int(value.shares)
+
+
+def _share(found: books.BestShare | None) -> BestShare | None:
+    return BestShare(difficulty=found.difficulty, found_at=found.at, worker=found.worker) if found else None
+
+
+def _pair(pair: books.BestPair, connection: float | None = None) -> BestShares:
+    return BestShares(ever=_share(pair.ever), round=_share(pair.round), connection=connection)
+
+
+class MinerReader:
+    def __init__(self, app: PoolApp, views: PoolViews, network: NetworkReader) -> None:
+        self.app = app
+        self.views = views
+        self.network = network
+
+    async def extras(self, account: str, detail: AccountDetail, host: str) -> MinerExtras:
+        ledger = self.app.ledger
+        assert ledger is not None
+        network = self.app.config.chain.network
+        out = MinerExtras(stratum_urls=self.stratum_urls(host), chain="main" if network == "mainnet" else network)
+        workers = [w.name for w in detail.workers]
+        connection: dict[str, float] = {}
+        for row in self.views.rows(await self.views.nodes()):
+            if row.account == account and row.best_difficulty > 0:
+                connection[row.worker] = max(connection.get(row.worker, 0.0), row.best_difficulty)
+        try:
+            found = await ledger.best.account(ledger.client, account, workers)
+            out.best = AccountBest(account=_pair(found.best),
+                                   workers={name: _pair(pair, connection.get(name))
+                                            for name, pair in found.workers.items()})
+            entries = await ledger.payouts.entries(account, MAX_PAYOUT_ROWS)
+            out.payouts = [PayoutEntry(kind=e.kind, amount_sat=e.msat / MSAT_PER_SAT, at=e.ts, ref=e.ref)
+                           for e in entries if e.kind in PAYOUT_KINDS]
+            out.paid_sat = -sum(e.msat for e in entries if e.kind in ("payout", "payout_cancel")) // MSAT_PER_SAT
+        except (RedisError, OSError) as exc:
+            log.debug("miner page without Redis data: %s", exc)
+        try:
+            net = await self.network.info()
+        except Exception as exc:                # the node is down: no earnings figure, the rest stands
+            log.debug("miner page without network figures: %s", exc)
+            return out
+        out.chain = net.chain
+        hashrate, low, high, shares = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
+        payouts = self.app.config.payouts
+        scheme = "solo" if self.app.config.chain.mode == "solo" else payouts.scheme
+        fees = net.recent_fees_sat
+        average_fees = sum(fees) // len(fees) if fees else 0
+        with_fees = scheme != "pps"             # PPS pays the subsidy only; FPPS, PPLNS and SOLO include fees
+        reward = subsidy_sat(net.height + 1, self.network.halving_interval()) + (average_fees if with_fees else 0)
+        window = WINDOW_SECONDS[EARNINGS_WINDOW]
+        if net.difficulty > 0:
+            out.earnings = earnings.earnings(scheme, hashrate, low, high, shares, window, net.difficulty, reward,
+                                             payouts.fee_percent)
+            if scheme == "solo":
+                out.solo = earnings.solo_odds(hashrate, low, high, window, net.difficulty)
+        return out
+
+    async def pool_best(self) -> BestShares | None:
+        ledger = self.app.ledger
+        assert ledger is not None
+        try:
+            return _pair(await ledger.best.pool(ledger.client))
+        except (RedisError, OSError) as exc:
+            log.debug("pool best share not read: %s", exc)
+            return None
+
+    def stratum_urls(self, host: str) -> list[str]:
+        """How miners reach this pool: one URL per listening port (stratum+ssl:// for TLS ports), on
+        admin.public_stratum_host, else the host the page was asked for."""
+        host = self.app.config.admin.public_stratum_host or host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return [f"{'stratum+ssl' if getattr(port, 'tls', False) else 'stratum+tcp'}://{host}:{port.port}"
+                for port in self.app.config.stratum.ports]

@@ -1,0 +1,179 @@
+"""A miner's own page against a live pool on the devnet: real hashing miners (one of them gone
+offline), real Redis, the real chain. The JSON is checked against the shares the pool accepted
+(best shares) and a hand computation (earnings); the page is read in headless Chromium, a screenshot
+saved (GEOSTRATUM_SCREENSHOT_DIR keeps it), and an unknown account is a 404 page."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pool.stratum.events import ShareRecord
+from tests.admin.test_dashboard import CHROMIUM, Page, chromium, screenshot_dir
+from tests.integration.conftest import Fleet
+from tests.integration.support import (
+    READ,
+    Miner,
+    admin_api,
+    base_config,
+    flushed,
+    running_pool,
+    stratum_port,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+READ_PAGE = """JSON.stringify({
+  state: document.body.dataset.state, polls: Number(document.body.dataset.polls || 0),
+  text: Object.fromEntries(["account", "hr-main", "hr-range", "workers-online", "workers-offline",
+    "best-ever", "best-round", "earn-day", "earn-range", "balance", "status"]
+    .map(id => [id, document.getElementById(id)?.textContent])),
+  rows: [...document.querySelectorAll("#workers tr")].map(r => [r.dataset.worker, r.dataset.status]),
+  urls: [...document.querySelectorAll("#urls code")].map(c => c.textContent),
+  soloHidden: document.getElementById("solo-card")?.hidden,
+})"""
+
+
+async def read_page(page: Page) -> dict[str, Any]:
+    result = await page.send("Runtime.evaluate", timeout=5.0, expression=READ_PAGE, returnByValue=True)
+    if "exceptionDetails" in result:
+        return {"state": None}
+    return json.loads(result["result"]["value"])
+
+
+def walk_keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in walk_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in walk_keys(v)}
+    return set()
+
+
+async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path: Path, fleet: Fleet) -> None:
+    data = base_config(redis_url, tmp_path)
+    data["admin"]["anonymous"] = ["miner"]
+    config_path = write_config(tmp_path / "pool.toml", data)
+    async with running_pool(config_path) as app, admin_api(app) as api:
+        assert app.admin is not None and app.ledger is not None
+        accepted: list[ShareRecord] = []
+        add = app.ledger.add
+
+        def recording(record: ShareRecord) -> None:
+            accepted.append(record)
+            add(record)
+
+        app.ledger.add = recording  # type: ignore[method-assign]
+        port = stratum_port(app)
+        rigs = {name: fleet.add(Miner("127.0.0.1", port, name)) for name in ("alice.rig1", "alice.rig2", "alice.old")}
+        fleet.add(Miner("127.0.0.1", port, "bob.rig"))
+        await wait_for(lambda: all(m.stats.accepted >= 3 for m in fleet) and any(b.accepted for b in app.blocks),
+                       30, "shares from every miner and a block")
+        await rigs["alice.old"].finish()                       # goes offline, its books stay
+        await wait_for(lambda: all(row["worker"] != "alice.old" for row in app.server.workers()), 10,
+                       "the offline worker's connection to close")
+
+        def truth(worker: str | None = None) -> float:
+            return max(r.share_difficulty for r in accepted if r.account == "alice"
+                       and (worker is None or r.worker == worker))
+
+        def pool_truth() -> float:
+            return max(r.share_difficulty for r in accepted)
+
+        await flushed(app)
+        low = {"alice": truth(), "pool": pool_truth(), **{w: truth(w) for w in rigs}}
+        status, body = await api.call("GET", "/api/v1/accounts/alice")     # no token: pages are public
+        overview = await api.get("/api/v1/overview")
+        _, metrics = await api.call("GET", "/metrics", READ)
+        await flushed(app)
+        high = {"alice": truth(), "pool": pool_truth(), **{w: truth(w) for w in rigs}}
+        # The pool's record on the overview (dashboard) and /metrics: a share the pool accepted.
+        pool_best = overview["best_share"]["ever"]["difficulty"]
+        assert low["pool"] <= pool_best <= high["pool"]
+        gauge = next(float(line.split()[-1]) for line in metrics.decode().splitlines()
+                     if line.startswith("geostratum_best_share_difficulty "))
+        assert low["pool"] <= gauge <= high["pool"]
+        assert "geostratum_round_best_share_difficulty " in metrics.decode()
+        assert status == 200, body
+        miner = body["miner"]
+        recorded = {r.share_difficulty for r in accepted}
+        best = miner["best"]
+        ever = best["account"]["ever"]
+        # The record is one of the shares the pool accepted, at least the best flushed before the read
+        # and at most the best accepted after it.
+        assert low["alice"] <= ever["difficulty"] <= high["alice"] and ever["difficulty"] in recorded
+        assert ever["worker"] in rigs
+        for name in rigs:
+            mine = best["workers"][name]
+            assert low[name] <= mine["ever"]["difficulty"] <= high[name]
+            assert mine["round"] is None or mine["round"]["difficulty"] <= mine["ever"]["difficulty"]
+        assert best["workers"]["alice.old"]["connection"] is None            # no live connection
+        for name in ("alice.rig1", "alice.rig2"):
+            assert best["workers"][name]["connection"] <= high[name] + 0.0
+        workers = {w["name"]: w for w in body["workers"]}
+        assert set(workers) == set(rigs)
+        assert workers["alice.old"]["connections"] == 0 and workers["alice.rig1"]["connections"] == 1
+        assert miner["workers"]["alice.old"]["connected_since"] is None
+        assert miner["workers"]["alice.rig1"]["connected_since"] > 0
+        assert miner["stratum_urls"] == [f"stratum+tcp://127.0.0.1:{port}"]
+        assert not {"address", "peer", "ip"} & walk_keys(body), "a miner page never shows IP addresses"
+
+        # Earnings by hand: hashrate / (D x 2^32) x 86400 x reward x (1 - fee).
+        earnings = miner["earnings"]
+        net = (await api.get("/api/v1/overview"))["network"]
+        assert earnings["scheme"] == "pplns" and earnings["window_seconds"] == 3600
+        expected = (earnings["hashrate"] / (earnings["network_difficulty"] * 2**32) * 86400
+                    * earnings["reward_sat"] * (1 - app.config.payouts.fee_percent / 100))
+        assert earnings["sat_per_day"]["value"] == pytest.approx(expected, rel=1e-12)
+        assert earnings["network_difficulty"] == pytest.approx(net["difficulty"], rel=1e-6)
+        assert miner["solo"] is None
+
+        status, body = await api.call("GET", "/api/v1/accounts/nobody")
+        assert status == 404 and body["error"] == "not_found"
+        status, page_body = await api.call("GET", "/miner/nobody")
+        assert status == 404 and b"No such account" in page_body
+
+        async with chromium() as page:
+            await page.send("Page.navigate", url=f"{app.admin.url}/miner/alice")
+            deadline_dom: dict[str, Any] = {}
+
+            async def ready() -> bool:
+                deadline_dom.update(await read_page(page))
+                return deadline_dom.get("state") == "ready"
+
+            await wait_for(ready, 20, "the miner page to render")
+            dom = deadline_dom
+            assert dom["text"]["account"] == "alice"
+            assert sorted(dom["rows"]) == [["alice.old", "offline"], ["alice.rig1", "online"], ["alice.rig2", "online"]]
+            assert dom["text"]["workers-online"] == "2 online" and dom["text"]["workers-offline"] == "1"
+            # The page shows a share the pool accepted from alice, to three significant digits.
+            shown = float(dom["text"]["best-ever"])
+            assert shown >= float(f"{ever['difficulty']:.3g}")
+            assert any(float(f"{r.share_difficulty:.3g}") == shown for r in accepted if r.account == "alice")
+            assert dom["text"]["earn-day"].endswith("test BTC / day")
+            assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
+            shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            png = base64.b64decode(shot["data"])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            path = screenshot_dir(tmp_path) / "miner-page.png"
+            path.write_bytes(png)
+            print(f"miner page screenshot: {path}")
+
+            await page.send("Page.navigate", url=f"{app.admin.url}/miner/nobody")
+            await wait_for(lambda: read_missing(page), 10, "the 404 page")
+        assert math.isfinite(ever["difficulty"])
+
+
+async def read_missing(page: Page) -> bool:
+    result = await page.send("Runtime.evaluate", timeout=5.0, expression="document.body.dataset.state",
+                             returnByValue=True)
+    return result.get("result", {}).get("value") == "missing"
+
+
+pytestmark = [pytestmark, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]

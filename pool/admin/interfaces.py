@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Protocol
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from pool.geo.mapview import MapView
+
 DBIP_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0"
 
 # Constraints on what API clients send: msgspec enforces them when decoding a body and the
@@ -365,6 +367,10 @@ class ExportProvider(Protocol):
         The admin API validates kind, period, format and dates against kinds() first;
         raise Rejected(reason, 404) when there is no data for the range.
         """
+        ...
+
+    async def map_view(self, period: str, day: str | None) -> MapView:
+        """The map's cells for the `period` holding `day` (YYYY-MM-DD; None: today, UTC)."""
         ...
 
 

@@ -22,6 +22,7 @@ from pool.admin.auth import Scope
 from pool.admin.context import ApiContext
 from pool.admin.miner_types import MinerAccount
 from pool.config.admin import AdminConfig
+from pool.geo.mapview import MapView
 
 Handler = Callable[[ApiContext, web.Request, bool], Awaitable[web.StreamResponse]]
 NO_CONTROL = r"^[^\u0000-\u001f\u007f]*$"
@@ -152,6 +153,14 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/exports/{kind}", read.export, Scope.READ, "downloadExport",
           "Download a research export (CSV, JSON or SVG).", "exports", parameters=_export_params,
           response="application/octet-stream", extra_statuses=(404,)),
+    Route("GET", "/api/v1/map", read.map_view, Scope.READ, "getMap",
+          "Hashrate share by country and subdivision for one period, privacy rule applied, with coverage "
+          "and the periods that hold data (the map page's data).", "exports", group="dashboard",
+          parameters=lambda c: [
+              q("period", {"type": "string", "enum": list(read.MAP_PERIODS), "default": "monthly"}, "Period."),
+              q("date", {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                "Any day of the period (default: today, UTC: the current period to date)."),
+          ], response=MapView),
     Route("GET", "/api/v1/bans", control.bans, Scope.READ, "listBans", "Active bans.", "control",
           response=list[i.BanEntry]),
     Route("POST", "/api/v1/bans", control.add_ban, Scope.ADMIN, "addBan", "Ban an address or network.",

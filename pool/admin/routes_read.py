@@ -32,6 +32,7 @@ from pool.admin.responses import (
 )
 
 OTHER = ("XX", "Other")
+MAP_PERIODS = ("daily", "weekly", "monthly")
 
 
 def ok(value: Any, status: int = 200) -> web.Response:
@@ -300,6 +301,14 @@ async def export(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.
         body=payload,
         headers={"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+async def map_view(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Response:
+    q = request.query
+    params.known_params(q, {"period", "date"})
+    period = params.choice(q, "period", MAP_PERIODS[-1], MAP_PERIODS)
+    day = params.date(q, "date") if "date" in q else None
+    return ok(await ctx.exports.map_view(period, day.isoformat() if day else None))
 
 
 # --- health and metrics ----------------------------------------------------------------------

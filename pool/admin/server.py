@@ -16,6 +16,7 @@ from importlib import resources
 import msgspec
 from aiohttp import web
 
+from pool.admin.assets import AssetMissing, VendorAssets
 from pool.admin.auth import Scope, TokenBook, bearer_token
 from pool.admin.context import ApiContext, PriceFeed
 from pool.admin.http_safety import SafeAppRunner, install_log_redaction
@@ -33,7 +34,9 @@ from pool.json_depth import deeper_than
 log = logging.getLogger("geostratum.admin")
 
 SCOPE = web.RequestKey("geostratum.scope", Scope)
-STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "miner.js": "text/javascript"}
+STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "miner.js": "text/javascript",
+                "map.js": "text/javascript", "map.css": "text/css"}
+PAGES = {"/": "index.html", "/dashboard": "index.html", "/map": "map.html"}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -85,7 +88,8 @@ class AdminServer:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._static = {name: resources.files("pool.admin").joinpath("static", name).read_bytes()
-                        for name in [*STATIC_FILES, "index.html"]}
+                        for name in [*STATIC_FILES, *set(PAGES.values())]}
+        self._vendor = VendorAssets(config.assets_dir)
         self.app = self._build_app()
         if not len(self._tokens) and not config.anonymous:
             log.warning("admin API has no tokens configured: every data endpoint answers 401")
@@ -144,10 +148,11 @@ class AdminServer:
             app.router.add_route(route.method, route.path, self._guard(route))
         app.router.add_get("/openapi.json", self._openapi)
         app.router.add_get("/api/v1/dashboard", self._dashboard_settings)
-        app.router.add_get("/", self._page)
-        app.router.add_get("/dashboard", self._page)
+        for path in PAGES:
+            app.router.add_get(path, self._page)
         app.router.add_get("/miner/{account}", self._miner_page)
         app.router.add_get("/static/{name}", self._static_file)
+        app.router.add_get("/vendor/{name}", self._vendor_file)
         return app
 
     def _guard(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -227,7 +232,7 @@ class AdminServer:
         return web.Response(body=msgspec.json.encode(settings), content_type="application/json")
 
     async def _page(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._static["index.html"], content_type="text/html", charset="utf-8",
+        return web.Response(body=self._static[PAGES[request.path]], content_type="text/html", charset="utf-8",
                             headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
 
     async def _miner_page(self, request: web.Request) -> web.Response:
@@ -239,3 +244,14 @@ class AdminServer:
             raise ApiError(404, "not_found", "no such file")
         return web.Response(body=self._static[name], headers={"Content-Type": STATIC_FILES[name],
                                                               "Cache-Control": "no-cache"})
+
+    async def _vendor_file(self, request: web.Request) -> web.Response:
+        """npm packages' files (installed by scripts/setup.sh), e.g. the map geometry."""
+        try:
+            # The first read parses and annotates a large JSON file: off the event loop.
+            body, content_type = await asyncio.to_thread(self._vendor.get, request.match_info["name"])
+        except KeyError:
+            raise ApiError(404, "not_found", "no such file") from None
+        except (AssetMissing, ValueError) as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "max-age=3600"})

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from pool.admin.interfaces import ExportKind, Rejected
 from pool.geo.exports import LAYOUTS, check_request, render
+from pool.geo.mapview import MapView, map_view
 from pool.geo.periods import PERIODS, period_end, period_start
 from pool.geo.report import build_report
 
@@ -68,3 +69,15 @@ class GeoExports:
             raise Rejected(f"no accepted shares recorded for {period} periods from {first} to {last}", 404)
         result = render(report, layout, config)
         return result.body, result.content_type
+
+    async def map_view(self, period: str, day: str | None) -> MapView:
+        if self.app.rollup is None or self.app.ledger is None:
+            raise Rejected("geo is disabled on this pool ([geo] enabled = false)", 404)
+        try:
+            return await map_view(self.app.ledger.client, self.app.config.geo, period,
+                                  dt.date.fromisoformat(day) if day else None,
+                                  prefix=self.app.config.redis.key_prefix)
+        except ValueError as exc:
+            raise Rejected(str(exc), 400) from None
+        except (RedisError, OSError):
+            raise Rejected("the rollups cannot be read: Redis is unreachable", 409) from None

@@ -48,6 +48,9 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Anonymous dashboard: regions with fewer distinct miners fold into "Other".
     anonymous_region_min_miners: int = 10
     dashboard_refresh_seconds: float = 5.0
+    # Where the map page's npm packages are (world-atlas, us-atlas, d3-geo...); empty: the
+    # node_modules folder that scripts/setup.sh fills at the top of the checkout.
+    assets_dir: str = ""
     max_page_size: int = 500
     max_history_seconds: int = 7 * 86_400
     export_max_days: int = 1100          # as long as [geo] max_export_days allows by default

@@ -18,6 +18,7 @@ from pool.geo.locator import attribution_for
 from pool.geo.periods import days_in, periods_covering, to_epoch
 from pool.geo.privacy import Cell, Published, Rule, apply_rule
 from pool.geo.store import DayData, HllUnions, merge_days, read_days
+from pool.geo.subdivisions import subdivision
 from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
 
 HASHES_PER_DIFFICULTY = 2**32
@@ -34,6 +35,7 @@ class Row(msgspec.Struct, kw_only=True):
     country_iso: str                # ISO alpha-2, ZZ unknown, XP private/reserved, "Other"
     country_name: str               # World Bank name
     item: str | None                # subdivision or family; None on country rows
+    subdivision_code: str | None    # ISO 3166-2 of a subdivision row when known (e.g. "CN-SC")
     difficulty: float
     hashrate: float                 # H/s, average over the period
     share_of_pool: float            # fraction of the pool's accepted difficulty
@@ -130,9 +132,11 @@ class _RowMaker:
 
     def __call__(self, cell: Cell, level: str, country_total: float | None, folded: bool) -> Row:
         hashrate = _ratio(cell.difficulty * HASHES_PER_DIFFICULTY, self.seconds)
+        known = subdivision(cell.group, cell.item) if level == "subdivision" and cell.item != OTHER else None
         return Row(
             level=level, country_iso=cell.group, country_name=world_bank_name(cell.group),
             item=None if level == "country" else (cell.item or "Unknown"),
+            subdivision_code=known.code if known else None,
             difficulty=cell.difficulty, hashrate=hashrate,
             share_of_pool=_ratio(cell.difficulty, self.total),
             share_of_country=None if country_total is None else _ratio(cell.difficulty, country_total),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.privacy import Cell
+from pool.geo.subdivisions import canonical_name
 
 
 def _s(value: bytes | str) -> str:
@@ -187,10 +188,15 @@ def merge_days(datas: Sequence[DayData]) -> tuple[dict[str, list[Cell]], dict[st
     for data in datas:
         for target, source in ((regions, data.regions), (firmware, data.firmware)):
             for name, cell in source.items():
+                item = cell.item
+                if source is data.regions:
+                    # One spelling per subdivision: two releases' names for it merge into one cell.
+                    item = canonical_name(cell.group, cell.item)
+                    name = K.region_id(cell.group, item)
                 if name in target:
                     target[name].absorb(cell)
                 else:
-                    target[name] = Cell(cell.group, cell.item, members=0)
+                    target[name] = Cell(cell.group, item, members=0)
                     target[name].absorb(cell)
     for cell in (*regions.values(), *firmware.values()):
         cell.members = 1  # one base cell, however many days it spans
@@ -201,3 +207,14 @@ def merge_days(datas: Sequence[DayData]) -> tuple[dict[str, list[Cell]], dict[st
     for cell in firmware.values():
         fw_by_country[cell.group].append(cell)
     return dict(by_country), dict(fw_by_country)
+
+
+async def days_with_data(redis, keys: GeoKeys, days: Sequence[dt.date]) -> list[dt.date]:
+    """Which of `days` have a day rollup (one pipelined EXISTS per day)."""
+    if not days:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for day in days:
+        pipe.exists(keys.day(day))
+    replies = await pipe.execute()
+    return [day for day, found in zip(days, replies, strict=True) if found]

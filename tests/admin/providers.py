@@ -55,6 +55,8 @@ from pool.admin.interfaces import (
 )
 from pool.admin.metrics import LatencyHistogram
 from pool.config import ConfigError
+from pool.geo.mapview import MapRegion, MapView
+from pool.geo.report import Folding, Privacy
 from pool.stratum.events import ShareRecord
 
 T = TypeVar("T")
@@ -348,6 +350,28 @@ class InMemoryPool:
             writer.writerow([start, COUNTRY_NAMES.get(country, country), f"{100 * rate / total:.2f}%",
                              f"{rate / 1e18:.2f}"])
         return out.getvalue().encode(), "text/csv; charset=utf-8"
+
+    async def map_view(self, period: str, day: str | None) -> MapView:
+        """Country cells of every share held (no privacy rule: the real one is tested in tests/geo)."""
+        per_country: dict[str, float] = defaultdict(float)
+        for share in self.shares:
+            per_country[share.country] += share.difficulty
+        total = sum(per_country.values()) or 1.0
+        seconds = 86400.0
+        regions = [MapRegion(level="country", country_iso=c, country_numeric=None,
+                             country_name=COUNTRY_NAMES.get(c, c), subdivision=None, subdivision_code=None,
+                             share_of_pool=d / total, share_of_country=None, hashrate=d * DIFF1 / seconds,
+                             miners=10, hosting_share=0.0, folded=False) for c, d in per_country.items()]
+        start = day or time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+        none = Folding(within_country_cells=0, within_country_share=0.0, global_cells=0, global_share=0.0,
+                       withheld_share=0.0)
+        return MapView(period=period, period_start=start, period_last=start, complete=False,
+                       period_seconds=seconds, periods=[start], pool_hashrate=total * DIFF1 / seconds,
+                       accepted_shares=len(self.shares), pool_share_of_network=None, share_geolocated=1.0,
+                       unknown_share=0.0, private_share=0.0, hosting_share=0.0, hosting_source=None,
+                       proxy_share=0.0, folding=none, databases=[], attribution="DB-IP (CC BY 4.0)", basis="test",
+                       privacy=Privacy(min_miners=10, dominance_n=2, dominance_percent=85.0, miners_rounding=10,
+                                       top_read_depth=32, top_miners_kept=1000), regions=regions)
 
     # -- metrics -----------------------------------------------------------------------------
 

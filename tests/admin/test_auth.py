@@ -34,6 +34,7 @@ REQUESTS: dict[str, tuple[str, str, Any, int]] = {
     "getRegions": ("GET", "/api/v1/regions", None, 200),
     "listExports": ("GET", "/api/v1/exports", None, 200),
     "downloadExport": ("GET", f"/api/v1/exports/regions?{RECENT}&format=json", None, 200),
+    "getMap": ("GET", "/api/v1/map?period=weekly", None, 200),
     "listBans": ("GET", "/api/v1/bans", None, 200),
     "addBan": ("POST", "/api/v1/bans", {"target": "203.0.113.0/24", "reason": "flood"}, 201),
     "removeBan": ("DELETE", "/api/v1/bans?target=192.0.2.1", None, 200),
@@ -105,7 +106,8 @@ async def test_anonymous_groups_open_only_their_endpoints(pool_data: InMemoryPoo
     try:
         async with aiohttp.ClientSession() as session:
             opened = {route.operation_id for route in ROUTES if route.group in ("dashboard", "health")}
-            assert opened == {"getOverview", "getHashrateHistory", "listBlocks", "getRegions", "getHealth"}
+            assert opened == {"getOverview", "getHashrateHistory", "listBlocks", "getRegions", "getMap",
+                              "getHealth"}
             for op, (method, path, body, ok_status) in REQUESTS.items():
                 async with session.request(method, server.url + path, json=body) as response:
                     assert response.status == (ok_status if op in opened else 401), op

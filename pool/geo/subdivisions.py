@@ -1,0 +1,106 @@
+"""Subdivision names -> ISO 3166-2 codes and one published spelling per code.
+
+Database releases spell some subdivisions two ways (DB-IP: "Ningxia Hui Autonomous Region" beside
+"Ningxia"), which would split a time series. Names are matched against pycountry's ISO 3166-2 table
+plus the alias table in data/subdivision_names.csv, case, accents and punctuation ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import msgspec
+import pycountry
+
+from pool.geo.tables import _rows
+
+# Chinese subdivision names carry their type in pinyin; the short form is what researchers use.
+_CN_SUFFIXES = (" Sheng", " Shi", " Zizhiqu", " SAR")
+
+
+class Subdivision(msgspec.Struct, frozen=True):
+    code: str        # ISO 3166-2, e.g. "CN-GD", "US-TX"
+    name: str        # the spelling we publish
+
+
+def _key(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+    return re.sub(r"[^a-z0-9]+", " ", folded).strip()
+
+
+def _short(country: str, name: str) -> str:
+    if country == "CN":
+        for suffix in _CN_SUFFIXES:
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+    return name
+
+
+@functools.cache
+def _table() -> dict[str, dict[str, Subdivision]]:
+    """country -> normalised spelling -> Subdivision (first-level subdivisions only)."""
+    published = {row["code"]: (row["name"], row["aliases"].split("|")) for row in _rows("subdivision_names.csv")}
+    out: dict[str, dict[str, Subdivision]] = {}
+    for sub in pycountry.subdivisions:
+        if getattr(sub, "parent_code", None):
+            continue
+        country = sub.country_code
+        name, aliases = published.get(sub.code, (_short(country, sub.name), []))
+        entry = Subdivision(sub.code, name)
+        names = out.setdefault(country, {})
+        for spelling in (sub.name, _short(country, sub.name), name, *aliases):
+            names.setdefault(_key(spelling), entry)
+    for code, (name, aliases) in published.items():     # codes pycountry lacks (none today) still resolve
+        country = code.split("-", 1)[0]
+        entry = Subdivision(code, name)
+        for spelling in (name, *aliases):
+            out.setdefault(country, {}).setdefault(_key(spelling), entry)
+    return out
+
+
+def subdivision(country: str, name: str) -> Subdivision | None:
+    """The ISO 3166-2 code and published spelling of a database's subdivision name (or code, e.g.
+    "TX" or "US-TX"); None when the name is not a known first-level subdivision of `country`."""
+    if not name:
+        return None
+    names = _table().get(country)
+    if not names:
+        return None
+    found = names.get(_key(name))
+    if found is None:
+        code = name.upper() if name.upper().startswith(f"{country}-") else f"{country}-{name.upper()}"
+        found = next((s for s in names.values() if s.code == code), None)
+    return found
+
+
+def canonical_name(country: str, name: str) -> str:
+    """The published spelling, or the name as given when it is not in the table."""
+    found = subdivision(country, name)
+    return found.name if found else name
+
+
+@functools.cache
+def numeric_code(iso2: str) -> str | None:
+    """ISO 3166-1 numeric code ("840") of an alpha-2 code, as Natural Earth's world-atlas ids use."""
+    country = pycountry.countries.get(alpha_2=iso2)
+    return country.numeric if country else None
+
+
+@functools.cache
+def alpha2_of_numeric(numeric: str) -> str | None:
+    country = pycountry.countries.get(numeric=numeric)
+    return country.alpha_2 if country else None
+
+
+@functools.cache
+def china_gb_codes() -> dict[str, str]:
+    """GB/T 2260 province code ("44") -> ISO 3166-2 ("CN-GD")."""
+    return {row["gb"]: row["code"] for row in _rows("cn_gb2260.csv")}
+
+
+def code_name(code: str) -> str | None:
+    """The published spelling of an ISO 3166-2 code."""
+    names = _table().get(code.split("-", 1)[0], {})
+    return next((s.name for s in names.values() if s.code == code), None)

@@ -66,6 +66,7 @@ class PoolApp:
         self.jobs: JobManager | None = None
         self.server: StratumServer | None = None
         self.admin: Any = None
+        self.alerts: Any = None          # pool.admin.alerts.AlertMonitor (worker 0, when targets are configured)
         self.cluster: Any = None         # pool.admin_wiring.ClusterLink: snapshots + controls across processes
         self.lease: PrefixLease | None = None
         self.resume_directory: RedisResumeDirectory | None = None
@@ -184,13 +185,17 @@ class PoolApp:
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._push_network_view()))
 
-        from pool.admin_wiring import build_admin, start_cluster_link
+        from pool.admin_wiring import build_admin, build_alerts, start_cluster_link
 
         self.cluster = await start_cluster_link(self)
         if config.admin.enabled:
             self.admin = build_admin(self)
             await self.admin.start()
             log.info("admin API and dashboard on %s", self.admin.url)
+        if self.worker_index == 0:          # one monitor for the pool (it reads every process's snapshot)
+            self.alerts = build_alerts(self)
+            if self.alerts is not None:
+                await self.alerts.start()
 
     async def reload_config(self) -> Any:
         """Re-read config_path and apply what can change live (SIGHUP); returns a ReloadResult."""
@@ -203,6 +208,8 @@ class PoolApp:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.admin is not None:
             await self.admin.stop()
         if self.cluster is not None:

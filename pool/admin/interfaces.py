@@ -432,6 +432,8 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     session_resumes: dict[str, int] = msgspec.field(default_factory=dict)   # outcome -> count
     best_share_difficulty: float | None = None          # the pool's best share ever (hash-reached difficulty)
     round_best_share_difficulty: float | None = None    # ... since the pool's last block
+    # Alert deliveries since start: target name -> outcome (sent, failed, retried, rate_limited, queue_full).
+    alerts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
 class MetricsSource(Protocol):

@@ -160,6 +160,12 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
                   "The best share since the pool's last block: the difficulty its hash reached.",
                   snap.round_best_share_difficulty)
 
+    if snap.alerts:
+        out.family("geostratum_alerts_total", "counter",
+                   "Alert deliveries by target and outcome (sent, failed, retried, rate_limited, queue_full).")
+        for name, outcomes in sorted(snap.alerts.items()):
+            for outcome, count in sorted(outcomes.items()):
+                out.sample("geostratum_alerts_total", count, [("target", name), ("outcome", outcome)])
     out.family("geostratum_admin_requests_total", "counter", "Admin API responses by HTTP status.")
     for status in sorted(admin_requests):
         out.sample("geostratum_admin_requests_total", admin_requests[status], [("code", str(status))])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pool.admin import AdminServer
+from pool.admin.alerts import AlertMonitor
+from pool.admin.notify import Notifier
 from pool.admin_wiring.cluster import ClusterLink
 from pool.admin_wiring.control import PoolControlAdapter
 from pool.admin_wiring.exports import GeoExports
@@ -25,7 +27,7 @@ from pool.admin_wiring.views import PoolViews
 if TYPE_CHECKING:
     from pool.app import PoolApp
 
-__all__ = ["ClusterLink", "build_admin", "reload_app", "start_cluster_link"]
+__all__ = ["ClusterLink", "build_admin", "build_alerts", "reload_app", "start_cluster_link"]
 
 
 async def start_cluster_link(app: PoolApp) -> ClusterLink:
@@ -47,3 +49,14 @@ def build_admin(app: PoolApp) -> AdminServer:
     return AdminServer(app.config.admin, PoolStateAdapter(app, views, network),
                        PoolControlAdapter(app, views), GeoExports(app), MetricsAdapter(app, views),
                        miners=MinerReader(app, views, network))
+
+
+def build_alerts(app: PoolApp) -> AlertMonitor | None:
+    """The alert monitor over a started PoolApp, or None when alerts are off or have no target."""
+    config = app.config.alerts
+    if not config.enabled or not config.targets:
+        return None
+    link = getattr(app, "cluster", None) or ClusterLink(app)
+    views = PoolViews(app, link)
+    return AlertMonitor(config, PoolStateAdapter(app, views, NetworkReader(app)), Notifier(config.targets),
+                        pool=app.config.pool.name)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from pool.config.admin import AdminConfig
+from pool.config.alerts import AlertsConfig
 from pool.config.chain import ChainConfig
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
@@ -45,6 +46,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     money: MoneyConfig = msgspec.field(default_factory=MoneyConfig)
     geo: GeoConfig = msgspec.field(default_factory=GeoConfig)
     admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
 
 _PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")

@@ -1,0 +1,203 @@
+"""Delivering alerts: one queue and one sender task per target, off the Stratum path.
+
+`offer(alert)` is what the monitor calls: O(1), never waits, never raises; it applies the target's
+filter (events, accounts) and rate limit (a token bucket; what exceeds it is dropped and counted) and
+queues the alert. Each target's task posts its queue in order in the target's format (generic JSON
+webhook, Discord, Telegram bot API, ntfy), retrying connection failures, timeouts, 5xx and 429 with
+exponential backoff (429's Retry-After honoured); any other 4xx is final. A dead, slow or failing
+receiver holds only its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+
+from pool.aio import cancel_and_wait
+from pool.config.alerts import ACCOUNT_EVENTS, AlertTarget
+
+log = logging.getLogger("geostratum.alerts")
+
+Severity = Literal["info", "warning", "critical"]
+NTFY_PRIORITY = {"info": "default", "warning": "high", "critical": "urgent"}
+DISCORD_MAX = 2000
+TELEGRAM_MAX = 4096
+JSON = {"Content-Type": "application/json"}
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """One notification, as the generic webhook receives it (JSON)."""
+
+    event: str                          # see pool.config.alerts.EVENTS
+    severity: Severity
+    title: str
+    message: str
+    at: float                           # unix seconds
+    pool: str = ""
+    account: str = ""                   # account events: whose
+    worker: str = ""
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TargetStats(msgspec.Struct, kw_only=True):
+    name: str
+    kind: str
+    sent: int = 0
+    failed: int = 0                     # gave up (attempts exhausted or a final 4xx)
+    retries: int = 0
+    rate_limited: int = 0               # dropped by the target's rate limit
+    queue_full: int = 0                 # dropped because the queue was full
+    queued: int = 0
+    last_error: str = ""
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode()
+
+
+def render(target: AlertTarget, alert: Alert, url: str, token: str = "") -> tuple[str, bytes, dict[str, str]]:
+    """(URL, body, headers) of one alert in the target's format."""
+    text = f"{alert.title}\n{alert.message}"
+    if target.kind == "discord":
+        body = {"content": f"**{alert.title}**\n{alert.message}"[:DISCORD_MAX], "username": alert.pool or "Geostratum",
+                "allowed_mentions": {"parse": []}}
+        return url, msgspec.json.encode(body), JSON
+    if target.kind == "telegram":
+        body = {"chat_id": target.chat_id, "text": text[:TELEGRAM_MAX], "disable_web_page_preview": True}
+        return f"{url.rstrip('/')}/bot{token}/sendMessage", msgspec.json.encode(body), JSON
+    if target.kind == "ntfy":
+        headers = {"Title": _ascii(alert.title)[:200], "Priority": NTFY_PRIORITY[alert.severity],
+                   "Tags": alert.event, "Content-Type": "text/plain; charset=utf-8"}
+        return url, alert.message.encode(), headers
+    return url, msgspec.json.encode(alert), JSON
+
+
+class TargetSender:
+    def __init__(self, target: AlertTarget, environ: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        env = os.environ if environ is None else environ
+        self.target = target
+        self.url = target.resolved_url(dict(env))
+        self.token = env.get(target.token_env, "") if target.token_env else ""
+        self.stats = TargetStats(name=target.name, kind=target.kind)
+        self.queue: asyncio.Queue[Alert] = asyncio.Queue(target.queue_size)
+        self._clock = clock
+        self._tokens = float(target.rate_limit_burst)
+        self._tokens_at = clock()
+        self._events = set(target.events)
+        self._accounts = set(target.accounts)
+
+    def wants(self, alert: Alert) -> bool:
+        if alert.event not in self._events:
+            return False
+        if not self._accounts:
+            return True                 # the operator's target
+        return alert.event in ACCOUNT_EVENTS and alert.account in self._accounts
+
+    def offer(self, alert: Alert) -> bool:
+        if not self.wants(alert):
+            return False
+        now = self._clock()
+        rate = self.target.rate_limit_per_minute / 60
+        self._tokens = min(float(self.target.rate_limit_burst), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1:
+            self.stats.rate_limited += 1
+            log.warning("alert target %s: rate limit reached, %s dropped", self.target.name, alert.event)
+            return False
+        try:
+            self.queue.put_nowait(alert)
+        except asyncio.QueueFull:
+            self.stats.queue_full += 1
+            log.warning("alert target %s: queue full, %s dropped", self.target.name, alert.event)
+            return False
+        self._tokens -= 1
+        self.stats.queued = self.queue.qsize()
+        return True
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            alert = await self.queue.get()
+            try:
+                await self.deliver(session, alert)
+            except Exception:             # never let one alert stop the target's queue
+                log.exception("alert target %s: delivering %s failed", self.target.name, alert.event)
+            self.stats.queued = self.queue.qsize()
+
+    async def deliver(self, session: aiohttp.ClientSession, alert: Alert) -> bool:
+        target = self.target
+        url, body, headers = render(target, alert, self.url, self.token)
+        timeout = aiohttp.ClientTimeout(total=target.timeout_seconds)
+        for attempt in range(target.max_attempts):
+            retry_after = None
+            try:
+                async with session.post(url, data=body, headers=headers, timeout=timeout,
+                                        allow_redirects=False) as response:
+                    await response.read()
+                    if 200 <= response.status < 300:
+                        self.stats.sent += 1
+                        return True
+                    error = f"HTTP {response.status}"
+                    if response.status == 429:
+                        retry_after = _seconds(response.headers.get("Retry-After"))
+                    elif 400 <= response.status < 500 and response.status != 408:
+                        self.stats.failed += 1
+                        self.stats.last_error = error
+                        log.warning("alert target %s refused %s: %s (not retried)", target.name, alert.event, error)
+                        return False
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = type(exc).__name__
+            self.stats.last_error = error
+            if attempt + 1 < target.max_attempts:
+                self.stats.retries += 1
+                delay = min(target.max_backoff_seconds, target.backoff_seconds * 2**attempt)
+                await asyncio.sleep(min(target.max_backoff_seconds, retry_after) if retry_after else delay)
+        self.stats.failed += 1
+        log.warning("alert target %s: %s not delivered after %d attempts (%s)", target.name, alert.event,
+                    target.max_attempts, self.stats.last_error)
+        return False
+
+
+def _seconds(value: str | None) -> float | None:
+    with contextlib.suppress(TypeError, ValueError):
+        seconds = float(value)  # type: ignore[arg-type]
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+class Notifier:
+    """Every target's sender; `offer` fans an alert out to those that want it."""
+
+    def __init__(self, targets: list[AlertTarget], environ: Mapping[str, str] | None = None) -> None:
+        self.senders = [TargetSender(t, environ) for t in targets]
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._tasks = [asyncio.create_task(s.run(self._session), name=f"alerts-{s.target.name}")
+                       for s in self.senders]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*self._tasks)
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def offer(self, alert: Alert) -> int:
+        """Queue the alert for every target that wants it; how many took it."""
+        log.info("alert %s: %s", alert.event, alert.title)
+        return sum(sender.offer(alert) for sender in self.senders)
+
+    def stats(self) -> list[TargetStats]:
+        return [msgspec.structs.replace(s.stats) for s in self.senders]

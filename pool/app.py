@@ -170,7 +170,8 @@ class PoolApp:
         if config.stratum.resume_directory and config.stratum.session_resume_seconds > 0:
             self.resume_directory = RedisResumeDirectory(
                 self.ledger.client, self.node, key_prefix=config.redis.key_prefix, prefix_bits=8,
-                loan_seconds=config.stratum.resume_loan_seconds)
+                loan_seconds=config.stratum.resume_loan_seconds, park_seconds=config.stratum.session_resume_seconds,
+                holder_timeout=config.stratum.resume_holder_timeout)
         allocator = ExtranonceAllocator(park_seconds=config.stratum.session_resume_seconds,
                                         shared=self.resume_directory is not None)
         await self._lease_extranonce_prefix(allocator)

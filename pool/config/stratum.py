@@ -123,6 +123,11 @@ class StratumConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     resume_lookup_timeout: float = 0.5
     resume_sync_seconds: float = 5.0
     resume_loan_seconds: float = 120.0
+    # A process that dies parks nothing: its working sessions are in the directory as live, and it
+    # sends a heartbeat this often. Silent for resume_holder_timeout, it is taken for dead and its
+    # miners resume on the process they reconnect to (whose subscribe waits up to that long).
+    resume_heartbeat_seconds: float = 1.0
+    resume_holder_timeout: float = 3.0
     retarget_clean_jobs: bool = True     # the re-issued job after a difficulty change is clean
     reuse_port: bool = False             # SO_REUSEPORT so N worker processes share the port
     backlog: int = 4096
@@ -167,6 +172,12 @@ class StratumConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("resume_lookup_timeout", f"must be in (0, 10] s, got {self.resume_lookup_timeout}")
         if self.resume_sync_seconds <= 0:
             raise ConfigError("resume_sync_seconds", f"must be > 0, got {self.resume_sync_seconds}")
+        if self.resume_heartbeat_seconds <= 0:
+            raise ConfigError("resume_heartbeat_seconds", f"must be > 0, got {self.resume_heartbeat_seconds}")
+        if not 2 * self.resume_heartbeat_seconds <= self.resume_holder_timeout <= 60:
+            raise ConfigError("resume_holder_timeout",
+                              "must be >= 2 x resume_heartbeat_seconds (a late heartbeat is not a death) and "
+                              f"<= 60 s (a reconnecting miner waits that long), got {self.resume_holder_timeout}")
         if self.resume_loan_seconds < 3 * self.resume_sync_seconds:
             raise ConfigError("resume_loan_seconds",
                               f"must be >= 3 x resume_sync_seconds (renewed in time), got {self.resume_loan_seconds}")

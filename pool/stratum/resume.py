@@ -28,6 +28,18 @@ adopted by process B:
 The one case this cannot cover is a holder cut off from the directory for longer than loan_seconds
 while its miner keeps the connection (and, after a lost lease, the seconds until the new owner of the
 old prefix syncs): the same caveat as an expired prefix lease.
+
+A process that dies (SIGKILL, a lost host) parks nothing, so its miners could not resume anywhere
+if the directory knew only parks. Therefore every working session is also `announce`d as live
+(token -> extranonce1, under its holder), and every process sends a `heartbeat` every
+resume_heartbeat_seconds. A claim of a live session answers `HeldElsewhere` while its holder's
+heartbeat is fresh (the claimer asks again until resume_holder_timeout has passed, so a miner that
+opened a second connection beside a live one never gets the same extranonce1 twice); once the
+holder has been silent for resume_holder_timeout it is taken for dead and the claim takes the value
+over (held record for the claimer, as for a parked one). Until then, and until its live entries
+expire (session_resume_seconds after the last heartbeat), a dead holder's values stay reserved for
+whoever owns their prefix next (`sync` lists them). A holder that was only stalled learns from its
+next heartbeat which sessions were taken and closes them.
 """
 
 from __future__ import annotations
@@ -52,6 +64,19 @@ class ParkedSession(msgspec.Struct, frozen=True):
     expires: float
 
 
+class LiveSession(msgspec.Struct, frozen=True):
+    """A working session this process holds: resumable elsewhere if this process dies."""
+
+    token: str
+    extranonce1: bytes
+
+
+class HeldElsewhere(msgspec.Struct, frozen=True):
+    """Claim answer: the session is live on `holder`, whose heartbeat is fresh (ask again later)."""
+
+    holder: str
+
+
 class DirectorySync(msgspec.Struct, frozen=True):
     """One periodic round trip: give back what ended, renew what is held, read what is reserved."""
 
@@ -70,8 +95,18 @@ class ResumeDirectory(Protocol):
         token already present is left alone)."""
         ...
 
-    async def claim(self, token: str, now: float) -> ParkedSession | None:
-        """Atomically take the parked session: exactly one caller gets it, the others None."""
+    async def claim(self, token: str, now: float) -> ParkedSession | HeldElsewhere | None:
+        """Atomically take the parked session (or the live one of a dead holder): exactly one caller
+        gets it, the others None; HeldElsewhere while it is live on a process that is alive."""
+        ...
+
+    async def announce(self, sessions: Sequence[LiveSession], now: float) -> None:
+        """Record working sessions as live here (resumable elsewhere once this process is dead)."""
+        ...
+
+    async def heartbeat(self, now: float) -> list[str]:
+        """This process is alive; returns the tokens of its live sessions that other processes took
+        over meanwhile (it was silent past the holder timeout): their connections must close."""
         ...
 
     async def sync(self, request: DirectorySync, now: float) -> list[bytes]:

@@ -1,5 +1,6 @@
 """The asyncio side of the shared resume directory for one StratumServer: claims with a timeout,
-batched publishing of parks, and the periodic sync (settle / renew / reserved values).
+batched publishing of parks and announcing of live sessions, the heartbeat, and the periodic sync
+(settle / renew / reserved values).
 
 Every failure (timeout, Redis down, a bug in the store) degrades to "no resume": a fresh extranonce1
 for the miner, parks that stay local and are settled on a later sync. Nothing here is on the submit path.
@@ -16,16 +17,17 @@ from typing import Any
 from pool.aio import cancel_and_wait
 from pool.config.stratum import StratumConfig
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.resume import DirectorySync, ParkedSession, ResumeDirectory
+from pool.stratum.resume import DirectorySync, HeldElsewhere, LiveSession, ParkedSession, ResumeDirectory
 
 log = logging.getLogger("pool.stratum.resume")
 
 PUBLISH_BATCH = 500    # parks per directory call (a mass disconnect becomes a few calls, not thousands)
+CLAIM_RETRY_SECONDS = 0.25   # asking again for a session live on a process that may have died
 
 
 class ResumeLink:
     def __init__(self, directory: ResumeDirectory, allocator: ExtranonceAllocator, config: StratumConfig,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_taken: Callable[[list[str]], None] = lambda tokens: None) -> None:
         if directory.prefix_bits != allocator.prefix_bits:
             raise ValueError(f"resume directory prefix_bits {directory.prefix_bits} != allocator's "
                              f"{allocator.prefix_bits}")
@@ -34,22 +36,28 @@ class ResumeLink:
         self.allocator = allocator
         self.config = config
         self.clock = clock
+        self.on_taken = on_taken
         self.counts = {"claimed": 0, "missed": 0, "failed": 0, "published": 0, "publish_failed": 0,
-                       "syncs": 0, "sync_failed": 0}
+                       "syncs": 0, "sync_failed": 0, "taken_over": 0, "announce_failed": 0,
+                       "heartbeat_failed": 0}
         self._outbox: list[ParkedSession] = []
+        self._live_outbox: list[LiveSession] = []
         self._flushing: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.heartbeat_once()
         await self.sync_once()     # reserved values of our prefix before the first allocation
         self._loop_task = asyncio.create_task(self._sync_loop(), name="resume-sync")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="resume-heartbeat")
 
     async def stop(self) -> None:
         """Publish what the closing connections parked (other processes resume them), stop syncing."""
-        await cancel_and_wait(self._loop_task)
-        self._loop_task = None
+        await cancel_and_wait(self._loop_task, self._heartbeat_task)
+        self._loop_task = self._heartbeat_task = None
         if self._flushing is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flushing
@@ -58,13 +66,29 @@ class ResumeLink:
     # -- claims -------------------------------------------------------------------------------------
 
     async def claim(self, token: str) -> ParkedSession | None:
-        try:
-            async with asyncio.timeout(self.config.resume_lookup_timeout):
-                parked = await self.directory.claim(token, self.clock())
-        except Exception as exc:   # timeout, Redis down, anything: the miner gets a fresh extranonce1
-            self.counts["failed"] += 1
-            log.warning("resume lookup failed (%s): fresh extranonce1", type(exc).__name__)
-            return None
+        """The session to resume, or None (a fresh extranonce1). Asked again, for up to
+        resume_holder_timeout, while the session is live on another process (it may have died: its
+        heartbeat is then stale by that time) or the directory does not answer (a Redis failover, as
+        when the host that died also held the directory's master)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.config.resume_holder_timeout + CLAIM_RETRY_SECONDS
+        while True:
+            try:
+                async with asyncio.timeout(self.config.resume_lookup_timeout):
+                    parked = await self.directory.claim(token, self.clock())
+            except Exception as exc:   # timeout, Redis down, anything: in the end a fresh extranonce1
+                if loop.time() + CLAIM_RETRY_SECONDS < give_up:
+                    await asyncio.sleep(CLAIM_RETRY_SECONDS)
+                    continue
+                self.counts["failed"] += 1
+                log.warning("resume lookup failed (%s): fresh extranonce1", type(exc).__name__)
+                return None
+            if not isinstance(parked, HeldElsewhere):
+                break
+            if loop.time() >= give_up:   # its holder is alive: a second connection, not a resume
+                self.counts["missed"] += 1
+                return None
+            await asyncio.sleep(CLAIM_RETRY_SECONDS)
         if parked is None or len(parked.extranonce1) != 4:
             self.counts["missed"] += 1
             return None
@@ -75,18 +99,37 @@ class ResumeLink:
 
     def publish(self, parked: ParkedSession) -> None:
         self._outbox.append(parked)
+        self._kick()
+
+    def announce(self, token: str, extranonce1: bytes) -> None:
+        """A session started working here: resumable elsewhere should this process die."""
+        self._live_outbox.append(LiveSession(token, extranonce1))
+        self._kick()
+
+    def _kick(self) -> None:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
-        while self._outbox:
-            batch, self._outbox = self._outbox[:PUBLISH_BATCH], self._outbox[PUBLISH_BATCH:]
+        # Announces before parks: a session that started and ended since the last round must end
+        # up parked, not live.
+        while self._live_outbox or self._outbox:
+            if self._live_outbox:
+                batch, self._live_outbox = self._live_outbox[:PUBLISH_BATCH], self._live_outbox[PUBLISH_BATCH:]
+                try:
+                    async with asyncio.timeout(self.config.resume_sync_seconds):
+                        await self.directory.announce(batch, self.clock())
+                except Exception as exc:  # those sessions resume elsewhere only after a clean close
+                    self.counts["announce_failed"] += len(batch)
+                    log.warning("announcing %d live sessions failed (%s)", len(batch), type(exc).__name__)
+                continue
+            parks, self._outbox = self._outbox[:PUBLISH_BATCH], self._outbox[PUBLISH_BATCH:]
             try:
                 async with asyncio.timeout(self.config.resume_sync_seconds):
-                    self.counts["published"] += await self.directory.publish(batch, self.clock())
+                    self.counts["published"] += await self.directory.publish(parks, self.clock())
             except Exception as exc:  # they stay parked locally and are settled on a later sync
-                self.counts["publish_failed"] += len(batch)
-                log.warning("publishing %d parked sessions failed (%s)", len(batch), type(exc).__name__)
+                self.counts["publish_failed"] += len(parks)
+                log.warning("publishing %d parked sessions failed (%s)", len(parks), type(exc).__name__)
 
     # -- sync ---------------------------------------------------------------------------------------
 
@@ -106,6 +149,29 @@ class ResumeLink:
         allocator.apply_sync(settle, reserved, prefix)
         self.counts["syncs"] += 1
         return True
+
+    async def heartbeat_once(self) -> bool:
+        try:
+            async with asyncio.timeout(self.config.resume_heartbeat_seconds):
+                taken = await self.directory.heartbeat(self.clock())
+        except Exception as exc:
+            self.counts["heartbeat_failed"] += 1
+            log.warning("resume heartbeat failed (%s)", type(exc).__name__)
+            return False
+        if taken:
+            # We were silent past the holder timeout and others resumed these sessions: close ours.
+            self.counts["taken_over"] += len(taken)
+            log.warning("%d live sessions were resumed by other processes while this one was silent", len(taken))
+            self.on_taken(taken)
+        return True
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resume_heartbeat_seconds)
+            try:
+                await self.heartbeat_once()
+            except Exception:
+                log.exception("resume heartbeat failed")
 
     async def _sync_loop(self) -> None:
         while True:

@@ -42,8 +42,8 @@ def firmware_from_agent(user_agent: str) -> str:
 
 
 class StratumProtocol(asyncio.Protocol):
-    __slots__ = ("buffer", "check_first", "connected_at", "counted", "held", "pending_proxy", "port", "resuming",
-                 "server", "session", "socket_ip", "transport")
+    __slots__ = ("announced", "buffer", "check_first", "connected_at", "counted", "held", "pending_proxy", "port",
+                 "resuming", "server", "session", "socket_ip", "transport")
 
     def __init__(self, server: StratumServer, port: PortConfig) -> None:
         self.server = server
@@ -58,6 +58,7 @@ class StratumProtocol(asyncio.Protocol):
         self.connected_at = 0.0
         self.resuming: Session | None = None    # waiting for the resume directory (session is None)
         self.held = b""                         # input received meanwhile, fed in order afterwards
+        self.announced = False                  # told the resume directory this session is live here
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -104,8 +105,9 @@ class StratumServer(ServerAdmin):
         self.validate_account = validate_account
         self.allocator = allocator or ExtranonceAllocator(park_seconds=config.session_resume_seconds)
         # With a shared directory, resumes work across processes/hosts (pool/stratum/resume.py).
-        self.resume = (ResumeLink(resume_directory, self.allocator, config, clock)
+        self.resume = (ResumeLink(resume_directory, self.allocator, config, clock, on_taken=self._taken_elsewhere)
                        if resume_directory is not None and config.session_resume_seconds > 0 else None)
+        self._taken: set[str] = set()   # session ids resumed by another process: close, never park
         self.tag_connection = tag_connection
         self.classify_firmware = classify_firmware
         self.node = node
@@ -274,7 +276,21 @@ class StratumServer(ServerAdmin):
 
     def _park(self, parked: ParkedSession | None) -> None:
         if parked is not None and self.resume is not None:
+            if parked.token in self._taken:
+                # Another process holds it now; the local park only expires (and settles) here.
+                self._taken.discard(parked.token)
+                return
             self.resume.publish(parked)
+
+    def _taken_elsewhere(self, tokens: list[str]) -> None:
+        """The directory says other processes resumed these sessions while this one was silent past
+        the holder timeout: the same extranonce1 must not stay live twice."""
+        wanted = set(tokens)
+        for proto in list(self._sessions):
+            session = proto.session
+            if session is not None and session.session_id in wanted:
+                self._taken.add(session.session_id)
+                self._drop(proto, "session resumed on another process")
 
     # ------------------------------------------------------------------------------------------------
     # the hot path
@@ -354,6 +370,9 @@ class StratumServer(ServerAdmin):
         if out:
             proto.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+        if not proto.announced and session.working and self.resume is not None:
+            proto.announced = True       # resumable on another process should this one die
+            self.resume.announce(session.session_id, session.extranonce1)
         if session.close_reason is not None:
             if session.ban_reason and self.config.limits.ban_seconds > 0:
                 self.bans.add(session.peer, self.config.limits.ban_seconds, session.ban_reason, self.clock())

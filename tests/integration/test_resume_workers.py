@@ -1,10 +1,16 @@
 """`geostratum run --workers 2`: a miner that reconnects with its session id gets its extranonce1 back
-whichever worker process the kernel hands the new connection to (SO_REUSEPORT)."""
+whichever worker process the kernel hands the new connection to (SO_REUSEPORT); and from a process
+that was SIGKILLed (it parked nothing), once its heartbeat has stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +18,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.support import base_config, free_port, wait_for, write_config
-from tests.integration.test_workers import pool_processes, snapshots_count
+from tests.integration.test_workers import ROOT, pool_processes, snapshots_count
 
 pytestmark = pytest.mark.timeout(150)
 
 
-async def subscribe(port: int, source: str, token: str | None) -> tuple[bytes, str]:
+async def open_session(port: int, source: str, token: str | None
+                       ) -> tuple[bytes, str, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Subscribe (resuming `token`) and authorize; the connection stays open."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     try:
         params = ["cgminer/4.11.1", token] if token else ["cgminer/4.11.1"]
@@ -31,9 +39,16 @@ async def subscribe(port: int, source: str, token: str | None) -> tuple[bytes, s
             replies[message.get("id")] = message
         assert replies[2]["result"] is True, replies[2]
         result = replies[1]["result"]
-        return bytes.fromhex(result[1]), result[0][1][1]
-    finally:
+        return bytes.fromhex(result[1]), result[0][1][1], reader, writer
+    except BaseException:
         writer.close()
+        raise
+
+
+async def subscribe(port: int, source: str, token: str | None) -> tuple[bytes, str]:
+    extranonce1, session_id, _, writer = await open_session(port, source, token)
+    writer.close()
+    return extranonce1, session_id
 
 
 async def test_resume_succeeds_on_either_worker(redis_url: str, tmp_path: Path) -> None:
@@ -68,3 +83,72 @@ async def test_resume_succeeds_on_either_worker(redis_url: str, tmp_path: Path) 
         assert len(set(claimers)) == 2, f"the kernel sent every reconnect to one worker: {claimers}"
         assert {name.rsplit("-", 1)[1] for name in claimers} == {"w0", "w1"}
     await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def one_process(config_path: Path, log_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`geostratum run` (one process); killed at the end if the test did not kill it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOSTRATUM")}
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pool.cli", "run", "--config", str(config_path), cwd=ROOT, env=env,
+            stdout=log, stderr=log)
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_resume_from_a_process_that_was_killed(redis_url: str, tmp_path: Path) -> None:
+    """SIGKILL parks nothing: the dead process's working sessions were announced as live, and once its
+    heartbeat is older than resume_holder_timeout another process gives their extranonce1 back. While
+    the holder is alive, a second connection with the same session id gets a fresh extranonce1."""
+    ports = {"a": free_port(), "b": free_port()}
+    paths = {}
+    for name, port in ports.items():
+        data = base_config(redis_url, tmp_path / name, stratum_port=port, admin_port=free_port())
+        data["pool"]["name"] = f"kill{name}"             # two processes on one hostname: distinct nodes
+        data["stratum"].update(resume_heartbeat_seconds=0.3, resume_holder_timeout=1.5, resume_sync_seconds=0.5)
+        paths[name] = write_config(tmp_path / f"{name}.toml", data)
+    client = aioredis.Redis.from_url(redis_url)
+
+    async def live_on(node: str, token: str) -> bool:
+        return bool(await client.hexists(f"{{gs:resume}}:live:{node}", token))
+
+    async def holder(extranonce1: bytes) -> str:
+        raw = await client.hget(f"{{gs:resume}}:held:8:{extranonce1[0]}", extranonce1.hex())
+        return raw.decode().split("|", 1)[0] if raw else ""
+
+    async with one_process(paths["a"], tmp_path / "a.log") as a, one_process(paths["b"], tmp_path / "b.log"):
+        try:
+            await wait_for(lambda: snapshots_count(client, 2), 40, "both processes up", interval=0.3)
+        except AssertionError:
+            raise AssertionError((tmp_path / "a.log").read_text()[-3000:]) from None
+        node_a = next(n for n in (await snapshots_of(client)) if "killa" in n)
+        extranonce1, token, _, writer = await open_session(ports["a"], "127.0.0.1", None)
+        await wait_for(lambda: live_on(node_a, token), 10, "the working session announced as live on A")
+
+        # A is alive: the same session id on B is a second connection, not a resume.
+        started = time.monotonic()
+        other, other_token, _, other_writer = await open_session(ports["b"], "127.0.0.2", token)
+        assert other != extranonce1 and other_token != token
+        assert time.monotonic() - started >= 1.5 - 0.1      # B asked until the holder timeout had passed
+        other_writer.close()
+
+        a.kill()                                             # the host dies: nothing is parked
+        await a.wait()
+        resumed, same_token, _, resumed_writer = await open_session(ports["b"], "127.0.0.3", token)
+        assert (resumed, same_token) == (extranonce1, token)
+        assert "killb" in await holder(extranonce1)          # B holds it now; A's prefix owner reserves it
+        assert not await live_on(node_a, token)
+        resumed_writer.close()
+        writer.close()
+    await client.aclose()
+
+
+async def snapshots_of(client: aioredis.Redis) -> list[str]:
+    from pool.admin_wiring.cluster import ClusterKeys
+
+    return [n.decode() for n in await client.zrange(ClusterKeys("gs").nodes, 0, -1)]

@@ -9,6 +9,7 @@ Used by tests/hosts/test_several_hosts.py and benchmarks/bench_failover.py.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -201,6 +202,11 @@ class PoolLab:
                 return False
         return True
 
+    def cluster_ok(self) -> bool:
+        """Every live node says cluster_state:ok (every slot has a master)."""
+        alive = [(h, p) for (h, p), proc in self.redis_nodes.items() if proc.poll() is None]
+        return all(self.client(h, p).cluster("INFO").get("cluster_state") == "ok" for h, p in alive)
+
     def roles(self) -> dict[tuple[str, int], str]:
         """Role of every reachable node ("master"/"slave")."""
         out = {}
@@ -233,7 +239,7 @@ class PoolLab:
                        "down_cut_interval_ms": 500, "block_poll_interval_s": 1.0},
             "admin": {"host": address, "port": ADMIN_PORT, "read_tokens": [READ_TOKEN],
                       "admin_tokens": [ADMIN_TOKEN], "rate_limit_per_second": 1000.0, "rate_limit_burst": 1000,
-                      "snapshot_interval_seconds": 0.5},
+                      "snapshot_interval_seconds": 0.5, "snapshot_ttl_seconds": 2.0},
         }
 
     def start_pool(self, host: str) -> None:
@@ -310,6 +316,14 @@ class PoolLab:
                 out[row.worker] = host
         return out
 
+    def chain_confirmations(self, block_hash: str) -> int:
+        """The devnet node's confirmations of a block (-1: not on its best chain)."""
+        body = json.dumps({"id": 1, "method": "getblockheader", "params": [block_hash, True]}).encode()
+        request = urllib.request.Request(f"http://{self.net.chain_address}:{CHAIN_PORT}/", data=body,
+                                         headers={"Authorization": "Basic " + base64.b64encode(b"devnet:devnet").decode()})
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return int(json.loads(response.read())["result"]["confirmations"])
+
     def ledger_counts(self) -> tuple[int, dict[str, int]]:
         """(pool total shares, shares per account) as the books in Redis hold them."""
         client = self.cluster_client()
@@ -340,3 +354,39 @@ class PoolLab:
             text = path.read_text(errors="replace")
             parts.append(f"--- {path.name}\n{text[-chars:]}")
         return "\n".join(parts)
+
+
+def last_extranonce(events: list[dict[str, Any]]) -> dict[str, str]:
+    """worker -> extranonce1 of its latest subscribe."""
+    return {e["worker"]: e["extranonce1"] for e in events if e["kind"] == "subscribed"}
+
+
+class Failover(msgspec.Struct, kw_only=True):
+    """One miner's way from a dead host to a live one (wall-clock times)."""
+
+    worker: str
+    disconnected_at: float
+    subscribed_at: float          # its new subscribe answered, through HAProxy, by a surviving host
+    resumed: bool                 # with its old extranonce1 and session id
+    first_share_at: float         # first accepted share on the new connection
+
+
+def failovers(events: list[dict[str, Any]], workers: list[str], since: float,
+              extranonce1: dict[str, str]) -> dict[str, Failover] | None:
+    """Each worker's failover after `since`, once every one of them has an accepted share on its new
+    connection (None before)."""
+    out = {}
+    for worker in workers:
+        mine = [e for e in events if e.get("worker") == worker and e["t"] >= since]
+        lost = next((e for e in mine if e["kind"] == "disconnected"), None)
+        subscribed = [e for e in mine if e["kind"] == "subscribed"]
+        if lost is None or not subscribed:
+            return None
+        last = subscribed[-1]
+        share = next((e for e in mine if e["kind"] == "accepted" and e["t"] >= last["t"]), None)
+        if share is None:
+            return None
+        out[worker] = Failover(worker=worker, disconnected_at=lost["t"], subscribed_at=last["t"],
+                               resumed=last["resumed"] and last["extranonce1"] == extranonce1[worker],
+                               first_share_at=share["t"])
+    return out

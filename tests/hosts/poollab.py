@@ -319,10 +319,16 @@ class PoolLab:
     def chain_confirmations(self, block_hash: str) -> int:
         """The devnet node's confirmations of a block (-1: not on its best chain)."""
         body = json.dumps({"id": 1, "method": "getblockheader", "params": [block_hash, True]}).encode()
+        auth = "Basic " + base64.b64encode(b"devnet:devnet").decode()
         request = urllib.request.Request(f"http://{self.net.chain_address}:{CHAIN_PORT}/", data=body,
-                                         headers={"Authorization": "Basic " + base64.b64encode(b"devnet:devnet").decode()})
+                                         headers={"Authorization": auth})
         with urllib.request.urlopen(request, timeout=3) as response:
             return int(json.loads(response.read())["result"]["confirmations"])
+
+    def placed(self, names: set[str]) -> dict[str, str] | None:
+        """worker -> host once the hosts' snapshots hold exactly these workers."""
+        placement = self.placement()
+        return placement if set(placement) == names else None
 
     def ledger_counts(self) -> tuple[int, dict[str, int]]:
         """(pool total shares, shares per account) as the books in Redis hold them."""

@@ -45,12 +45,6 @@ def lab(tmp_path: Path) -> Iterator[PoolLab]:
         lab.close()
 
 
-def placed(lab: PoolLab, names: set[str]) -> dict[str, str] | None:
-    """worker -> host once the hosts' snapshots hold exactly these workers."""
-    placement = lab.placement()
-    return placement if set(placement) == names else None
-
-
 def whole_pool(lab: PoolLab, host: str, names: set[str]) -> dict[str, Any] | None:
     """`host`'s admin API, once its overview counts every miner once (a dead host's snapshots expire)."""
     pool = lab.api(host, "/api/v1/overview")["pool"]
@@ -83,7 +77,7 @@ def test_pool_survives_losing_a_host_and_a_redis_master(lab: PoolLab) -> None:
     # -- 1. the fleet mines through HAProxy on every host -------------------------------------------
     wait_until(lambda: {e["worker"] for e in fleet.poll() if e["kind"] == "accepted"} == names, 60,
                "an accepted share from every miner")
-    placement = wait_until(lambda: placed(lab, names), 20, "every miner in the hosts' snapshots")
+    placement = wait_until(lambda: lab.placed(names), 20, "every miner in the hosts' snapshots")
     spread = Counter(placement.values())
     assert set(spread) == set(lab.hosts) and min(spread.values()) >= 3, spread   # least connections
     assert_regions(lab, wait_until(lambda: whole_pool(lab, "h2", names), 10, "h2's view of the pool"))
@@ -96,7 +90,7 @@ def test_pool_survives_losing_a_host_and_a_redis_master(lab: PoolLab) -> None:
     moved = wait_until(lambda: failovers(fleet.poll(), victims, killed_at, extranonce1), 60,
                        "h1's miners to mine on the other hosts")
     assert all(f.resumed for f in moved.values()), moved       # same extranonce1 on another host
-    now_on = wait_until(lambda: placed(lab, names), 20, "every miner placed again")
+    now_on = wait_until(lambda: lab.placed(names), 20, "every miner placed again")
     assert {now_on[w] for w in victims} <= {"h2", "h3"}
     # h1's Redis master failed over to its replica on h2.
     wait_until(lambda: lab.roles().get(("h2", REPLICA_PORT)) == "master", 30, "h1's replica on h2 promoted")

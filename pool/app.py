@@ -24,6 +24,7 @@ from pool.config import Config
 from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
+from pool.money.service import MoneyService
 from pool.shares.ledger import Ledger
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
@@ -63,6 +64,7 @@ class PoolApp:
         self.locator: GeoLocator | None = None
         self.rollup: GeoRollup | None = None
         self.ledger: Ledger | None = None
+        self.money: MoneyService | None = None   # the payout books (PostgreSQL) when money.dsn is set
         self.jobs: JobManager | None = None
         self.server: StratumServer | None = None
         self.admin: Any = None
@@ -162,6 +164,13 @@ class PoolApp:
         if self.rollup is not None:
             self.ledger.add_contributor(self.rollup)
             self._difficulty_recorder = NetworkDifficultyRecorder(self.ledger.client, self.rollup)
+        if config.money.enabled:
+            self.money = await MoneyService.open(config, f"geostratum-{self.node}")
+            self.money.attach(self.ledger)
+            await self.money.check_schema()
+        elif config.payouts.scheme != "solo" and config.chain.mode != "solo":
+            log.warning("money.dsn is not set: balances are kept in the legacy Redis ledger; set it (and run "
+                        "`geostratum db migrate`, `geostratum payouts migrate-from-redis`) to keep them in PostgreSQL")
         await self.ledger.start()
 
         self.jobs = JobManager.from_config(
@@ -223,5 +232,7 @@ class PoolApp:
             await self.lease.release()
         if self.ledger is not None:
             await self.ledger.stop()
+        if self.money is not None:
+            await self.money.close()
         if self.locator is not None:
             self.locator.close()

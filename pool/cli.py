@@ -113,7 +113,7 @@ def _register_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_payouts(sub: argparse._SubParsersAction) -> None:
-    from pool.shares import payout_cli
+    from pool.money import payout_cli
 
     payout_cli.register(sub)
 

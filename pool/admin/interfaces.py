@@ -410,6 +410,20 @@ class NodeHealth(msgspec.Struct, kw_only=True):
     latency_seconds: float | None = None
 
 
+class BooksFigures(msgspec.Struct, kw_only=True):
+    """The payout books (PostgreSQL) read in one transaction; up=False when the database did not answer."""
+
+    up: bool
+    unpaid_sat: float = 0.0            # owed to miners
+    unpaid_accounts: int = 0
+    in_flight_sat: float = 0.0         # in payout batches created or sending
+    paid_sat: float = 0.0              # sent by the wallet, all time
+    last_payout_at: float = 0.0        # unix time of the last batch sent, 0 if none
+    last_payout_sat: int = 0
+    inconsistent_accounts: int = 0     # balance differs from the sum of its journal entries
+    total_msat: int = 0                # sum of every balance: 0 when the journal balances
+
+
 class MetricsSnapshot(msgspec.Struct, kw_only=True):
     shares: list[ShareCount]
     pool_hashrate: float                # 5-minute average
@@ -434,6 +448,7 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     round_best_share_difficulty: float | None = None    # ... since the pool's last block
     # Alert deliveries since start: target name -> outcome (sent, failed, retried, rate_limited, queue_full).
     alerts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    books: BooksFigures | None = None   # None: no books' database configured (SOLO, or the Redis ledger)
 
 
 class MetricsSource(Protocol):

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot
+from pool.admin.interfaces import BooksFigures, HistogramSnapshot, MetricsSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -166,9 +166,35 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
         for name, outcomes in sorted(snap.alerts.items()):
             for outcome, count in sorted(outcomes.items()):
                 out.sample("geostratum_alerts_total", count, [("target", name), ("outcome", outcome)])
+
+    if snap.books is not None:
+        _books(out, snap.books)
+
     out.family("geostratum_admin_requests_total", "counter", "Admin API responses by HTTP status.")
     for status in sorted(admin_requests):
         out.sample("geostratum_admin_requests_total", admin_requests[status], [("code", str(status))])
     out.family("geostratum_admin_rate_limited_total", "counter", "Admin API requests refused by the rate limit.")
     out.sample("geostratum_admin_rate_limited_total", rate_limited)
     return out.text()
+
+
+def _books(out: Exposition, books: BooksFigures) -> None:
+    out.gauge("geostratum_books_up", "1 when the payout books' PostgreSQL answered this scrape, else 0.",
+              1 if books.up else 0)
+    if not books.up:
+        return
+    out.gauge("geostratum_books_unpaid_balance_sat", "Owed to miners: the sum of their balances, satoshis.",
+              books.unpaid_sat)
+    out.gauge("geostratum_books_unpaid_accounts", "Miner accounts with a balance above zero.", books.unpaid_accounts)
+    out.gauge("geostratum_books_in_flight_sat", "In payout batches created or being sent, satoshis.",
+              books.in_flight_sat)
+    out.gauge("geostratum_books_paid_sat", "Paid by the wallet since the books began, satoshis.", books.paid_sat)
+    out.gauge("geostratum_books_last_payout_timestamp_seconds", "When the last payout batch was sent (0: never).",
+              books.last_payout_at)
+    out.gauge("geostratum_books_last_payout_sat", "Total of the last payout batch sent, satoshis.",
+              books.last_payout_sat)
+    out.gauge("geostratum_books_consistent",
+              "1 when every balance equals the sum of its journal entries and all balances add up to 0.",
+              1 if books.inconsistent_accounts == 0 and books.total_msat == 0 else 0)
+    out.gauge("geostratum_books_inconsistent_accounts", "Accounts whose balance differs from their journal entries.",
+              books.inconsistent_accounts)

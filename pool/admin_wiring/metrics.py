@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from pool.admin.interfaces import CountryRate, MetricsSnapshot, NodeHealth, PortRate, ShareCount
+from pool.admin.interfaces import BooksFigures, CountryRate, MetricsSnapshot, NodeHealth, PortRate, ShareCount
 from pool.admin_wiring.books import HashrateBook, rate, read_regions
 from pool.admin_wiring.health import redis_ping
 from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
 
 if TYPE_CHECKING:
     from pool.app import PoolApp
+    from pool.money.service import MoneyService
 
 log = logging.getLogger("geostratum.admin")
 
@@ -95,7 +96,19 @@ class MetricsAdapter:
             best_share_difficulty=best.ever.difficulty if best and best.ever else None,
             round_best_share_difficulty=best.round.difficulty if best and best.round else None,
             alerts={s.name: {"sent": s.sent, "failed": s.failed, "retried": s.retries, "rate_limited": s.rate_limited,
-                             "queue_full": s.queue_full} for s in app.alerts.notifier.stats()} if app.alerts else {})
+                             "queue_full": s.queue_full} for s in app.alerts.notifier.stats()} if app.alerts else {},
+            books=await books_figures(app.money) if app.money is not None else None)
+
+
+async def books_figures(money: MoneyService) -> BooksFigures:
+    snap = await money.snapshot()
+    if snap is None:
+        return BooksFigures(up=False)
+    return BooksFigures(
+        up=True, unpaid_sat=snap.unpaid_msat / 1000, unpaid_accounts=snap.accounts_with_balance,
+        in_flight_sat=snap.in_flight_msat / 1000, paid_sat=snap.paid_msat / 1000, last_payout_at=snap.last_payout_at,
+        last_payout_sat=snap.last_payout_sat, inconsistent_accounts=snap.inconsistent_accounts,
+        total_msat=snap.total_msat)
 
 
 def _summed(counts: list[dict[str, int]]) -> dict[str, int]:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from pool.admin.interfaces import (
@@ -206,20 +207,33 @@ class PoolStateAdapter:
         for tag, fields in by_shard.items():
             windows.update(await self._soft(self.book.windows(self.client, tag, fields), {}))
         ordered = sorted(names)
-        balances = await self._soft(self.client.hmget(self.keys.balances, ordered), []) if ordered else []
+        balance_of = await self._balances(ordered)
         keeps_balances = self.app.config.payouts.scheme != "solo"     # SOLO pays the finder directly
         out = []
-        for i, name in enumerate(ordered):
+        for name in ordered:
             mine = [w for w in workers if w.account == name]
             recorded_info = info.get(name)
             last = max([w.last_share_at or 0.0 for w in mine] + [recorded_info.last_seen if recorded_info else 0.0])
-            balance = balances[i] if i < len(balances) else None
             out.append(AccountSummary(
                 account=name, workers=len(mine), hashrate=windows.get("a:" + name, HashrateWindows()),
                 accepted=recorded_info.shares if recorded_info else sum(w.accepted for w in mine),
                 rejected=sum(w.rejected for w in mine), last_share_at=last or None,
-                balance_sat=int(text(balance) or 0) // 1000 if keeps_balances else None))
+                balance_sat=balance_of.get(name, 0) // 1000 if keeps_balances and balance_of is not None else None))
         return out
+
+    async def _balances(self, names: list[str]) -> dict[str, int] | None:
+        """msat per account: from the PostgreSQL books when the pool keeps them, else the Redis ledger.
+        None when the books' database does not answer (a balance shown as unknown, never as 0)."""
+        if not names:
+            return {}
+        if self.app.money is not None:
+            try:
+                return await self.app.money.books.balances_of(names)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning("admin view without balances: %s", exc)
+                return None
+        raw = await self._soft(self.client.hmget(self.keys.balances, names), [])
+        return {name: int(text(value)) for name, value in zip(names, raw, strict=False) if value is not None}
 
     async def accounts(self, query: ListQuery) -> AccountPage:
         rows = await self._account_summaries(await self.views.nodes())

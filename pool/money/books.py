@@ -131,6 +131,11 @@ class Books:
             include_counter_accounts, list(COUNTER_ACCOUNTS))
         return {r["name"]: r["balance_msat"] for r in rows}
 
+    async def balances_of(self, accounts: list[str]) -> dict[str, int]:
+        """Balances (msat) of these accounts; an account never credited is absent."""
+        rows = await self.pool.fetch("SELECT name, balance_msat FROM accounts WHERE name = ANY($1::text[])", accounts)
+        return {r["name"]: r["balance_msat"] for r in rows}
+
     async def balance(self, account: str) -> int:
         value = await self.pool.fetchval("SELECT balance_msat FROM accounts WHERE name = $1", account)
         return int(value or 0)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 
@@ -24,6 +25,15 @@ from pool.shares.redis_conn import RedisClient, text
 log = logging.getLogger(__name__)
 
 Confirmations = Callable[[str], Awaitable[int]]
+
+
+class BlockBooks(Protocol):
+    """Where a block's money goes when it matures or leaves the chain (the Redis PayoutEngine, or the
+    PostgreSQL books in pool.money). Both return False when the block was not in the expected status."""
+
+    async def credit_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool: ...
+
+    async def orphan_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool: ...
 
 
 class BlockInfo(BlockFound, frozen=True, kw_only=True):
@@ -73,6 +83,8 @@ class BlockWatcher:
         self.confirmations = confirmations
         self.last_poll_at = 0.0
         self.last_error = ""
+        # The money side of maturing and orphaning; the app points it at the PostgreSQL books.
+        self.books: BlockBooks = payouts
 
     async def poll_once(self, now: float | None = None) -> list[BlockChange]:
         """One pass over the open blocks. Node errors skip a block until the next pass."""
@@ -92,18 +104,19 @@ class BlockWatcher:
                 self.last_error = f"confirmations({block_hash}): {exc!r}"
                 log.warning("block watcher: %s", self.last_error)
                 continue
-            changed = False
-            if confs < 0:
-                changed = await self.payouts.orphan_block(block_hash, confs, now)
-                new_status = "orphaned"
-            elif status == "pending" and confs >= maturity:
-                changed = await self.payouts.credit_block(block_hash, confs, now)
-                new_status = "confirmed"
-            else:
-                new_status = status
+            if not (confs < 0 or (status == "pending" and confs >= maturity)):
                 await client.hset(self.keys.block(block_hash), "confirmations", confs)
                 if status != "pending" and confs >= self.ledger_config.block_watch_confirmations:
                     await client.srem(self.keys.open_blocks, block_hash)
+                continue
+            new_status = "orphaned" if confs < 0 else "confirmed"
+            move = self.books.orphan_block if confs < 0 else self.books.credit_block
+            try:
+                changed = await move(block_hash, confs, now)
+            except Exception as exc:  # the books are unreachable: this block waits for the next pass
+                self.last_error = f"books for block {block_hash}: {exc!r}"
+                log.warning("block watcher: %s", self.last_error)
+                continue
             if changed:
                 changes.append(BlockChange(block_hash=block_hash, old_status=status, new_status=new_status,
                                            confirmations=confs))

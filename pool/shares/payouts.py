@@ -188,12 +188,11 @@ class PayoutEngine:
         return [text(h) for h in await self.client.hkeys(self.keys.pplns_block_slices)]
 
     # -- block credits ------------------------------------------------------------------------
-    async def credit_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool:
-        """pending -> confirmed, writing the scheme's credits. False if it was not pending."""
-        now = time.time() if now is None else now
+    async def scheme_credits(self, block_hash: str) -> dict[str, int] | None:
+        """The credits (msat per account) a pending block's scheme gives; None if it is not pending."""
         info = await self.block_fields(block_hash)
         if info.get("status") != "pending":
-            return False
+            return None
         scheme = info.get("scheme", self.config.scheme)
         window: dict[str, float] = {}
         if scheme == "pplns":
@@ -201,8 +200,24 @@ class PayoutEngine:
             if snap is None:
                 raise PayoutError(f"block {block_hash}: PPLNS window not available yet")
             window = snap
-        credits = block_credits(scheme, int(info["reward_sat"]), info["account"], window,
-                                self.config.fee_percent, self.config.pool_account)
+        return block_credits(scheme, int(info["reward_sat"]), info["account"], window,
+                             self.config.fee_percent, self.config.pool_account)
+
+    async def mark_block(self, block_hash: str, expected: str, new: str, confirmations: int,
+                         now: float | None = None) -> bool:
+        """Moves the block's status only (its money is in the books elsewhere). False if it was not
+        in `expected`."""
+        now = time.time() if now is None else now
+        close = "1" if new == "orphaned" else "0"
+        return bool(await self._transition(self.client, self._transition_keys(block_hash),
+                                           [expected, new, "status", block_hash, repr(now), confirmations, close]))
+
+    async def credit_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool:
+        """pending -> confirmed, writing the scheme's credits. False if it was not pending."""
+        now = time.time() if now is None else now
+        credits = await self.scheme_credits(block_hash)
+        if credits is None:
+            return False
         pairs = [x for account in sorted(credits) for x in (account, credits[account])]
         return bool(await self._transition(self.client, self._transition_keys(block_hash),
                                            ["pending", "confirmed", "credit", block_hash, repr(now),
@@ -285,19 +300,7 @@ class PayoutEngine:
         return [await self.batch(text(k)) for k in keys]
 
     def export_batch(self, batch: PayoutBatch, directory: str | Path | None = None) -> tuple[Path, Path]:
-        """Writes <key>.json and <key>.csv (account, address, amount_sat, amount_btc)."""
-        out = Path(directory or self.config.export_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        json_path = out / f"payout-{batch.key}.json"
-        csv_path = out / f"payout-{batch.key}.csv"
-        json_path.write_bytes(msgspec.json.format(msgspec.json.encode(batch)))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["account", "address", "amount_sat", "amount_btc"])
-        for p in batch.payments:
-            writer.writerow([p.account, p.address, p.amount_sat, btc_amount(p.amount_sat)])
-        csv_path.write_text(buffer.getvalue())
-        return json_path, csv_path
+        return export_batch(batch, directory or self.config.export_dir)
 
     async def cancel_batch(self, key: str, now: float | None = None) -> bool:
         """Credits a never-sent batch back (new entries). False if it is not in status created."""
@@ -332,15 +335,8 @@ class PayoutEngine:
                                   f"transaction yet; retry after {resend_after_s:.0f}s")
         await self.client.hset(bkey, mapping={"status": "sending", "attempt_at": repr(now)})
         await self.client.hincrby(bkey, "attempts", 1)
-        amounts: dict[str, str] = {}
-        totals: dict[str, int] = {}
-        for p in batch.payments:
-            totals[p.address] = totals.get(p.address, 0) + p.amount_sat
-        for address, sat in totals.items():
-            amounts[address] = btc_amount(sat)
-        params: list[Any] = ["", amounts, self.config.sendmany_minconf, COMMENT_PREFIX + key]
         try:
-            txid = await rpc("sendmany", params)
+            txid = await rpc("sendmany", sendmany_params(batch, self.config.sendmany_minconf))
         except Exception as exc:
             if isinstance(getattr(exc, "code", None), int):
                 # The wallet answered with an error: nothing was sent, the batch can be retried.
@@ -352,10 +348,39 @@ class PayoutEngine:
         return str(txid)
 
     async def find_wallet_tx(self, key: str, rpc: WalletRpc, depth: int = 1000) -> str:
-        """The txid of the wallet transaction whose comment carries this batch key, or ""."""
-        marker = COMMENT_PREFIX + key
-        entries = await rpc("listtransactions", ["*", depth, 0, True])
-        for entry in entries or []:
-            if entry.get("comment") == marker and entry.get("category") == "send":
-                return str(entry["txid"])
-        return ""
+        return await find_wallet_tx(key, rpc, depth)
+
+
+def export_batch(batch: PayoutBatch, directory: str | Path) -> tuple[Path, Path]:
+    """Writes payout-<key>.json and payout-<key>.csv (account, address, amount_sat, amount_btc)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"payout-{batch.key}.json"
+    csv_path = out / f"payout-{batch.key}.csv"
+    json_path.write_bytes(msgspec.json.format(msgspec.json.encode(batch)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["account", "address", "amount_sat", "amount_btc"])
+    for p in batch.payments:
+        writer.writerow([p.account, p.address, p.amount_sat, btc_amount(p.amount_sat)])
+    csv_path.write_text(buffer.getvalue())
+    return json_path, csv_path
+
+
+def sendmany_params(batch: PayoutBatch, minconf: int) -> list[Any]:
+    """One output per address (amounts summed), the batch key in the comment (how a retry finds it)."""
+    totals: dict[str, int] = {}
+    for p in batch.payments:
+        totals[p.address] = totals.get(p.address, 0) + p.amount_sat
+    amounts = {address: btc_amount(sat) for address, sat in totals.items()}
+    return ["", amounts, minconf, COMMENT_PREFIX + batch.key]
+
+
+async def find_wallet_tx(key: str, rpc: WalletRpc, depth: int = 1000) -> str:
+    """The txid of the wallet transaction whose comment carries this batch key, or ""."""
+    marker = COMMENT_PREFIX + key
+    entries = await rpc("listtransactions", ["*", depth, 0, True])
+    for entry in entries or []:
+        if entry.get("comment") == marker and entry.get("category") == "send":
+            return str(entry["txid"])
+    return ""

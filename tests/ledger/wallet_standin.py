@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,8 @@ class WalletStandIn:
         self.drop_after_send = False
         self.drop_before_send = False
         self.fail_next_send: tuple[int, str] | None = None
+        # Awaited before a sendmany is carried out (a test holds a send while something else happens).
+        self.before_send: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -52,6 +55,8 @@ class WalletStandIn:
         method, params, rid = body["method"], body.get("params", []), body.get("id")
         self.calls.append((method, params))
         if method == "sendmany":
+            if self.before_send is not None:
+                await self.before_send()
             if self.drop_before_send:
                 self.drop_before_send = False
                 request.transport.close()  # type: ignore[union-attr]

@@ -1,0 +1,74 @@
+"""The books as one component of a running pool: a lazy asyncpg pool, the watcher's money side, and a
+snapshot for /metrics. PostgreSQL being down at start or later stops nothing but the money: blocks wait
+as pending and are credited when it returns."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from pool.config import Config
+from pool.money.books import Books, BooksSnapshot
+from pool.money.credits import PostgresBlockBooks
+from pool.money.db import BooksUnavailable, redacted
+from pool.money.payments import Payouts
+from pool.money.schema import current_revision, head_revision
+from pool.shares.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+class MoneyService:
+    def __init__(self, config: Config, pool: asyncpg.Pool) -> None:
+        self.config = config
+        self.pool = pool
+        self.books = Books(pool, config.payouts.pool_account)
+        self.payouts = Payouts(pool, config.payouts.sendmany_minconf)
+        self.last_error = ""
+
+    @classmethod
+    async def open(cls, config: Config, application_name: str = "geostratum") -> MoneyService:
+        """Never connects here (min_size 0): the first use does, and a failure is that use's error."""
+        money = config.money
+        if not money.enabled:
+            raise BooksUnavailable("money.dsn is empty")
+        pool = await asyncpg.create_pool(
+            money.dsn, password=money.password(), min_size=0, max_size=money.pool_max_size,
+            timeout=money.connect_timeout_s, command_timeout=money.command_timeout_s,
+            server_settings={"application_name": application_name})
+        assert pool is not None
+        return cls(config, pool)
+
+    def attach(self, ledger: Ledger) -> None:
+        """Matured blocks are credited in these books instead of the Redis ledger."""
+        if ledger.watcher is not None:
+            ledger.watcher.books = PostgresBlockBooks(ledger.payouts, self.books)
+
+    async def check_schema(self) -> bool:
+        """Logs (never raises) when the database is unreachable or not migrated."""
+        try:
+            async with self.pool.acquire() as conn:
+                revision = await current_revision(conn)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self.last_error = f"books' database unreachable ({redacted(self.config.money.dsn)}): {exc}"
+            log.warning("%s; blocks stay pending until it answers", self.last_error)
+            return False
+        if revision != head_revision():
+            self.last_error = (f"books' schema is at {revision or 'nothing'}, this version needs {head_revision()}: "
+                               "run `geostratum db migrate`")
+            log.error("%s", self.last_error)
+            return False
+        return True
+
+    async def snapshot(self) -> BooksSnapshot | None:
+        try:
+            snap = await self.books.snapshot()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self.last_error = repr(exc)
+            return None
+        self.last_error = ""
+        return snap
+
+    async def close(self) -> None:
+        await self.pool.close()

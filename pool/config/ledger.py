@@ -120,6 +120,9 @@ class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Bitcoin Core wallet name for sendmany ("" = default wallet).
     wallet: str = ""
     sendmany_minconf: int = 1
+    # A batch found "sending" with no wallet transaction carrying its key is sent again only when its last
+    # attempt is older than this (a slow sendmany may still be completing in the wallet).
+    resend_after_s: float = 60.0
     # Accept usernames whose account part is not a payout address (accounts mapped to addresses
     # elsewhere). Off: a typo'd address is refused at authorize instead of earning an unpayable balance.
     # The devnet always accepts names.
@@ -138,6 +141,8 @@ class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("maturity_confirmations", "must be >= 1")
         if self.threshold_sat < 1:
             raise ConfigError("threshold_sat", "must be >= 1")
+        if self.resend_after_s < 0:
+            raise ConfigError("resend_after_s", f"must be >= 0, got {self.resend_after_s}")
         if self.fpps_fee_window_blocks < 1:
             raise ConfigError("fpps_fee_window_blocks", "must be >= 1")
         if not self.pool_account.startswith("@"):

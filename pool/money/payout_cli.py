@@ -64,7 +64,8 @@ async def _actions(args: argparse.Namespace, config: Config, books: Any, batches
     elif args.action == "send":
         rpc = _wallet_rpc(config)
         try:
-            txid = await batches.send_batch(args.key, lambda method, params: rpc.call(method, params))
+            txid = await batches.send_batch(args.key, lambda method, params: rpc.call(method, params),
+                                            resend_after_s=config.payouts.resend_after_s)
         finally:
             await rpc.close()
         print(f"batch {args.key} paid in {txid}")

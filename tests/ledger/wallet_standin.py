@@ -29,6 +29,8 @@ class WalletStandIn:
         self.fail_next_send: tuple[int, str] | None = None
         # Awaited before a sendmany is carried out (a test holds a send while something else happens).
         self.before_send: Callable[[], Awaitable[None]] | None = None
+        # Awaited after a sendmany went out, before its reply (a test kills the payer there).
+        self.after_send: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -67,6 +69,8 @@ class WalletStandIn:
                 return web.json_response({"result": None, "error": {"code": code, "message": message},
                                           "id": rid}, status=500)
             txid = self._send(params)
+            if self.after_send is not None:
+                await self.after_send()
             if self.drop_after_send:
                 self.drop_after_send = False
                 request.transport.close()  # type: ignore[union-attr]

@@ -25,7 +25,8 @@ PPLNS_CREDITS = {"alice": 1_782_000_000_000, "bob": 1_188_000_000_000, "carol": 
 
 async def books_ledger(journal_dir: Path, redis_url: str, pool: asyncpg.Pool, payouts: PayoutConfig,
                        node: Node) -> tuple[Ledger, Books]:
-    ledger = make_ledger(journal_dir, redis_url, payouts=payouts, confirmations=node)
+    # The test drives the watcher: its background pass runs once at start, then not for an hour.
+    ledger = make_ledger(journal_dir, redis_url, payouts=payouts, confirmations=node, block_poll_interval_s=3600)
     books = Books(pool)
     assert ledger.watcher is not None
     ledger.watcher.books = PostgresBlockBooks(ledger.payouts, books)

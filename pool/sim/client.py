@@ -147,6 +147,7 @@ class StratumClient:
         local = (self.source_address, 0) if self.source_address else None
         reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=local, limit=1 << 16)
         self.stats.connections += 1
+        self._event("connected")
         self._closed = False
         self._work = None
         self._authorized.clear()

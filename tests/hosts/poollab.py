@@ -372,6 +372,7 @@ class Failover(msgspec.Struct, kw_only=True):
 
     worker: str
     disconnected_at: float
+    connected_at: float           # its last new TCP connection to the balancer
     subscribed_at: float          # its new subscribe answered, through HAProxy, by a surviving host
     resumed: bool                 # with its old extranonce1 and session id
     first_share_at: float         # first accepted share on the new connection
@@ -392,7 +393,9 @@ def failovers(events: list[dict[str, Any]], workers: list[str], since: float,
         share = next((e for e in mine if e["kind"] == "accepted" and e["t"] >= last["t"]), None)
         if share is None:
             return None
-        out[worker] = Failover(worker=worker, disconnected_at=lost["t"], subscribed_at=last["t"],
+        connected = [e["t"] for e in mine if e["kind"] == "connected" and e["t"] <= last["t"]]
+        out[worker] = Failover(worker=worker, disconnected_at=lost["t"], connected_at=connected[-1],
+                               subscribed_at=last["t"],
                                resumed=last["resumed"] and last["extranonce1"] == extranonce1[worker],
                                first_share_at=share["t"])
     return out

@@ -50,7 +50,7 @@ echo "sign in:   http://127.0.0.1:$ADMIN_PORT/#token=$READ_TOKEN   (read token f
 echo "metrics:   http://127.0.0.1:$ADMIN_PORT/metrics"
 echo "redis:     redis://127.0.0.1:$REDIS_PORT/0   (persistent in var/redis; FRESH=1 starts empty)"
 echo "export:    .venv/bin/geostratum export --config configs/devnet.toml --redis-url redis://127.0.0.1:$REDIS_PORT/0 \\"
-echo "             --layout ccaf-countries --period daily --start \"\$(date -u +%F)\" --end \"\$(date -u +%F)\" -o -  (also ccaf-china, ccaf-us)"
+echo "             --layout ccaf-countries -o -   (this month to date; also ccaf-china, ccaf-us, regions --format json)"
 echo "fleet:     ${fleet[*]} at $HASHRATE H/s each; blocks and shares below, Ctrl-C to stop"
 .venv/bin/geostratum simulate "${fleet[@]}" --hashrate "$HASHRATE" --port "$STRATUM_PORT" --proxy v2 \
   ${DURATION:+--duration "$DURATION"} &

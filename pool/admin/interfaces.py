@@ -362,7 +362,7 @@ class ExportProvider(Protocol):
     def kinds(self) -> list[ExportKind]: ...
 
     async def export(self, kind: str, period: str, start: str, end: str, fmt: str) -> tuple[bytes, str]:
-        """(body, content type) for periods starting in [start, end) (YYYY-MM-DD).
+        """(body, content type) for the whole periods touching [start, end] (YYYY-MM-DD, inclusive).
 
         The admin API validates kind, period, format and dates against kinds() first;
         raise Rejected(reason, 404) when there is no data for the range.

@@ -56,6 +56,9 @@ def _operation(route: Route, config: AdminConfig, schemas: dict[Any, dict[str, A
         }
     if isinstance(route.response, str):
         content = {route.response: {"schema": {"type": "string"}}}
+    elif isinstance(route.response, tuple):          # several media types (exports: CSV, JSON, SVG)
+        content = {media: {"schema": {"type": "object" if media == "application/json" else "string"}}
+                   for media in route.response}
     else:
         content = {"application/json": {"schema": schemas[route.response]}}
     responses: dict[str, Any] = {str(route.status): {"description": "Success.", "content": content}}
@@ -66,7 +69,7 @@ def _operation(route: Route, config: AdminConfig, schemas: dict[Any, dict[str, A
     if route.body is not None:
         statuses.add(413)
     for status in sorted(statuses):
-        if status == 503 and route.response is not None and not isinstance(route.response, str):
+        if status == 503 and route.response is not None and not isinstance(route.response, (str, tuple)):
             responses["503"] = {"description": ERROR_TEXT[503], "content": content}
         else:
             responses[str(status)] = _error(status)
@@ -80,7 +83,8 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 def _narrow_exports(op: dict[str, Any], kinds: list[ExportKind]) -> None:
     """State exactly the export names, periods and formats the provider offers."""
-    enums = {"kind": [k.name for k in kinds], "period": _union([k.periods for k in kinds]),
+    shorthands = [f"{k.name}-{f}" for k in kinds for f in k.formats if len(k.formats) > 1 or f != "csv"]
+    enums = {"kind": [k.name for k in kinds] + shorthands, "period": _union([k.periods for k in kinds]),
              "format": _union([k.formats for k in kinds])}
     for param in op["parameters"]:
         if param["name"] in enums and enums[param["name"]]:
@@ -91,7 +95,7 @@ def build_document(config: AdminConfig, export_kinds: list[ExportKind] | None = 
     types: list[Any] = [ErrorBody, DashboardSettings]
     for route in ROUTES:
         for kind in (route.body, route.response):
-            if kind is not None and not isinstance(kind, str) and kind not in types:
+            if kind is not None and not isinstance(kind, (str, tuple)) and kind not in types:
                 types.append(kind)
     generated, components = msgspec.json.schema_components(types, ref_template=REF)
     schemas = dict(zip(types, generated, strict=True))

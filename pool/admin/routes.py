@@ -23,6 +23,7 @@ from pool.admin.context import ApiContext
 from pool.admin.miner_types import MinerAccount
 from pool.config.admin import AdminConfig
 from pool.geo.mapview import MapView
+from pool.geo.periods import PERIODS
 
 Handler = Callable[[ApiContext, web.Request, bool], Awaitable[web.StreamResponse]]
 NO_CONTROL = r"^[^\u0000-\u001f\u007f]*$"
@@ -95,11 +96,13 @@ def _export_params(_: AdminConfig) -> list[dict[str, Any]]:
     date = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
     return [
         q("kind", {"type": "string", "minLength": 1, "maxLength": 60, "pattern": r"^[a-z0-9-]+$"},
-          "Export name from GET /api/v1/exports.", where="path"),
-        q("period", {"type": "string", "enum": ["daily", "weekly", "biweekly", "monthly"]},
-          "Aggregation period (each export lists the ones it offers); default: its first."),
-        q("start", date, "First day (inclusive).", required=True),
-        q("end", date, "Last day (exclusive); after start.", required=True),
+          "Export name from GET /api/v1/exports (the same names as `geostratum export --layout`), or "
+          "NAME-FORMAT such as regions-json.", where="path"),
+        q("period", {"type": "string", "enum": list(PERIODS), "default": "monthly"},
+          "Aggregation period (each export lists the ones it offers)."),
+        q("start", date, "First day (inclusive); with end. Default: the first day of the current period."),
+        q("end", date, "Last day (inclusive, may equal start); with start. Default: today (UTC). Every whole "
+          "period the range touches is exported; the X-Geostratum-Range header states what was covered."),
         q("format", {"type": "string", "enum": ["csv", "json", "svg"]},
           "File format (each export lists the ones it offers); default: its first."),
     ]
@@ -152,7 +155,7 @@ ROUTES: list[Route] = [
           "exports", response=list[i.ExportKind]),
     Route("GET", "/api/v1/exports/{kind}", read.export, Scope.READ, "downloadExport",
           "Download a research export (CSV, JSON or SVG).", "exports", parameters=_export_params,
-          response="application/octet-stream", extra_statuses=(404,)),
+          response=("text/csv", "application/json", "image/svg+xml"), extra_statuses=(404,)),
     Route("GET", "/api/v1/map", read.map_view, Scope.READ, "getMap",
           "Hashrate share by country and subdivision for one period, privacy rule applied, with coverage "
           "and the periods that hold data (the map page's data).", "exports", group="dashboard",

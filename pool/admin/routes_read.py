@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ from pool.admin.responses import (
     RevenueSection,
     SharesSection,
 )
+from pool.geo.exports import SHORTHANDS, covered, describe, resolve_range
 
 OTHER = ("XX", "Other")
 MAP_PERIODS = ("daily", "weekly", "monthly")
@@ -281,25 +283,34 @@ async def export_kinds(ctx: ApiContext, request: web.Request, anonymous: bool) -
 
 
 async def export(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.StreamResponse:
-    name = request.match_info["kind"]
+    raw = request.match_info["kind"]
+    name, implied = SHORTHANDS.get(raw, (raw, None))
     kinds = {kind.name: kind for kind in ctx.exports.kinds()}
     kind = kinds.get(name)
     if kind is None:
-        raise not_found(f"no export named {name[:60]!r}; see GET /api/v1/exports")
+        raise not_found(f"no export named {raw[:60]!r}; see GET /api/v1/exports")
     q = request.query
     params.known_params(q, {"period", "start", "end", "format"})
-    period = params.choice(q, "period", kind.periods[0], kind.periods)
-    fmt = params.choice(q, "format", kind.formats[0], kind.formats)
-    start, end = params.date(q, "start"), params.date(q, "end")
-    if end <= start:
-        raise params.bad("end", "must be after start")
-    if (end - start).days > ctx.config.export_max_days:
+    period = params.choice(q, "period", kind.periods[-1], kind.periods)
+    fmt = params.choice(q, "format", implied or kind.formats[0], [implied] if implied else kind.formats)
+    start = params.date(q, "start") if "start" in q else None
+    end = params.date(q, "end") if "end" in q else None
+    if (start is None) != (end is None):
+        raise params.bad("end" if end is None else "start",
+                         "give both start and end (inclusive), or neither for the current period to date")
+    try:
+        start, end, defaulted = resolve_range(period, start, end, dt.datetime.now(dt.UTC).date())
+    except ValueError as exc:
+        raise params.bad("end", str(exc)) from None
+    if (end - start).days + 1 > ctx.config.export_max_days:
         raise params.bad("end", f"range longer than {ctx.config.export_max_days} days")
     payload, content_type = await ctx.exports.export(name, period, start.isoformat(), end.isoformat(), fmt)
-    filename = f"geostratum-{name}-{period}-{start.isoformat()}-{end.isoformat()}.{fmt}"
+    lo, hi = covered(period, start, end)
+    filename = f"geostratum-{name}-{period}-{lo}-{hi}.{fmt}"
     return web.Response(
         body=payload,
-        headers={"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{filename}"',
+                 "X-Geostratum-Range": describe(period, start, end, defaulted)},
     )
 
 

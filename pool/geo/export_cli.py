@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pool.geo.exports import LAYOUTS, ExportResult, export, parse_day
+from pool.geo.exports import EXPORTS, LAYOUTS, ExportResult, export, parse_day, resolve, resolve_range
 from pool.geo.periods import PERIODS
 
 PROGRESS_MIN_DAYS = 31
@@ -33,17 +33,15 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _last_month(today: dt.date) -> tuple[dt.date, dt.date]:
-    end = today.replace(day=1) - dt.timedelta(days=1)
-    return end.replace(day=1), end
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layout", choices=list(LAYOUTS), default="ccaf-countries",
-                        help="what to produce (default: ccaf-countries)")
-    parser.add_argument("--period", choices=list(PERIODS), default="monthly", help="period length")
-    parser.add_argument("--start", help="first day YYYY-MM-DD (default: first day of last month)")
-    parser.add_argument("--end", help="last day YYYY-MM-DD, inclusive (default: last day of last month)")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="ccaf-countries", metavar="LAYOUT",
+                        help=f"what to produce, the same names as GET /api/v1/exports/NAME: {', '.join(EXPORTS)} "
+                             "(or NAME-FORMAT, e.g. regions-json; default: ccaf-countries)")
+    parser.add_argument("--format", help="csv, json or svg, as the layout offers (default: its first)")
+    parser.add_argument("--period", choices=list(PERIODS), default="monthly", help="period length (default: monthly)")
+    parser.add_argument("--start", help="first day YYYY-MM-DD (default: the first day of the current period)")
+    parser.add_argument("--end", help="last day YYYY-MM-DD, inclusive (default: today, UTC); every whole period "
+                                      "the range touches is exported")
     parser.add_argument("-o", "--output", help="file to write, '-' for stdout (default: a descriptive "
                                                "file name in the current directory)")
     parser.add_argument("--config", help="config TOML (default: built-in defaults and GEOSTRATUM__ env)")
@@ -66,20 +64,21 @@ async def _run(args: argparse.Namespace) -> ExportResult:
     config = load(args.config)
     if args.output and args.output != "-" and not Path(args.output).parent.is_dir():
         raise ValueError(f"cannot write {args.output}: folder {Path(args.output).parent} does not exist")
-    if args.start or args.end:
-        if not (args.start and args.end):
-            raise ValueError("give both --start and --end")
-        first, last = parse_day(args.start, "--start"), parse_day(args.end, "--end")
-    else:
-        first, last = _last_month(dt.datetime.now(dt.UTC).date())
+    resolve(args.layout, args.format)
+    first = parse_day(args.start, "--start") if args.start else None
+    last = parse_day(args.end, "--end") if args.end else None
+    if (first is None) != (last is None):
+        raise ValueError("give both --start and --end (inclusive), or neither for the current period to date")
+    first, last, defaulted = resolve_range(args.period, first, last, dt.datetime.now(dt.UTC).date())
     args.first, args.last = first, last
     show = args.progress
     if show is None:
         show = sys.stderr.isatty() and (last - first).days + 1 > PROGRESS_MIN_DAYS
     client = aioredis.Redis.from_url(args.redis_url or config.redis.url)
     try:
-        return await export(client, config.geo, args.layout, args.period, first, last,
-                            prefix=config.redis.key_prefix, progress=ProgressBar(sys.stderr) if show else None)
+        return await export(client, config.geo, args.layout, args.period, first, last, fmt=args.format,
+                            prefix=config.redis.key_prefix, defaulted=defaulted,
+                            progress=ProgressBar(sys.stderr) if show else None)
     finally:
         await client.aclose()
 
@@ -98,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot read the rollups from Redis: {exc}", file=sys.stderr)
         return 1
     if result.empty:
-        print(f"no data for {args.period} periods {args.first}..{args.last} (nothing written)", file=sys.stderr)
+        print(f"no data for {result.range_text} (nothing written)", file=sys.stderr)
         return NO_DATA_STATUS
+    print(f"export: {args.layout} for {result.range_text}", file=sys.stderr)
     if args.output == "-":
         sys.stdout.buffer.write(result.body)
         sys.stdout.flush()

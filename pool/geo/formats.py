@@ -1,8 +1,10 @@
 """Renderers: a Report -> the CCAF layouts byte for byte, the CCAF contribution document, and our own
 rich CSV/JSON (regions and firmware families).
 
-CCAF's download endpoints wrote rows with Python's csv module (so "\\r\\n" line ends and minimal quoting)
-and formatted values as str(round(x, 2)), i.e. "37.84%", "7.2%", "0%". We do the same.
+CCAF's download endpoints wrote rows with Python's csv module (so "\\r\\n" line ends and minimal quoting).
+Shares are written with two decimals ("37.84%", "7.20%"; an exact zero "0%", as CCAF's files show it),
+sub-national values as share x 100 with two decimals, the EH/s column with two decimals (empty when no
+network difficulty was sampled). A daily or weekly export says so in the country header.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import msgspec
 from pool.geo.report import PeriodReport, Report, Row
 from pool.geo.tables import OTHER
 
-CCAF_COUNTRIES_HEADER = ("date", "country", "monthly_hashrate_%", "monthly_absolute_hashrate_EH/S")
 CCAF_CHINA_HEADER = ("Date", "Province", "Share of Chinese hashrate")
 CCAF_US_HEADER = ("Date", "State", "US hashrate by state")
 
@@ -35,19 +36,22 @@ def _country_rows(period: PeriodReport) -> list[Row]:
     return [r for r in period.rows if r.level == "country"]
 
 
+def countries_header(period: str) -> tuple[str, ...]:
+    """CCAF's header, naming the period: `monthly_hashrate_%` for monthly data, `daily_hashrate_%`..."""
+    return ("date", "country", f"{period}_hashrate_%", f"{period}_absolute_hashrate_EH/S")
+
+
 def ccaf_countries(report: Report) -> bytes:
     rows = []
     for period in report.periods:
         ranked = sorted(_country_rows(period), key=lambda r: -r.share_of_pool)
         for row in ranked:
             value = row.share_of_pool
-            percent = f"{round(value * 100, 2)}%" if value else "0%"
-            if period.network_hashrate:
-                absolute: float = round(value * period.network_hashrate / 1e18, 2)
-            else:
-                absolute = 0
+            percent = f"{value * 100:.2f}%" if value else "0%"
+            # Without a network difficulty sample the absolute figure is unknown: left empty, not 0.
+            absolute = f"{value * period.network_hashrate / 1e18:.2f}" if period.network_hashrate else ""
             rows.append((period.period_start, row.country_name, percent, absolute))
-    return _csv(CCAF_COUNTRIES_HEADER, rows)
+    return _csv(countries_header(report.period), rows)
 
 
 def _subdivisions(report: Report, iso: str, header: tuple[str, ...]) -> bytes:
@@ -55,7 +59,7 @@ def _subdivisions(report: Report, iso: str, header: tuple[str, ...]) -> bytes:
     for period in report.periods:
         items = [r for r in period.rows if r.level == "subdivision" and r.country_iso == iso]
         for row in sorted(items, key=lambda r: -(r.share_of_country or 0.0)):
-            rows.append((period.period_start, row.item, round((row.share_of_country or 0.0) * 100, 2)))
+            rows.append((period.period_start, row.item, f"{(row.share_of_country or 0.0) * 100:.2f}"))
     return _csv(header, rows)
 
 
@@ -97,29 +101,27 @@ def ccaf_contribution(report: Report, unit: str = "auto", subdivisions: tuple[st
     return (json.dumps({"data": items}, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _metadata_lines(report: Report, period: PeriodReport) -> list[str]:
-    def pct(x: float | None) -> str:
-        return "unknown" if x is None else f"{x * 100:.6g}%"
+def _pct(x: float | None) -> str:
+    return "unknown" if x is None else f"{x * 100:.6g}%"
 
-    dbs = "; ".join(f"{d.role} {d.type} built {d.build_date} ({pct(d.share)} of difficulty)"
-                    for d in period.databases) or "none recorded"
+
+def _period_line(period: PeriodReport) -> str:
+    """One comment line per period: an empty period costs one short line."""
+    head = (f"period {period.period_start} ({period.period}, {period.period_seconds:.0f} s"
+            f"{'' if period.complete else ', incomplete'})")
+    if not period.accepted_shares:
+        return f"{head}: no accepted shares"
+    network = "unknown" if period.network_hashrate is None else f"{period.network_hashrate:.6g}"
+    dbs = ", ".join(f"{d.role} {d.type} built {d.build_date} ({_pct(d.share)})" for d in period.databases)
     fold = period.folding
-    return [
-        f"period_start: {period.period_start} ({period.period}, {period.period_seconds:.0f} s"
-        f"{'' if period.complete else ', incomplete'})",
-        f"pool_hashrate_hs: {period.pool_hashrate:.6g}",
-        f"network_hashrate_hs: {'unknown' if period.network_hashrate is None else f'{period.network_hashrate:.6g}'}"
-        f" ({period.network_samples} difficulty samples)",
-        f"pool_share_of_network: {pct(period.pool_share_of_network)}",
-        f"share_geolocated: {pct(period.share_geolocated)} (unknown {pct(period.unknown_share)}, "
-        f"private/reserved {pct(period.private_share)})",
-        f"hosting_share: {pct(period.hosting_share)} (source: "
-        f"{period.hosting_source or 'none: hosting unknown, counted as not hosting'})",
-        f"farm_proxy_share: {pct(period.proxy_share)}",
-        f"databases: {dbs}",
-        f"folded_within_country: {fold.within_country_cells} cells, {pct(fold.within_country_share)}",
-        f"folded_global: {fold.global_cells} cells, {pct(fold.global_share)}; withheld {pct(fold.withheld_share)}",
-    ]
+    return (f"{head}: pool_hashrate_hs {period.pool_hashrate:.6g}; network_hashrate_hs {network} "
+            f"({period.network_samples} difficulty samples); pool_share_of_network "
+            f"{_pct(period.pool_share_of_network)}; share_geolocated {_pct(period.share_geolocated)} (unknown "
+            f"{_pct(period.unknown_share)}, private/reserved {_pct(period.private_share)}); hosting_share "
+            f"{_pct(period.hosting_share)}; farm_proxy_share {_pct(period.proxy_share)}; databases "
+            f"{dbs or 'none recorded'}; folded_within_country {fold.within_country_cells} cells "
+            f"{_pct(fold.within_country_share)}; folded_global {fold.global_cells} cells "
+            f"{_pct(fold.global_share)}; withheld {_pct(fold.withheld_share)}")
 
 
 RICH_COLUMNS = ("period_start", "period", "period_seconds", "level", "country_iso", "country_name",
@@ -141,8 +143,14 @@ def _rich_csv(report: Report, firmware: bool) -> bytes:
     ]
     if firmware:
         head.append(f"firmware: {report.firmware_note}")
-    for period in report.periods:
-        head.extend(_metadata_lines(report, period))
+    sources = sorted({(d.role, d.type, d.build_date) for p in report.periods for d in p.databases})
+    hosting = sorted({p.hosting_source for p in report.periods if p.hosting_source})
+    head.append("databases: " + ("; ".join(f"{role} {kind} built {built}" for role, kind, built in sources)
+                                 or "none recorded"))
+    head.append(f"hosting_source: {', '.join(hosting) or 'none: hosting unknown, counted as not hosting'}")
+    head.append(f"range: {report.period} periods {report.first}..{report.last}, {len(report.periods)} periods, "
+                f"{sum(1 for p in report.periods if not p.accepted_shares)} without data")
+    head.extend(_period_line(period) for period in report.periods)
     out.writelines(f"# {line}\n" for line in head)
     writer = csv.writer(out, lineterminator="\n")
     columns = list(RICH_COLUMNS)

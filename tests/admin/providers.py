@@ -331,7 +331,7 @@ class InMemoryPool:
         import datetime as dt
 
         lo = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC).timestamp()
-        hi = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp()
+        hi = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp() + 86400   # end is inclusive
         chosen = [s for s in self.shares if lo <= s.timestamp < hi]
         if not chosen:
             raise Rejected(f"no shares between {start} and {end}", 404)

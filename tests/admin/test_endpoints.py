@@ -184,8 +184,11 @@ async def test_exports(admin: Running) -> None:
     async with admin.request("GET", path, headers=READ) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+        # The whole months the inclusive range touches.
+        month_end = (end.replace(day=1) + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
         assert response.headers["Content-Disposition"] == (
-            f'attachment; filename="geostratum-ccaf-countries-monthly-{start}-{end}.csv"')
+            f'attachment; filename="geostratum-ccaf-countries-monthly-{start.replace(day=1)}-{month_end}.csv"')
+        assert response.headers["X-Geostratum-Range"] == f"monthly periods {start.replace(day=1)}..{month_end}"
         rows = list(csv.reader(io.StringIO(await response.text())))
     assert rows[0] == ["date", "country", "monthly_hashrate_%", "monthly_absolute_hashrate_EH/S"]
     assert rows[1][1] == "United States"

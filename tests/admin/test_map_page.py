@@ -169,6 +169,11 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             assert "Unknown to the database" in dom["offmap"]
             assert {"ccaf-countries.csv", "ccaf-us.csv", "ccaf-china.csv", "regions.json"} <= set(dom["exports"])
             await _screenshot(page, shots / "map-day1.png")
+            # An export button fetches the shown period (the same range the API states) with the token.
+            fetched = await page.send("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression=f"""
+              fetchOk("/api/v1/exports/ccaf-us?period=daily&start={DAY1}&end={DAY1}&format=csv", "*/*")
+                .then(r => r.text())""")
+            assert fetched["result"]["value"].splitlines()[1:] == [f"{DAY1},Texas,60.00", f"{DAY1},Georgia,40.00"]
 
             # The stepper goes to the next stored period: another fleet, other colours.
             await page.send("Runtime.evaluate", expression='document.getElementById("next").click()')

@@ -44,7 +44,7 @@ def test_document_covers_every_route() -> None:
     assert {(r.method, r.path) for r in ROUTES} <= documented
     assert DOCUMENT["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     export = {p["name"]: p["schema"] for p in DOCUMENT["paths"]["/api/v1/exports/{kind}"]["get"]["parameters"]}
-    assert export["kind"]["enum"] == ["ccaf-countries", "regions"]
+    assert export["kind"]["enum"] == ["ccaf-countries", "regions", "regions-csv", "regions-json"]
     assert export["period"]["enum"] == ["monthly", "daily"] and export["format"]["enum"] == ["csv", "json"]
 
 

@@ -167,16 +167,16 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             kinds = {k["name"]: k for k in await api.get("/api/v1/exports")}
             assert {"ccaf-countries", "ccaf-china", "ccaf-us", "ccaf-contribution", "regions", "firmware",
                     "chart"} == set(kinds)
-            day = f"start={today}&end={today + dt.timedelta(days=1)}&period=daily"
+            day = f"start={today}&end={today}&period=daily"          # end is inclusive
             status, csv = await api.call("GET", f"/api/v1/exports/ccaf-countries?{day}", ADMIN)
-            assert status == 200 and csv.decode().startswith("date,country,monthly_hashrate_%")
+            assert status == 200 and csv.decode().startswith("date,country,daily_hashrate_%")
             status, rich = await api.call("GET", f"/api/v1/exports/regions?{day}&format=json", ADMIN)
             assert status == 200 and rich["periods"][0]["accepted_shares"] > 0
             status, svg = await api.call("GET", f"/api/v1/exports/chart?{day}&format=svg", ADMIN)
             assert status == 200 and svg.startswith(b"<svg")
             status, body = await api.call(
                 "GET", "/api/v1/exports/regions?start=2020-01-01&end=2020-01-02&period=daily", ADMIN)
-            assert status == 404 and "no accepted shares" in body["reason"]
+            assert status == 404 and body["reason"] == "no data for daily periods 2020-01-01..2020-01-02"
 
             # -- controls ------------------------------------------------------------------------
             ports = await api.get("/api/v1/ports")

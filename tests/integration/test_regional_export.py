@@ -98,6 +98,6 @@ async def test_exports_match_the_fleet_distribution(redis_url: str, tmp_path: Pa
     assert period["share_geolocated"] == 1.0
     assert [d["build_date"] for d in period["databases"]] == ["2023-04-01"]   # DB-IP City Lite, as tagged
     rows = list(csv.reader(io.StringIO(ccaf)))
-    assert rows[0] == ["date", "country", "monthly_hashrate_%", "monthly_absolute_hashrate_EH/S"]
+    assert rows[0] == ["date", "country", "daily_hashrate_%", "daily_absolute_hashrate_EH/S"]
     listed = {row[1]: float(row[2].rstrip("%")) for row in rows[1:]}
     assert listed["United States"] == 40.0 and listed["China"] == 25.0 and listed["Germany"] == 20.0

@@ -299,15 +299,8 @@ function renderExports(view) {
   }
 }
 
-// The exports API takes the day after the period's last as `end`.
-function exclusiveEnd(view) {
-  const next = new Date(view.period_last + "T00:00:00Z");
-  next.setUTCDate(next.getUTCDate() + 1);
-  return next.toISOString().slice(0, 10);
-}
-
 async function downloadExport(name, format, view) {
-  const query = new URLSearchParams({ period: view.period, start: view.period_start, end: exclusiveEnd(view), format });
+  const query = new URLSearchParams({ period: view.period, start: view.period_start, end: view.period_last, format });
   try {
     const response = await fetchOk(`/api/v1/exports/${name}?${query}`, "*/*");
     save(await response.blob(), `geostratum-${name}-${view.period}-${view.period_start}-${view.period_last}.${format}`);

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.postgres_server import PostgresProcess
 from tests.support.redis_server import RedisProcess
+
+# Hypothesis profiles (the fuzz targets in tests/fuzz): "ci" is bounded and derandomized, so the suite
+# stays fast and every run tries the same inputs; "long" explores (`--hypothesis-profile long`, or
+# GEOSTRATUM_FUZZ_PROFILE=long), keeping what it finds in .hypothesis/ for the next run.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=20_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("GEOSTRATUM_FUZZ_PROFILE", "ci"))
 
 pytest_plugins = ["tests.support.hang_report"]
 

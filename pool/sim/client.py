@@ -38,6 +38,12 @@ class ClientStats(msgspec.Struct, kw_only=True):
     connections: int = 0                 # connections opened (1 + reconnects)
     resumed: int = 0                     # reconnects that got the same extranonce1 back
     unanswered: int = 0                  # submits whose connection closed before the answer
+    # Seconds from writing each submit to reading its reply (the newest MAX_LATENCIES; the pool's reply
+    # latency as this miner sees it, including its own event loop's delay).
+    reply_seconds: list[float] = msgspec.field(default_factory=list)
+
+
+MAX_LATENCIES = 100_000
 
 
 class MinerProfile(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +107,7 @@ class StratumClient:
         self.session_id = ""                 # from the last subscribe reply; sent when reconnecting
         self._ids = itertools.count(1)
         self._pending: dict[int, str] = {}
+        self._sent_at: dict[int, float] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._extranonce1 = b""
         self._extranonce2_size = 4
@@ -117,6 +124,8 @@ class StratumClient:
         request_id = next(self._ids)
         self._pending[request_id] = method
         self._writer.write(msgspec.json.encode({"id": request_id, "method": method, "params": params}) + b"\n")
+        if method == "mining.submit":
+            self._sent_at[request_id] = time.perf_counter()
         return request_id
 
     def _event(self, kind: str, **fields: Any) -> None:
@@ -183,6 +192,7 @@ class StratumClient:
             self._writer.close()
             self.stats.unanswered += sum(method == "mining.submit" for method in self._pending.values())
             self._pending.clear()
+            self._sent_at.clear()
 
     def stop(self) -> None:
         """Stop hashing, wait (bounded) for the answers to the shares already submitted, then close:
@@ -228,6 +238,9 @@ class StratumClient:
                 raise ConnectionError(f"authorization failed: {error}")
             self._authorized.set()
         elif request_method == "mining.submit":
+            sent_at = self._sent_at.pop(message.get("id"), None)  # type: ignore[arg-type]
+            if sent_at is not None and len(self.stats.reply_seconds) < MAX_LATENCIES:
+                self.stats.reply_seconds.append(time.perf_counter() - sent_at)
             if result is True:
                 self.stats.accepted += 1
                 self._event("accepted", extranonce1=self._extranonce1.hex())

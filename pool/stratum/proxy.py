@@ -74,7 +74,7 @@ def _parse_v1(data: bytes) -> tuple[ProxyHeader, int] | None:
         raise ProxyError("PROXY v1 address is not valid") from None
     if src_addr.version != version or dst_addr.version != version:
         raise ProxyError(f"PROXY v1 {family} with an address of another family")
-    return ProxyHeader(1, str(src_addr), _port(sport), str(dst_addr), _port(dport)), end + 2
+    return ProxyHeader(1, normalize_ip(str(src_addr)), _port(sport), normalize_ip(str(dst_addr)), _port(dport)), end + 2
 
 
 def _port(text: str) -> int:
@@ -123,9 +123,15 @@ def _parse_v2(data: bytes) -> tuple[ProxyHeader, int] | None:
 
 
 def normalize_ip(ip: str) -> str:
-    """'::ffff:1.2.3.4' -> '1.2.3.4' so limits, bans and geo see one form per address."""
-    if ip.startswith("::ffff:") and "." in ip:
-        return ip[7:]
+    """'::ffff:1.2.3.4' -> '1.2.3.4' so limits, bans and geo see one form per address. Python before
+    3.13 writes a mapped address in hex ('::ffff:102:304', what a v2 header's bytes give): both forms."""
+    if ip.startswith("::ffff:"):
+        try:
+            mapped = ipaddress.IPv6Address(ip).ipv4_mapped
+        except ValueError:
+            return ip
+        if mapped is not None:
+            return str(mapped)
     return ip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import socket
 import time
 from typing import Any
@@ -177,8 +178,11 @@ class PoolApp:
             config.chain, extranonce1_size=4, extranonce2_size=config.stratum.extranonce2_size,
             version_mask=int(config.stratum.version_mask, 16), on_block_result=self._on_block_result)
         if config.stratum.resume_directory and config.stratum.session_resume_seconds > 0:
+            # One holder name per start: a process restarted after a crash must not pass for its dead
+            # predecessor, whose live sessions are then resumable anywhere (pool/stratum/resume.py).
+            holder = f"{self.node}.{secrets.token_hex(4)}"
             self.resume_directory = RedisResumeDirectory(
-                self.ledger.client, self.node, key_prefix=config.redis.key_prefix, prefix_bits=8,
+                self.ledger.client, holder, key_prefix=config.redis.key_prefix, prefix_bits=8,
                 loan_seconds=config.stratum.resume_loan_seconds, park_seconds=config.stratum.session_resume_seconds,
                 holder_timeout=config.stratum.resume_holder_timeout)
         allocator = ExtranonceAllocator(park_seconds=config.stratum.session_resume_seconds,

@@ -81,7 +81,7 @@ async def test_resume_succeeds_on_either_worker(redis_url: str, tmp_path: Path) 
             if attempt >= 5 and len(set(claimers)) == 2:
                 break
         assert len(set(claimers)) == 2, f"the kernel sent every reconnect to one worker: {claimers}"
-        assert {name.rsplit("-", 1)[1] for name in claimers} == {"w0", "w1"}
+        assert {name.split(".", 1)[0].rsplit("-", 1)[1] for name in claimers} == {"w0", "w1"}
     await client.aclose()
 
 
@@ -103,8 +103,9 @@ async def one_process(config_path: Path, log_path: Path) -> AsyncIterator[asynci
 
 async def test_resume_from_a_process_that_was_killed(redis_url: str, tmp_path: Path) -> None:
     """SIGKILL parks nothing: the dead process's working sessions were announced as live, and once its
-    heartbeat is older than resume_holder_timeout another process gives their extranonce1 back. While
-    the holder is alive, a second connection with the same session id gets a fresh extranonce1."""
+    heartbeat is older than resume_holder_timeout another process gives their extranonce1 back, and
+    so does the same process restarted (it is a new holder, not its dead predecessor). While the
+    holder is alive, a second connection with the same session id gets a fresh extranonce1."""
     ports = {"a": free_port(), "b": free_port()}
     paths = {}
     for name, port in ports.items():
@@ -114,38 +115,56 @@ async def test_resume_from_a_process_that_was_killed(redis_url: str, tmp_path: P
         paths[name] = write_config(tmp_path / f"{name}.toml", data)
     client = aioredis.Redis.from_url(redis_url)
 
-    async def live_on(node: str, token: str) -> bool:
-        return bool(await client.hexists(f"{{gs:resume}}:live:{node}", token))
+    async def live_on_a(token: str) -> bool:
+        keys = [k async for k in client.scan_iter("{gs:resume}:live:*killa*")]
+        return any([await client.hexists(key, token) for key in keys])
 
     async def holder(extranonce1: bytes) -> str:
         raw = await client.hget(f"{{gs:resume}}:held:8:{extranonce1[0]}", extranonce1.hex())
         return raw.decode().split("|", 1)[0] if raw else ""
 
-    async with one_process(paths["a"], tmp_path / "a.log") as a, one_process(paths["b"], tmp_path / "b.log"):
+    async def up(name: str, log: Path) -> None:
         try:
-            await wait_for(lambda: snapshots_count(client, 2), 40, "both processes up", interval=0.3)
+            await wait_for(lambda: node_up(client, f"kill{name}"), 40, f"process {name} up", interval=0.3)
         except AssertionError:
-            raise AssertionError((tmp_path / "a.log").read_text()[-3000:]) from None
-        node_a = next(n for n in (await snapshots_of(client)) if "killa" in n)
-        extranonce1, token, _, writer = await open_session(ports["a"], "127.0.0.1", None)
-        await wait_for(lambda: live_on(node_a, token), 10, "the working session announced as live on A")
+            raise AssertionError(log.read_text()[-3000:]) from None
+
+    async with one_process(paths["a"], tmp_path / "a.log") as a, one_process(paths["b"], tmp_path / "b.log"):
+        await up("a", tmp_path / "a.log")
+        await up("b", tmp_path / "b.log")
+        sessions = [await open_session(ports["a"], f"127.0.0.{1 + i}", None) for i in range(2)]
+        for _, token, _, _ in sessions:
+            await wait_for(lambda t=token: live_on_a(t), 10, "the working sessions announced as live on A")
+        (en1_1, token_1, _, writer_1), (en1_2, token_2, _, writer_2) = sessions
 
         # A is alive: the same session id on B is a second connection, not a resume.
         started = time.monotonic()
-        other, other_token, _, other_writer = await open_session(ports["b"], "127.0.0.2", token)
-        assert other != extranonce1 and other_token != token
+        other, other_token, _, other_writer = await open_session(ports["b"], "127.0.0.9", token_1)
+        assert other != en1_1 and other_token != token_1
         assert time.monotonic() - started >= 1.5 - 0.1      # B asked until the holder timeout had passed
         other_writer.close()
 
         a.kill()                                             # the host dies: nothing is parked
         await a.wait()
-        resumed, same_token, _, resumed_writer = await open_session(ports["b"], "127.0.0.3", token)
-        assert (resumed, same_token) == (extranonce1, token)
-        assert "killb" in await holder(extranonce1)          # B holds it now; A's prefix owner reserves it
-        assert not await live_on(node_a, token)
-        resumed_writer.close()
-        writer.close()
+        resumed, same_token, _, resumed_writer = await open_session(ports["b"], "127.0.0.3", token_1)
+        assert (resumed, same_token) == (en1_1, token_1)
+        assert "killb" in await holder(en1_1)                # B holds it now; A's prefix owner reserves it
+        assert not await live_on_a(token_1)
+        for writer in (resumed_writer, writer_1, writer_2):
+            writer.close()
+
+        # A comes back (a supervisor restarts it): the session its predecessor held resumes there.
+        await client.zrem("gs:{gs:adm}:nodes", *[n for n in await snapshots_of(client) if "killa" in n])
+        async with one_process(paths["a"], tmp_path / "a2.log"):
+            await up("a", tmp_path / "a2.log")
+            back, back_token, _, back_writer = await open_session(ports["a"], "127.0.0.4", token_2)
+            assert (back, back_token) == (en1_2, token_2)
+            back_writer.close()
     await client.aclose()
+
+
+async def node_up(client: aioredis.Redis, name: str) -> bool:
+    return any(name in n for n in await snapshots_of(client))
 
 
 async def snapshots_of(client: aioredis.Redis) -> list[str]:

@@ -146,9 +146,12 @@ BAD_NONCE = Reject("bad_nonce", OTHER, "Invalid nonce")
 BAD_VERSION = Reject("bad_version", OTHER, "Invalid version bits")
 RATE_LIMITED = Reject("rate_limited", OTHER, "Too many submits")
 MALFORMED = Reject("malformed", OTHER, "Invalid submit params")
+# A valid share the pool could not make durable (its journal write failed): never acknowledged.
+NOT_RECORDED = Reject("not_recorded", OTHER, "Share not recorded")
 
-# Rejects that do not count toward a ban: they happen to honest miners around block changes.
-HONEST_REJECTS = frozenset({STALE.key, UNKNOWN_JOB.key})
+# Rejects that do not count toward a ban: they happen to honest miners (around block changes, or
+# when the pool's own storage fails).
+HONEST_REJECTS = frozenset({STALE.key, UNKNOWN_JOB.key, NOT_RECORDED.key})
 
 _ID_CACHE: dict[Any, bytes] = {}
 _TRUE_CACHE: dict[Any, bytes] = {}

@@ -363,7 +363,9 @@ class StratumServer(ServerAdmin):
                             self._begin_resume(proto, session, token)
                 except Exception:
                     if type(event) is ShareRecord:
+                        # Not durable, so not acknowledged: its reply (not yet written) becomes a reject.
                         self.share_write_failures += 1
+                        session.share_not_recorded(event)
                     log.exception("handling %s from %s failed", type(event).__name__, session.peer)
             events.clear()
         out = session.out

@@ -45,7 +45,7 @@ _CONTAINERS = (list, dict)
 
 class Session(Handshake):
     # Slots: a pool holds tens of thousands of these, and the fan-out touches every one.
-    __slots__ = ("_lenient_rolling", "_max_jobs", "_pending_requests", "_pool_mask", "_reissues",
+    __slots__ = ("_acks", "_lenient_rolling", "_max_jobs", "_pending_requests", "_pool_mask", "_reissues",
                  "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",
                  "_window_rejects", "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
                  "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters",
@@ -78,6 +78,8 @@ class Session(Handshake):
 
         self.out: list[bytes] = []
         self.events: list[SessionEvent] = []
+        # Accepted shares whose `true` reply sits in `out`: (record, index in out, request id, worker).
+        self._acks: list[tuple[ShareRecord, int, Any, WorkerStats]] = []
         self.close_reason: str | None = None
         self.ban_reason: str | None = None
 
@@ -367,11 +369,12 @@ class Session(Handshake):
         reached = DIFF1_TARGET / value if value else float("inf")
         if reached > worker.best_difficulty:
             worker.best_difficulty = reached
-        self.events.append(ShareRecord(
+        record = ShareRecord(
             timestamp=now, account=worker.account, worker=worker.name, difficulty=difficulty,
             share_difficulty=reached, height=job.height,
             country=self.country, subdivision=self.subdivision, hosting=self.hosting,
-            farm_proxy=self.farm_proxy, firmware=self.firmware, node=self.node, block_hash=block_hash))
+            farm_proxy=self.farm_proxy, firmware=self.firmware, node=self.node, block_hash=block_hash)
+        self.events.append(record)
         worker.accepted += 1
         worker.accepted_difficulty += difficulty
         worker.last_share_at = now
@@ -379,20 +382,45 @@ class Session(Handshake):
         counters.accepted += 1
         counters.accepted_difficulty += difficulty
         self._window_total += 1
-        self.out.append(m.true_reply(rid))
+        out = self.out
+        if not out:
+            self._acks.clear()       # positions in an `out` already written are meaningless
+        self._acks.append((record, len(out), rid, worker))
+        out.append(m.true_reply(rid))
         if self.fixed_difficulty is None and self.port.vardiff:
             current = self.difficulty if self.pending_difficulty is None else self.pending_difficulty
             new = self.vardiff.on_share(difficulty, current, self.suggested_floor, now)
             if new is not None:
                 self._set_difficulty(new, now, reissue=True)
 
-    def _reject(self, rid: Any, reject: m.Reject, worker: WorkerStats | None, now: float) -> None:
-        self.out.append(reject.reply(rid))
-        key = reject.key
+    def share_not_recorded(self, record: ShareRecord) -> bool:
+        """The consumer could not make `record` durable (its journal write raised): its `true` reply,
+        still in `out`, becomes a reject, and the share is counted as rejected ("not_recorded"), not
+        accepted. False if the record is not one of the acknowledgements waiting in `out`."""
+        acks = self._acks
+        found = next((i for i, ack in enumerate(acks) if ack[0] is record), None)
+        if found is None:
+            return False
+        _, index, rid, worker = acks.pop(found)
+        self.out[index] = m.NOT_RECORDED.reply(rid)
+        worker.accepted -= 1
+        worker.accepted_difficulty -= record.difficulty
+        counters = self.counters
+        counters.accepted -= 1
+        counters.accepted_difficulty -= record.difficulty
+        self._count_reject(m.NOT_RECORDED.key, worker)
+        return True
+
+    def _count_reject(self, key: str, worker: WorkerStats | None) -> None:
         book = worker.rejected if worker is not None else self.rejected
         book[key] = book.get(key, 0) + 1
         rejected = self.counters.rejected
         rejected[key] = rejected.get(key, 0) + 1
+
+    def _reject(self, rid: Any, reject: m.Reject, worker: WorkerStats | None, now: float) -> None:
+        self.out.append(reject.reply(rid))
+        key = reject.key
+        self._count_reject(key, worker)
         self.rejects += 1
         limits = self.config.limits
         if now - self._window_start > limits.ban_window_seconds:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pool.native.work import DIFF1_TARGET
@@ -18,6 +20,7 @@ from tests.stratum.support import (
     push,
     send,
     submit,
+    take,
     transcript,
     vectors,
 )
@@ -279,3 +282,36 @@ def test_share_difficulty_matches_diff1_over_hash() -> None:
     digest, _, _ = check_share(job.prepared, en1, en2, job.ntime, nonce, 0, 0, share_target(1e-8))
     assert record.share_difficulty == DIFF1_TARGET / int.from_bytes(digest, "little")
     assert record.share_difficulty >= 1e-8 and record.difficulty == 1e-8
+
+
+def test_a_share_that_could_not_be_recorded_is_not_acknowledged() -> None:
+    """Three shares in one read; the consumer fails on the middle one: its reply (still unwritten)
+    becomes a reject in place, the others stay acknowledged, and the books count it as rejected."""
+    jobs = TestJobSource()
+    job = make_job("d1")
+    jobs.publish(job)
+    session = new_session(config(difficulty=1e-9), jobs)
+    en1 = bytes.fromhex(send(session, {"id": 1, "method": "mining.subscribe", "params": []})[0]["result"][1])
+    send(session, {"id": 2, "method": "mining.authorize", "params": ["acct.x"]})
+    session.events.clear()
+    start = 0
+    for request_id in (10, 11, 12):
+        en2, nonce = grind(job, en1, min_difficulty=1e-9, start=start)
+        start = nonce + 1
+        session.receive_line(json.dumps(submit("acct.x", "d1", en2, job.ntime, nonce, request_id=request_id))
+                             .encode(), NOW)
+    records = [e for e in session.events if isinstance(e, ShareRecord)]
+    assert len(records) == 3
+    assert session.share_not_recorded(records[1])
+    assert not session.share_not_recorded(records[1])       # once only
+    replies = take(session)
+    assert [(r["id"], r["result"]) for r in replies] == [(10, True), (11, False), (12, True)]
+    assert replies[1]["error"] == [20, "Share not recorded", None]
+    worker = session.workers["acct.x"]
+    assert worker.accepted == 2 and worker.rejected == {"not_recorded": 1}
+    assert worker.accepted_difficulty == pytest.approx(2e-9)
+    assert session.counters.accepted == 2 and session.counters.rejected == {"not_recorded": 1}
+    # Once `out` was written the old positions are gone: a later share starts a fresh list.
+    en2, nonce = grind(job, en1, min_difficulty=1e-9, start=start)
+    send(session, submit("acct.x", "d1", en2, job.ntime, nonce, request_id=13))
+    assert not session.share_not_recorded(records[0])

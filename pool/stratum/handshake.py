@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from pool.stratum import messages as m
+from pool.stratum.credentials import parse_password, valid_worker_name
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.negotiate import UNCHANGED, negotiate, suggested_difficulty
 from pool.stratum.resume import ParkedSession, ResumeLookup
-from pool.stratum.state import WorkerStats, parse_password, valid_worker_name
+from pool.stratum.session_records import WorkerStats
 from pool.stratum.vardiff import clamp_difficulty, client_floor
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.server_admin import ServerAdmin
 from pool.stratum.session import InputPaused, Session
-from pool.stratum.state import Counters, SentJob
+from pool.stratum.session_records import Counters, SentJob
 from pool.stratum.stats import Timings
 
 log = logging.getLogger("pool.stratum")

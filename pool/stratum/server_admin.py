@@ -14,7 +14,7 @@ from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.limits import Ban, BanList, TrustedProxies
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
-from pool.stratum.state import Counters
+from pool.stratum.session_records import Counters
 from pool.stratum.stats import Timings, port_stats, worker_rows
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.handshake import Handshake, InputPaused
 from pool.stratum.judge import judge, parse_submit
 from pool.stratum.resume import ParkedSession
-from pool.stratum.state import Counters, SentJob, WorkerStats, share_target
+from pool.stratum.session_records import Counters, SentJob, WorkerStats, share_target
 from pool.stratum.vardiff import VarDiff, clamp_difficulty
 
 __all__ = ["IGNORED_METHODS", "InputPaused", "Session"]

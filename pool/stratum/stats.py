@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pool.config.stratum import PortConfig
-from pool.stratum.state import Counters
+from pool.stratum.session_records import Counters
 
 
 class Timings:

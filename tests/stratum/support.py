@@ -16,7 +16,7 @@ from pool.native.work import target_bytes, target_from_nbits
 from pool.stratum import messages as m
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.session import Session
-from pool.stratum.state import share_target
+from pool.stratum.session_records import share_target
 from tests.support import paths
 
 VECTORS = paths.VECTORS / "mainnet_blocks.json"

@@ -13,7 +13,7 @@ from pool.chain.types import BlockCandidate
 from pool.native import check_share
 from pool.stratum.events import ShareRecord
 from pool.stratum.server import StratumServer
-from pool.stratum.state import share_target
+from pool.stratum.session_records import share_target
 from tests.stratum.support import EASY_NBITS, TestJobSource, config, make_job, submit
 
 

@@ -203,7 +203,7 @@ def test_stale_block_candidate_is_still_submitted_and_unknown_job_rejected() -> 
     push(session, new)
     en2, nonce = grind(old, en1, min_difficulty=1e-9, not_block=False)
     from pool.native import check_share
-    from pool.stratum.state import share_target
+    from pool.stratum.session_records import share_target
     _, _, is_block = check_share(old.prepared, en1, en2, old.ntime, nonce, 0, 0, share_target(1e-9))
     out = send(session, submit("acct.x", "s1", en2, old.ntime, nonce))[0]
     assert out["error"] == [21, "Stale", None]
@@ -278,7 +278,7 @@ def test_share_difficulty_matches_diff1_over_hash() -> None:
     send(session, submit("acct.x", "h1", en2, job.ntime, nonce))
     record = session.events[-1]
     from pool.native import check_share
-    from pool.stratum.state import share_target
+    from pool.stratum.session_records import share_target
     digest, _, _ = check_share(job.prepared, en1, en2, job.ntime, nonce, 0, 0, share_target(1e-8))
     assert record.share_difficulty == DIFF1_TARGET / int.from_bytes(digest, "little")
     assert record.share_difficulty >= 1e-8 and record.difficulty == 1e-8

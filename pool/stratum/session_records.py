@@ -1,9 +1,8 @@
-"""Small per-connection records the session keeps: jobs as sent, workers, counters, password options."""
+"""Small records a session keeps: each job as this connection received it (with the share target of
+its difficulty), each authorized worker, and the per-port counters its shares add to."""
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from pool.chain.types import Job
@@ -74,49 +73,3 @@ class WorkerStats:
                 "accepted_difficulty": self.accepted_difficulty, "blocks": self.blocks,
                 "rejected": dict(self.rejected), "authorized_at": self.authorized_at,
                 "last_share_at": self.last_share_at, "best_difficulty": self.best_difficulty}
-
-
-_OPTION_SPLIT = re.compile(r"[,;&\s]+")
-_DIFFICULTY_KEYS = frozenset({"d", "diff", "difficulty", "md", "mindiff"})
-
-
-class PasswordOptions:
-    __slots__ = ("fixed_difficulty", "invalid", "min_difficulty")
-
-    def __init__(self, fixed_difficulty: float | None = None, min_difficulty: float | None = None) -> None:
-        self.fixed_difficulty = fixed_difficulty
-        self.min_difficulty = min_difficulty
-        self.invalid = ""          # a difficulty option whose value is not a finite number ("d=inf")
-
-
-def parse_password(password: str | None) -> PasswordOptions:
-    """`x`, `d=4096`, `x,d=4096`, `md=1024`: d= fixes the difficulty, md= sets a floor for vardiff."""
-    options = PasswordOptions()
-    if not password:
-        return options
-    for token in _OPTION_SPLIT.split(password[:256]):
-        key, sep, value = token.partition("=")
-        if not sep:
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        key = key.lower()
-        if key in _DIFFICULTY_KEYS and not math.isfinite(number):
-            options.invalid = token[:32]
-            continue
-        if not number > 0:
-            continue
-        if key in ("d", "diff", "difficulty"):
-            options.fixed_difficulty = number
-        elif key in ("md", "mindiff"):
-            options.min_difficulty = number
-    return options
-
-
-_WORKER_NAME = re.compile(r"^[\x21-\x7e]+$")
-
-
-def valid_worker_name(name: str, max_length: int = 128) -> bool:
-    return 0 < len(name) <= max_length and bool(_WORKER_NAME.match(name))

@@ -14,7 +14,7 @@ from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.limits import Ban, BanList, TrustedProxies
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
-from pool.stratum.session_records import Counters
+from pool.stratum.session_records import Counters, SessionSnapshot
 from pool.stratum.stats import Timings, port_stats, worker_rows
 
 if TYPE_CHECKING:
@@ -64,6 +64,10 @@ class ServerAdmin:
     def workers(self) -> list[dict[str, Any]]:
         """One row per worker per connection, with the hashrate inputs (accepted difficulty, times)."""
         return worker_rows(self._sessions)
+
+    def connections(self) -> list[SessionSnapshot]:
+        """A snapshot of every connection's session (one row per connection, workers or not)."""
+        return [proto.session.snapshot() for proto in self._sessions if proto.session is not None]
 
     def _matching(self, worker: str) -> list[StratumProtocol]:
         found = []

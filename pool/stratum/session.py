@@ -27,7 +27,7 @@ from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.handshake import Handshake, InputPaused
 from pool.stratum.judge import judge, parse_submit
 from pool.stratum.resume import ParkedSession
-from pool.stratum.session_records import Counters, SentJob, WorkerStats, share_target
+from pool.stratum.session_records import Counters, SentJob, SessionSnapshot, WorkerStats, share_target
 from pool.stratum.vardiff import VarDiff, clamp_difficulty
 
 __all__ = ["IGNORED_METHODS", "InputPaused", "Session"]
@@ -496,6 +496,16 @@ class Session(Handshake):
             del pending[next(iter(pending))]     # a client that never answers keeps only the newest
         pending[key] = "client.get_version"
         self.out.append(m.request(key, "client.get_version", []))
+
+    def snapshot(self) -> SessionSnapshot:
+        return SessionSnapshot(
+            peer=self.peer, port=self.port.port, session_id=self.session_id, subscribed=self.subscribed,
+            working=self.working, user_agent=self.user_agent, firmware=self.firmware,
+            workers=list(self.workers), difficulty=self.difficulty, pending_difficulty=self.pending_difficulty,
+            suggested_floor=self.suggested_floor, fixed_difficulty=self.fixed_difficulty,
+            bad_messages=self.bad_messages, auth_failures=self.auth_failures, info=dict(self.info),
+            pending_requests=len(self._pending_requests), connected_at=self.connected_at,
+            last_activity=self.last_activity)
 
     def connection_lost(self, now: float) -> ParkedSession | None:
         """Park the extranonce1 for a resume; returns the park to publish (None: nothing parked)."""

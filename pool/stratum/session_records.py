@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from pool.chain.types import Job
 from pool.native.work import MAX_TARGET, difficulty_to_target, target_bytes
 
@@ -73,3 +75,27 @@ class WorkerStats:
                 "accepted_difficulty": self.accepted_difficulty, "blocks": self.blocks,
                 "rejected": dict(self.rejected), "authorized_at": self.authorized_at,
                 "last_share_at": self.last_share_at, "best_difficulty": self.best_difficulty}
+
+
+class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One connection's session as the admin side and tests read it: a copy, so reading it can
+    change nothing (the live Session is reached only through its methods)."""
+
+    peer: str                           # the miner's address (from the PROXY header when proxied)
+    port: int
+    session_id: str                     # the resume token handed out at subscribe ("" before)
+    subscribed: bool
+    working: bool                       # has work: subscribed and authorized, first job sent
+    user_agent: str
+    firmware: str
+    workers: list[str]
+    difficulty: float                   # announced, in force for the next job sent
+    pending_difficulty: float | None    # to be announced before the next job
+    suggested_floor: float              # the client's floor (suggest_difficulty, md=, configure)
+    fixed_difficulty: float | None      # d= in the password
+    bad_messages: int                   # counted against limits.max_bad_messages
+    auth_failures: int
+    info: dict[str, str]                # mining.configure info.* keys (and reported-version)
+    pending_requests: int               # server requests (client.get_version) not yet answered
+    connected_at: float
+    last_activity: float

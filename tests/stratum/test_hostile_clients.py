@@ -6,6 +6,7 @@ server store is bounded and counted against the bad-message budget."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import pytest
@@ -16,21 +17,28 @@ from pool.stratum import proxy
 from pool.stratum.negotiate import NON_FINITE
 from pool.stratum.server import StratumServer
 from pool.stratum.session import Session
+from pool.stratum.session_records import SessionSnapshot
 from tests.stratum.support import NOW, TestJobSource, config, grind, make_job, new_session, send, submit
 from tests.stratum.test_server_sockets import Client, connect, make_pool  # noqa: F401  (fixture)
 
 
-def find_session(server: StratumServer, ip: str) -> Session | None:
-    """The server's side of the connection from `ip` (None: there is none)."""
-    found = [p.session for p in server._sessions if p.session is not None and p.session.peer == ip]
-    assert len(found) <= 1
-    return found[0] if found else None
+def server_session(server: StratumServer, ip: str) -> SessionSnapshot:
+    """A snapshot of the server's side of the connection from `ip` (exactly one)."""
+    found = [snap for snap in server.connections() if snap.peer == ip]
+    assert len(found) == 1
+    return found[0]
 
 
-def server_session(server: StratumServer, ip: str) -> Session:
-    session = find_session(server, ip)
-    assert session is not None
-    return session
+def fail_for(monkeypatch: pytest.MonkeyPatch, method: str, peer: str) -> None:
+    """Fault injection: Session.`method` raises for the session of `peer` (a bug a client found)."""
+    original = getattr(Session, method)
+
+    def failing(self: Session, *args: Any, **kwargs: Any) -> Any:
+        if self.peer == peer:
+            raise RuntimeError(f"injected fault in {method}")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, method, failing)
 
 
 async def ended(client: Client, timeout: float = 2.0) -> bool:
@@ -67,9 +75,6 @@ async def test_non_finite_difficulties_are_refused_and_finite_ones_clamped(make_
     assert announced["params"] == [1]                # the port's maximum, not 1e308
     session = server_session(pool.server, "127.0.0.6")
     assert session.suggested_floor == 1.0 and session.difficulty == 1.0
-    # The idle retarget that used to lift the difficulty to the floor (1e308, or inf) stays at 1.
-    session.tick(pool.server.clock() + 200)     # past the idle retarget window, before idle_timeout
-    assert session.pending_difficulty is None and session.difficulty == 1.0
 
 
 def test_suggest_target_and_password_floors_are_clamped_sans_io() -> None:
@@ -87,17 +92,31 @@ def test_suggest_target_and_password_floors_are_clamped_sans_io() -> None:
     assert session.bad_messages == 0
 
 
-async def test_one_broken_session_cannot_stop_broadcasts_or_the_sweep(make_pool: Any,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_idle_retarget_stays_inside_the_port_range_sans_io() -> None:
+    """The idle retarget that used to lift the difficulty to the floor (1e308, or inf) stays at the
+    port's maximum."""
+    cfg = config(difficulty=0.5, vardiff=True, port={"max_difficulty": 1.0, "min_difficulty": 0.01})
+    jobs = TestJobSource()
+    jobs.publish(make_job("j1"))
+    session = new_session(cfg, jobs)
+    send(session, {"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.11.1"]})
+    send(session, {"id": 2, "method": "mining.authorize", "params": ["acct.w", "md=1e308"]})
+    assert session.suggested_floor == 1.0 and session.difficulty == 1.0
+    session.tick(NOW + 200)     # past the idle retarget window, before idle_timeout
+    assert session.close_reason is None
+    assert session.pending_difficulty is None and session.difficulty == 1.0
+
+
+async def test_one_broken_session_cannot_stop_broadcasts_or_the_sweep(
+        make_pool: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     pool = await make_pool(config(difficulty=1e-9, vardiff=True, limits=LimitsConfig(sweep_interval=0.05)))
     broken = await connect(pool.port, source="127.0.0.7")
     await broken.handshake("acct.broken")
     later = [await connect(pool.port, source=f"127.0.1.{i}") for i in range(1, 4)]
     extranonces = [await client.handshake(f"acct.w{i}") for i, client in enumerate(later)]
-    # Fault injection: the state the old bug left (an infinite difficulty waiting to be announced),
-    # which makes this session's push_job raise in the middle of the fan-out.
-    session = server_session(pool.server, "127.0.0.7")
-    session.pending_difficulty = float("inf")
+    # This session's push_job raises in the middle of the fan-out (as an infinite difficulty waiting
+    # to be announced once made it).
+    fail_for(monkeypatch, "push_job", "127.0.0.7")
     pool.jobs.publish(make_job("w2", height=901_000))
     for client in later:
         notify = await client.until(lambda m: m.get("method") == "mining.notify")
@@ -110,15 +129,16 @@ async def test_one_broken_session_cannot_stop_broadcasts_or_the_sweep(make_pool:
     assert sum("job broadcast failed" in r.getMessage() for r in caplog.records) == 1
 
     # A session whose housekeeping raises is dropped by the sweep; the sweep goes on for the others.
-    victim = server_session(pool.server, "127.0.1.2")
-    victim.vardiff = None  # type: ignore[assignment]   # fault injection: tick() raises on it
+    fail_for(monkeypatch, "tick", "127.0.1.2")
     assert await later[1].closed()
     assert sum("housekeeping sweep failed" in r.getMessage() for r in caplog.records) == 1
     pool.jobs.publish(make_job("w3", height=902_000))
     assert (await later[2].until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "w3"
 
 
-async def test_configure_info_flood_is_bounded_and_disconnected(make_pool: Any) -> None:
+async def test_configure_info_flood_is_bounded_and_disconnected(make_pool: Any,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pool.stratum")
     limits = LimitsConfig(max_info_keys=4, max_info_length=16, max_bad_messages=5)
     pool = await make_pool(config(difficulty=1e-9, limits=limits))
     honest = await connect(pool.port, source="127.0.0.9")
@@ -143,7 +163,8 @@ async def test_configure_info_flood_is_bounded_and_disconnected(make_pool: Any) 
     with contextlib.suppress(ConnectionError):
         await attacker.send(*[flood(i) for i in range(2, 200)])
     assert await ended(attacker)
-    assert len(flooding.info) == 4 and flooding.bad_messages == 5
+    assert all(snap.peer != "127.0.0.8" for snap in pool.server.connections())
+    assert "closing 127.0.0.8: too many malformed messages" in caplog.messages   # the 5th bad message
     await honest.send({"id": 5, "method": "mining.suggest_difficulty", "params": [1]})
     assert (await honest.until(lambda m: m.get("id") == 5))["result"] is True
 
@@ -164,7 +185,7 @@ async def test_user_agent_worker_names_and_pending_requests_are_bounded(make_poo
         assert (await client.until(lambda m, rid=10 + i: m.get("id") == rid))["result"] is True
     for _ in range(3):
         assert pool.server.request_version("acct.w0") == 1
-    assert len(session._pending_requests) == 2
+    assert server_session(pool.server, "127.0.0.10").pending_requests == 2
     requests = []
     while len(requests) < 3:
         message = await client.recv()
@@ -174,6 +195,7 @@ async def test_user_agent_worker_names_and_pending_requests_are_bounded(make_poo
                       {"id": requests[2], "result": "cgminer/4.11.1-with-a-very-long-version-string", "error": None})
     await client.send({"id": 3, "method": "mining.ping", "params": []})
     await client.until(lambda m: m.get("id") == 3)
+    session = server_session(pool.server, "127.0.0.10")
     assert session.info["reported-version"] == "cgminer/4.11.1-with-a-very-long-"  # 32 characters
     for i in range(10):
         try:

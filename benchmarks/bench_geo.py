@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, draw_ips, export
 from pool.shares.redis_ops import RedisOp
+from pool.sim.redis_server import RedisProcess
 from pool.stratum.events import ShareRecord
-from tests.support.redis_server import RedisProcess
 
 COUNTRIES = ("US", "CN", "RU", "KZ", "CA", "DE", "MY", "IR", "NO", "SE", "FI", "IS", "GB", "FR", "NL", "BR",
              "AR", "PY", "JP", "KR", "AU", "IN", "TH", "VN", "ID", "TR", "UA", "GE", "AE", "ET", "ZA", "MX")

@@ -47,6 +47,7 @@ from socket_clock import HELLO, arrivals, measure_latency, open_idle_miners, sou
 
 SHARE_DIFFICULTY = 1e-12
 VECTOR_INDEX = 2          # mainnet_881423_version_rolled_job_20000000
+VECTORS = ROOT / "tests" / "data" / "vectors" / "mainnet_blocks.json"     # real mainnet jobs (data only)
 
 
 def rss_kb(pid: int | None = None) -> int:
@@ -61,9 +62,9 @@ def rss_kb(pid: int | None = None) -> int:
 
 
 def bench_job(job_id: str, clean: bool) -> Any:
-    from tests.stratum.support import job_from_notify, vectors
+    from pool.sim.jobs import job_from_notify
 
-    block = vectors()[VECTOR_INDEX]
+    block = json.loads(VECTORS.read_text())["blocks"][VECTOR_INDEX]
     params = list(block["stratum"]["notify_params"])
     return job_from_notify(params, extranonce_size=8, job_id=job_id, clean=clean, created_at=time.time(),
                            height=block["block"]["height"])
@@ -73,9 +74,9 @@ async def serve(args: argparse.Namespace) -> None:
     import uvloop  # noqa: F401  (the loop is installed by main)
 
     from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+    from pool.sim.jobs import MemoryJobSource
     from pool.stratum.extranonce import ExtranonceAllocator
     from pool.stratum.server import StratumServer
-    from tests.stratum.support import TestJobSource
 
     limits = LimitsConfig(max_connections=19_000, max_connections_per_ip=100_000, submits_per_second=1e9,
                           submit_burst=1e9, authorize_timeout=600, idle_timeout=3600, sweep_interval=5.0,
@@ -85,7 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
     config = StratumConfig(ports=[port], extranonce2_size=4, reuse_port=True, notify_interval=3600,
                            max_jobs_per_connection=4, limits=limits)
     config.validate()
-    jobs = TestJobSource()
+    jobs = MemoryJobSource()
     jobs.publish(bench_job("j0", True))
     accepted = [0]
     ledger = None
@@ -379,7 +380,7 @@ async def controller(args: argparse.Namespace) -> dict[str, Any]:
     journal = tempfile.mkdtemp(prefix="bench-journal-")
     redis_url = ""
     if args.ledger:
-        from tests.support.redis_server import RedisProcess
+        from pool.sim.redis_server import RedisProcess
         redis = RedisProcess()
         redis.start()
         redis_url = redis.url

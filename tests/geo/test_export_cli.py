@@ -75,7 +75,7 @@ async def test_cli_empty_range_says_no_data(redis_url: str, tmp_path: Path,
 
 
 def test_cli_unreachable_redis(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.support.redis_server import free_port
+    from pool.sim.redis_server import free_port
     code = run(parse(["--start", "2026-01-01", "--end", "2026-01-31", "-o", "-",
                       "--redis-url", f"redis://127.0.0.1:{free_port()}/0"]))
     assert code == 1 and "cannot read the rollups" in capsys.readouterr().err

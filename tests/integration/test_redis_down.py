@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pool.sim.redis_server import RedisProcess
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
     ADMIN,
@@ -20,7 +21,6 @@ from tests.integration.support import (
     wait_for,
     write_config,
 )
-from tests.support.redis_server import RedisProcess
 
 pytestmark = pytest.mark.timeout(120)
 

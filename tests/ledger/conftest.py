@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.redis_server import RedisProcess, free_port
+from pool.sim.redis_server import RedisProcess, free_port
 
 # Kill tests need what Redis acknowledged to survive SIGKILL of redis-server itself.
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")

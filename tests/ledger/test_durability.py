@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from pool.shares.ledger import Ledger
+from pool.sim.redis_server import RedisProcess, free_port
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.producer_proc import COUNTERS
 from tests.ledger.support import (
@@ -26,7 +27,6 @@ from tests.ledger.support import (
     read_totals,
     record,
 )
-from tests.support.redis_server import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,6 +16,7 @@ import redis
 from pool.cluster.leases import lease_prefix
 from pool.config.ledger import LedgerConfig, RedisConfig
 from pool.shares.ledger import Ledger
+from pool.sim.redis_server import RedisProcess, free_port
 from tests.ledger.support import (
     CountryContributor,
     expected_countries,
@@ -24,7 +25,6 @@ from tests.ledger.support import (
     read_totals,
     record,
 )
-from tests.support.redis_server import RedisProcess, free_port
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from pool.cluster.resume_store import RedisResumeDirectory
+from pool.sim.redis_server import RedisProcess
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.server import StratumServer
 from tests.stratum.support import EASY_NBITS, TestJobSource, config, grind, make_job, submit
 from tests.stratum.test_server_sockets import Client, connect
-from tests.support.redis_server import RedisProcess
 
 BITS = 24           # a 256-value space per prefix: small enough to walk completely
 

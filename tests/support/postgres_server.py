@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.redis_server import free_port
+from pool.sim.redis_server import free_port
 
 SERVICE_USER = "postgres"
 

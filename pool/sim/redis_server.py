@@ -1,4 +1,4 @@
-"""Start and stop real redis-server processes for tests (no mocks)."""
+"""A real redis-server process on 127.0.0.1 (no mocks) for the tests, the benchmarks and the simulator."""
 
 from __future__ import annotations
 

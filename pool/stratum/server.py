@@ -1,28 +1,30 @@
-"""The asyncio layer: sockets in, lines to sessions, bytes and events out. Thin on purpose: every
-protocol decision lives in session.py; this file owns transports, limits, timers and fan-out.
+"""The asyncio server: listening ports, admission (limits, bans, tagging), the session events'
+consumers, the resume directory, fan-out of new work, the housekeeping sweep, and the admin's
+controls and snapshots. Every protocol decision lives in session.py (sans-IO); one connection's I/O
+in connection.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pool.chain.types import BlockCandidate, Job, JobSource
-from pool.config.stratum import PortConfig, StratumConfig
+from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
 from pool.stratum import messages as m
-from pool.stratum import proxy
+from pool.stratum.connection import Connection
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.limits import BanList, IpCounter, RejectBudget, TrustedProxies
+from pool.stratum.limits import Ban, BanList, IpCounter, RejectBudget, TrustedProxies
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
-from pool.stratum.server_admin import ServerAdmin
-from pool.stratum.session import InputPaused, Session
-from pool.stratum.session_records import Counters, SentJob
-from pool.stratum.stats import Timings
+from pool.stratum.session import Session
+from pool.stratum.session_records import Counters, SentJob, SessionSnapshot
+from pool.stratum.stats import Timings, port_stats, port_totals, worker_rows
 
 log = logging.getLogger("pool.stratum")
 
@@ -41,54 +43,9 @@ def firmware_from_agent(user_agent: str) -> str:
     return name[:32] or "unknown"
 
 
-class StratumProtocol(asyncio.Protocol):
-    __slots__ = ("announced", "buffer", "check_first", "connected_at", "counted", "held", "pending_proxy", "port",
-                 "resuming", "server", "session", "socket_ip", "transport")
-
-    def __init__(self, server: StratumServer, port: PortConfig) -> None:
-        self.server = server
-        self.port = port
-        self.transport: Any = None
-        self.session: Session | None = None
-        self.buffer = b""
-        self.socket_ip = ""
-        self.pending_proxy = False
-        self.check_first = True
-        self.counted = ""
-        self.connected_at = 0.0
-        self.resuming: Session | None = None    # waiting for the resume directory (session is None)
-        self.held = b""                         # input received meanwhile, fed in order afterwards
-        self.announced = False                  # told the resume directory this session is live here
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.server._connection_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        session = self.session
-        if session is None:
-            if self.pending_proxy:
-                self.server._proxy_data(self, data)
-            elif self.resuming is not None:
-                self.held += data
-            return
-        if self.check_first:
-            self.check_first = False
-            if proxy.starts_like_proxy(data[:16]) is not False:
-                self.server._drop(self, "PROXY header from an address that is not a trusted proxy")
-                return
-        self.server._lines(self, session, data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server._connection_lost(self)
-
-    def pause_writing(self) -> None:
-        # The sweep disconnects clients whose buffer stays above the limit; nothing to do here.
-        pass
-
-
-class StratumServer(ServerAdmin):
-    """Public API for pool/app.py and the admin API: see __init__, start/stop and server_admin.py."""
+class StratumServer:
+    """Public API for pool/app.py and the admin API: start/stop, stats/workers/connections, the
+    controls (kick, reconnect, bans, port difficulty, limits, extranonce prefix)."""
 
     def __init__(self, config: StratumConfig, jobs: JobSource, *,
                  on_share: OnShare,
@@ -111,7 +68,7 @@ class StratumServer(ServerAdmin):
         self.tag_connection = tag_connection
         self.classify_firmware = classify_firmware
         self.node = node
-        self.share_write_failures = 0  # shares the consumer (ledger, journal) raised on; see _drain
+        self.share_write_failures = 0  # shares the consumer (ledger, journal) raised on; see dispatch
         self.solo = solo
         self.clock = clock
         self.bans = BanList()
@@ -120,8 +77,8 @@ class StratumServer(ServerAdmin):
         self.trusted = TrustedProxies(config.trusted_proxies)
         self.timings = Timings()
         self.counters: dict[int, Counters] = {}
-        self._protocols: dict[StratumProtocol, None] = {}    # every open connection
-        self._sessions: dict[StratumProtocol, None] = {}     # those with a session
+        self._protocols: dict[Connection, None] = {}    # every open connection
+        self._sessions: dict[Connection, None] = {}     # those with a session
         self._servers: list[asyncio.AbstractServer] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -140,7 +97,7 @@ class StratumServer(ServerAdmin):
         for port in self.config.ports:
             self.counters.setdefault(id(port), Counters())
             server = await loop.create_server(
-                lambda port=port: StratumProtocol(self, port), host=port.host or None, port=port.port,
+                lambda port=port: Connection(self, port), host=port.host or None, port=port.port,
                 reuse_port=self.config.reuse_port or None, backlog=self.config.backlog)
             self._servers.append(server)
             if port.port == 0:   # ephemeral (tests): report the one the OS chose
@@ -195,52 +152,26 @@ class StratumServer(ServerAdmin):
     # ------------------------------------------------------------------------------------------------
     # connections
 
-    def _connection_made(self, proto: StratumProtocol) -> None:
-        self._protocols[proto] = None
-        proto.connected_at = self.clock()
-        peer = proto.transport.get_extra_info("peername")
-        proto.socket_ip = proxy.normalize_ip(peer[0]) if peer else ""
+    def connection_opened(self, conn: Connection) -> None:
+        self._protocols[conn] = None
         if len(self._protocols) > self.config.limits.max_connections:
-            self._drop(proto, "server connection limit")
+            conn.drop("server connection limit")
             return
-        if self.trusted and proto.socket_ip in self.trusted:
-            proto.pending_proxy = True       # the real address arrives in the PROXY header
+        if self.trusted and conn.socket_ip in self.trusted:
+            conn.pending_proxy = True       # the real address arrives in the PROXY header
             return
-        self._admit(proto, proto.socket_ip)
+        self.admit(conn, conn.socket_ip)
 
-    def _proxy_data(self, proto: StratumProtocol, data: bytes) -> None:
-        buffered = proto.buffer + data
-        try:
-            parsed = proxy.parse(buffered)
-        except proxy.ProxyError as exc:
-            if not self.config.proxy_header_required and proxy.starts_like_proxy(buffered) is False:
-                proto.pending_proxy = False
-                proto.buffer = b""
-                self._admit(proto, proto.socket_ip, buffered)
-                return
-            self._drop(proto, f"bad PROXY header: {exc}")
-            return
-        if parsed is None:
-            proto.buffer = buffered
-            if len(buffered) > proxy.V2_MAX_PAYLOAD + 16:
-                self._drop(proto, "PROXY header too long")
-            return
-        header, used = parsed
-        proto.pending_proxy = False
-        proto.buffer = b""
-        proto.check_first = False
-        self._admit(proto, header.source_ip or proto.socket_ip, buffered[used:])
-
-    def _admit(self, proto: StratumProtocol, ip: str, first: bytes = b"") -> None:
+    def admit(self, proto: Connection, ip: str, first: bytes = b"") -> None:
         now = self.clock()
         limits = self.config.limits
         ban = self.bans.banned(ip, now)
         if ban is not None:
-            self._drop(proto, f"banned: {ban.reason}")
+            proto.drop(f"banned: {ban.reason}")
             return
         if not self.ip_counts.acquire(ip, limits.max_connections_per_ip):
             proto.transport.write(m.error_reply(None, m.OTHER, "Too many connections from your address"))
-            self._drop(proto, "per-IP connection limit")
+            proto.drop("per-IP connection limit")
             return
         proto.counted = ip
         try:
@@ -256,13 +187,9 @@ class StratumServer(ServerAdmin):
             resume_lookups=self.resume is not None)
         self._sessions[proto] = None
         if first:
-            self._lines(proto, proto.session, first)
+            proto.feed(proto.session, first)
 
-    def _drop(self, proto: StratumProtocol, reason: str) -> None:
-        log.debug("closing %s: %s", proto.socket_ip, reason)
-        proto.transport.close()
-
-    def _connection_lost(self, proto: StratumProtocol) -> None:
+    def connection_closed(self, proto: Connection) -> None:
         self._protocols.pop(proto, None)
         if proto.counted:
             self.ip_counts.release(proto.counted)
@@ -290,48 +217,38 @@ class StratumServer(ServerAdmin):
             session = proto.session
             if session is not None and session.session_id in wanted:
                 self._taken.add(session.session_id)
-                self._drop(proto, "session resumed on another process")
+                proto.drop("session resumed on another process")
+
+    def announce(self, proto: Connection, session: Session) -> None:
+        if self.resume is not None:
+            proto.announced = True       # resumable on another process should this one die
+            self.resume.announce(session.session_id, session.extranonce1)
 
     # ------------------------------------------------------------------------------------------------
     # the hot path
 
-    def _lines(self, proto: StratumProtocol, session: Session, data: bytes) -> None:
-        if proto.buffer:
-            data = proto.buffer + data
-        limit = self.config.limits.max_line_bytes
-        lines = data.split(b"\n")
-        proto.buffer = tail = lines.pop()
-        if len(tail) > limit:
-            proto.buffer = b""
-            session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
-            session.close_reason = "line too long"
-            lines = []
-        now = self.clock()
-        remaining = iter(lines)
-        submits, rejects = session.submits, session.rejects
-        try:
-            for line in remaining:
-                if len(line) > limit:
-                    session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
-                    session.close_reason = "line too long"
-                    break
-                if len(line) > 1:
-                    session.receive_line(line, now)
-                    if session.close_reason:
-                        break
-        except InputPaused:
-            # The rest waits, in order, for the directory (authorize often comes in the same packet).
-            proto.held = b"".join(line + b"\n" for line in remaining) + proto.buffer
-            proto.buffer = b""
-        except Exception:
-            # A bug a client's line found: this connection ends, the server and the others go on.
-            log.exception("session failed on a line from %s; dropping it", proto.socket_ip)
-            session.close_reason = "internal error"
-        if session.submits != submits:
-            self._charge_rejects(session, session.submits - submits, session.rejects - rejects, now)
-        self._drain(proto, session)
+    def dispatch(self, proto: Connection, session: Session) -> None:
+        # Each event in its own try: a share write that fails (the journal on a full disk, say)
+        # must not cost the block candidate emitted by the same read.
+        events = session.events
+        for event in events:
+            try:
+                match event:
+                    case ShareRecord():
+                        self.on_share(event)
+                    case BlockCandidate():
+                        self._submit_block(event)
+                    case ResumeLookup(token=token):
+                        self._begin_resume(proto, session, token)
+            except Exception:
+                if type(event) is ShareRecord:
+                    # Not durable, so not acknowledged: its reply (not yet written) becomes a reject.
+                    self.share_write_failures += 1
+                    session.share_not_recorded(event)
+                log.exception("handling %s from %s failed", type(event).__name__, session.peer)
+        events.clear()
 
-    def _charge_rejects(self, session: Session, submits: int, rejects: int, now: float) -> None:
+    def charge_rejects(self, session: Session, submits: int, rejects: int, now: float) -> None:
         """Per-address reject budget: many connections each under reject_budget_per_connection can
         still make a storm; past reject_budget_per_ip the address is banned and all of it dropped."""
         limits = self.config.limits
@@ -347,40 +264,11 @@ class StratumServer(ServerAdmin):
             except ValueError as exc:                # a trusted proxy's own address is never banned
                 log.warning("reject budget: %s", exc)
 
-    def _drain(self, proto: StratumProtocol, session: Session) -> None:
-        events = session.events
-        if events:
-            # Each event in its own try: a share write that fails (the journal on a full disk, say)
-            # must not cost the block candidate emitted by the same read.
-            for event in events:
-                try:
-                    match event:
-                        case ShareRecord():
-                            self.on_share(event)
-                        case BlockCandidate():
-                            self._submit_block(event)
-                        case ResumeLookup(token=token):
-                            self._begin_resume(proto, session, token)
-                except Exception:
-                    if type(event) is ShareRecord:
-                        # Not durable, so not acknowledged: its reply (not yet written) becomes a reject.
-                        self.share_write_failures += 1
-                        session.share_not_recorded(event)
-                    log.exception("handling %s from %s failed", type(event).__name__, session.peer)
-            events.clear()
-        out = session.out
-        if out:
-            proto.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-        if not proto.announced and session.working and self.resume is not None:
-            proto.announced = True       # resumable on another process should this one die
-            self.resume.announce(session.session_id, session.extranonce1)
-        if session.close_reason is not None:
-            if session.ban_reason and self.config.limits.ban_seconds > 0:
-                self.bans.add(session.peer, self.config.limits.ban_seconds, session.ban_reason, self.clock())
-            self._drop(proto, session.close_reason)
+    def closing(self, proto: Connection, session: Session) -> None:
+        if session.ban_reason and self.config.limits.ban_seconds > 0:
+            self.bans.add(session.peer, self.config.limits.ban_seconds, session.ban_reason, self.clock())
 
-    def _begin_resume(self, proto: StratumProtocol, session: Session, token: str) -> None:
+    def _begin_resume(self, proto: Connection, session: Session, token: str) -> None:
         proto.session = None                # fan-out and the sweep leave it alone meanwhile
         proto.resuming = session
         proto.transport.pause_reading()
@@ -388,7 +276,7 @@ class StratumServer(ServerAdmin):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _resume(self, proto: StratumProtocol, session: Session, token: str) -> None:
+    async def _resume(self, proto: Connection, session: Session, token: str) -> None:
         assert self.resume is not None
         parked = await self.resume.claim(token)
         now = self.clock()
@@ -406,9 +294,9 @@ class StratumServer(ServerAdmin):
         proto.transport.resume_reading()
         held, proto.held = proto.held, b""
         if held and not session.close_reason:
-            self._lines(proto, session, held)
+            proto.feed(session, held)
         else:
-            self._drain(proto, session)
+            proto.flush(session)
 
     def _submit_block(self, candidate: BlockCandidate) -> None:
         log.warning("BLOCK CANDIDATE height %d by %s: %s", candidate.height, candidate.worker,
@@ -441,7 +329,7 @@ class StratumServer(ServerAdmin):
             self._keepalive_seq += 1
         first_write = 0.0
         sent = 0
-        failed: list[StratumProtocol] = []
+        failed: list[Connection] = []
         for proto in self._sessions:
             session = proto.session
             if session is None or not session.working:
@@ -483,14 +371,14 @@ class StratumServer(ServerAdmin):
     # ------------------------------------------------------------------------------------------------
     # housekeeping
 
-    def _session_failed(self, failed: list[StratumProtocol], proto: StratumProtocol, where: str) -> None:
+    def _session_failed(self, failed: list[Connection], proto: Connection, where: str) -> None:
         """Called in an except block: a session's code raised (a bug a client found). The pass it was
         in carries on for everyone else; the first traceback of the pass is logged, the rest counted."""
         if not failed:
             log.exception("%s failed for the session of %s; dropping it", where, proto.socket_ip)
         failed.append(proto)
 
-    def _failed_sessions(self, failed: list[StratumProtocol], where: str) -> None:
+    def _failed_sessions(self, failed: list[Connection], where: str) -> None:
         if len(failed) > 1:
             log.error("%s failed for %d sessions in one pass; dropped them", where, len(failed))
         for proto in failed:
@@ -501,7 +389,7 @@ class StratumServer(ServerAdmin):
     def _sweep(self) -> None:
         now = self.clock()
         limits = self.config.limits
-        failed: list[StratumProtocol] = []
+        failed: list[Connection] = []
         self.reject_budget.prune(now, limits.ban_window_seconds)
         for proto in list(self._protocols):
             session = proto.session
@@ -512,12 +400,12 @@ class StratumServer(ServerAdmin):
             if session is None:
                 if proto.pending_proxy and now - proto.connected_at > limits.authorize_timeout:
                     proto.pending_proxy = False
-                    self._drop(proto, "no PROXY header in time")
+                    proto.drop("no PROXY header in time")
                 continue
             try:
                 session.tick(now)
                 if session.out or session.close_reason:
-                    self._drain(proto, session)
+                    proto.flush(session)
             except Exception:
                 self._session_failed(failed, proto, "housekeeping sweep")
         if failed:
@@ -526,3 +414,142 @@ class StratumServer(ServerAdmin):
     @property
     def ports(self) -> list[tuple[str, int]]:
         return [(p.host, p.port) for p in self.config.ports]
+
+    # ------------------------------------------------------------------------------------------------
+    # the admin side: snapshots and controls (between socket events, on the event loop; sessions
+    # are reached only through their public methods)
+
+    def stats(self) -> dict[str, Any]:
+        """Snapshot for the admin API / metrics: per port, totals and timing figures."""
+        ports = port_stats(self.config.ports, self.counters, self._sessions)
+        totals = {"connections": len(self._protocols), "sessions": len(self._sessions), **port_totals(ports),
+                  "share_write_failures": self.share_write_failures}
+        return {"node": self.node, "totals": totals, "ports": ports, "timings": self.timings.snapshot(),
+                "bans": len(self.bans.entries(self.clock())), "extranonce": {
+                    "prefix": self.allocator.prefix, "prefix_bits": self.allocator.prefix_bits,
+                    "live": self.allocator.live, "parked": self.allocator.parked,
+                    "resume": self.resume.stats() if self.resume is not None else None}}
+
+    def workers(self) -> list[dict[str, Any]]:
+        """One row per worker per connection, with the hashrate inputs (accepted difficulty, times)."""
+        return worker_rows(self._sessions)
+
+    def connections(self) -> list[SessionSnapshot]:
+        """A snapshot of every connection's session (one row per connection, workers or not)."""
+        return [proto.session.snapshot() for proto in self._sessions if proto.session is not None]
+
+    def _matching(self, worker: str) -> list[Connection]:
+        found = []
+        for proto in self._sessions:
+            session = proto.session
+            if session is not None and (worker in session.workers or
+                                        any(w.account == worker for w in session.workers.values())):
+                found.append(proto)
+        return found
+
+    def kick(self, worker: str) -> int:
+        """Disconnect every connection carrying `worker` (a worker name or an account)."""
+        matches = self._matching(worker)
+        for proto in matches:
+            proto.drop("kicked by admin")
+        return len(matches)
+
+    def reconnect(self, worker: str, host: str | None = None, port: int | None = None, wait: int = 0) -> int:
+        """Send client.reconnect to every connection carrying `worker`; closed after a grace period."""
+        matches = self._matching(worker)
+        now = self.clock()
+        for proto in matches:
+            assert proto.session is not None
+            proto.session.request_reconnect(now, host, port, wait)
+            proto.flush(proto.session)
+        return len(matches)
+
+    def _to_worker(self, worker: str, send: Callable[[Session], bool]) -> int:
+        """Let `send` queue a message on each connection carrying `worker` (it returns False to skip
+        one) and write it out; returns how many connections got it."""
+        count = 0
+        for proto in self._matching(worker):
+            assert proto.session is not None
+            if send(proto.session):
+                proto.flush(proto.session)
+                count += 1
+        return count
+
+    def show_message(self, worker: str, text: str) -> int:
+        return self._to_worker(worker, lambda session: session.show_message(text))
+
+    def set_version_mask(self, worker: str, mask: int) -> int:
+        """mining.set_version_mask to the worker's connections that negotiated version rolling (the
+        new mask is the pool's mask AND `mask`); returns how many were sent."""
+        return self._to_worker(worker, lambda session: session.send_version_mask(mask))
+
+    def request_version(self, worker: str) -> int:
+        """client.get_version to the worker's connections; the answer lands in the session's
+        info["reported-version"] (and becomes the user agent when subscribe gave none)."""
+        def ask(session: Session) -> bool:
+            session.request_version()
+            return True
+
+        return self._to_worker(worker, ask)
+
+    def list_bans(self) -> list[Ban]:
+        return self.bans.entries(self.clock())
+
+    def add_ban(self, target: str, seconds: float, reason: str = "admin") -> Ban:
+        """Ban an address or CIDR (ValueError if malformed) and drop its live connections. A network
+        of every address, or one holding a trusted proxy (every miner behind it), is refused."""
+        network = ipaddress.ip_network(target, strict=False)
+        if network.prefixlen == 0:
+            raise ValueError(f"target: {target} would ban every address; refused")
+        proxy_network = self.trusted.overlapping(network)
+        if proxy_network is not None:
+            raise ValueError(f"target: {target} covers the trusted proxy {proxy_network}; refused")
+        now = self.clock()
+        ban = self.bans.add(target, seconds, reason, now)
+        for proto in list(self._sessions):
+            if proto.session is not None and self.bans.banned(proto.session.peer, now) is not None:
+                proto.drop(f"banned: {reason}")
+        return ban
+
+    def remove_ban(self, target: str) -> bool:
+        return self.bans.remove(target)
+
+    def set_port_difficulty(self, port: int, *, start: float | None = None, minimum: float | None = None,
+                            maximum: float | None = None) -> PortConfig:
+        """Change a port's difficulty settings at runtime (ValueError names the problem). Live
+        connections keep their difficulty until their next retarget, which uses the new bounds."""
+        for config in self.config.ports:
+            if config.port == port:
+                candidate = PortConfig(**{f: getattr(config, f) for f in config.__struct_fields__})
+                if start is not None:
+                    candidate.start_difficulty = start
+                if minimum is not None:
+                    candidate.min_difficulty = minimum
+                if maximum is not None:
+                    candidate.max_difficulty = maximum
+                candidate.validate(f"port {port}")
+                config.start_difficulty = candidate.start_difficulty
+                config.min_difficulty = candidate.min_difficulty
+                config.max_difficulty = candidate.max_difficulty
+                return config
+        raise ValueError(f"no stratum port {port}")
+
+    def reload_limits(self, limits: LimitsConfig) -> None:
+        """New limits apply at once to every connection; nobody is dropped for the change itself."""
+        limits.validate("limits")
+        self.config.limits = limits
+
+    def set_extranonce_prefix(self, prefix: int, prefix_bits: int) -> None:
+        """A new prefix lease: new connections use it; miners that subscribed to extranonce changes
+        are moved now, the rest keep theirs until they reconnect."""
+        self.allocator.set_prefix(prefix, prefix_bits)
+        now = self.clock()
+        for proto in list(self._sessions):
+            session = proto.session
+            if session is None or not session.extranonce_subscribed or not session.subscribed:
+                continue
+            extranonce1, token = self.allocator.allocate(now)
+            self.allocator.release(session.extranonce1)
+            session.session_id = token
+            session.set_extranonce(extranonce1, now)
+            proto.flush(session)

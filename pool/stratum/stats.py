@@ -54,6 +54,18 @@ def port_stats(ports: list[PortConfig], counters: dict[int, Counters], protocols
     return list(rows.values())
 
 
+def port_totals(ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accepted, accepted difficulty, blocks and rejects by reason, summed over port rows."""
+    totals: dict[str, Any] = {"accepted": 0, "accepted_difficulty": 0.0, "blocks": 0, "rejected": {}}
+    for row in ports:
+        totals["accepted"] += row["accepted"]
+        totals["accepted_difficulty"] += row["accepted_difficulty"]
+        totals["blocks"] += row["blocks"]
+        for key, value in row["rejected"].items():
+            totals["rejected"][key] = totals["rejected"].get(key, 0) + value
+    return totals
+
+
 def worker_rows(protocols: Iterable[Any]) -> list[dict[str, Any]]:
     rows = []
     for proto in protocols:

@@ -73,7 +73,7 @@ def test_db_cli_names_the_missing_key(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_db_cli_unreachable_server_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.support.redis_server import free_port
+    from pool.sim.redis_server import free_port
 
     path = _config(tmp_path, f"postgresql://postgres@127.0.0.1:{free_port()}/books")
     assert main(["db", "--config", str(path), "status"]) == 1

@@ -1,0 +1,206 @@
+"""The packages stand on floors (docs/architecture.md): nothing in pool/ imports a package on a
+higher floor, no modules import each other in a circle, and the lower floors import none of the
+libraries that belong higher up (the sans-IO stratum core knows no Redis, GeoIP or HTTP).
+
+Read from the source with ast, so TYPE_CHECKING blocks and imports inside functions count too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Every top-level package or module of pool/ has a floor. A new one needs a line here.
+FLOORS = {
+    "pool": 1, "pool.config": 1, "pool.native": 1, "pool.bitcoin": 1, "pool.aio": 1, "pool.json_depth": 1,
+    "pool.chain": 2,
+    "pool.stratum": 3,
+    "pool.shares": 4, "pool.money": 4,
+    "pool.geo": 5, "pool.cluster": 5,
+    "pool.admin": 6,
+    "pool.app": 7, "pool.admin_wiring": 7, "pool.cli": 7, "pool.runner": 7, "pool.sim": 7,
+}
+
+# Libraries a package must not know (architecture.md, "must not know").
+FORBIDDEN = {
+    "pool.config": {"redis", "aiohttp", "asyncpg", "geoip2", "maxminddb"},
+    "pool.bitcoin": {"redis", "aiohttp", "asyncpg", "geoip2", "maxminddb"},
+    "pool.chain": {"redis", "asyncpg", "geoip2", "maxminddb"},
+    "pool.stratum": {"redis", "aiohttp", "asyncpg", "geoip2", "maxminddb"},
+    "pool.shares": {"aiohttp", "geoip2", "maxminddb"},
+}
+
+# Circles being taken apart in another change (issue 10, admin_wiring part). An entry here must
+# still be a circle: the test fails once it is gone, so the list only shrinks.
+KNOWN_CIRCLES: list[frozenset[str]] = [
+    frozenset({"pool.app", "pool.admin_wiring", "pool.admin_wiring.cluster", "pool.admin_wiring.control",
+               "pool.admin_wiring.exports", "pool.admin_wiring.health", "pool.admin_wiring.local",
+               "pool.admin_wiring.metrics", "pool.admin_wiring.network", "pool.admin_wiring.reload",
+               "pool.admin_wiring.state", "pool.admin_wiring.views"}),
+]
+
+
+def modules(root: Path) -> dict[str, Path]:
+    found = {}
+    for path in sorted((root / "pool").rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def imports(mods: dict[str, Path]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(module -> pool modules it imports, module -> top-level names of the other libraries)."""
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    libraries: dict[str, set[str]] = {m: set() for m in mods}
+    for module, path in mods.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] != "pool":
+                    libraries[module].add(name.split(".")[0])
+                    continue
+                target = resolve(name)
+                if target is None or target == module:
+                    continue
+                if mods[target].name == "__init__.py" and module.startswith(target + "."):
+                    continue          # a module using its own package's face is no circle
+                edges[module].add(target)
+    return edges, libraries
+
+
+def circles(edges: dict[str, set[str]]) -> list[frozenset[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[frozenset[str]] = []
+    for start in edges:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(frozenset(component))
+    return found
+
+
+def floor_of(module: str) -> tuple[str, int | None]:
+    top = ".".join(module.split(".")[:2])
+    return top, FLOORS.get(top)
+
+
+MODS = modules(ROOT)
+EDGES, LIBRARIES = imports(MODS)
+
+
+def test_every_package_has_a_floor() -> None:
+    missing = sorted({floor_of(m)[0] for m in MODS if floor_of(m)[1] is None})
+    assert not missing, f"give these a floor in FLOORS (tests/test_import_floors.py): {missing}"
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    upward = []
+    for module, targets in edges.items():
+        floor = floor_of(module)[1]
+        for target in targets:
+            target_floor = floor_of(target)[1]
+            if floor is not None and target_floor is not None and target_floor > floor:
+                upward.append(f"{module} (floor {floor}) imports {target} (floor {target_floor})")
+    return sorted(upward)
+
+
+def test_nothing_imports_upward() -> None:
+    upward = upward_imports(EDGES)
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_circles() -> None:
+    found = circles(EDGES)
+    new = [sorted(c) for c in found if c not in KNOWN_CIRCLES]
+    assert not new, f"import circles: {new}"
+    gone = [sorted(c) for c in KNOWN_CIRCLES if c not in found]
+    assert not gone, f"no longer circles (good): remove them from KNOWN_CIRCLES: {gone}"
+
+
+def test_no_two_packages_import_each_other() -> None:
+    known = {floor_of(m)[0] for circle in KNOWN_CIRCLES for m in circle}
+    pairs: set[tuple[str, str]] = set()
+    for module, targets in EDGES.items():
+        for target in targets:
+            a, b = floor_of(module)[0], floor_of(target)[0]
+            if a != b:
+                pairs.add((a, b))
+    both = sorted({tuple(sorted(p)) for p in pairs if (p[1], p[0]) in pairs})
+    assert [p for p in both if not set(p) <= known] == []
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_floors_do_not_know_higher_libraries(package: str) -> None:
+    used = {f"{module}: {library}" for module, libraries in LIBRARIES.items()
+            if module == package or module.startswith(package + ".")
+            for library in libraries & FORBIDDEN[package]}
+    assert not used, sorted(used)
+
+
+def test_the_walker_finds_a_circle_and_an_upward_import(tmp_path: Path) -> None:
+    """The checks can fail: a made-up tree with one circle and one upward import."""
+    (tmp_path / "pool" / "stratum").mkdir(parents=True)
+    (tmp_path / "pool" / "__init__.py").write_text("")
+    (tmp_path / "pool" / "stratum" / "__init__.py").write_text("")
+    (tmp_path / "pool" / "stratum" / "a.py").write_text("from pool.stratum import b\n")
+    (tmp_path / "pool" / "stratum" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pool.stratum.a import X\n")
+    (tmp_path / "pool" / "stratum" / "c.py").write_text("def f():\n    from pool.admin import routes\n")
+    (tmp_path / "pool" / "admin").mkdir()
+    (tmp_path / "pool" / "admin" / "__init__.py").write_text("")
+    (tmp_path / "pool" / "admin" / "routes.py").write_text("import redis\n")
+    edges, libraries = imports(modules(tmp_path))
+    assert circles(edges) == [frozenset({"pool.stratum.a", "pool.stratum.b"})]
+    assert edges["pool.stratum.c"] == {"pool.admin", "pool.admin.routes"}      # inside a function
+    assert upward_imports(edges) == ["pool.stratum.c (floor 3) imports pool.admin (floor 6)",
+                                     "pool.stratum.c (floor 3) imports pool.admin.routes (floor 6)"]
+    assert libraries["pool.admin.routes"] == {"redis"}

@@ -7,7 +7,6 @@ loading, environment overrides and error reporting.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import msgspec
 from pool.config.admin import AdminConfig
 from pool.config.alerts import AlertsConfig
 from pool.config.chain import ChainConfig
+from pool.config.constraints import from_msgspec
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
@@ -47,21 +47,6 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     geo: GeoConfig = msgspec.field(default_factory=GeoConfig)
     admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
-
-
-_PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
-
-
-def _key_from_msgspec(message: str) -> tuple[str, str]:
-    match = _PATH_RE.search(message)
-    if not match:
-        return "", message
-    key = match.group("path").lstrip(".")
-    reason = message[: match.start()].rstrip(" -")
-    unknown = re.search(r"unknown field `([^`]+)`", reason)
-    if unknown:
-        return (f"{key}.{unknown.group(1)}" if key else unknown.group(1)), "unknown key"
-    return key, reason
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
@@ -114,8 +99,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     try:
         config = msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as exc:
-        key, reason = _key_from_msgspec(str(exc))
-        raise ConfigError(key, reason) from None
+        raise from_msgspec(exc, data, Config) from None
     validate(config)
     return config
 

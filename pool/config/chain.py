@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
 
 from pool.bitcoin.address import AddressError, address_to_script
+from pool.config.constraints import NonNegative, NonNegativeInt, PortNumber, Positive, PositiveInt, check_fields
 from pool.config.errors import ConfigError
 
 BACKENDS = ("devnet", "bitcoind")
@@ -28,40 +32,30 @@ class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Compact target; 207fffff is regtest's (about every other hash is a block).
     nbits: str = "207fffff"
     # Header version in templates; 0x30000000 reproduces regtest's bit-28 signalling.
-    version: int = 0x20000000
+    version: Annotated[int, Meta(ge=0x20000000, le=0x3FFFFFFF)] = 0x20000000
     # Synthetic mempool: transactions added after each block (about a third carry witnesses),
     # one more every tx_interval seconds (0 = never), at most max_mempool_txs waiting.
-    txs_per_block: int = 6
-    tx_interval: float = 15.0
-    max_mempool_txs: int = 200
-    halving_interval: int = 210_000
+    txs_per_block: NonNegativeInt = 6
+    tx_interval: NonNegative = 15.0
+    max_mempool_txs: NonNegativeInt = 200
+    halving_interval: PositiveInt = 210_000
     seed: int = 0
     # How long a longpoll getblocktemplate waits for a new tip before answering anyway.
-    longpoll_timeout: float = 60.0
+    longpoll_timeout: Positive = 60.0
     # JSON-RPC server used when several worker processes share one devnet (0 = any free port).
     rpc_host: str = "127.0.0.1"
-    rpc_port: int = 18443
+    rpc_port: PortNumber = 18443
     rpc_user: str = "devnet"
     rpc_password: str = "devnet"
 
     def validate(self) -> None:
+        check_fields(self)
         try:
             value = int(self.nbits, 16)
         except ValueError:
             raise ConfigError("nbits", f"must be 8 hex digits, got {self.nbits!r}") from None
         if len(self.nbits) != 8 or value & 0x00800000 or not value & 0x007FFFFF:
             raise ConfigError("nbits", f"{self.nbits!r} is not a positive compact target")
-        if not 0x20000000 <= self.version <= 0x3FFFFFFF:
-            raise ConfigError("version", "must be a BIP9 version (0x20000000..0x3fffffff)")
-        for key in ("txs_per_block", "max_mempool_txs"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key, "must be >= 0")
-        if self.halving_interval < 1:
-            raise ConfigError("halving_interval", "must be >= 1")
-        if self.tx_interval < 0 or self.longpoll_timeout <= 0:
-            raise ConfigError("longpoll_timeout" if self.longpoll_timeout <= 0 else "tx_interval", "out of range")
-        if not 0 <= self.rpc_port <= 65535:
-            raise ConfigError("rpc_port", f"must be 0..65535, got {self.rpc_port}")
 
 
 class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -102,3 +102,42 @@ def test_worker_processes_get_the_devnet_password_exactly(password: str) -> None
         assert [(n.url, n.user, n.password) for n in worker.chain.nodes] == [(node.url, "pool", password)]
         assert worker.stratum.reuse_port is True
         assert worker.admin.enabled is (index == 0)
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "reason"),
+    [
+        ('[[stratum.ports]]\nport = 3333\n[[stratum.ports]]\nport = 70000\n', "stratum.ports[1].port",
+         "must be 0..65535, got 70000"),
+        ('[stratum.limits]\nban_invalid_ratio = 1.5\n', "stratum.limits.ban_invalid_ratio",
+         "must be in (0, 1], got 1.5"),
+        ('[stratum.limits]\nmax_line_bytes = 100\n', "stratum.limits.max_line_bytes", "must be >= 512, got 100"),
+        ('[stratum.limits]\nmax_json_depth = 1000\n', "stratum.limits.max_json_depth", "must be 1..512, got 1000"),
+        ('[stratum.limits]\nsubmit_burst = "lots"\n', "stratum.limits.submit_burst", "Expected `float`, got `str`"),
+        ('[stratum]\nresume_lookup_timeout = 11\n', "stratum.resume_lookup_timeout", "must be in (0, 10], got 11"),
+        ('[ledger]\nshards = 2048\n', "ledger.shards", "must be 1..1024, got 2048"),
+        ('[payouts]\nfee_percent = 100\n', "payouts.fee_percent", "must be in [0, 100), got 100"),
+        ('[geo]\nhosting_asns = [13335, 0]\n', "geo.hosting_asns[1]", "must be in (0, 4294967296), got 0"),
+        ('[chain.devnet]\nrpc_port = -1\n', "chain.devnet.rpc_port", "must be 0..65535, got -1"),
+    ],
+)
+def test_range_constraints_name_the_key_the_range_and_the_value(tmp_path: Path, toml: str, key: str,
+                                                                  reason: str) -> None:
+    path = tmp_path / "pool.toml"
+    path.write_text(toml)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, environ={})
+    assert (caught.value.key, caught.value.reason) == (key, reason)
+
+
+def test_a_section_built_in_code_is_held_to_the_same_constraints() -> None:
+    """A reload or an admin change builds the Struct directly (no decoding): validate() checks it."""
+    from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+
+    with pytest.raises(config.ConfigError) as caught:
+        LimitsConfig(reject_budget_ratio=0.0).validate("limits")
+    assert (caught.value.key, caught.value.reason) == ("limits.reject_budget_ratio", "must be in (0, 1], got 0.0")
+    with pytest.raises(config.ConfigError) as caught:
+        StratumConfig(ports=[PortConfig(), PortConfig(port=99999)]).validate()
+    assert (caught.value.key, caught.value.reason) == ("ports[1].port", "must be 0..65535, got 99999")
+    LimitsConfig().validate("limits")                       # the defaults pass

@@ -1,0 +1,112 @@
+"""Range checks on single config fields, said once as msgspec Meta constraints on their types, and
+the ConfigError that names the key when one fails: while decoding a file (`from_msgspec`), and for
+a section built in code (a reload, an admin change) by `check_fields`. Cross-field rules stay in
+each section's validate()."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+
+from pool.config.errors import ConfigError
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]           # a share of something, (0, 1]
+PortNumber = Annotated[int, msgspec.Meta(ge=0, le=65535)]       # 0: the OS picks one (tests)
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
+_BOUNDS = ("gt", "ge", "lt", "le")
+
+
+def from_msgspec(exc: msgspec.ValidationError, data: Any, root: type, prefix: str = "") -> ConfigError:
+    """The ConfigError for a msgspec ValidationError raised converting `data` to `root`: the key it
+    names, and for a range constraint the range and the value found ("must be 0..65535, got 70000")."""
+    message = str(exc)
+    match = _AT.search(message)
+    if match is None:
+        return ConfigError(prefix, message)
+    path = match.group("path")
+    reason = message[: match.start()]
+    key = ".".join(part for part in (prefix, path.lstrip(".")) if part)
+    unknown = re.search(r"unknown field `([^`]+)`", reason)
+    if unknown:
+        return ConfigError(f"{key}.{unknown.group(1)}" if key else unknown.group(1), "unknown key")
+    bounds = _field_bounds(root, path)
+    if bounds and reason.startswith("Expected `") and ", got" not in reason:
+        found = _value_at(data, path)
+        return ConfigError(key, f"{_say_range(bounds)}, got {found!r}" if found is not _MISSING else
+                           _say_range(bounds))
+    return ConfigError(key, reason)
+
+
+def check_fields(section: msgspec.Struct, key: str = "") -> None:
+    """Hold a Struct built in code to its fields' constraints, as decoding it would."""
+    data = msgspec.to_builtins(section)
+    try:
+        msgspec.convert(data, type(section))
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc, data, type(section), key) from None
+
+
+def _say_range(bounds: dict[str, float]) -> str:
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le", bounds.get("lt"))
+    if low is not None and high is not None:
+        if "ge" in bounds and "le" in bounds:
+            return f"must be {_number(low)}..{_number(high)}"
+        left = "[" if "ge" in bounds else "("
+        right = "]" if "le" in bounds else ")"
+        return f"must be in {left}{_number(low)}, {_number(high)}{right}"
+    op, limit = next((op, bounds[op]) for op in _BOUNDS if op in bounds)
+    return f"must be {dict(gt='>', ge='>=', lt='<', le='<=')[op]} {_number(limit)}"
+
+
+def _number(value: float) -> str:
+    """1e12 for a round limit, every digit of any other integer."""
+    text = f"{value:g}".replace("e+", "e")
+    if isinstance(value, int) and (value < 10**7 or float(text) != value):
+        return str(value)
+    return text
+
+
+_MISSING = object()
+
+
+def _steps(path: str) -> list[str | int]:
+    return [name if name is not None and name != "" else int(index) for name, index in _STEP.findall(path)]
+
+
+def _value_at(data: Any, path: str) -> Any:
+    for step in _steps(path):
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _field_bounds(root: type, path: str) -> dict[str, float]:
+    """The range constraint (gt/ge/lt/le) of the field at `path` in `root`, or {} if it has none."""
+    info: Any = msgspec.inspect.type_info(root)
+    for step in _steps(path):
+        while isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        if isinstance(step, int) and hasattr(info, "item_type"):
+            info = info.item_type
+        elif isinstance(step, str) and isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == step), None)
+        elif isinstance(step, str) and isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        else:
+            return {}
+        if info is None:
+            return {}
+    if isinstance(info, msgspec.inspect.UnionType):
+        info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
+    return {op: getattr(info, op) for op in _BOUNDS if getattr(info, op, None) is not None}

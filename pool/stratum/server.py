@@ -220,8 +220,8 @@ class StratumServer:
                 proto.drop("session resumed on another process")
 
     def announce(self, proto: Connection, session: Session) -> None:
-        if self.resume is not None:
-            proto.announced = True       # resumable on another process should this one die
+        proto.announced = True
+        if self.resume is not None:      # resumable on another process should this one die
             self.resume.announce(session.session_id, session.extranonce1)
 
     # ------------------------------------------------------------------------------------------------

@@ -173,6 +173,8 @@ class PoolApp:
             log.warning("money.dsn is not set: balances are kept in the legacy Redis ledger; set it (and run "
                         "`geostratum db migrate`, `geostratum payouts migrate-from-redis`) to keep them in PostgreSQL")
         await self.ledger.start()
+        if self.money is not None:
+            self.money.start()
 
         self.jobs = JobManager.from_config(
             config.chain, extranonce1_size=4, extranonce2_size=config.stratum.extranonce2_size,

@@ -22,6 +22,8 @@ class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     connect_timeout_s: float = 5.0
     # Upper bound of one statement; a block credit for a 50,000-account window takes well under 1 s.
     command_timeout_s: float = 30.0
+    # PPS/FPPS: how often the per-share credits waiting in Redis are moved into the books.
+    move_interval_s: float = 5.0
 
     def validate(self) -> None:
         if self.dsn and not self.dsn.startswith(DSN_SCHEMES):
@@ -42,6 +44,8 @@ class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("connect_timeout_s", "must be > 0")
         if self.command_timeout_s <= 0:
             raise ConfigError("command_timeout_s", "must be > 0")
+        if self.move_interval_s <= 0:
+            raise ConfigError("move_interval_s", "must be > 0")
 
     @property
     def enabled(self) -> bool:

@@ -4,15 +4,18 @@ as pending and are credited when it returns."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
 
+from pool.aio import cancel_and_wait
 from pool.config import Config
 from pool.money.books import Books, BooksSnapshot
 from pool.money.credits import PostgresBlockBooks
 from pool.money.db import BooksUnavailable, redacted
 from pool.money.payments import Payouts
+from pool.money.pps import PerShareCredits
 from pool.money.schema import current_revision, head_revision
 from pool.shares.ledger import Ledger
 
@@ -26,6 +29,8 @@ class MoneyService:
         self.books = Books(pool, config.payouts.pool_account)
         self.payouts = Payouts(pool, config.payouts.sendmany_minconf)
         self.last_error = ""
+        self.per_share: PerShareCredits | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, config: Config, application_name: str = "geostratum") -> MoneyService:
@@ -41,9 +46,18 @@ class MoneyService:
         return cls(config, pool)
 
     def attach(self, ledger: Ledger) -> None:
-        """Matured blocks are credited in these books instead of the Redis ledger."""
+        """Before ledger.start(): matured blocks are credited in these books instead of the Redis ledger,
+        and PPS/FPPS per-share credits reach them through the ledger's outbox."""
         if ledger.watcher is not None:
             ledger.watcher.books = PostgresBlockBooks(ledger.payouts, self.books)
+        if self.config.payouts.scheme in ("pps", "fpps"):
+            ledger.send_per_share_credits_to_outbox()
+            self.per_share = PerShareCredits(lambda: ledger.client, ledger.keys, self.books,
+                                             self.config.money.move_interval_s)
+
+    def start(self) -> None:
+        if self.per_share is not None and self._task is None:
+            self._task = asyncio.create_task(self.per_share.run(), name="books-per-share-credits")
 
     async def check_schema(self) -> bool:
         """Logs (never raises) when the database is unreachable or not migrated."""
@@ -71,4 +85,6 @@ class MoneyService:
         return snap
 
     async def close(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
         await self.pool.close()

@@ -151,6 +151,11 @@ class Keys:
     def payout_batches(self) -> str:
         return f"{self.pay}:batches"
 
+    @property
+    def pps_outbox(self) -> str:
+        """stream: per-share (PPS/FPPS) credits of each batch, waiting to be moved to the PostgreSQL books."""
+        return f"{self.pay}:pps_outbox"
+
     # -- leases and markers -------------------------------------------------------------------
     def lease_key(self, prefix_value: int) -> str:
         return f"{self.lease}:p:{prefix_value}"

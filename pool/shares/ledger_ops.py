@@ -42,6 +42,8 @@ class LedgerOps:
         self.keys = keys
         self.config = config
         self.payouts = payouts
+        # True when the books are in PostgreSQL: per-share credits go to an outbox, not to Redis balances.
+        self.credits_outbox = False
 
     def shares(self, records: Iterable[ShareRecord], batch_id: str, now: float,
                network: NetworkState) -> tuple[list[RedisOp], int]:
@@ -188,6 +190,11 @@ class LedgerOps:
                 args.append(msat)
         if len(args) == 4:
             return []
+        if self.credits_outbox:
+            credits = {str(args[i]): args[i + 1] for i in range(4, len(args), 2)}
+            return [RedisOp("XADD", self.keys.pps_outbox, ("*", "ref", batch_id, "kind", self.payouts.scheme,
+                                                           "ts", _fmt(now), "credits",
+                                                           msgspec.json.encode(credits).decode()))]
         return [RedisOp("GS.CREDIT", self.keys.ledger, tuple(args))]
 
     def block(self, block: BlockFound) -> list[RedisOp]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,38 +36,37 @@ def books_template(postgres_server: PostgresProcess) -> Iterator[str]:
     yield TEMPLATE
 
 
+@contextlib.asynccontextmanager
+async def own_database(server: PostgresProcess, prefix: str, template: str = "") -> AsyncIterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clause = f" TEMPLATE {template}" if template else ""
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}{clause}")
+    finally:
+        await conn.close()
+    try:
+        yield _dsn(server, name)
+    finally:
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+
 @pytest.fixture
 async def books_dsn(postgres_server: PostgresProcess, books_template: str) -> AsyncIterator[str]:
     """A migrated database of this test's own."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres_server.dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {books_template}")
-    finally:
-        await conn.close()
-    yield _dsn(postgres_server, name)
-    conn = await asyncpg.connect(postgres_server.dsn)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    async with own_database(postgres_server, "t", books_template) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 async def empty_dsn(postgres_server: PostgresProcess) -> AsyncIterator[str]:
     """A database with no schema at all (for the migration tests)."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres_server.dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    yield _dsn(postgres_server, name)
-    conn = await asyncpg.connect(postgres_server.dsn)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    async with own_database(postgres_server, "e") as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 from pool.cli import main
 from pool.money.books import IN_FLIGHT, PAID, Books
 from pool.money.payments import Payouts
-from pool.shares.payouts import PayoutError, WalletRpcError
+from pool.shares.payouts import PayoutBatch, PayoutError, WalletRpcError
 from tests.ledger.wallet_standin import WalletStandIn, rpc_client
 
 ALICE = "bcrt1qm2n8duyglvgeh4dvztaf4jl8gm50njj4y7pums"    # real regtest addresses (tests/data/fixtures)
@@ -33,6 +34,23 @@ async def credited(pool: asyncpg.Pool) -> Books:
 
 def only_addresses(account: str) -> str | None:
     return account if account.startswith("bcrt1") else None
+
+
+async def new_batch(pool: asyncpg.Pool) -> tuple[Payouts, PayoutBatch]:
+    """The CREDITS block in the books and a batch of every address holding at least 1000 sat."""
+    await credited(pool)
+    payouts = Payouts(pool)
+    batch = await payouts.create_batch(1000, address_for=only_addresses)
+    assert batch is not None
+    return payouts, batch
+
+
+@pytest.fixture
+async def wallet() -> AsyncIterator[WalletStandIn]:
+    stand_in = WalletStandIn()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
 
 
 async def test_create_send_pays_each_account_once(books_pool: asyncpg.Pool) -> None:
@@ -82,51 +100,37 @@ async def test_cancel_credits_back_and_a_cancelled_batch_is_never_sent(books_poo
     assert (await books.snapshot()).consistent
 
 
-async def test_wallet_refusal_then_lost_reply_then_retry_pays_once(books_pool: asyncpg.Pool) -> None:
-    await credited(books_pool)
-    payouts = Payouts(books_pool)
-    batch = await payouts.create_batch(1000, address_for=only_addresses)
-    assert batch is not None
-    wallet = WalletStandIn()
-    await wallet.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            rpc = rpc_client(session, wallet.url)
-            wallet.fail_next_send = (-6, "Insufficient funds")          # definite: nothing was sent
-            with pytest.raises(WalletRpcError):
-                await payouts.send_batch(batch.key, rpc)
-            assert (await payouts.batch(batch.key)).status == "created"
-            wallet.drop_after_send = True                                # sent, the reply lost
-            with pytest.raises(aiohttp.ClientError):
-                await payouts.send_batch(batch.key, rpc, now=1000.0)
-            stored = await payouts.batch(batch.key)
-            assert stored.status == "sending" and stored.last_error.startswith("ambiguous")
-            txid = await payouts.send_batch(batch.key, rpc, now=1001.0)  # found in the wallet, not resent
-    finally:
-        await wallet.stop()
+async def test_wallet_refusal_then_lost_reply_then_retry_pays_once(books_pool: asyncpg.Pool,
+                                                                   wallet: WalletStandIn) -> None:
+    payouts, batch = await new_batch(books_pool)
+    async with aiohttp.ClientSession() as session:
+        rpc = rpc_client(session, wallet.url)
+        wallet.fail_next_send = (-6, "Insufficient funds")          # definite: nothing was sent
+        with pytest.raises(WalletRpcError):
+            await payouts.send_batch(batch.key, rpc)
+        assert (await payouts.batch(batch.key)).status == "created"
+        wallet.drop_after_send = True                                # sent, the reply lost
+        with pytest.raises(aiohttp.ClientError):
+            await payouts.send_batch(batch.key, rpc, now=1000.0)
+        stored = await payouts.batch(batch.key)
+        assert stored.status == "sending" and stored.last_error.startswith("ambiguous")
+        txid = await payouts.send_batch(batch.key, rpc, now=1001.0)  # found in the wallet, not resent
     assert len(wallet.sends()) == 2 and wallet.transactions[-1]["txid"] == txid
     assert len({t["txid"] for t in wallet.transactions}) == 1          # one payment went out
     assert (await payouts.batch(batch.key)).status == "sent"
 
 
-async def test_a_send_that_never_reached_the_wallet_waits_then_goes_once(books_pool: asyncpg.Pool) -> None:
-    await credited(books_pool)
-    payouts = Payouts(books_pool)
-    batch = await payouts.create_batch(1000, address_for=only_addresses)
-    assert batch is not None
-    wallet = WalletStandIn()
-    await wallet.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            rpc = rpc_client(session, wallet.url)
-            wallet.drop_before_send = True
-            with pytest.raises(aiohttp.ClientError):
-                await payouts.send_batch(batch.key, rpc, now=1000.0)
-            with pytest.raises(PayoutError, match="retry after 60s"):
-                await payouts.send_batch(batch.key, rpc, now=1010.0)      # could still be completing
-            txid = await payouts.send_batch(batch.key, rpc, now=1061.0)
-    finally:
-        await wallet.stop()
+async def test_a_send_that_never_reached_the_wallet_waits_then_goes_once(books_pool: asyncpg.Pool,
+                                                                         wallet: WalletStandIn) -> None:
+    payouts, batch = await new_batch(books_pool)
+    async with aiohttp.ClientSession() as session:
+        rpc = rpc_client(session, wallet.url)
+        wallet.drop_before_send = True
+        with pytest.raises(aiohttp.ClientError):
+            await payouts.send_batch(batch.key, rpc, now=1000.0)
+        with pytest.raises(PayoutError, match="retry after 60s"):
+            await payouts.send_batch(batch.key, rpc, now=1010.0)      # could still be completing
+        txid = await payouts.send_batch(batch.key, rpc, now=1061.0)
     assert len(wallet.transactions) == 2 and {t["txid"] for t in wallet.transactions} == {txid}
     assert (await payouts.batch(batch.key)).attempts == 2
 

@@ -79,3 +79,17 @@ def test_db_cli_unreachable_server_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert main(["db", "--config", str(path), "status"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cannot use the books' database:") and err.count("\n") == 1
+
+
+def test_password_file_gives_the_first_line(tmp_path: Path) -> None:
+    from pool import config as config_module
+
+    secret = tmp_path / "books-password"
+    secret.write_text("s3cret\n")
+    config = config_module.from_dict({"money": {"dsn": "postgresql://u@127.0.0.1/db", "password_file": str(secret)}})
+    assert config.money.password() == "s3cret"
+    assert config_module.from_dict({}).money.password() is None
+    with pytest.raises(config_module.ConfigError, match=r"money\.password_file: is set but money\.dsn is empty"):
+        config_module.from_dict({"money": {"password_file": str(secret)}})
+    with pytest.raises(config_module.ConfigError, match=r"money\.move_interval_s: must be > 0"):
+        config_module.from_dict({"money": {"dsn": "postgresql://u@h/db", "move_interval_s": 0}})

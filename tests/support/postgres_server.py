@@ -45,6 +45,9 @@ class PostgresProcess:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gs-pg-")))
     database: str = "postgres"
     user: str = "postgres"
+    # Tests skip fsync (a crash of the server process keeps committed data either way: the OS holds it);
+    # a benchmark turns it on so a commit costs what it costs in production.
+    fsync: bool = False
     pid: int | None = None
 
     @property
@@ -75,8 +78,9 @@ class PostgresProcess:
                        "-E", "UTF8", "--no-locale", "--no-sync"])
         # Loopback TCP only; the Unix socket goes in the data folder so it never collides with a
         # system server or another test's server.
+        durability = "-c fsync=on -c full_page_writes=on" if self.fsync else "-c fsync=off -c full_page_writes=off"
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} "
-                   "-c fsync=off -c synchronous_commit=on -c full_page_writes=off")
+                   f"-c synchronous_commit=on {durability}")
         self._run([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.workdir / "server.log"),
                    "-o", options, "-w", "-t", str(int(timeout)), "start"])
         self.pid = int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])

@@ -192,14 +192,16 @@ async def read_regions(client: RedisClient, keys: GeoKeys, window: int, now: flo
         regions_of: dict[str, list[str]] = defaultdict(list)
         for country, subdivision in cells:
             regions_of[country].append(geo_keys.region_id(country, subdivision))
+        # PFCOUNT through execute_command: redis-py refuses pfcount() in a cluster pipeline (it could
+        # name keys of several slots; an hour's keys share one).
         async with client.pipeline(transaction=False) as pipe:
             for country, subdivision in cells:
                 region = geo_keys.region_id(country, subdivision)
                 for day, hour in hours:
-                    pipe.pfcount(keys.miners_hour(day, hour, region))
+                    pipe.execute_command("PFCOUNT", keys.miners_hour(day, hour, region))
             for regions in regions_of.values():
                 for day, hour in hours:
-                    pipe.pfcount(*(keys.miners_hour(day, hour, region) for region in regions))
+                    pipe.execute_command("PFCOUNT", *(keys.miners_hour(day, hour, region) for region in regions))
             counts = await pipe.execute()
         per_region = len(hours)
         for n, cell in enumerate(cells.values()):

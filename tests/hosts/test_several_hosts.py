@@ -106,6 +106,11 @@ def test_pool_survives_losing_a_host_and_a_redis_master(lab: PoolLab) -> None:
 
     # -- 5. a surviving host shows the whole pool, regions still from the miners' real addresses ------
     assert_regions(lab, wait_until(lambda: whole_pool(lab, "h3", names), 20, "h3's view of the pool"))
+    # The regions view (dashboard and map) reads the rollups from the cluster: every share has the
+    # country of its miner's real address; none is filed under the balancer's private one ("XP").
+    regions = lab.api("h3", "/api/v1/regions?level=country&window=1h")["items"]
+    assert {r["country"] for r in regions} == {m["country"] for m in lab.miners}, regions
+    assert {r["country"]: r["miners"] for r in regions} == Counter(m["country"] for m in lab.miners)
     survivors = names - set(victims)
     assert not [e for e in fleet.poll() if e["kind"] == "disconnected" and e["worker"] in survivors]
 

@@ -1,0 +1,44 @@
+"""Reads of the books on a real 3-master Redis Cluster: what the dashboard and the admin API of a pool
+on several hosts show (shares written through the ledger with the geo rollup as a contributor)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis.asyncio.cluster as aiocluster
+
+from pool.admin_wiring.books import read_regions
+from pool.config.geo import GeoConfig
+from pool.geo.rollup import GeoRollup
+from pool.stratum.events import ShareRecord
+from tests.ledger.conftest import RedisCluster
+from tests.ledger.support import flush_until_done, make_ledger
+
+# (worker, country, subdivision): m3 mines from two German states, so Germany has 3 distinct miners.
+MINERS = [("m1.a", "DE", "Bavaria"), ("m2.a", "DE", "Hesse"), ("m3.a", "DE", "Bavaria"), ("m3.a", "DE", "Hesse"),
+          ("m4.a", "US", "Texas")]
+
+
+async def test_regions_read_on_a_cluster(cluster: RedisCluster, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, cluster.url, "cluster", urls=cluster.urls)
+    ledger.add_contributor(GeoRollup(GeoConfig(), prefix="gs"))
+    await ledger.start()
+    now = time.time()
+    for i in range(40):
+        worker, country, subdivision = MINERS[i % len(MINERS)]
+        ledger.add(ShareRecord(timestamp=now, account=worker.split(".")[0], worker=worker, difficulty=2.0,
+                               share_difficulty=2.0, height=1, country=country, subdivision=subdivision))
+    await flush_until_done(ledger)
+    await ledger.stop()
+    client = aiocluster.RedisCluster.from_url(cluster.url)
+    try:
+        cells, _, country_miners = await read_regions(client, GeoRollup(GeoConfig(), prefix="gs").keys, 3600,
+                                                      now=now + 1)
+    finally:
+        await client.aclose()
+    assert {region: cell.difficulty for region, cell in cells.items()} == {
+        ("DE", "Bavaria"): 32.0, ("DE", "Hesse"): 32.0, ("US", "Texas"): 16.0}
+    assert {region: cell.miners for region, cell in cells.items()} == {
+        ("DE", "Bavaria"): 2, ("DE", "Hesse"): 2, ("US", "Texas"): 1}
+    assert country_miners == {"DE": 3, "US": 1}

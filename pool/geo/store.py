@@ -64,7 +64,8 @@ class HllUnions:
         asked = []
         for handles in unions:
             if handles:
-                pipe.pfcount(*(f"{self._base}:{h}" for h in dict.fromkeys(handles)))
+                # execute_command: redis-py refuses pfcount() in a cluster pipeline (one slot here).
+                pipe.execute_command("PFCOUNT", *(f"{self._base}:{h}" for h in dict.fromkeys(handles)))
                 asked.append(True)
             else:
                 asked.append(False)

@@ -10,7 +10,9 @@ import redis.asyncio.cluster as aiocluster
 
 from pool.admin_wiring.books import read_regions
 from pool.config.geo import GeoConfig
+from pool.geo.keys import GeoKeys
 from pool.geo.rollup import GeoRollup
+from pool.geo.store import HllUnions
 from pool.stratum.events import ShareRecord
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.support import flush_until_done, make_ledger
@@ -42,3 +44,18 @@ async def test_regions_read_on_a_cluster(cluster: RedisCluster, journal_dir: Pat
     assert {region: cell.miners for region, cell in cells.items()} == {
         ("DE", "Bavaria"): 2, ("DE", "Hesse"): 2, ("US", "Texas"): 1}
     assert country_miners == {"DE": 3, "US": 1}
+
+
+async def test_distinct_miner_unions_on_a_cluster(cluster: RedisCluster) -> None:
+    """Exports count distinct miners over days as unions of daily HyperLogLogs from several slots."""
+    client = aiocluster.RedisCluster.from_url(cluster.url)
+    try:
+        await client.pfadd("{day1}:hll", "m1", "m2")
+        await client.pfadd("{day2}:hll", "m2", "m3", "m4")
+        unions = HllUnions(client, GeoKeys("gs"))
+        day1 = unions.add(await client.get("{day1}:hll"))
+        day2 = unions.add(await client.get("{day2}:hll"))
+        assert await unions.count([[day1, day2], [day2], []]) == [4, 3, 0]
+        await unions.close()
+    finally:
+        await client.aclose()

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   postgresql                                 # the payout books (tests start their own initdb + pg_ctl)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static valgrind  # C self-test on ARM, valgrind
   chromium                                   # dashboard test in headless Chromium
-  curl ca-certificates
+  curl ca-certificates openssl               # openssl: self-signed certificates for the TLS port tests
 )
 # npm fetches the map page's geometry and d3-geo; a Node.js that brings its own npm is kept.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -57,3 +57,14 @@ def test_bench_server_small_run_reports_every_figure() -> None:
         assert socket_side["p50_ms"] <= process_side["p50_ms"]      # arrival comes before the read
     assert all(rss < 64 * 1024 for rss in result["idle_rss_bytes_per_connection"])   # no runaway per connection
     assert 0 <= result["platform"]["steal_percent"] <= 100
+
+
+def test_bench_tls_small_run_reports_every_figure() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_tls.py"), "--rounds", "1", "--duration", "0.3",
+               "--warmup", "0.1", "--connections", "4", "--handshake-concurrency", "2"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    for key in ("plain_shares_per_s", "tls_shares_per_s", "plain_handshakes_per_s", "tls_handshakes_per_s"):
+        assert result[key] > 0, (key, result)
+    # The ratio is of the unrounded medians: within rounding of the printed figures.
+    assert abs(result["tls_vs_plain_shares"] - result["tls_shares_per_s"] / result["plain_shares_per_s"]) < 0.01

@@ -445,7 +445,7 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     network_difficulty: float = 0.0
     session_resumes: dict[str, int] = msgspec.field(default_factory=dict)   # outcome -> count
     best_share_difficulty: float | None = None          # the pool's best share ever (hash-reached difficulty)
-    round_best_share_difficulty: float | None = None    # ... since the pool's last block
+    round_best_share_difficulty: float | None = None    # ... since the pool's last block (0: no share yet)
     # Alert deliveries since start: target name -> outcome (sent, failed, retried, rate_limited, queue_full).
     alerts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     books: BooksFigures | None = None   # None: no books' database configured (SOLO, or the Redis ledger)

@@ -157,7 +157,8 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
                   snap.best_share_difficulty)
     if snap.round_best_share_difficulty is not None:
         out.gauge("geostratum_round_best_share_difficulty",
-                  "The best share since the pool's last block: the difficulty its hash reached.",
+                  "The best share since the pool's last block: the difficulty its hash reached "
+                  "(0 before its first share).",
                   snap.round_best_share_difficulty)
 
     if snap.alerts:

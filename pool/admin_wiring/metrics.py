@@ -94,7 +94,7 @@ class MetricsAdapter:
             network_difficulty=figures.network_difficulty,
             session_resumes=_summed([n.resumes for n in nodes]),
             best_share_difficulty=best.ever.difficulty if best and best.ever else None,
-            round_best_share_difficulty=best.round.difficulty if best and best.round else None,
+            round_best_share_difficulty=(best.round.difficulty if best.round else 0.0) if best else None,
             alerts={s.name: {"sent": s.sent, "failed": s.failed, "retried": s.retries, "rate_limited": s.rate_limited,
                              "queue_full": s.queue_full} for s in app.alerts.notifier.stats()} if app.alerts else {},
             books=await books_figures(app.money) if app.money is not None else None)

@@ -118,6 +118,12 @@ def _apply(app: PoolApp, new: Config) -> ReloadResult:
                 raise ConfigError(f"stratum.ports[{old.stratum.ports.index(probe)}].start_difficulty",
                                   f"need 0 < min <= start <= max, got {low} / {start} / {high}")
 
+    # TLS ports re-read their certificate and key (a renewed certificate needs no restart).
+    if server is not None:
+        reloaded = server.reload_tls()
+        applied += [f"stratum.ports[{i}].tls_cert_file" for i, p in enumerate(server.config.ports)
+                    if p.port in reloaded]
+
     # geo: the rest of the section (retention, privacy rules, exports) is read where it is used.
     if geo_changes:
         enabled = old.geo.enabled
@@ -152,7 +158,7 @@ def _apply(app: PoolApp, new: Config) -> ReloadResult:
             app.admin.apply_config(app.config.admin)
             applied += live
 
-    for section in ("pool", "chain", "redis", "ledger", "payouts"):
+    for section in ("pool", "chain", "redis", "ledger", "payouts", "alerts"):
         restart += changed_keys(_plain(getattr(old, section)), _plain(getattr(new, section)), section)
     log.info("config reloaded from %s: applied %s; needs a restart: %s", app.config_path,
              ", ".join(applied) or "nothing", ", ".join(restart) or "nothing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Annotated, Literal
 
 import msgspec
@@ -35,6 +36,10 @@ class PortConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # A retarget lowers the difficulty at most this factor at once.
     max_step_down: Annotated[float, Meta(ge=1)] = 4.0
     integer_difficulty: bool = True      # round difficulties >= 1 to integers (what ASIC dashboards expect)
+    # stratum+ssl://: TLS 1.2+ with this PEM certificate (chain) and key; re-read on SIGHUP / reload.
+    tls: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def validate(self, key: str) -> None:
         check_fields(self, key)
@@ -44,6 +49,24 @@ class PortConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 "need 0 < min_difficulty <= start_difficulty <= max_difficulty, got "
                 f"{self.min_difficulty} / {self.start_difficulty} / {self.max_difficulty}",
             )
+        if self.tls:
+            self.check_tls(key)
+
+    def check_tls(self, key: str) -> None:
+        """The certificate and key load (a TLS port without them cannot take a connection)."""
+        import ssl
+
+        for field in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, field)
+            if not path:
+                raise ConfigError(f"{key}.{field}", "a TLS port needs tls_cert_file and tls_key_file")
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"{key}.{field}", f"cannot read {path}")
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"{key}.tls_cert_file",
+                              f"certificate and key do not load: {getattr(exc, 'reason', None) or exc}") from None
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

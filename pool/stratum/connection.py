@@ -15,6 +15,7 @@ from pool.config.stratum import PortConfig, StratumConfig
 from pool.stratum import messages as m
 from pool.stratum import proxy
 from pool.stratum.session import InputPaused, Session
+from pool.stratum.tls import TlsError, TlsTransport, looks_like_tls
 
 log = logging.getLogger("pool.stratum")
 
@@ -48,7 +49,7 @@ class ConnectionHost(Protocol):
 
 class Connection(asyncio.Protocol):
     __slots__ = ("announced", "buffer", "check_first", "connected_at", "counted", "held", "host", "pending_proxy",
-                 "port", "resuming", "session", "socket_ip", "transport")
+                 "port", "resuming", "session", "socket_ip", "tls", "transport")
 
     def __init__(self, host: ConnectionHost, port: PortConfig) -> None:
         self.host = host
@@ -64,6 +65,7 @@ class Connection(asyncio.Protocol):
         self.resuming: Session | None = None    # waiting for the resume directory (session is None)
         self.held = b""                         # input received meanwhile, fed in order afterwards
         self.announced = False                  # told the resume directory this session is live here
+        self.tls: TlsTransport | None = None    # TLS ports: the layer `transport` became after any PROXY header
 
     # -- asyncio callbacks --------------------------------------------------------------------------
 
@@ -75,6 +77,10 @@ class Connection(asyncio.Protocol):
         self.host.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.tls is not None:
+            data = self.decrypt(data)
+            if not data:
+                return
         session = self.session
         if session is None:
             if self.pending_proxy:
@@ -87,14 +93,41 @@ class Connection(asyncio.Protocol):
             if proxy.starts_like_proxy(data[:16]) is not False:
                 self.drop("PROXY header from an address that is not a trusted proxy")
                 return
+            if self.tls is None and looks_like_tls(data):
+                log.info("closing %s: a TLS handshake on plain-text port %d (stratum+tcp://)", self.socket_ip,
+                         self.port.port)
+                self.drop("TLS on a plain port")
+                return
         self.feed(session, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.tls is not None and not self.tls.handshaken and not self.tls.failed:
+            log.info("closing %s on TLS port %d: the client left during the handshake (does it trust the "
+                     "certificate?)", self.socket_ip, self.port.port)
         self.host.connection_closed(self)
 
     def pause_writing(self) -> None:
         # The sweep disconnects clients whose buffer stays above the limit; nothing to do here.
         pass
+
+    # -- TLS ----------------------------------------------------------------------------------------
+
+    def start_tls(self, context: Any, first: bytes) -> bytes:
+        """From here on the stream is TLS (after any PROXY header): `transport` encrypts what is
+        written; returns the plaintext `first` held (b"" while the handshake goes on)."""
+        self.tls = self.transport = TlsTransport(self.transport, context)
+        return self.decrypt(first) if first else b""
+
+    def decrypt(self, data: bytes) -> bytes:
+        assert self.tls is not None
+        try:
+            return self.tls.feed(data)
+        except TlsError as exc:
+            plain = not self.tls.handshaken and data[:1] in (b"{", b"G", b"P")
+            log.info("closing %s on TLS port %d: %s%s", self.socket_ip, self.port.port, exc,
+                     " (a plain-text client?)" if plain else "")
+            self.transport.close()
+            return b""
 
     # -- input and output ---------------------------------------------------------------------------
 

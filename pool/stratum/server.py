@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pool.chain.types import BlockCandidate, Job, JobSource
+from pool.config.errors import ConfigError
 from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
 from pool.stratum import messages as m
 from pool.stratum.connection import Connection
@@ -25,6 +26,7 @@ from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
 from pool.stratum.session_records import Counters, SentJob, SessionSnapshot
 from pool.stratum.stats import Timings, port_stats, port_totals, worker_rows
+from pool.stratum.tls import server_context
 
 log = logging.getLogger("pool.stratum")
 
@@ -77,6 +79,7 @@ class StratumServer:
         self.trusted = TrustedProxies(config.trusted_proxies)
         self.timings = Timings()
         self.counters: dict[int, Counters] = {}
+        self.tls_contexts: dict[int, Any] = {}   # id(port) -> ssl.SSLContext of its TLS port
         self._protocols: dict[Connection, None] = {}    # every open connection
         self._sessions: dict[Connection, None] = {}     # those with a session
         self._servers: list[asyncio.AbstractServer] = []
@@ -94,6 +97,7 @@ class StratumServer:
         loop = asyncio.get_running_loop()
         if self.resume is not None:
             await self.resume.start()
+        self.reload_tls()
         for port in self.config.ports:
             self.counters.setdefault(id(port), Counters())
             server = await loop.create_server(
@@ -174,6 +178,11 @@ class StratumServer:
             proto.drop("per-IP connection limit")
             return
         proto.counted = ip
+        context = self.tls_contexts.get(id(proto.port))
+        if context is not None:              # after any PROXY header: the rest is TLS
+            first = proto.start_tls(context, first)
+            if proto.transport.is_closing():
+                return
         try:
             country, subdivision, hosting = self.tag_connection(ip)
         except Exception:
@@ -188,6 +197,20 @@ class StratumServer:
         self._sessions[proto] = None
         if first:
             proto.feed(proto.session, first)
+
+    def reload_tls(self) -> list[int]:
+        """(Re)load every TLS port's certificate and key; the ports reloaded. New connections use the
+        new ones, open connections keep theirs. All load or none is swapped (ConfigError names the port)."""
+        fresh = {}
+        for i, port in enumerate(self.config.ports):
+            if port.tls:
+                try:
+                    fresh[id(port)] = server_context(port.tls_cert_file, port.tls_key_file)
+                except (OSError, ValueError) as exc:       # ssl.SSLError is an OSError
+                    raise ConfigError(f"stratum.ports[{i}].tls_cert_file",
+                                      f"certificate and key of port {port.port} do not load: {exc}") from None
+        self.tls_contexts.update(fresh)
+        return [port.port for port in self.config.ports if id(port) in fresh]
 
     def connection_closed(self, proto: Connection) -> None:
         self._protocols.pop(proto, None)

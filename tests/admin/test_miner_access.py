@@ -3,7 +3,10 @@ unknown account is a 404 page either way, and the JSON never holds an IP address
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
+import pytest
 
 from tests.admin.conftest import READ, make_config, start_admin
 from tests.admin.providers import InMemoryPool
@@ -50,3 +53,22 @@ async def test_token_pages_answer_401_without_one(pool_data: InMemoryPool) -> No
                 assert response.status == 200 and "read token" in await response.text()
     finally:
         await server.stop()
+
+
+def test_stratum_urls_name_each_port_and_tls(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pool.admin_wiring.miner import MinerReader
+    from pool.config import from_dict
+    from tests.stratum.test_tls import OPENSSL, make_cert
+
+    if OPENSSL is None:
+        pytest.skip("openssl is not installed")
+    cert, key = make_cert(tmp_path)
+    config = from_dict({"stratum": {"ports": [
+        {"port": 3333}, {"port": 3443, "tls": True, "tls_cert_file": str(cert), "tls_key_file": str(key)}]}})
+    reader = MinerReader(SimpleNamespace(config=config), None, None)  # type: ignore[arg-type]
+    assert reader.stratum_urls("10.0.0.5") == ["stratum+tcp://10.0.0.5:3333", "stratum+ssl://10.0.0.5:3443"]
+    assert reader.stratum_urls("::1") == ["stratum+tcp://[::1]:3333", "stratum+ssl://[::1]:3443"]
+    config.admin.public_stratum_host = "pool.example"
+    assert reader.stratum_urls("10.0.0.5")[1] == "stratum+ssl://pool.example:3443"

@@ -6,7 +6,7 @@
 # var/postgres), migrated by `geostratum db migrate`.
 # Env: STRATUM_PORT (3333), ADMIN_PORT (8080), REDIS_PORT (6390), PG_PORT (6392), MINERS (0: the demo fleet, which passes
 # the production privacy rule; N: N miners over the CCAF country mix), HASHRATE (H/s per miner, 1000),
-# DURATION (seconds, default forever), FRESH=1 (drop the stored shares and start empty).
+# DURATION (seconds, default forever), FRESH=1 (drop the stored shares and the devnet chain, start empty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -24,7 +24,8 @@ PG_DIR="$PWD/var/postgres"
 if [[ "$(id -u)" == 0 ]] && ! runuser -u postgres -- test -x "$PWD/var" 2>/dev/null && ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
   PG_DIR="/var/tmp/geostratum-demo-postgres-$(echo "$PWD" | md5sum | cut -c1-8)"   # the project folder is closed to it
 fi
-if [[ "${FRESH:-0}" == 1 ]]; then rm -rf var/redis "$PG_DIR"; fi
+# The shares in Redis and the books name blocks of the devnet chain: all are kept, or all start over.
+if [[ "${FRESH:-0}" == 1 ]]; then rm -rf var/redis var/devnet-chain.dat "$PG_DIR"; fi
 mkdir -p var/redis "$PG_DIR"
 pids=()
 pg_pid=""

@@ -145,6 +145,27 @@ class Devnet:
         self.by_hash[block.hash] = block
         return block
 
+    def restore(self, records: list[tuple[BlockHeader, int, int, int]]) -> int:
+        """Replace the chain with stored (header, tx_count, size, weight) records, genesis first.
+
+        Each block after the genesis (which is made, not mined) must extend the one before and meet its
+        own target; the chain stops at the first that does not. Returns how many records were taken
+        (0: the chain is left as it was)."""
+        good = 0
+        for header, *_ in records:
+            expected = records[good - 1][0].hash if good else bytes(32)
+            mined = not good or int.from_bytes(header.hash, "little") <= target_from_nbits(header.nbits)
+            if header.prevhash != expected or not mined:
+                break
+            good += 1
+        if not good:
+            return 0
+        self.chain, self.by_hash = [], {}
+        for height, (header, tx_count, size, weight) in enumerate(records[:good]):
+            self._connect(header, height, tx_count, size, weight)
+        self.mempool_updates += 1
+        return good
+
     def _connect_genesis(self) -> None:
         split = build_coinbase(height=0, outputs=[CoinbaseOutput(50 * COIN, _OP_TRUE)], extranonce_size=4,
                                tag=b"geostratum devnet genesis", lock_time=0)

@@ -24,6 +24,7 @@ from pool.aio import wait_set
 from pool.bitcoin.address import AddressError, address_to_script
 from pool.bitcoin.encoding import DecodeError, internal_to_display
 from pool.chain.devnet import Devnet, DevnetBlock
+from pool.chain.devnet_store import open_devnet
 from pool.chain.rpc import RPC_METHOD_NOT_FOUND, NodeHealth, RpcError
 from pool.config.chain import DevnetConfig, NodeConfig
 
@@ -248,7 +249,7 @@ class DevnetRpcServer:
 async def serve_devnet(config: DevnetConfig, *, network: str = "devnet", port: int | None = None
                        ) -> DevnetRpcServer:
     """Start a devnet behind its JSON-RPC server (config rpc_host/rpc_port/rpc_user/rpc_password)."""
-    backend = DevnetBackend(Devnet(config), network=network)
+    backend = DevnetBackend(open_devnet(config), network=network)
     server = DevnetRpcServer(backend, host=config.rpc_host, port=config.rpc_port if port is None else port,
                              user=config.rpc_user, password=config.rpc_password)
     return await server.start()

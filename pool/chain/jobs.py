@@ -17,6 +17,7 @@ from pool.bitcoin.address import AddressError, address_to_script
 from pool.bitcoin.encoding import internal_to_display, sha256d
 from pool.chain.devnet import Devnet
 from pool.chain.devnet_server import DevnetBackend
+from pool.chain.devnet_store import open_devnet
 from pool.chain.rpc import ChainBackend, NodeHealth, NodeSet, RpcClient, RpcError, RpcTimeoutError, gbt_rules
 from pool.chain.submit import AssemblyError, BlockSubmitter, assemble_block
 from pool.chain.template import (
@@ -144,7 +145,7 @@ class JobManager:
             "on_block_result": on_block_result, "job_epoch": job_epoch,
         }
         if config.backend == "devnet":
-            devnet = devnet or Devnet(config.devnet)
+            devnet = devnet or open_devnet(config.devnet)
             return cls(config, backend=DevnetBackend(devnet, network=config.network), devnet=devnet, **common)
         clients = [
             RpcClient(n.url, user=n.user, password=n.password, cookie_file=n.cookie_file, name=n.name,

@@ -47,6 +47,9 @@ class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rpc_port: PortNumber = 18443
     rpc_user: str = "devnet"
     rpc_password: str = "devnet"
+    # Keep the chain across restarts in this append-only file (one 92-byte record per block);
+    # empty: the chain lives in memory and starts again at height 0.
+    chain_file: str = ""
 
     def validate(self) -> None:
         check_fields(self)

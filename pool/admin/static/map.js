@@ -133,7 +133,7 @@ function drawMap(which, features, cells, view) {
   const svg = el("svg", { xmlns: SVG_NS, viewBox: `0 0 ${w} ${h}`, width: w, height: h,
     "font-family": "sans-serif", "data-map": which });
   svg.appendChild(el("rect", { width: w, height: h, fill: "#ffffff" }));
-  svg.appendChild(el("text", { x: 12, y: 22, "font-size": 15, "font-weight": "bold", fill: "#111" },
+  svg.appendChild(el("text", { x: 12, y: 22, "font-size": which === "world" ? 15 : 12, "font-weight": "bold", fill: "#111" },
     title(view, which)));
   const coverage = "pool share of network " + percent(view.pool_share_of_network) + "; geolocated "
     + percent(view.share_geolocated) + "; " + duration(view.period_seconds) + " observed";

@@ -1,7 +1,7 @@
 """One TCP connection in the asyncio layer: transport, the PROXY header of a trusted balancer, bytes
-to its session and the session's bytes back. Thin on purpose: protocol decisions live in the
-session (sans-IO); what many connections share (limits, bans, events, the resume directory) lives
-in the server, reached only through the ConnectionHost interface below.
+to its session (which splits them into bounded lines) and the session's bytes back. Thin on purpose:
+protocol decisions live in the session (sans-IO); what many connections share (limits, bans,
+events, the resume directory) lives in the server, reached only through ConnectionHost below.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pool.config.stratum import PortConfig, StratumConfig
-from pool.stratum import messages as m
 from pool.stratum import proxy
-from pool.stratum.session import InputPaused, Session
+from pool.stratum.session import Session
 from pool.stratum.tls import TlsError, TlsTransport, looks_like_tls
 
 log = logging.getLogger("pool.stratum")
@@ -48,22 +47,21 @@ class ConnectionHost(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("announced", "buffer", "check_first", "connected_at", "counted", "held", "host", "pending_proxy",
-                 "port", "resuming", "session", "socket_ip", "tls", "transport")
+    __slots__ = ("announced", "buffer", "check_first", "connected_at", "counted", "host", "pending_proxy", "port",
+                 "resuming", "session", "socket_ip", "tls", "transport")
 
     def __init__(self, host: ConnectionHost, port: PortConfig) -> None:
         self.host = host
         self.port = port
         self.transport: Any = None
         self.session: Session | None = None
-        self.buffer = b""                       # a partial line (or PROXY header) so far
+        self.buffer = b""                       # a PROXY header so far
         self.socket_ip = ""
         self.pending_proxy = False              # from a trusted proxy: its header comes first
         self.check_first = True                 # the first bytes of an untrusted peer: a PROXY header?
         self.counted = ""                       # the address counted against the per-IP limit
         self.connected_at = 0.0
         self.resuming: Session | None = None    # waiting for the resume directory (session is None)
-        self.held = b""                         # input received meanwhile, fed in order afterwards
         self.announced = False                  # told the resume directory this session is live here
         self.tls: TlsTransport | None = None    # TLS ports: the layer `transport` became after any PROXY header
 
@@ -86,7 +84,7 @@ class Connection(asyncio.Protocol):
             if self.pending_proxy:
                 self._proxy_data(data)
             elif self.resuming is not None:
-                self.held += data
+                self.resuming.receive_data(data, self.host.clock())   # held until the directory answers
             return
         if self.check_first:
             self.check_first = False
@@ -155,34 +153,11 @@ class Connection(asyncio.Protocol):
         self.host.admit(self, header.source_ip or self.socket_ip, buffered[used:])
 
     def feed(self, session: Session, data: bytes) -> None:
-        """Bytes from the socket to the session, line by line (bounded), then its output out."""
-        if self.buffer:
-            data = self.buffer + data
-        limit = self.host.config.limits.max_line_bytes
-        lines = data.split(b"\n")
-        self.buffer = tail = lines.pop()
-        if len(tail) > limit:
-            self.buffer = b""
-            session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
-            session.close_reason = "line too long"
-            lines = []
+        """Bytes from the socket to the session (it splits and bounds the lines), then its output out."""
         now = self.host.clock()
-        remaining = iter(lines)
         submits, rejects = session.submits, session.rejects
         try:
-            for line in remaining:
-                if len(line) > limit:
-                    session.out.append(m.error_reply(None, m.OTHER, "Line too long"))
-                    session.close_reason = "line too long"
-                    break
-                if len(line) > 1:
-                    session.receive_line(line, now)
-                    if session.close_reason:
-                        break
-        except InputPaused:
-            # The rest waits, in order, for the directory (authorize often comes in the same packet).
-            self.held = b"".join(line + b"\n" for line in remaining) + self.buffer
-            self.buffer = b""
+            session.receive_data(data, now)
         except Exception:
             # A bug a client's line found: this connection ends, the server and the others go on.
             log.exception("session failed on a line from %s; dropping it", self.socket_ip)

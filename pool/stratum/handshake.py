@@ -16,6 +16,7 @@ from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.negotiate import UNCHANGED, negotiate, suggested_difficulty
 from pool.stratum.resume import ParkedSession, ResumeLookup
 from pool.stratum.session_records import WorkerStats
+from pool.stratum.session_states import Move
 from pool.stratum.vardiff import clamp_difficulty, client_floor
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ MAX_TOKEN_LENGTH = 32
 
 class InputPaused(Exception):
     """Raised by Session.receive_line when the line just consumed needs an answer from outside (a
-    ResumeLookup is in `events`): feed no further line until `resume_answer` was called."""
+    ResumeLookup is in `events`): feed no further line until `resume_answer` was called.
+    Session.receive_data catches it and holds the rest of the input itself."""
 
 
 def plausible_token(token: str) -> bool:
@@ -78,7 +80,7 @@ class Handshake:
     def _set_difficulty(self, difficulty: float, now: float, *, reissue: bool) -> None:
         raise NotImplementedError
 
-    def _start_work(self, now: float) -> None:
+    def _move(self, move: Move, now: float) -> None:
         raise NotImplementedError
 
     def _bad_message(self, request_id: Any, text: str) -> None:
@@ -105,6 +107,7 @@ class Handshake:
                 # this session: stop here until the asyncio layer brings its answer.
                 self._resume_request = msg.id
                 self.events.append(ResumeLookup(resume))
+                self._move(Move.LOOKUP, now)
                 raise InputPaused(resume)
             extranonce1 = self.allocator.resume(resume, now) if resume else None
             token = resume if extranonce1 is not None else ""
@@ -116,6 +119,7 @@ class Handshake:
         """The directory's answer to the pending ResumeLookup (None: unknown, taken, timed out or
         unreachable): adopt the claimed extranonce1 or allocate a fresh one, and reply to subscribe."""
         request_id, self._resume_request = self._resume_request, None
+        self._move(Move.RESUMED, now)
         if parked is not None:
             self.allocator.adopt(parked.extranonce1, parked.token)
             extranonce1: bytes | None = parked.extranonce1
@@ -134,7 +138,6 @@ class Handshake:
                 self.close_reason = "extranonce space exhausted"
                 return False
         self.extranonce1, self.session_id = extranonce1, token
-        self.subscribed = True
         self.firmware = self.classify_firmware(self.user_agent)
         floor = self.config.min_difficulty_by_firmware.get(self.firmware)
         if floor:
@@ -147,8 +150,7 @@ class Handshake:
             [("mining.set_difficulty", self.session_id), ("mining.notify", self.session_id)],
             self.extranonce1.hex(), self.extranonce2_size)
         self.out.append(m.reply(request_id, result))
-        if self.workers and not self.working:
-            self._start_work(now)
+        self._move(Move.SUBSCRIBE, now)
 
     def _authorize(self, msg: m.Envelope, now: float) -> None:
         try:
@@ -189,8 +191,7 @@ class Handshake:
             self.fixed_difficulty = clamp_difficulty(options.fixed_difficulty, self.port)
         if options.fixed_difficulty is not None or options.min_difficulty is not None:
             self._set_difficulty(self._current_target_difficulty(), now, reissue=self.working)
-        if self.subscribed and not self.working:
-            self._start_work(now)
+        self._move(Move.AUTHORIZE, now)
 
     def _configure(self, msg: m.Envelope, now: float) -> None:
         try:

@@ -315,11 +315,7 @@ class StratumServer:
             return
         proto.session = session
         proto.transport.resume_reading()
-        held, proto.held = proto.held, b""
-        if held and not session.close_reason:
-            proto.feed(session, held)
-        else:
-            proto.flush(session)
+        proto.feed(session, b"")            # what arrived meanwhile, held by the session, in order
 
     def _submit_block(self, candidate: BlockCandidate) -> None:
         log.warning("BLOCK CANDIDATE height %d by %s: %s", candidate.height, candidate.worker,
@@ -406,7 +402,7 @@ class StratumServer:
             log.error("%s failed for %d sessions in one pass; dropped them", where, len(failed))
         for proto in failed:
             if proto.session is not None:
-                proto.session.working = False
+                proto.session.halt(self.clock())
             proto.transport.close()
 
     def _sweep(self) -> None:

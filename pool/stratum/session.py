@@ -1,9 +1,11 @@
 """One Stratum V1 connection as a sans-IO state machine (h11 style).
 
-Lines go in with `receive_line(line, now)`; bytes to write collect in `out`, and events (accepted
-`ShareRecord`s, `BlockCandidate`s, a `ResumeLookup`) in `events`. No sockets, no Redis, no clock
-reads. The asyncio layer (server.py) drains both after every read. The handshake methods live in
-handshake.py (a mixin); a resume that needs the shared directory pauses input (`InputPaused`).
+Bytes go in with `receive_data(data, now)` (split into lines here, each at most
+limits.max_line_bytes; `receive_line` takes one); bytes to write collect in `out`, and events
+(accepted `ShareRecord`s, `BlockCandidate`s, a `ResumeLookup`) in `events`. No sockets, no Redis, no
+clock reads. The asyncio layer (connection.py) drains both after every read. The states and their
+moves are one table in session_states.py; the handshake methods live in handshake.py (a mixin). A
+resume that needs the shared directory holds the input until `resume_answer`.
 
 Difficulty rule (stratum.md §8.4): `mining.set_difficulty` is written only immediately before a
 `mining.notify` carrying a new job id; each job remembers the difficulty in force when it was sent to
@@ -28,6 +30,7 @@ from pool.stratum.handshake import Handshake, InputPaused
 from pool.stratum.judge import judge, parse_submit
 from pool.stratum.resume import ParkedSession
 from pool.stratum.session_records import Counters, SentJob, SessionSnapshot, WorkerStats, share_target
+from pool.stratum.session_states import PAUSED_STATES, SUBSCRIBED_STATES, Move, State, next_state
 from pool.stratum.vardiff import VarDiff, clamp_difficulty
 
 __all__ = ["IGNORED_METHODS", "InputPaused", "Session"]
@@ -45,17 +48,16 @@ _CONTAINERS = (list, dict)
 
 class Session(Handshake):
     # Slots: a pool holds tens of thousands of these, and the fan-out touches every one.
-    __slots__ = ("_acks", "_lenient_rolling", "_max_jobs", "_pending_requests", "_pool_mask", "_reissues",
-                 "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",
+    __slots__ = ("_acks", "_held", "_lenient_rolling", "_max_jobs", "_partial", "_pending_requests", "_pool_mask",
+                 "_reissues", "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",
                  "_window_rejects", "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
-                 "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters",
-                 "country", "difficulty", "events", "extranonce1", "extranonce2_size",
-                 "extranonce_subscribed", "farm_proxy", "firmware", "fixed_difficulty", "hosting", "info",
-                 "jobs", "last_activity", "last_notify_at", "node", "out", "payout_key", "peer",
-                 "pending_difficulty", "port", "reconnect_deadline", "rejected", "rejects", "resume_lookups",
-                 "sent_jobs", "session_id", "solo", "subdivision", "submits", "subscribed", "suggested_floor",
-                 "target",
-                 "user_agent", "validate_account", "vardiff", "version_mask", "workers", "working")
+                 "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters", "country",
+                 "difficulty", "events", "extranonce1", "extranonce2_size", "extranonce_subscribed", "farm_proxy",
+                 "firmware", "fixed_difficulty", "hosting", "info", "jobs", "last_activity", "last_notify_at", "node",
+                 "out", "payout_key", "peer", "pending_difficulty", "port", "reconnect_deadline", "rejected", "rejects",
+                 "resume_lookups", "sent_jobs", "session_id", "solo", "state", "subdivision", "submits", "subscribed",
+                 "suggested_floor", "target", "user_agent", "validate_account", "vardiff", "version_mask", "workers",
+                 "working")
 
     def __init__(self, *, config: StratumConfig, port: PortConfig, jobs: JobSource,
                  allocator: ExtranonceAllocator, validate_account: Callable[[str], bool],
@@ -85,8 +87,13 @@ class Session(Handshake):
 
         self.connected_at = now
         self.last_activity = now
+        self.state = State.CONNECTED
+        # Mirrors of `state` (set only by _move), read on the hot paths: subscribed has an
+        # extranonce1; working has had its first job and gets broadcasts.
         self.subscribed = False
-        self.working = False                 # initial difficulty + first job sent; receives broadcasts
+        self.working = False
+        self._partial = b""                  # an incomplete line so far
+        self._held = b""                     # input held while the resume directory answers
         self.session_id = ""
         self.extranonce1 = b""
         self.extranonce2_size = config.extranonce2_size
@@ -131,6 +138,46 @@ class Session(Handshake):
 
     # ------------------------------------------------------------------------------------------------
     # input
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the connection: each complete line is handled in order, an incomplete one waits
+        for the rest. A line (or an unfinished one) longer than limits.max_line_bytes closes the
+        session. While a resume look-up is pending, input is held and handled by the next call after
+        `resume_answer`; nothing is read once the session asked to close."""
+        if self.state in PAUSED_STATES:
+            self._held += data
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        if self.close_reason is not None:
+            return
+        if self._partial:
+            data = self._partial + data
+        limit = self.config.limits.max_line_bytes
+        lines = data.split(b"\n")
+        self._partial = tail = lines.pop()
+        if len(tail) > limit:
+            self._partial = b""
+            self._line_too_long()
+            return
+        remaining = iter(lines)
+        try:
+            for line in remaining:
+                if len(line) > limit:
+                    self._line_too_long()
+                    return
+                if len(line) > 1:
+                    self.receive_line(line, now)
+                    if self.close_reason:
+                        return
+        except InputPaused:
+            # The rest waits, in order, for the directory (authorize often comes in the same packet).
+            self._held = b"".join(line + b"\n" for line in remaining) + self._partial
+            self._partial = b""
+
+    def _line_too_long(self) -> None:
+        self.out.append(m.error_reply(None, m.OTHER, "Line too long"))
+        self.close_reason = "line too long"
 
     def receive_line(self, line: bytes, now: float) -> None:
         self.last_activity = now
@@ -219,8 +266,22 @@ class Session(Handshake):
         is the current work re-issued at once when `reissue`."""
         self._set_difficulty(clamp_difficulty(difficulty, self.port), now, reissue=reissue and self.working)
 
+    def _move(self, move: Move, now: float) -> None:
+        """The one place the state changes (the table is session_states.TRANSITIONS); entering
+        WORKING sends the first job."""
+        before = self.state
+        after = self.state = next_state(before, move)
+        self.subscribed = after in SUBSCRIBED_STATES
+        self.working = after is State.WORKING
+        if self.working and before is not State.WORKING:
+            self._start_work(now)
+
+    def halt(self, now: float) -> None:
+        """No more work for this session (the server hit a bug in it and is closing the connection)."""
+        if self.working:
+            self._move(Move.HALT, now)
+
     def _start_work(self, now: float) -> None:
-        self.working = True
         if self.pending_difficulty is None:
             # The first notify always follows a set_difficulty (the default would otherwise be 1).
             self.pending_difficulty = self.difficulty
@@ -500,7 +561,7 @@ class Session(Handshake):
     def snapshot(self) -> SessionSnapshot:
         return SessionSnapshot(
             peer=self.peer, port=self.port.port, session_id=self.session_id, subscribed=self.subscribed,
-            working=self.working, user_agent=self.user_agent, firmware=self.firmware,
+            working=self.working, state=self.state.value, user_agent=self.user_agent, firmware=self.firmware,
             workers=list(self.workers), difficulty=self.difficulty, pending_difficulty=self.pending_difficulty,
             suggested_floor=self.suggested_floor, fixed_difficulty=self.fixed_difficulty,
             bad_messages=self.bad_messages, auth_failures=self.auth_failures, info=dict(self.info),
@@ -518,8 +579,7 @@ class Session(Handshake):
                     parked = ParkedSession(self.session_id, self.extranonce1, expires)
             else:
                 self.allocator.release(self.extranonce1)
-            self.subscribed = False
-        self.working = False
+        self._move(Move.LOST, now)
         return parked
 
 

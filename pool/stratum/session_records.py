@@ -86,6 +86,7 @@ class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     session_id: str                     # the resume token handed out at subscribe ("" before)
     subscribed: bool
     working: bool                       # has work: subscribed and authorized, first job sent
+    state: str                          # session_states.State's value ("working", "resuming", ...)
     user_agent: str
     firmware: str
     workers: list[str]

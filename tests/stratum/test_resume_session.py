@@ -1,6 +1,7 @@
-"""Resume through a shared directory, sans-IO: the session waits for the lookup (input paused, later
-lines kept by the caller), adopts a claimed extranonce1 or allocates a fresh one; the allocator keeps
-parked, settling, lent and reserved values out of new allocations."""
+"""Resume through a shared directory, sans-IO: the session waits for the lookup (input paused; later
+lines are held by receive_data, see test_session_states.py), adopts a claimed extranonce1 or
+allocates a fresh one; the allocator keeps parked, settling, lent and reserved values out of new
+allocations."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Compact target; 207fffff is regtest's (about every other hash is a block).
     nbits: str = "207fffff"
     # Header version in templates; 0x30000000 reproduces regtest's bit-28 signalling.
-    version: Annotated[int, Meta(ge=0x20000000, le=0x3FFFFFFF)] = 0x20000000
+    version: int = 0x20000000
     # Synthetic mempool: transactions added after each block (about a third carry witnesses),
     # one more every tx_interval seconds (0 = never), at most max_mempool_txs waiting.
     txs_per_block: NonNegativeInt = 6
@@ -59,6 +59,8 @@ class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("nbits", f"must be 8 hex digits, got {self.nbits!r}") from None
         if len(self.nbits) != 8 or value & 0x00800000 or not value & 0x007FFFFF:
             raise ConfigError("nbits", f"{self.nbits!r} is not a positive compact target")
+        if not 0x20000000 <= self.version <= 0x3FFFFFFF:
+            raise ConfigError("version", f"must be a BIP9 version (0x20000000..0x3fffffff), got {self.version:#x}")
 
 
 class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -72,36 +74,37 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pool_address: str = ""
     pool_tag: str = "/geostratum/"
     # SOLO mode: share of the block reward paid to pool_address (percent, 0 = none).
-    solo_fee_percent: float = 0.0
+    solo_fee_percent: Annotated[float, Meta(ge=0, lt=100)] = 0.0
     # SOLO jobs cached per template (one per active payout address; least recently used dropped).
-    solo_max_addresses: int = 10_000
+    solo_max_addresses: PositiveInt = 10_000
 
     # RPC
-    rpc_timeout: float = 10.0
+    rpc_timeout: Positive = 10.0
     # Transport errors and warm-up (-28) retried per call before the next node is tried.
-    rpc_retries: int = 2
-    rpc_retry_delay: float = 0.2
+    rpc_retries: NonNegativeInt = 2
+    rpc_retry_delay: NonNegative = 0.2
     # Block watch: ZMQ hashblock (per node), GBT longpoll and getbestblockhash polling.
     longpoll: bool = True
-    longpoll_timeout: float = 120.0
-    poll_interval: float = 1.0  # 0 disables polling
+    longpoll_timeout: Positive = 120.0
+    poll_interval: NonNegative = 1.0  # 0 disables polling
     # A fresh template (new fees, clean_jobs=false) at least this often.
-    template_refresh_interval: float = 30.0
+    template_refresh_interval: Positive = 30.0
     # Jobs: current-tip jobs older than job_retention are forgotten; jobs of a replaced tip stay
     # valid for lookup (and stale-block submission) for stale_grace seconds.
-    job_retention: float = 600.0
-    stale_grace: float = 120.0
-    max_jobs: int = 50_000
+    job_retention: Positive = 600.0
+    stale_grace: NonNegative = 120.0
+    max_jobs: PositiveInt = 50_000
     # Block submission: transport retries per node, then confirmation via getblockhash.
-    submit_retries: int = 5
-    submit_retry_delay: float = 0.25
-    confirm_delay: float = 0.5
+    submit_retries: NonNegativeInt = 5
+    submit_retry_delay: NonNegative = 0.25
+    confirm_delay: NonNegative = 0.5
     # start() waits this long for the first template before returning not-ready.
-    startup_timeout: float = 30.0
+    startup_timeout: Positive = 30.0
 
     devnet: DevnetConfig = msgspec.field(default_factory=DevnetConfig)
 
     def validate(self) -> None:
+        check_fields(self)
         if self.backend not in BACKENDS:
             raise ConfigError("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.network not in NETWORKS:
@@ -125,23 +128,8 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("pool_address", f"required in pool mode on {self.network}")
         if len(self.pool_tag.encode()) > MAX_POOL_TAG_BYTES:
             raise ConfigError("pool_tag", f"at most {MAX_POOL_TAG_BYTES} bytes")
-        if not 0 <= self.solo_fee_percent < 100:
-            raise ConfigError("solo_fee_percent", "must be in [0, 100)")
         if self.solo_fee_percent and not self.pool_address:
             raise ConfigError("pool_address", "needed to receive solo_fee_percent")
-        positive = ("rpc_timeout", "longpoll_timeout", "template_refresh_interval", "job_retention",
-                    "startup_timeout")
-        for key in positive:
-            if getattr(self, key) <= 0:
-                raise ConfigError(key, "must be > 0")
-        non_negative = ("rpc_retries", "rpc_retry_delay", "poll_interval", "stale_grace", "submit_retries",
-                        "submit_retry_delay", "confirm_delay")
-        for key in non_negative:
-            if getattr(self, key) < 0:
-                raise ConfigError(key, "must be >= 0")
-        for key in ("max_jobs", "solo_max_addresses"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, "must be >= 1")
         try:
             self.devnet.validate()
         except ConfigError as exc:

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -59,18 +60,22 @@ async def measure(clients: list[StratumClient], seconds: float, rss: list[int]) 
     accepted = [c.stats.accepted for c in clients]
     rejected = [c.stats.rejected for c in clients]
     seen = [len(c.stats.reply_seconds) for c in clients]
+    cpu = time.process_time()
     started = time.monotonic()
     while time.monotonic() - started < seconds:      # a measurement window, sampled once a second
         await asyncio.sleep(min(1.0, seconds))
         rss.append(rss_kb())
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu
     latencies = [x for c, n in zip(clients, seen, strict=True) for x in c.stats.reply_seconds[n:]]
     got = sum(c.stats.accepted for c in clients) - sum(accepted)
     return {"seconds": round(elapsed, 2), "accepted": got, "accepted_per_minute": round(got * 60 / elapsed, 1),
             "rejected": sum(c.stats.rejected for c in clients) - sum(rejected),
             "latency_median_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
             "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
-            "replies": len(latencies)}
+            "replies": len(latencies),
+            # CPU of this process (the pool and the honest fleet) per second of the window
+            "cpu_share": round(cpu / elapsed, 3)}
 
 
 async def scenario(*, miners: int, hashrate: float, shares_per_second: float, phase: float, idle: int,
@@ -122,6 +127,8 @@ async def scenario(*, miners: int, hashrate: float, shares_per_second: float, ph
         line = await asyncio.wait_for(flood.stdout.readline(), phase + 60)
         await asyncio.wait_for(flood.wait(), 30)
         hostile_stats = json.loads(line.split(b" ", 1)[1]) if line.startswith(b"FLOOD ") else {}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hostile_stats["generator_cpu_seconds"] = round(children.ru_utime + children.ru_stime, 2)
         flood = None
     finally:
         if flood is not None and flood.returncode is None:
@@ -164,6 +171,9 @@ def main() -> int:
     print(f"reply latency median: {result['baseline']['latency_median_ms']} ms alone, "
           f"{result['flooded']['latency_median_ms']} ms flooded; p99 {result['baseline']['latency_p99_ms']} / "
           f"{result['flooded']['latency_p99_ms']} ms")
+    print(f"CPU of the pool + fleet process: {result['baseline']['cpu_share']} alone, "
+          f"{result['flooded']['cpu_share']} flooded (of one core); the flood generator used "
+          f"{result['flood'].get('generator_cpu_seconds')} s")
     print(f"RSS: {result['rss_kb']}")
     print("RESULT " + json.dumps(result))
     return 0

@@ -4,7 +4,7 @@ them) from many 127.200.x.y addresses, against 20 honest simulated miners that r
 
 Stated margins, flood against the same fleet alone in the same run (the longer run and its figures:
 benchmarks/bench_flood.py, benchmarks/RESULTS.md): accepted shares per minute at least 60 % of the
-baseline; median submit-to-reply latency at most 5x the baseline's or 100 ms, whichever is larger;
+baseline; median submit-to-reply latency at most 5x the baseline's or 250 ms, whichever is larger;
 no honest share rejected; the process's RSS grows by less than 64 MB; the reject floods' addresses
 are banned, the junk connections dropped. (The margins are wide because the figures are taken on a
 shared machine; what they guard against is a flood that starves the fleet, not a few per cent.)"""
@@ -29,7 +29,7 @@ async def test_an_honest_fleet_keeps_mining_through_a_flood() -> None:
     assert baseline["rejected"] == 0 and flooded["rejected"] == 0
     assert flooded["replies"] == flooded["accepted"] > 0
     assert result["accepted_ratio"] >= 0.6, result
-    assert flooded["latency_median_ms"] <= max(5 * baseline["latency_median_ms"], 100.0), result
+    assert flooded["latency_median_ms"] <= max(5 * baseline["latency_median_ms"], 250.0), result
     assert result["rss_kb"]["growth"] < 64 * 1024, result
     flood = result["flood"]
     assert result["server"]["bans"] >= 1                                    # the reject floods' addresses

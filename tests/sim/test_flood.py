@@ -25,14 +25,17 @@ from bench_flood import QUICK, scenario
 async def test_an_honest_fleet_keeps_mining_through_a_flood() -> None:
     result = await scenario(**QUICK, log=lambda line: None)
     baseline, flooded = result["baseline"], result["flooded"]
-    assert result["server"]["connections_at_flood_start"] >= 2_900          # thousands of hostile ones
-    assert baseline["rejected"] == 0 and flooded["rejected"] == 0
-    assert flooded["replies"] == flooded["accepted"] > 0
+    flood = result["flood"]
+    # Thousands at once: the idle and slowloris ones stay the phase (30 s to authorize); junk and reject floods
+    # churn, so only their connects are counted.
+    assert result["server"]["connections_at_end"] >= QUICK["idle"] + QUICK["slowloris"], result
+    assert sum(kind["connects"] for kind in flood.values() if isinstance(kind, dict)) >= 3_000, result
+    assert baseline["rejected"] == 0 and flooded["rejected"] == 0, result
+    assert flooded["replies"] == flooded["accepted"] > 0, result
     assert result["accepted_ratio"] >= 0.6, result
     assert flooded["latency_median_ms"] <= max(5 * baseline["latency_median_ms"], 250.0), result
     assert result["rss_kb"]["growth"] < 64 * 1024, result
-    flood = result["flood"]
-    assert result["server"]["bans"] >= 1                                    # the reject floods' addresses
-    assert flood["rejecters"]["closed_by_pool"] == flood["rejecters"]["connects"]
-    assert flood["junk"]["closed_by_pool"] > 0
-    assert result["server"]["rejected"].get("job_not_found", 0) >= 1_000
+    assert result["server"]["bans"] >= 1, result                            # the reject floods' addresses
+    assert flood["rejecters"]["closed_by_pool"] >= flood["rejecters"]["connects"] - QUICK["rejecters"], result
+    assert flood["junk"]["closed_by_pool"] > 0, result
+    assert result["server"]["rejected"].get("job_not_found", 0) >= 1_000, result

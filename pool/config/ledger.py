@@ -112,6 +112,8 @@ class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # A batch found "sending" with no wallet transaction carrying its key is sent again only when its last
     # attempt is older than this (a slow sendmany may still be completing in the wallet).
     resend_after_s: NonNegative = 60.0
+    # `geostratum payouts confirm` marks a sent batch confirmed once its transaction has this many.
+    payout_confirmations: PositiveInt = 6
     # Accept usernames whose account part is not a payout address (accounts mapped to addresses
     # elsewhere). Off: a typo'd address is refused at authorize instead of earning an unpayable balance.
     # The devnet always accepts names.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import msgspec
 
+from pool.config.constraints import NonNegativeInt, Positive, PositiveInt, check_fields
 from pool.config.errors import ConfigError
 
 DSN_SCHEMES = ("postgresql://", "postgres://")
@@ -17,15 +18,17 @@ class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dsn: str = ""
     # A file holding only the password (a mounted secret), used when the DSN carries none.
     password_file: str = ""
-    pool_min_size: int = 1
-    pool_max_size: int = 4
-    connect_timeout_s: float = 5.0
-    # Upper bound of one statement; a block credit for a 50,000-account window takes well under 1 s.
-    command_timeout_s: float = 30.0
+    pool_min_size: NonNegativeInt = 1
+    pool_max_size: PositiveInt = 4
+    connect_timeout_s: Positive = 5.0
+    # Upper bound of one statement; a block credit for a 50,000-account window takes ~5 s
+    # (benchmarks/RESULTS.md).
+    command_timeout_s: Positive = 30.0
     # PPS/FPPS: how often the per-share credits waiting in Redis are moved into the books.
-    move_interval_s: float = 5.0
+    move_interval_s: Positive = 5.0
 
     def validate(self) -> None:
+        check_fields(self)
         if self.dsn and not self.dsn.startswith(DSN_SCHEMES):
             raise ConfigError("dsn", f"must start with postgresql:// (got {self.dsn.split('://')[0]!r})")
         if self.password_file and not self.dsn:
@@ -38,14 +41,8 @@ class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 path.read_text()
             except OSError as exc:
                 raise ConfigError("password_file", f"cannot read {path}: {exc.strerror}") from None
-        if self.pool_min_size < 0 or self.pool_max_size < 1 or self.pool_min_size > self.pool_max_size:
-            raise ConfigError("pool_max_size", "need 0 <= pool_min_size <= pool_max_size and pool_max_size >= 1")
-        if self.connect_timeout_s <= 0:
-            raise ConfigError("connect_timeout_s", "must be > 0")
-        if self.command_timeout_s <= 0:
-            raise ConfigError("command_timeout_s", "must be > 0")
-        if self.move_interval_s <= 0:
-            raise ConfigError("move_interval_s", "must be > 0")
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError("pool_max_size", f"must be >= pool_min_size ({self.pool_min_size})")
 
     @property
     def enabled(self) -> bool:

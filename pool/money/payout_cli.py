@@ -61,6 +61,9 @@ async def _actions(args: argparse.Namespace, config: Config, books: Any, batches
         json_path, csv_path = export_batch(batch, args.out or config.payouts.export_dir)
         print(f"batch {batch.key}: {len(batch.payments)} payments, {btc_amount(batch.total_sat)} BTC")
         print(f"exported {json_path} and {csv_path}")
+    elif args.action == "export":
+        json_path, csv_path = export_batch(await batches.batch(args.key), args.out or config.payouts.export_dir)
+        print(f"exported {json_path} and {csv_path}")
     elif args.action == "send":
         rpc = _wallet_rpc(config)
         try:
@@ -69,6 +72,20 @@ async def _actions(args: argparse.Namespace, config: Config, books: Any, batches
         finally:
             await rpc.close()
         print(f"batch {args.key} paid in {txid}")
+    elif args.action == "confirm":
+        if not isinstance(batches, Payouts):
+            print("config error: money.dsn: is empty (batch confirmations are kept in the PostgreSQL books)",
+                  file=sys.stderr)
+            return 2
+        rpc = _wallet_rpc(config)
+        try:
+            done = await batches.confirm_sent(lambda method, params: rpc.call(method, params),
+                                              config.payouts.payout_confirmations)
+        finally:
+            await rpc.close()
+        for key in done:
+            print(f"batch {key} confirmed")
+        print(f"{len(done)} batches reached {config.payouts.payout_confirmations} confirmations")
     elif args.action == "cancel":
         if not await batches.cancel_batch(args.key):
             print(f"batch {args.key} is not in status created; nothing cancelled", file=sys.stderr)
@@ -133,8 +150,13 @@ def register(sub: Any) -> None:
     create = actions.add_parser("create", help="debit every account above the threshold into a batch and export it")
     create.add_argument("--threshold", type=int, default=None, help="satoshis (default: payouts.threshold_sat)")
     create.add_argument("--out", default="", help="export directory (default: payouts.export_dir)")
+    export = actions.add_parser("export", help="write a batch's JSON + CSV again (e.g. after a crash at create)")
+    export.add_argument("key")
+    export.add_argument("--out", default="", help="export directory (default: payouts.export_dir)")
     send = actions.add_parser("send", help="pay a batch with the wallet's sendmany (idempotent)")
     send.add_argument("key")
+    actions.add_parser("confirm", help="mark sent batches confirmed once the wallet shows "
+                                       "payouts.payout_confirmations")
     cancel = actions.add_parser("cancel", help="credit a never-sent batch back")
     cancel.add_argument("key")
     actions.add_parser("migrate-from-redis", help="move the Redis ledger's balances and batches into PostgreSQL")

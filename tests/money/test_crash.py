@@ -258,4 +258,10 @@ async def test_kill_inside_the_create_transaction(books_pool: asyncpg.Pool, book
     assert code == 0 and "2 payments, 1.00000000 BTC" in out, out
     (batch,) = await Payouts(books_pool).batches()
     assert {p.account: p.amount_sat for p in batch.payments} == {ALICE: 60_000_000, BOB: 40_000_000}
+    # A crash after the commit, before the files: they are written again from the books.
+    (tmp_path / "exports" / f"payout-{batch.key}.csv").unlink()
+    code, out = await finish(await spawn("-m", "pool.cli", "payouts", "--config", config, "export", batch.key))
+    assert code == 0 and f"payout-{batch.key}.csv" in out
+    assert (tmp_path / "exports" / f"payout-{batch.key}.csv").read_text().splitlines()[1:] == [
+        f"{ALICE},{ALICE},60000000,0.60000000", f"{BOB},{BOB},40000000,0.40000000"]
     assert (await books.snapshot()).consistent

@@ -183,6 +183,14 @@ async def test_payout_commands_on_postgres(books_dsn: str, books_pool: asyncpg.P
         assert code == 0 and out.split()[-1] == txid
         code, out = await cli("list")
         assert out.startswith(f"{key}\tsent\t2 payments\t1.00000000 BTC\t{txid}")
+        code, out = await cli("confirm")
+        assert code == 0 and out.strip() == "0 batches reached 6 confirmations"
+        for t in wallet.transactions:
+            t["confirmations"] = 6
+        code, out = await cli("confirm")
+        assert code == 0 and out.splitlines() == [f"batch {key} confirmed", "1 batches reached 6 confirmations"]
+        code, out = await cli("list")
+        assert out.startswith(f"{key}\tconfirmed\t")
         code, out = await cli("cancel", key)
         assert code == 1 and "not in status created" in out
         code, out = await cli("send", "0" * 32)

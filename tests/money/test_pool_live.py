@@ -1,0 +1,66 @@
+"""A pool on the embedded devnet with its books in PostgreSQL: found blocks mature into journal credits,
+the admin API's balances and /metrics read the books, and the books balance throughout."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pool.money.books import BLOCK_REWARDS, Books
+from tests.integration.conftest import Fleet
+from tests.integration.support import (
+    READ,
+    Miner,
+    admin_api,
+    base_config,
+    running_pool,
+    stratum_port,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_matured_blocks_credit_the_books_and_the_api_reads_them(
+        redis_url: str, tmp_path: Path, fleet: Fleet, books_dsn: str, books_pool: asyncpg.Pool) -> None:
+    config = base_config(redis_url, tmp_path)
+    config["money"] = {"dsn": books_dsn}
+    config["payouts"] = {"maturity_confirmations": 1, "named_accounts": True}
+    async with running_pool(write_config(tmp_path / "pool.toml", config)) as app:
+        assert app.money is not None
+        port = stratum_port(app)
+        for i, account in enumerate(["hana", "ivan"]):
+            fleet.add(Miner("127.0.0.1", port, f"{account}.rig{i}", rng=random.Random(i)))
+        # A block matures once another is mined on top of it; the watcher polls every second.
+        credited = await wait_for(lambda: books_pool.fetch("SELECT ref FROM journal WHERE kind = 'block_credit'"),
+                                  60, "a matured block in the books")
+        books = Books(books_pool)
+        balances = await books.balances()
+        rewards = -(await books.balances(include_counter_accounts=True))[BLOCK_REWARDS]
+        assert app.ledger is not None
+        recorded = {b.block_hash: b for b in await app.ledger.reader.blocks(limit=1000)}
+        assert rewards == sum(recorded[r["ref"]].reward_sat for r in credited) * 1000
+        assert sum(balances.values()) == rewards                        # every credited satoshi is someone's
+        assert await app.ledger.payouts.balances() == {}                # none of it in Redis
+        async with admin_api(app) as api:
+            accounts = {a["account"]: a for a in (await api.get("/api/v1/accounts?sort=name&order=asc"))["items"]}
+            live = await books.balances_of(list(accounts))
+            for name, row in accounts.items():                          # the books move on between the reads
+                assert row["balance_sat"] <= live.get(name, 0) // 1000
+                assert row["balance_sat"] > 0
+            async with aiohttp.ClientSession() as session, session.get(f"{app.admin.url}/metrics",
+                                                                      headers=READ) as response:
+                assert response.status == 200
+                text = await response.text()
+        figures = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name.startswith("geostratum_books")}
+        assert figures["geostratum_books_up"] == 1 and figures["geostratum_books_consistent"] == 1
+        assert figures["geostratum_books_unpaid_balance_sat"] >= sum(v for k, v in balances.items()
+                                                                     if not k.startswith("@")) / 1000
+    assert (await Books(books_pool).snapshot()).consistent

@@ -46,6 +46,20 @@ def network_hashrate_from_blocks(difficulties: Sequence[float], times: Sequence[
     return sum(difficulties[1:]) * HASHES_PER_DIFFICULTY / span
 
 
+NO_WORK_CHAINS = ("regtest", "devnet")
+
+
+def network_hashrate_note(chain: str, difficulties: Sequence[float]) -> str:
+    """Why the chain's difficulty says nothing about its hashrate ('' when it does): regtest and the
+    devnet mine at a fixed trivial difficulty, and a test network's minimum-difficulty blocks (the
+    20-minute rule) are found by anyone at difficulty 1."""
+    if chain in NO_WORK_CHAINS:
+        return f"not meaningful on {chain}: blocks are mined at a fixed trivial difficulty"
+    if chain != "main" and any(0 < d <= 1.0 for d in difficulties):
+        return f"not meaningful on {chain}: recent blocks include minimum-difficulty (20-minute rule) blocks"
+    return ""
+
+
 def recent_blocks_share(pool_blocks: int, window_blocks: int, height: int) -> float:
     """Pool's share of the last `window_blocks` blocks, over the blocks that exist (a chain of
     height 10 has 10 mined blocks after genesis)."""

@@ -12,7 +12,11 @@ from typing import Annotated, Literal, Protocol
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+# Plain types from lower floors: the map view, and the figure types of the books' one read side.
 from pool.geo.mapview import MapView
+from pool.shares.hashrate import HashrateFigure, HashrateHistory, HashratePoint, HashrateWindows
+
+__all__ = ["HashrateFigure", "HashrateHistory", "HashratePoint", "HashrateWindows"]
 
 DBIP_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0"
 
@@ -52,17 +56,6 @@ class Rejected(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-class HashrateWindows(msgspec.Struct, kw_only=True):
-    """Average hashrate over the standard windows, from accepted share difficulty."""
-
-    m1: float = msgspec.field(default=0.0, name="1m")
-    m5: float = msgspec.field(default=0.0, name="5m")
-    m15: float = msgspec.field(default=0.0, name="15m")
-    h1: float = msgspec.field(default=0.0, name="1h")
-    h6: float = msgspec.field(default=0.0, name="6h")
-    h24: float = msgspec.field(default=0.0, name="24h")
-
-
 class ShareStats(msgspec.Struct, kw_only=True):
     """Share verdicts over the last `window_seconds`.
 
@@ -99,21 +92,12 @@ class NetworkInfo(msgspec.Struct, kw_only=True):
     period_start_time: int | None = None
     # Header times of the most recent blocks, oldest first (fallback for the block interval).
     recent_block_times: list[int] = msgspec.field(default_factory=list)
+    # Difficulties of the same blocks, oldest first (the chain's own hashrate: work over their span).
+    recent_block_difficulties: list[float] = msgspec.field(default_factory=list)
     # Total fees of the most recent blocks, satoshis (any order).
     recent_fees_sat: list[int] = msgspec.field(default_factory=list)
     # False on chains that never retarget (regtest, devnet).
     retargets: bool = True
-
-
-class HashratePoint(msgspec.Struct, kw_only=True):
-    t: float                            # start of the bucket
-    hashrate: float
-
-
-class HashrateHistory(msgspec.Struct, kw_only=True):
-    window_seconds: int
-    step_seconds: int
-    points: list[HashratePoint]
 
 
 SortKey = Literal["hashrate", "name", "last_share"]
@@ -217,9 +201,14 @@ class RegionRate(msgspec.Struct, kw_only=True):
     country: str                        # ISO 3166-1 alpha-2; "ZZ" unknown, "XP" private, "XX" other
     country_name: str
     subdivision: str                    # "" for the whole country
-    hashrate: float
+    hashrate: float                     # H/s over the seconds the region was observed in the window
     miners: int                         # distinct miners seen in the window
     share: float = 0.0                  # of the pool's hashrate, 0..1
+    shares: int = 0                     # accepted shares counted
+    low: float = 0.0                    # 95 % bounds from the share count (Poisson)
+    high: float | None = None
+    covered_seconds: float = 0.0        # seconds observed (from the region's first share, at most the window)
+    warming_up: bool = True             # fewer shares than the pool's warming_up_shares
 
 
 class RegionsView(msgspec.Struct, kw_only=True):
@@ -233,6 +222,7 @@ class RegionsView(msgspec.Struct, kw_only=True):
     # Distinct miners per whole country (the union over its subdivisions), when the provider can count
     # it; otherwise the country level sums its subdivisions' counts (an upper bound).
     country_miners: dict[str, int] = msgspec.field(default_factory=dict)
+    warming_up_shares: int = 30         # a figure on fewer shares is "warming up"
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):
@@ -394,7 +384,9 @@ class PortRate(msgspec.Struct, kw_only=True):
 
 class CountryRate(msgspec.Struct, kw_only=True):
     country: str
-    hashrate: float
+    hashrate: float                     # 5-minute window, over the seconds the country was observed
+    low: float = 0.0                    # 95 % bounds
+    high: float | None = None
 
 
 class HistogramSnapshot(msgspec.Struct, kw_only=True):
@@ -426,7 +418,7 @@ class BooksFigures(msgspec.Struct, kw_only=True):
 
 class MetricsSnapshot(msgspec.Struct, kw_only=True):
     shares: list[ShareCount]
-    pool_hashrate: float                # 5-minute average
+    pool_hashrate: HashrateFigure       # 5-minute window, with its bounds and the seconds observed
     ports: list[PortRate]
     countries: list[CountryRate]
     workers: int

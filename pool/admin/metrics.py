@@ -106,14 +106,26 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
         labels = [("result", share.result), ("reason", share.reason)]
         out.sample("geostratum_share_difficulty_total", share.difficulty, labels)
 
-    out.gauge("geostratum_pool_hashrate_hps", "Pool hashrate, 5 minute average, hashes per second.",
-              snap.pool_hashrate)
+    pool = snap.pool_hashrate
+    out.gauge("geostratum_pool_hashrate_hps", "Pool hashrate over the last 5 minutes (the seconds observed), H/s.",
+              pool.hashrate)
+    out.gauge("geostratum_pool_hashrate_low_hps", "Lower 95 % bound of the pool hashrate (Poisson, share count).",
+              pool.low)
+    if pool.high is not None:
+        out.gauge("geostratum_pool_hashrate_high_hps", "Upper 95 % bound of the pool hashrate (Poisson, share count).",
+                  pool.high)
+    out.gauge("geostratum_pool_hashrate_shares", "Accepted shares behind the pool hashrate figure.", pool.shares)
+    out.gauge("geostratum_pool_hashrate_observed_seconds", "Seconds of the 5 minute window the pool was observed.",
+              pool.covered_seconds)
     out.family("geostratum_port_hashrate_hps", "gauge", "Hashrate per stratum port, hashes per second.")
     for port in snap.ports:
         out.sample("geostratum_port_hashrate_hps", port.hashrate, [("port", str(port.port))])
     out.family("geostratum_country_hashrate_hps", "gauge", "Hashrate per country (ISO code), hashes per second.")
     for country in snap.countries:
         out.sample("geostratum_country_hashrate_hps", country.hashrate, [("country", country.country)])
+    out.family("geostratum_country_hashrate_low_hps", "gauge", "Lower 95 % bound of the country hashrate.")
+    for country in snap.countries:
+        out.sample("geostratum_country_hashrate_low_hps", country.low, [("country", country.country)])
     out.family("geostratum_connections", "gauge", "Open stratum connections per port.")
     for port in snap.ports:
         out.sample("geostratum_connections", port.connections, [("port", str(port.port))])

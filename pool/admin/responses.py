@@ -43,8 +43,14 @@ class NetworkSection(msgspec.Struct, kw_only=True):
     chain: str
     height: int
     difficulty: float
-    hashrate: float                     # implied by difficulty at 600 s per block
-    hashrate_recent: float | None       # implied by the recent block times
+    # None (with `note` saying why) where difficulty means nothing: devnet, regtest, a test network's
+    # minimum-difficulty blocks.
+    hashrate: float | None              # implied by the tip's difficulty at 600 s per block
+    hashrate_recent: float | None       # the tip's difficulty over the recent mean block interval
+    # Bitcoin Core's getnetworkhashps over the recent blocks that exist: their work / their time span.
+    hashrate_from_blocks: float | None
+    blocks_counted: int                 # blocks behind hashrate_from_blocks
+    note: str = ""
 
 
 class RevenueSection(msgspec.Struct, kw_only=True):
@@ -59,7 +65,7 @@ class RevenueSection(msgspec.Struct, kw_only=True):
 
 
 class PoolShareSection(msgspec.Struct, kw_only=True):
-    of_network_hashrate: float          # 24 h pool hashrate / difficulty-implied network hashrate
+    of_network_hashrate: float | None   # 24 h pool hashrate / difficulty-implied network hashrate (None: no meaning)
     of_recent_blocks: float             # pool blocks / the last `recent_blocks_window` blocks
     recent_blocks_window: int           # min(configured window, blocks after genesis)
     recent_blocks_found: int

@@ -32,6 +32,7 @@ from pool.admin.responses import (
     SharesSection,
 )
 from pool.geo.exports import SHORTHANDS, covered, describe, resolve_range
+from pool.shares.hashrate import scaled_bounds
 
 OTHER = ("XX", "Other")
 MAP_PERIODS = ("daily", "weekly", "monthly")
@@ -53,8 +54,13 @@ def build_overview(
 ) -> PoolOverview:
     rejected_total = sum(figures.shares.rejected.values())
     judged = figures.shares.accepted + rejected_total
+    note = economics.network_hashrate_note(net.chain, net.recent_block_difficulties)
     network_hashrate = economics.hashrate_from_difficulty(net.difficulty)
     recent_interval = economics.average_block_interval(net.recent_block_times)
+    counted = len(net.recent_block_difficulties) if len(net.recent_block_difficulties) == len(
+        net.recent_block_times) else 0
+    from_blocks = economics.network_hashrate_from_blocks(
+        net.recent_block_difficulties, net.recent_block_times) if counted and not note else None
     fees = net.recent_fees_sat
     average_fees = sum(fees) / len(fees) if fees else 0.0
     hashprice = economics.hashprice_btc_per_ph_day(
@@ -71,7 +77,7 @@ def build_overview(
             recent_block_times=net.recent_block_times,
         )
     window = ctx.config.recent_blocks_window
-    counted = [b for b in recent_pool_blocks if b.status not in ("orphaned", "rejected")]
+    ours = [b for b in recent_pool_blocks if b.status not in ("orphaned", "rejected")]
     return PoolOverview(
         generated_at=ctx.clock(),
         pool=PoolSection(
@@ -94,10 +100,14 @@ def build_overview(
             chain=net.chain,
             height=net.height,
             difficulty=net.difficulty,
-            hashrate=network_hashrate,
+            hashrate=None if note else network_hashrate,
             hashrate_recent=(
-                economics.hashrate_from_difficulty(net.difficulty, recent_interval) if recent_interval else None
+                economics.hashrate_from_difficulty(net.difficulty, recent_interval)
+                if recent_interval and not note else None
             ),
+            hashrate_from_blocks=from_blocks,
+            blocks_counted=max(0, counted - 1) if from_blocks is not None else 0,
+            note=note,
         ),
         next_adjustment=adjustment,
         revenue=RevenueSection(
@@ -111,10 +121,11 @@ def build_overview(
             hashprice_usd_per_ph_day=hashprice * price if price is not None else None,
         ),
         pool_share=PoolShareSection(
-            of_network_hashrate=economics.share_of(figures.hashrate.h24, network_hashrate),
-            of_recent_blocks=economics.recent_blocks_share(len(counted), window, net.height),
+            of_network_hashrate=(
+                None if note else economics.share_of(figures.hashrate.h24.hashrate, network_hashrate)),
+            of_recent_blocks=economics.recent_blocks_share(len(ours), window, net.height),
             recent_blocks_window=min(window, max(net.height, 0)),   # the blocks that exist
-            recent_blocks_found=len(counted),
+            recent_blocks_found=len(ours),
         ),
     )
 
@@ -196,6 +207,14 @@ async def blocks(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.
 # --- regions ---------------------------------------------------------------------------------
 
 
+def _absorb(into: RegionRate, row: RegionRate) -> None:
+    """Add a row to an aggregate (a country, or an "Other"); its bounds are set from the summed shares."""
+    into.hashrate += row.hashrate
+    into.miners += row.miners
+    into.shares += row.shares
+    into.covered_seconds = max(into.covered_seconds, row.covered_seconds)
+
+
 def _fold(rows: list[RegionRate], min_miners: int, level: str) -> tuple[list[RegionRate], int]:
     """Fold rows with fewer than min_miners into "Other": first within the country (subdivision
     level), then globally. Returns the kept rows and how many rows were folded."""
@@ -216,14 +235,12 @@ def _fold(rows: list[RegionRate], min_miners: int, level: str) -> tuple[list[Reg
             )
         else:
             bucket = global_other
-        bucket.hashrate += row.hashrate
-        bucket.miners += row.miners
+        _absorb(bucket, row)
     for bucket in per_country.values():
         if bucket.miners >= min_miners:
             kept.append(bucket)
         else:
-            global_other.hashrate += bucket.hashrate
-            global_other.miners += bucket.miners
+            _absorb(global_other, bucket)
     if global_other.hashrate > 0 or global_other.miners > 0:
         kept.append(global_other)
     return kept, folded
@@ -238,8 +255,7 @@ def rollup_regions(view: RegionsView, level: str, min_miners: int | None) -> Reg
                 RegionRate(country=row.country, country_name=row.country_name, subdivision="", hashrate=0.0,
                            miners=0),
             )
-            agg.hashrate += row.hashrate
-            agg.miners += row.miners
+            _absorb(agg, row)
         for country, agg in by_country.items():
             agg.miners = view.country_miners.get(country, agg.miners)
         rows = list(by_country.values())
@@ -251,6 +267,8 @@ def rollup_regions(view: RegionsView, level: str, min_miners: int | None) -> Reg
     total = sum(row.hashrate for row in rows)
     for row in rows:
         row.share = economics.share_of(row.hashrate, total)
+        row.low, row.high = scaled_bounds(row.hashrate, row.shares)
+        row.warming_up = row.shares < view.warming_up_shares
     # Largest first; the global "Other" bucket last, where readers expect it.
     rows.sort(key=lambda r: (r.country == OTHER[0], -r.hashrate, r.country, r.subdivision))
     return RegionsResponse(

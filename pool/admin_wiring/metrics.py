@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from pool.admin.interfaces import BooksFigures, CountryRate, MetricsSnapshot, NodeHealth, PortRate, ShareCount
-from pool.admin_wiring.books import HashrateBook, rate, read_regions
 from pool.admin_wiring.health import redis_ping
 from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
+from pool.geo.store import read_live_regions
+from pool.shares.hashrate import empty_figure, hashrate, scaled_bounds
 
 if TYPE_CHECKING:
     from pool.app import PoolApp
@@ -28,7 +29,7 @@ class MetricsAdapter:
         self.app = app
         self.views = views
         assert app.ledger is not None
-        self.book = HashrateBook(app.ledger.keys, app.ledger.config)
+        self.book = app.ledger.reader.hashrate
 
     async def snapshot(self) -> MetricsSnapshot:
         app = self.app
@@ -51,20 +52,22 @@ class MetricsAdapter:
         for node in nodes:
             for port in node.ports:
                 connections[port.port] = connections.get(port.port, 0) + port.connections
-        ports = [PortRate(port=port, hashrate=rate(windowed.port_difficulty.get(port, 0.0), windowed.seconds),
+        ports = [PortRate(port=port, hashrate=hashrate(windowed.port_difficulty.get(port, 0.0), windowed.seconds),
                           connections=count) for port, count in sorted(connections.items())]
 
         client = app.ledger.client
-        pool_hashrate = 0.0
-        countries: dict[str, float] = {}
+        pool_hashrate = empty_figure(RATE_WINDOW)
+        countries: dict[str, list[float]] = {}          # country -> [hashrate, shares]
         best = None
         try:
             best = await app.ledger.best.pool(client)
             pool_hashrate = (await self.book.pool_windows(client)).m5
             if app.rollup is not None:
-                cells, seconds, _ = await read_regions(client, app.rollup.keys, RATE_WINDOW)
-                for (country, _), cell in cells.items():
-                    countries[country] = countries.get(country, 0.0) + rate(cell.difficulty, seconds)
+                live = await read_live_regions(client, app.rollup.keys, RATE_WINDOW)
+                for region in live.items:
+                    sums = countries.setdefault(region.country, [0.0, 0])
+                    sums[0] += region.figure.hashrate
+                    sums[1] += region.figure.shares
         except (RedisError, OSError) as exc:
             log.debug("metrics without Redis figures: %s", exc)
         latency, _ = await redis_ping(app)
@@ -78,7 +81,7 @@ class MetricsAdapter:
             blocks = sum(1 for b in app.blocks if b.accepted)
         return MetricsSnapshot(
             shares=shares, pool_hashrate=pool_hashrate, ports=ports,
-            countries=[CountryRate(country=c, hashrate=h) for c, h in sorted(countries.items())],
+            countries=[_country(c, h, int(n)) for c, (h, n) in sorted(countries.items())],
             workers=len({r.worker for r in self.views.rows(nodes)}),
             notify_fanout_seconds=merge_histograms([n.fanout for n in nodes]),
             block_to_notify_seconds=merge_histograms([n.block_to_notify for n in nodes]),
@@ -109,6 +112,11 @@ async def books_figures(money: MoneyService) -> BooksFigures:
         in_flight_sat=snap.in_flight_msat / 1000, paid_sat=snap.paid_msat / 1000, last_payout_at=snap.last_payout_at,
         last_payout_sat=snap.last_payout_sat, inconsistent_accounts=snap.inconsistent_accounts,
         total_msat=snap.total_msat)
+
+
+def _country(country: str, rate: float, shares: int) -> CountryRate:
+    low, high = scaled_bounds(rate, shares)
+    return CountryRate(country=country, hashrate=rate, low=low, high=high)
 
 
 def _summed(counts: list[dict[str, int]]) -> dict[str, int]:

@@ -139,4 +139,5 @@ class NetworkReader:
         return NetworkInfo(
             chain=chain, height=height, difficulty=float(chain_info["difficulty"]), tip_time=int(tip["time"]),
             period_start_time=period_start_time, recent_block_times=[int(h["time"]) for h in recent],
+            recent_block_difficulties=[float(h.get("difficulty", 0.0)) for h in recent],
             recent_fees_sat=fees, retargets=chain not in NON_RETARGETING)

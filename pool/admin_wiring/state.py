@@ -30,11 +30,11 @@ from pool.admin.interfaces import (
     WorkerPage,
     WorkerSummary,
 )
-from pool.admin_wiring.books import HashrateBook, rate, read_blocks, read_regions
 from pool.admin_wiring.health import health_status
 from pool.admin_wiring.local import ConnRow, NodeSnapshot
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews, reject_names
+from pool.geo.store import read_live_regions
 from pool.geo.tables import world_bank_name
 from pool.shares.redis_conn import text
 
@@ -75,7 +75,7 @@ class PoolStateAdapter:
         assert app.ledger is not None
         self.ledger = app.ledger
         self.keys = app.ledger.keys
-        self.book = HashrateBook(self.keys, app.ledger.config)
+        self.book = app.ledger.reader.hashrate
 
     @property
     def client(self):  # type: ignore[no-untyped-def]
@@ -170,7 +170,8 @@ class PoolStateAdapter:
 
     async def workers(self, query: ListQuery) -> WorkerPage:
         rows = await self._worker_summaries(await self.views.nodes(), account=query.account)
-        total, items = _page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5, lambda r: r.last_share_at)
+        total, items = _page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5.hashrate,
+                             lambda r: r.last_share_at)
         return WorkerPage(total=total, items=items)
 
     async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None:
@@ -237,7 +238,8 @@ class PoolStateAdapter:
 
     async def accounts(self, query: ListQuery) -> AccountPage:
         rows = await self._account_summaries(await self.views.nodes())
-        total, items = _page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5, lambda r: r.last_share_at)
+        total, items = _page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5.hashrate,
+                             lambda r: r.last_share_at)
         return AccountPage(total=total, items=items)
 
     async def account(self, name: str, history_seconds: int) -> AccountDetail | None:
@@ -253,7 +255,7 @@ class PoolStateAdapter:
 
     async def blocks(self, query: BlockQuery) -> list[BlockInfo]:
         halving = self.network_reader.halving_interval()
-        recorded = await self._soft(read_blocks(self.client, self.keys, query.limit + BLOCK_SCAN), [])
+        recorded = await self._soft(self.ledger.reader.blocks_with_effort(query.limit + BLOCK_SCAN), [])
         out: dict[str, BlockInfo] = {}
         for info, round_difficulty in recorded:
             status = info.status if info.status in ("pending", "confirmed", "orphaned") else "pending"
@@ -289,14 +291,18 @@ class PoolStateAdapter:
                            attribution=locator.attribution if locator else "", items=[])
         if rollup is None:
             return view
-        cells, seconds, country_miners = await read_regions(self.client, rollup.keys, window_seconds)
-        total = sum(c.difficulty for c in cells.values())
+        min_shares = self.ledger.config.warming_up_shares
+        live = await read_live_regions(self.client, rollup.keys, window_seconds, min_shares=min_shares)
+        total = sum(r.figure.difficulty for r in live.items)
         view.items = [
-            RegionRate(country=country, country_name=world_bank_name(country), subdivision=subdivision,
-                       hashrate=rate(cell.difficulty, seconds), miners=cell.miners,
-                       share=cell.difficulty / total if total > 0 else 0.0)
-            for (country, subdivision), cell in sorted(cells.items(), key=lambda kv: -kv[1].difficulty)]
-        view.country_miners = country_miners
+            RegionRate(country=r.country, country_name=world_bank_name(r.country), subdivision=r.subdivision,
+                       hashrate=r.figure.hashrate, miners=r.miners,
+                       share=r.figure.difficulty / total if total > 0 else 0.0, shares=r.figure.shares,
+                       low=r.figure.low, high=r.figure.high, covered_seconds=r.figure.covered_seconds,
+                       warming_up=r.figure.warming_up)
+            for r in live.items]
+        view.country_miners = live.country_miners
+        view.warming_up_shares = min_shares
         return view
 
     # -- health ---------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # need a finer unit (e.g. 1e9), or their hashrate rounds to 0.
     bucket_units: Annotated[int, Meta(ge=1, le=10**12)] = 1000
     coarse_retention_s: PositiveInt = 8 * 86400
+    # A hashrate figure built on fewer shares than this is shown as "warming up", not as a number
+    # (its 95 % interval is wider than about +-36 % below 30 shares).
+    warming_up_shares: PositiveInt = 30
     # PPLNS slices: the share log is kept as per-account sums per slice of this many seconds.
     pplns_slice_s: PositiveInt = 10
     # Wait between attempts while Redis is unreachable.

@@ -107,8 +107,8 @@ def _pct(x: float | None) -> str:
 
 def _period_line(period: PeriodReport) -> str:
     """One comment line per period: an empty period costs one short line."""
-    head = (f"period {period.period_start} ({period.period}, {period.period_seconds:.0f} s"
-            f"{'' if period.complete else ', incomplete'})")
+    head = (f"period {period.period_start} ({period.period}, {period.period_seconds:.0f} s observed, "
+            f"{_pct(period.period_coverage)} of the period{'' if period.complete else ', incomplete'})")
     if not period.accepted_shares:
         return f"{head}: no accepted shares"
     network = "unknown" if period.network_hashrate is None else f"{period.network_hashrate:.6g}"

@@ -14,6 +14,8 @@ miners appear only as truncated BLAKE2b hashes of the worker name.
     P:{geo:D}:zf:fw|CC      zset  miner hash -> difficulty per firmware family and country, per day
     P:{geo:D}:db            hash  database ident (role|type|build date) -> difficulty tagged while in use
     P:{geo:D}:net           hash  HHMM -> network difficulty sampled in that minute
+    P:{geo:first}:first     zset  region (CC|sub) -> unix time of its first share; "*" -> of any share
+                                  (kept by ZADD LT: windows and exports divide by time observed)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ HOSTING = "h"
 PROXY = "p"
 FW_DIFF = "fd"
 FW_COUNT = "fn"
+ANY_REGION = "*"        # the first-seen member of the whole pool's first geo-tagged share
 
 
 def day_tag(day: dt.date) -> str:
@@ -86,6 +89,10 @@ class GeoKeys:
 
     def network(self, day: dt.date) -> str:
         return f"{self.base(day)}:net"
+
+    @property
+    def first_seen(self) -> str:
+        return f"{self.prefix}:{{geo:first}}:first"
 
     def scratch(self, token: str) -> str:
         """Short-lived keys an export uses to count HyperLogLog unions inside one slot."""

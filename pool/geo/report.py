@@ -1,6 +1,7 @@
 """A research report: per period, the published region and firmware cells with coverage metadata.
 
-Hashrate of a cell over a period = (sum of accepted share difficulty) x 2^32 / period seconds; the
+Hashrate of a cell over a period = (sum of accepted share difficulty) x 2^32 / seconds the pool was
+observed in the period (a pool that started an hour ago is not divided by the day); the
 network hashrate is the one implied by the recorded network difficulty (difficulty x 2^32 / 600).
 """
 
@@ -13,18 +14,20 @@ from collections.abc import Callable
 import msgspec
 
 from pool.config.geo import GeoConfig
-from pool.geo.keys import GeoKeys
+from pool.geo.keys import ANY_REGION, GeoKeys
 from pool.geo.locator import attribution_for
 from pool.geo.periods import days_in, periods_covering, to_epoch
 from pool.geo.privacy import Cell, Published, Rule, apply_rule
-from pool.geo.store import DayData, HllUnions, merge_days, read_days
+from pool.geo.store import DayData, HllUnions, first_observations, merge_days, read_days
 from pool.geo.subdivisions import subdivision
 from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
 
 HASHES_PER_DIFFICULTY = 2**32
 BLOCK_INTERVAL = 600.0
 BASIS = ("accepted shares only, at the difficulty credited when the job was sent; hashrate = sum of "
-         "difficulty x 2^32 / period seconds; network hashrate = mean sampled network difficulty x "
+         "difficulty x 2^32 / seconds the pool was observed in the period (from the later of the period's "
+         "start and the pool's first share to the earlier of its end and now: period_seconds, "
+         "period_coverage); network hashrate = mean sampled network difficulty x "
          "2^32 / 600")
 FIRMWARE_NOTE = ("families name the firmware from the subscribe user agent; firmware can be replaced "
                  "(Braiins OS and LUXminer run on Antminers), so a maker is an inference")
@@ -66,7 +69,8 @@ class Folding(msgspec.Struct, kw_only=True):
 class PeriodReport(msgspec.Struct, kw_only=True):
     period_start: str
     period: str
-    period_seconds: float
+    period_seconds: float           # seconds the pool was observed in the period (hashrates divide by it)
+    period_coverage: float          # period_seconds / the period's length
     complete: bool
     pool_difficulty: float
     pool_hashrate: float
@@ -170,10 +174,13 @@ def _databases(datas: list[DayData], total: float) -> list[DatabaseUse]:
 
 
 async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str, start: dt.date,
-                  end: dt.date, datas: list[DayData], now: float) -> PeriodReport:
+                  end: dt.date, datas: list[DayData], now: float, observed_from: float | None) -> PeriodReport:
     begin, finish = to_epoch(start), to_epoch(end)
     complete = now >= finish
-    seconds = (finish if complete else max(now, begin)) - begin
+    # Seconds the pool was observed in the period: from the later of its start and the pool's first
+    # geo-tagged share to the earlier of its end and now.
+    opened = begin if observed_from is None else min(max(begin, observed_from), finish)
+    seconds = max(0.0, min(finish, max(now, begin)) - opened)
     regions, firmware = merge_days(datas)
     cells = [c for cs in regions.values() for c in cs]
     total = sum(c.difficulty for c in cells)
@@ -189,7 +196,8 @@ async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str,
     pub = await apply_rule(regions, rule, unions.count)
     fw_pub = await apply_rule(firmware, rule, unions.count)
     return PeriodReport(
-        period_start=start.isoformat(), period=period, period_seconds=seconds, complete=complete,
+        period_start=start.isoformat(), period=period, period_seconds=seconds,
+        period_coverage=_ratio(seconds, finish - begin), complete=complete,
         pool_difficulty=total, pool_hashrate=pool_rate, accepted_shares=sum(c.shares for c in cells),
         network_difficulty=net_diff, network_hashrate=net_rate, network_samples=len(samples),
         pool_share_of_network=_ratio(pool_rate, net_rate) if net_rate else None,
@@ -233,11 +241,12 @@ async def build_report(redis, config: GeoConfig, period: str, first: dt.date, la
             progress(done, total_days)
 
     periods = []
+    observed_from = (await first_observations(redis, keys, [ANY_REGION]))[0]
     try:
         for start, end in spans:
             datas = await read_days(redis, keys, days_in(start, end), unions, config.top_read_depth, advance,
                                     firmware=firmware)
-            periods.append(await _period(unions, rule, config, period, start, end, datas, now))
+            periods.append(await _period(unions, rule, config, period, start, end, datas, now, observed_from))
     finally:
         await unions.close()
     all_dbs = [d for p in periods for d in p.databases]

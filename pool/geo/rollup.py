@@ -46,6 +46,7 @@ class GeoRollup:
         self.keys = GeoKeys(prefix)
         self._databases = databases
         self._miner_ids: dict[str, str] = {}
+        self._first_sent: set[str] = set()     # regions whose first share this process reported
 
     def _miner(self, identity: str) -> str:
         found = self._miner_ids.get(identity)
@@ -70,7 +71,9 @@ class GeoRollup:
             key = (minute, country, subdivision, rec.firmware)
             cell = cells.get(key)
             if cell is None:
-                cell = cells[key] = [0.0, 0, 0.0, 0.0]
+                cell = cells[key] = [0.0, 0, 0.0, 0.0, rec.timestamp]
+            elif rec.timestamp < cell[4]:
+                cell[4] = rec.timestamp
             cell[0] += diff
             cell[1] += 1
             if rec.hosting:
@@ -102,7 +105,8 @@ class GeoRollup:
             return found
 
         minute_keys: dict[int, tuple[str, str, str]] = {}
-        for (minute, country, subdivision, firmware), (diff, count, hosting, proxy) in cells.items():
+        first: dict[str, float] = {}
+        for (minute, country, subdivision, firmware), (diff, count, hosting, proxy, earliest) in cells.items():
             stat_keys = minute_keys.get(minute)
             if stat_keys is None:
                 day = date_of(minute // 1440)
@@ -111,6 +115,8 @@ class GeoRollup:
                 stat_keys = minute_keys[minute] = (
                     keys.minute(day, f"{hh}{in_day % 60:02d}"), keys.hour(day, hh), keys.day(day))
             region = K.region_id(country, subdivision)
+            if earliest < first.get(region, float("inf")) and region not in self._first_sent:
+                first[region] = earliest
             fw_region = f"{firmware}{K.SEP}{region}"
             for n, key in enumerate(stat_keys):
                 fl, it = floats[key], ints[key]
@@ -158,7 +164,22 @@ class GeoRollup:
             ops.extend(RedisOp("HINCRBYFLOAT", key, (ident, _f(diff))) for ident in idents)
             ttl[key] = cfg.day_ttl
         ops.extend(RedisOp("EXPIRE", key, (seconds_kept,)) for key, seconds_kept in ttl.items())
+        ops.extend(self._first_observations(first))
         return ops
+
+    def _first_observations(self, first: dict[str, float]) -> list[RedisOp]:
+        """ZADD LT of the first share of regions (and of the pool, "*") not reported yet by this process."""
+        if K.ANY_REGION not in self._first_sent and first:
+            first[K.ANY_REGION] = min(first.values())
+        if not first:
+            return []
+        if len(self._first_sent) > 100_000:
+            self._first_sent.clear()
+        self._first_sent.update(first)
+        args: list[str] = ["LT"]
+        for region, ts in first.items():
+            args += (_f(ts), region)
+        return [RedisOp("ZADD", self.keys.first_seen, tuple(args))]
 
     def network_difficulty_ops(self, difficulty: float, at: float | None = None) -> list[RedisOp]:
         """The network difficulty sample for the minute `at` falls in (HSET: repeating it is harmless)."""

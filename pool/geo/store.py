@@ -1,6 +1,7 @@
-"""Reading the day rollups back from Redis for an export, and counting HyperLogLog unions.
+"""The one reader of the geo rollups: day rollups for an export, live region windows for the
+dashboard, the API and /metrics, and the durable first observation of each region.
 
-Exports read day buckets only (minute and hour buckets are for dashboards). Distinct miners over a
+Exports read day buckets only (minute and hour buckets are for live windows). Distinct miners over a
 week or a month need the union of daily HyperLogLogs that live in different cluster slots, so their
 raw bytes are copied into one scratch slot and counted there with a multi-key PFCOUNT.
 """
@@ -9,14 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import msgspec
 
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.privacy import Cell
 from pool.geo.subdivisions import canonical_name
+from pool.shares.hashrate import DEFAULT_MIN_SHARES, HashrateFigure, hashrate_figure
 
 
 def _s(value: bytes | str) -> str:
@@ -219,3 +224,99 @@ async def days_with_data(redis, keys: GeoKeys, days: Sequence[dt.date]) -> list[
         pipe.exists(keys.day(day))
     replies = await pipe.execute()
     return [day for day, found in zip(days, replies, strict=True) if found]
+
+# ---------------------------------------------------------------------------------------------
+# Live windows (dashboard, API, /metrics): minute rollups up to 6 h, hour rollups beyond
+# ---------------------------------------------------------------------------------------------
+
+MINUTE_LIMIT = 6 * 3600             # region windows up to this read minute rollups, longer ones hours
+
+
+class LiveRegion(msgspec.Struct, kw_only=True):
+    country: str
+    subdivision: str
+    figure: HashrateFigure          # covers from the later of the window start and the region's first share
+    miners: int                     # distinct miners: the largest hourly count of the window's hours
+
+
+class LiveRegions(msgspec.Struct, kw_only=True):
+    window_seconds: int
+    items: list[LiveRegion]         # largest difficulty first
+    # Distinct miners per whole country: the union of its subdivisions' HyperLogLogs of one hour (same
+    # day, same slot), so a miner in two subdivisions counts once.
+    country_miners: dict[str, int]
+
+
+async def first_observations(redis, keys: GeoKeys, regions: Sequence[str]) -> list[float | None]:
+    """Durable first shares of regions ("CC|sub", or K.ANY_REGION for the pool), None if unrecorded."""
+    if not regions:
+        return []
+    scores = await redis.zmscore(keys.first_seen, list(regions))
+    return [None if s is None else float(s) for s in scores]
+
+
+async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None = None,
+                            min_shares: int = DEFAULT_MIN_SHARES) -> LiveRegions:
+    """Accepted difficulty, share count and distinct miners per (country, subdivision) over the
+    window, each region's figure divided by the seconds it was observed. Distinct miners: the
+    largest hourly count of the hours in the window (a lower bound of the union; hourly
+    HyperLogLogs of different days live in different cluster slots)."""
+    now = time.time() if now is None else now
+    step = 60 if window <= MINUTE_LIMIT else 3600
+    first = int((now - window) // step * step)
+    stamps = [dt.datetime.fromtimestamp(t, dt.UTC) for t in range(first, int(now) + 1, step)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for when in stamps:
+            day = when.date()
+            if step == 60:
+                pipe.hgetall(keys.minute(day, f"{when:%H%M}"))
+            else:
+                pipe.hgetall(keys.hour(day, f"{when:%H}"))
+        replies = await pipe.execute()
+    sums: dict[str, list[float]] = {}                 # "CC|sub" -> [difficulty, shares, first stamp]
+    for when, fields in zip(range(first, int(now) + 1, step), replies, strict=True):
+        for raw_field, raw_value in fields.items():
+            metric, _, region = _s(raw_field).partition(K.SEP)
+            if metric not in (K.DIFF, K.COUNT):
+                continue
+            cell = sums.get(region)
+            if cell is None:
+                cell = sums[region] = [0.0, 0, float(when)]
+            cell[0 if metric == K.DIFF else 1] += float(raw_value)
+    regions = sorted(sums, key=lambda r: -sums[r][0])
+    durable = await first_observations(redis, keys, regions)
+    items = []
+    for region, recorded in zip(regions, durable, strict=True):
+        difficulty, shares, first_stamp = sums[region]
+        # The recorded first share, unless the window holds data from before it (written before
+        # first shares were recorded): then the start of the first step with data.
+        observed = recorded if recorded is not None and recorded < first_stamp + step else first_stamp
+        country, subdivision = K.split_region(region)
+        items.append(LiveRegion(country=country, subdivision=subdivision, miners=0, figure=hashrate_figure(
+            window, first, now, difficulty, int(shares), observed, min_shares)))
+    country_miners = await _live_miners(redis, keys, items, stamps)
+    return LiveRegions(window_seconds=window, items=items, country_miners=country_miners)
+
+
+async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], stamps: list[dt.datetime]) -> dict[str, int]:
+    hours = sorted({(when.date(), f"{when:%H}") for when in stamps})
+    if not items or not hours:
+        return {}
+    regions_of: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        regions_of[item.country].append(K.region_id(item.country, item.subdivision))
+    async with redis.pipeline(transaction=False) as pipe:
+        for item in items:
+            region = K.region_id(item.country, item.subdivision)
+            for day, hour in hours:
+                pipe.execute_command("PFCOUNT", keys.miners_hour(day, hour, region))
+        for regions in regions_of.values():
+            for day, hour in hours:
+                pipe.execute_command("PFCOUNT", *(keys.miners_hour(day, hour, region) for region in regions))
+        counts = await pipe.execute()
+    per = len(hours)
+    for n, item in enumerate(items):
+        item.miners = max(int(c) for c in counts[n * per:(n + 1) * per])
+    offset = len(items) * per
+    return {country: max(int(c) for c in counts[offset + n * per:offset + (n + 1) * per])
+            for n, country in enumerate(regions_of)}

@@ -1,49 +1,41 @@
-"""Hashrate estimates from the difficulty-sum buckets, with the window each one really covers.
+"""The one reader of the ledger's hashrate buckets: windows and histories of the pool, an account
+or a worker, each figure stating what it covers and how sure it is.
 
-hashrate = sum of accepted difficulty x 2^32 / seconds covered. The 1 m, 10 m and 1 h windows read
-the fine buckets, 24 h the coarse ones; the window includes the bucket in progress, so the seconds
-covered run from the start of the oldest bucket read to now, and are reported as such.
+hashrate = accepted difficulty x 2^32 / seconds covered. A window reads the fine buckets (10 s) up
+to an hour and the coarse ones (10 min) beyond; it includes the bucket in progress, and it covers
+from the later of the start of its oldest bucket and the field's first observation to now. First
+observations are durable (sorted sets written by the ledger with ZADD LT: the pool's start, each
+worker's and account's first share), so a pool 40 s old, a worker that joined late or a restarted
+process is never divided by time nobody observed. Share arrivals are Poisson: the 95 % bounds come
+from the share count (buckets hold it beside the difficulty).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import msgspec
 
 from pool.config.ledger import LedgerConfig
 from pool.shares.keys import Keys
-from pool.shares.redis_conn import RedisClient
+from pool.shares.redis_conn import RedisClient, text
 
 HASHES_PER_DIFFICULTY = 2**32
-# Buckets hold integer sums of difficulty x ledger.bucket_units (HINCRBY, not HINCRBYFLOAT: they are
-# the hottest keys).
-WINDOWS: dict[str, int] = {"1m": 60, "10m": 600, "1h": 3600, "24h": 86400}
-
-
-class HashrateEstimate(msgspec.Struct, frozen=True, kw_only=True):
-    window: str                 # "1m", "10m", "1h", "24h"
-    window_start: float         # unix seconds: start of the oldest bucket read
-    window_end: float           # unix seconds: now
-    seconds: float              # window_end - window_start
-    difficulty: float           # accepted difficulty in the window
-    hashrate: float             # hashes per second
-
-
-class HistoryPoint(msgspec.Struct, frozen=True, kw_only=True):
-    start: int
-    seconds: int
-    difficulty: float
-    hashrate: float
+Z95 = 1.959964                      # two-sided 95 % normal quantile
+DEFAULT_MIN_SHARES = 30             # below this many shares a figure is "warming up"
+# Standard windows: API name -> seconds.
+WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21_600, "24h": 86_400}
+FINE_WINDOW_LIMIT = 3600            # windows up to this read fine buckets, longer ones coarse buckets
+HISTORY_POINTS = 120                # a history has at most about this many points
+BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start and "
+         "the first observation: pool start, first share of the worker, account or region); 95 % interval "
+         "from the share count (Poisson, Wilson-Hilferty)")
 
 
 def hashrate(difficulty: float, seconds: float) -> float:
     return difficulty * HASHES_PER_DIFFICULTY / seconds if seconds > 0 else 0.0
-
-
-Z95 = 1.959964                      # two-sided 95 % normal quantile
-DEFAULT_MIN_SHARES = 30             # below this many shares a figure is "warming up"
 
 
 def poisson_bounds(count: int, z: float = Z95) -> tuple[float, float]:
@@ -64,6 +56,15 @@ def poisson_bounds(count: int, z: float = Z95) -> tuple[float, float]:
     return lower, upper
 
 
+def scaled_bounds(value: float, shares: int) -> tuple[float, float | None]:
+    """95 % bounds of a rate built on `shares` Poisson arrivals: value x lower(N)/N .. upper(N)/N
+    (mean difficulty per share held fixed). No upper scale without a share."""
+    if shares <= 0:
+        return 0.0, None
+    low_n, high_n = poisson_bounds(shares)
+    return value * low_n / shares, value * high_n / shares
+
+
 def covered_seconds(window_start: float, now: float, first_observed: float | None) -> float:
     """Seconds a window really saw: from the later of its start and the first observation (pool
     start, a worker's or region's first share) to now, so a young pool or a late worker is not
@@ -74,38 +75,68 @@ def covered_seconds(window_start: float, now: float, first_observed: float | Non
 
 class HashrateFigure(msgspec.Struct, frozen=True, kw_only=True):
     """One hashrate figure as shown to a person: value, what it covers and how sure it is."""
-    window: str                 # "1m", "5m", "1h", ...
-    window_seconds: int         # the window's nominal length
-    covered_seconds: float      # seconds actually observed (see covered_seconds)
-    shares: int                 # accepted shares counted
-    difficulty: float           # accepted difficulty counted
+
     hashrate: float             # H/s: difficulty x 2^32 / covered_seconds
     low: float                  # 95 % bounds, H/s, from the share count (Poisson)
-    high: float | None          # None when no share and no difficulty to scale by
-    warming_up: bool            # fewer than the configured minimum of shares
-    basis: str                  # the method, in words (for exports' metadata)
+    high: float | None          # None when no share was counted (no scale for an upper bound)
+    shares: int                 # accepted shares counted
+    difficulty: float           # accepted difficulty counted
+    window_seconds: int         # the window's nominal length
+    covered_seconds: float      # seconds actually observed (see covered_seconds)
+    warming_up: bool            # fewer than the configured minimum of shares: show no number
 
 
-def hashrate_figure(window: str, window_seconds: int, window_start: float, now: float,
-                    difficulty: float, shares: int, first_observed: float | None = None,
-                    min_shares: int = DEFAULT_MIN_SHARES) -> HashrateFigure:
-    """The figure for `shares` accepted shares of total `difficulty` in the window.
-
-    Share arrivals are Poisson, so the relative bounds of the count carry over to the work: the
-    bounds scale the estimate by lower(N)/N and upper(N)/N (mean difficulty per share held fixed).
-    """
+def hashrate_figure(window_seconds: int, window_start: float, now: float, difficulty: float, shares: int,
+                    first_observed: float | None = None, min_shares: int = DEFAULT_MIN_SHARES) -> HashrateFigure:
+    """The figure for `shares` accepted shares of total `difficulty` in a window starting at
+    `window_start` (the oldest bucket read)."""
     seconds = covered_seconds(window_start, now, first_observed)
     value = hashrate(difficulty, seconds)
-    low_n, high_n = poisson_bounds(shares)
-    if shares > 0:
-        low, high = value * low_n / shares, value * high_n / shares
-    else:
-        low, high = 0.0, None
-    basis = (f"accepted difficulty x 2^32 over {seconds:.0f} s observed of a {window_seconds} s window; "
-             f"95 % interval from {shares} shares (Poisson, Wilson-Hilferty)")
-    return HashrateFigure(window=window, window_seconds=window_seconds, covered_seconds=seconds,
-                          shares=shares, difficulty=difficulty, hashrate=value, low=low, high=high,
-                          warming_up=shares < min_shares, basis=basis)
+    low, high = scaled_bounds(value, shares)
+    return HashrateFigure(hashrate=value, low=low, high=high, shares=shares, difficulty=difficulty,
+                          window_seconds=window_seconds, covered_seconds=seconds, warming_up=shares < min_shares)
+
+
+def empty_figure(window_seconds: int) -> HashrateFigure:
+    """What a window says when nothing could be read (Redis down)."""
+    return HashrateFigure(hashrate=0.0, low=0.0, high=None, shares=0, difficulty=0.0,
+                          window_seconds=window_seconds, covered_seconds=0.0, warming_up=True)
+
+
+def describe(figure: HashrateFigure) -> str:
+    """The figure's basis in words (exports' metadata, CLI)."""
+    return (f"accepted difficulty x 2^32 over {figure.covered_seconds:.0f} s observed of a "
+            f"{figure.window_seconds} s window; 95 % interval from {figure.shares} shares (Poisson, Wilson-Hilferty)")
+
+
+class HashrateWindows(msgspec.Struct, kw_only=True):
+    """Hashrate over the standard windows, from accepted share difficulty."""
+
+    m1: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(60), name="1m")
+    m5: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(300), name="5m")
+    m15: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(900), name="15m")
+    h1: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(3600), name="1h")
+    h6: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(21_600), name="6h")
+    h24: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(86_400), name="24h")
+
+
+# API window name -> HashrateWindows attribute.
+WINDOW_FIELDS: dict[str, str] = {"1m": "m1", "5m": "m5", "15m": "m15", "1h": "h1", "6h": "h6", "24h": "h24"}
+
+
+class HashratePoint(msgspec.Struct, kw_only=True):
+    t: float                            # start of the step (unix seconds)
+    seconds: float                      # seconds of the step observed (the last one is in progress)
+    hashrate: float
+    shares: int = 0
+    low: float = 0.0                    # 95 % bounds from the step's share count
+    high: float | None = None
+
+
+class HashrateHistory(msgspec.Struct, kw_only=True):
+    window_seconds: int
+    step_seconds: int
+    points: list[HashratePoint]
 
 
 def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
@@ -115,66 +146,156 @@ def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
     return list(range(first, last + 1, resolution))
 
 
-class HashrateReader:
-    """Reads worker / account / pool hashrate from Redis (for the admin API and metrics)."""
+def first_in_buckets(fine_nonempty: list[int], coarse_nonempty: list[int], fine_from: int) -> float | None:
+    """Start of the bucket holding a field's first share in the buckets read (data written before
+    first observations were recorded): the fine buckets when all its data lies within them, else
+    the coarse ones. None when nothing was read."""
+    if coarse_nonempty and coarse_nonempty[0] < fine_from:
+        return float(coarse_nonempty[0])
+    if fine_nonempty:
+        return float(fine_nonempty[0])
+    return float(coarse_nonempty[0]) if coarse_nonempty else None
 
-    def __init__(self, client: RedisClient, keys: Keys, config: LedgerConfig) -> None:
-        self.client = client
+
+def count_field(field: str) -> str:
+    """The bucket field holding the share count of a difficulty field ("w:x" -> "wn:x"; the pool's
+    "d" -> "n")."""
+    if field == "d":
+        return "n"
+    kind, _, name = field.partition(":")
+    return f"{kind}n:{name}"
+
+
+class HashrateBook:
+    """Hashrate windows and histories of the pool, accounts and workers."""
+
+    def __init__(self, keys: Keys, config: LedgerConfig) -> None:
         self.keys = keys
         self.config = config
 
-    def _plan(self, window: str, now: float) -> tuple[int, list[int]]:
-        seconds = WINDOWS[window]
-        resolution = self.config.coarse_bucket_s if seconds > 3600 else self.config.fine_bucket_s
-        return resolution, bucket_starts(now, seconds, resolution)
+    @property
+    def min_shares(self) -> int:
+        return self.config.warming_up_shares
 
-    async def _sum(self, tag: str, field: str, window: str, now: float) -> HashrateEstimate:
-        resolution, starts = self._plan(window, now)
-        async with self.client.pipeline(transaction=False) as pipe:
+    def _plan(self, now: float) -> dict[str, tuple[int, list[int]]]:
+        plan = {}
+        for name, seconds in WINDOWS.items():
+            resolution = self.config.fine_bucket_s if seconds <= FINE_WINDOW_LIMIT else self.config.coarse_bucket_s
+            plan[name] = (resolution, bucket_starts(now, seconds, resolution))
+        return plan
+
+    def first_key(self, tag: str, field: str) -> tuple[str, str]:
+        """(sorted set, member) holding the first observation of a bucket field."""
+        if tag == self.keys.pool:
+            return self.keys.first_seen(tag), field
+        kind, _, name = field.partition(":")
+        return self.keys.first_seen(tag, kind), name
+
+    async def first_observed(self, client: RedisClient, tag: str, fields: Sequence[str]) -> list[float | None]:
+        """Durable first observations of fields of one hash tag (None where none is recorded)."""
+        by_key: dict[str, list[tuple[int, str]]] = {}
+        for i, field in enumerate(fields):
+            key, member = self.first_key(tag, field)
+            by_key.setdefault(key, []).append((i, member))
+        out: list[float | None] = [None] * len(fields)
+        async with client.pipeline(transaction=False) as pipe:
+            for key, members in by_key.items():
+                pipe.zmscore(key, [m for _, m in members])
+            replies = await pipe.execute()
+        for members, scores in zip(by_key.values(), replies, strict=True):
+            for (i, _), score in zip(members, scores, strict=True):
+                out[i] = None if score is None else float(score)
+        return out
+
+    async def windows(self, client: RedisClient, tag: str, fields: Sequence[str],
+                      now: float | None = None) -> dict[str, HashrateWindows]:
+        """Windows for several fields of one hash tag (the pool's, or one shard's) in one pipeline."""
+        now = time.time() if now is None else now
+        fields = list(dict.fromkeys(fields))
+        if not fields:
+            return {}
+        plan = self._plan(now)
+        # Each bucket is read once even though the windows overlap.
+        buckets = sorted({(res, start) for res, starts in plan.values() for start in starts})
+        asked = [*fields, *(count_field(f) for f in fields)]
+        async with client.pipeline(transaction=False) as pipe:
+            for res, start in buckets:
+                pipe.hmget(self.keys.bucket(tag, res, start), asked)
+            replies = await pipe.execute()
+        durable = await self.first_observed(client, tag, fields)
+        sums = {bucket: values for bucket, values in zip(buckets, replies, strict=True)}
+        fine_starts, coarse_starts = plan["1h"][1], plan["24h"][1]
+        fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
+        units, n_fields = self.config.bucket_units, len(fields)
+        out = {}
+        for i, field in enumerate(fields):
+            in_buckets = first_in_buckets([s for s in fine_starts if sums[(fine, s)][i]],
+                                          [s for s in coarse_starts if sums[(coarse, s)][i]], fine_starts[0])
+            first = durable[i]
+            # Data older than the recorded first share (written before first shares were kept) wins.
+            if first is None or (in_buckets is not None and in_buckets + coarse <= first):
+                first = in_buckets
+            values = {}
+            for name, (res, starts) in plan.items():
+                difficulty = sum(int(sums[(res, s)][i] or 0) for s in starts) / units
+                shares = sum(int(float(sums[(res, s)][n_fields + i] or 0)) for s in starts)
+                values[WINDOW_FIELDS[name]] = hashrate_figure(WINDOWS[name], starts[0], now, difficulty, shares,
+                                                              first, self.min_shares)
+            out[field] = HashrateWindows(**values)
+        return out
+
+    async def pool_windows(self, client: RedisClient, now: float | None = None) -> HashrateWindows:
+        return (await self.windows(client, self.keys.pool, ["d"], now))["d"]
+
+    def history_plan(self, window: int) -> tuple[int, int]:
+        """(bucket resolution, step) for a history window."""
+        fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
+        resolution = fine if window <= self.config.fine_retention_s - fine else coarse
+        step = resolution * max(1, math.ceil(window / resolution / HISTORY_POINTS))
+        return resolution, step
+
+    async def history(self, client: RedisClient, tag: str, field: str, window: int,
+                      now: float | None = None) -> HashrateHistory:
+        """The same buckets as the windows, in steps; a step before the first observation is empty
+        and the first observed step is divided by the part of it that was observed."""
+        now = time.time() if now is None else now
+        resolution, step = self.history_plan(window)
+        starts = bucket_starts(now, window, resolution)
+        count = count_field(field)
+        async with client.pipeline(transaction=False) as pipe:
             for start in starts:
-                pipe.hget(self.keys.bucket(tag, resolution, start), field)
-            values = await pipe.execute()
-        total = sum(int(v) for v in values if v is not None) / self.config.bucket_units
-        seconds = now - starts[0]
-        return HashrateEstimate(window=window, window_start=float(starts[0]), window_end=now,
-                                seconds=seconds, difficulty=total, hashrate=hashrate(total, seconds))
-
-    async def worker(self, account: str, worker: str, now: float | None = None) -> list[HashrateEstimate]:
-        now = time.time() if now is None else now
-        tag = self.keys.shard(account)
-        return [await self._sum(tag, "w:" + worker, w, now) for w in WINDOWS]
-
-    async def account(self, account: str, now: float | None = None) -> list[HashrateEstimate]:
-        now = time.time() if now is None else now
-        tag = self.keys.shard(account)
-        return [await self._sum(tag, "a:" + account, w, now) for w in WINDOWS]
-
-    async def pool(self, now: float | None = None) -> list[HashrateEstimate]:
-        now = time.time() if now is None else now
-        return [await self._sum(self.keys.pool, "d", w, now) for w in WINDOWS]
-
-    async def history(self, account: str | None = None, worker: str | None = None,
-                      hours: int = 24, now: float | None = None) -> list[HistoryPoint]:
-        """Coarse-bucket history (the admin's hashrate chart): pool, one account or one worker."""
-        now = time.time() if now is None else now
-        resolution = self.config.coarse_bucket_s
-        starts = bucket_starts(now, hours * 3600, resolution)
-        if worker is not None:
-            if account is None:
-                raise ValueError("history for a worker needs its account")
-            tag, field = self.keys.shard(account), "w:" + worker
-        elif account is not None:
-            tag, field = self.keys.shard(account), "a:" + account
-        else:
-            tag, field = self.keys.pool, "d"
-        async with self.client.pipeline(transaction=False) as pipe:
-            for start in starts:
-                pipe.hget(self.keys.bucket(tag, resolution, start), field)
-            values = await pipe.execute()
+                pipe.hmget(self.keys.bucket(tag, resolution, start), [field, count])
+            replies = await pipe.execute()
+        durable = (await self.first_observed(client, tag, [field]))[0]
+        per_step: dict[int, list[float]] = {}
+        first_step = int((now - window) // step * step)
+        for t in range(first_step, int(now) + 1, step):
+            per_step[t] = [0.0, 0]
+        for start, (value, n) in zip(starts, replies, strict=True):
+            key = start // step * step
+            slot = per_step.setdefault(key, [0.0, 0])
+            slot[0] += int(value or 0) / self.config.bucket_units
+            slot[1] += int(float(n or 0))
+        nonempty = [float(t) for t, (d, _) in sorted(per_step.items()) if d > 0]
+        # Data older than the recorded first observation (written before it was kept) counts from its step.
+        first = min([x for x in (durable, nonempty[0] if nonempty else None) if x is not None], default=None)
         points = []
-        for start, value in zip(starts, values, strict=True):
-            diff = int(value) / self.config.bucket_units if value is not None else 0.0
-            seconds = int(min(resolution, max(now - start, 1)))
-            points.append(HistoryPoint(start=start, seconds=seconds, difficulty=diff,
-                                       hashrate=hashrate(diff, seconds)))
-        return points
+        for t, (difficulty, shares) in sorted(per_step.items()):
+            seconds = max(0.0, min(t + step, now) - max(t, first if first is not None else t))
+            value = hashrate(difficulty, max(seconds, 1.0)) if difficulty else 0.0
+            low, high = scaled_bounds(value, int(shares))
+            points.append(HashratePoint(t=float(t), seconds=seconds, hashrate=value, shares=int(shares),
+                                        low=low, high=high))
+        return HashrateHistory(window_seconds=window, step_seconds=step, points=points)
+
+    async def pool_counts(self, client: RedisClient, seconds: int, now: float | None = None) -> tuple[int, float]:
+        """(accepted shares, accepted difficulty) of the whole pool over the last `seconds`."""
+        now = time.time() if now is None else now
+        res = self.config.fine_bucket_s if seconds <= FINE_WINDOW_LIMIT else self.config.coarse_bucket_s
+        starts = bucket_starts(now, seconds, res)
+        async with client.pipeline(transaction=False) as pipe:
+            for start in starts:
+                pipe.hmget(self.keys.bucket(self.keys.pool, res, start), ["n", "d"])
+            replies = await pipe.execute()
+        count = sum(int(float(text(n) or 0)) for n, _ in replies)
+        return count, sum(int(d or 0) for _, d in replies) / self.config.bucket_units

@@ -5,8 +5,10 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
 - ``{P:sN}``  worker/account data of shard N (an account and all its workers live in one shard):
   time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum
   x 1000 as an integer), all-time per-account totals ``{P:sN}:acct:d`` / ``{P:sN}:acct:n``,
-  last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` (sorted sets by unix time).
+  last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` and first seen ``{P:sN}:first:w`` / ``{P:sN}:first:a``
+  (sorted sets by unix time); bucket fields ``wn:<worker>`` / ``an:<account>`` count the shares.
 - ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
+  the pool's first start ``{P:pool}:first``,
   the current round ``{P:pool}:round:cur`` (``_d``, ``_n``, ``_opened``) and closed rounds
   ``{P:pool}:round:<blockhash>`` (renamed by the batch holding the block),
   the PPLNS slices ``{P:pool}:pplns:*``.
@@ -93,6 +95,12 @@ class Keys:
     @staticmethod
     def seen_accounts(tag: str) -> str:
         return f"{tag}:seen:a"
+
+    @staticmethod
+    def first_seen(tag: str, kind: str = "") -> str:
+        """Sorted set of first observations (unix time, kept by ZADD LT): ``{P:sN}:first:w`` (workers),
+        ``{P:sN}:first:a`` (accounts); the pool's ``{P:pool}:first`` (member ``d``: its first start)."""
+        return f"{tag}:first:{kind}" if kind else f"{tag}:first"
 
     # -- pool-wide ----------------------------------------------------------------------------
     @property

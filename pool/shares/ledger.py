@@ -49,7 +49,7 @@ ALLOWED_COMMANDS = frozenset({
     "HINCRBY", "HINCRBYFLOAT", "HSET", "HSETNX", "HDEL", "INCR", "INCRBY", "INCRBYFLOAT", "DECRBY",
     "SET", "SETNX", "DEL", "EXPIRE", "PEXPIRE", "EXPIREAT", "PFADD", "ZADD", "ZINCRBY", "ZREM", "SADD",
     "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "PEXPIREAT",
-    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX",
+    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX", "GS.ZMIN",
 })
 MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()
@@ -105,7 +105,8 @@ class Ledger:
         self.node = node
         self.keys = Keys(redis_config.key_prefix, config.shards)
         self.network = NetworkState()
-        self._ops = LedgerOps(self.keys, config, self.payout_config)
+        self.started_at = time.time()
+        self._ops = LedgerOps(self.keys, config, self.payout_config, started_at=self.started_at)
         self._client_factory = client_factory or (lambda: create_redis(redis_config))
         self._client: RedisClient | None = None
         self.best = BestShares(self.keys)

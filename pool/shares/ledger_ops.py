@@ -33,24 +33,35 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+def _is_count(field: str) -> bool:
+    """Share-count bucket fields ("n", "wn:<worker>", "an:<account>") are not scaled by bucket_units."""
+    return field == "n" or field[1:3] == "n:"
+
+
 # Sums travel as msgpack doubles; Redis turns a Lua number back into a string with a round-trip
 # exact conversion, so they stay exact for every value a double holds exactly.
 
 
 class LedgerOps:
-    def __init__(self, keys: Keys, config: LedgerConfig, payouts: PayoutConfig) -> None:
+    def __init__(self, keys: Keys, config: LedgerConfig, payouts: PayoutConfig, *,
+                 started_at: float | None = None) -> None:
         self.keys = keys
         self.config = config
         self.payouts = payouts
         # True when the books are in PostgreSQL: per-share credits go to an outbox, not to Redis balances.
         self.credits_outbox = False
+        # Fields whose first observation this process already sent (ZADD LT makes repeats harmless;
+        # this keeps them out of every batch).
+        self._first_sent: set[str] = set()
+        self._started_at = started_at            # sent with the first batch (the pool's first observation)
 
     def shares(self, records: Iterable[ShareRecord], batch_id: str, now: float,
                network: NetworkState) -> tuple[list[RedisOp], int]:
         """Ops for the shares of one batch; returns (ops, share count).
 
-        Per worker: its fine and coarse bucket fields and its last-seen time. Per account: bucket
-        fields, all-time totals, the round, the PPLNS slice and (PPS/FPPS) its credit."""
+        Per worker: its fine and coarse bucket fields (difficulty and share count), its last-seen
+        time and (once) its first observation. Per account: the same, all-time totals, the round, the
+        PPLNS slice and (PPS/FPPS) its credit."""
         fine_s = self.config.fine_bucket_s
         coarse_s = self.config.coarse_bucket_s
         per_worker: dict[tuple[str, int], list] = {}
@@ -66,12 +77,14 @@ class LedgerOps:
             key = (record.worker, fine)
             slot = per_worker.get(key)
             if slot is None:
-                per_worker[key] = [record.account, record.difficulty, 1, ts]
+                per_worker[key] = [record.account, record.difficulty, 1, ts, ts]
             else:
                 slot[1] += record.difficulty
                 slot[2] += 1
                 if ts > slot[3]:
                     slot[3] = ts
+                elif ts < slot[4]:
+                    slot[4] = ts
         if not count:
             return [], 0
 
@@ -81,9 +94,11 @@ class LedgerOps:
         seen_w: dict[str, dict[str, float]] = {}
         seen_a: dict[str, dict[str, float]] = {}
         per_account: dict[str, list] = {}      # account -> [diff, n, last ts, shard]
-        per_account_bucket: dict[tuple[str, int], float] = {}
+        per_account_bucket: dict[tuple[str, int], list[float]] = {}
         pool_buckets: dict[tuple[int, int], list[float]] = {}
-        for (worker, fine), (account, diff, n, ts) in per_worker.items():
+        first: dict[str, float] = {}           # "w:x" / "a:x" -> earliest share of the batch (not yet sent)
+        sent = self._first_sent
+        for (worker, fine), (account, diff, n, ts, earliest) in per_worker.items():
             acc = per_account.get(account)
             if acc is None:
                 acc = per_account[account] = [0.0, 0, 0.0, shard_of(account)]
@@ -93,22 +108,28 @@ class LedgerOps:
                 acc[2] = ts
             shard = acc[3]
             coarse = fine - fine % coarse_s
-            field = "w:" + worker
-            fields = buckets.get((shard, fine_s, fine))
-            if fields is None:
-                fields = buckets[(shard, fine_s, fine)] = {}
-            fields[field] = fields.get(field, 0.0) + diff
-            fields = buckets.get((shard, coarse_s, coarse))
-            if fields is None:
-                fields = buckets[(shard, coarse_s, coarse)] = {}
-            fields[field] = fields.get(field, 0.0) + diff
+            field, count_field = "w:" + worker, "wn:" + worker
+            for bucket in ((shard, fine_s, fine), (shard, coarse_s, coarse)):
+                fields = buckets.get(bucket)
+                if fields is None:
+                    fields = buckets[bucket] = {}
+                fields[field] = fields.get(field, 0.0) + diff
+                fields[count_field] = fields.get(count_field, 0) + n
+            for name in (field, "a:" + account):
+                if name not in sent and earliest < first.get(name, math.inf):
+                    first[name] = earliest
             sw = seen_w.get(shard)
             if sw is None:
                 sw = seen_w[shard] = {}
             if ts > sw.get(worker, 0.0):
                 sw[worker] = ts
             ab = (account, fine)
-            per_account_bucket[ab] = per_account_bucket.get(ab, 0.0) + diff
+            sums = per_account_bucket.get(ab)
+            if sums is None:
+                per_account_bucket[ab] = [diff, n]
+            else:
+                sums[0] += diff
+                sums[1] += n
             pb = pool_buckets.get((fine, coarse))
             if pb is None:
                 pool_buckets[(fine, coarse)] = [diff, n]
@@ -116,14 +137,15 @@ class LedgerOps:
                 pb[0] += diff
                 pb[1] += n
 
-        for (account, fine), diff in per_account_bucket.items():
+        for (account, fine), (diff, n) in per_account_bucket.items():
             shard = per_account[account][3]
-            field = "a:" + account
+            field, count_field = "a:" + account, "an:" + account
             for resolution, start in ((fine_s, fine), (coarse_s, fine - fine % coarse_s)):
                 fields = buckets.get((shard, resolution, start))
                 if fields is None:
                     fields = buckets[(shard, resolution, start)] = {}
                 fields[field] = fields.get(field, 0.0) + diff
+                fields[count_field] = fields.get(count_field, 0) + n
         totals_d: dict[str, list] = {}
         totals_n: dict[str, list] = {}
         for account, (diff, n, ts, shard) in per_account.items():
@@ -154,7 +176,7 @@ class LedgerOps:
             key = keys.bucket(tag, resolution, start)
             # Bucket sums are integers (HINCRBY is cheaper than HINCRBYFLOAT, and these are hot).
             ops.append(RedisOp("GS.HINCRI", key, tuple(flat(
-                (name, value if name == "n" else round(value * units)) for name, value in fields.items()))))
+                (name, value if _is_count(name) else round(value * units)) for name, value in fields.items()))))
             retention = self.config.fine_retention_s if resolution == fine_s else self.config.coarse_retention_s
             ops.append(RedisOp("EXPIREAT", key, (start + resolution + retention,)))
         for tag, pairs in totals_d.items():
@@ -167,6 +189,10 @@ class LedgerOps:
             for tag, members in zsets.items():
                 ops.append(RedisOp("GS.ZMAX", make_key(tag),
                                    tuple(flat((ts, m) for m, ts in members.items()))))
+        ops.extend(self._first_observations(first, per_account))
+        if self._started_at is not None:
+            ops.append(self.pool_start(min(self._started_at, min(v[4] for v in per_worker.values()))))
+            self._started_at = None
 
         pplns_args: list[str | int | float] = [last_ts, self.config.pplns_slice_s, total_d]
         for account, values in per_account.items():
@@ -177,6 +203,23 @@ class LedgerOps:
         if self.payouts.scheme in ("pps", "fpps"):
             ops.extend(self._per_share_credits(per_account, batch_id, now, network))
         return ops, count
+
+    def _first_observations(self, first: dict[str, float], per_account: dict[str, list]) -> list[RedisOp]:
+        """ZADD LT of the first share of workers and accounts this process has not reported yet."""
+        by_key: dict[str, list[str | float]] = {}
+        for name, ts in first.items():
+            kind, _, member = name.partition(":")
+            owner = member.split(".", 1)[0] if kind == "w" else member
+            tag = per_account[owner][3] if owner in per_account else self.keys.shard(owner)
+            by_key.setdefault(self.keys.first_seen(tag, kind), []).extend((_fmt(ts), member))
+        if len(self._first_sent) > 1_000_000:
+            self._first_sent.clear()
+        self._first_sent.update(first)
+        return [RedisOp("GS.ZMIN", key, tuple(args)) for key, args in by_key.items()]
+
+    def pool_start(self, at: float) -> RedisOp:
+        """The pool's first observation: the earliest start of any of its processes."""
+        return RedisOp("ZADD", self.keys.first_seen(self.keys.pool), ("LT", _fmt(at), "d"))
 
     def _per_share_credits(self, per_account: dict[str, list], batch_id: str, now: float,
                            network: NetworkState) -> list[RedisOp]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 #   GS.HINCRI key f v f v ...       HINCRBY per pair
 #   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
 #   GS.HMAX key f v meta ...        per triple: f = v and @f = meta when v beats f (best shares)
+#   GS.ZMIN key score m score m ... ZADD LT in chunks (keeps the earliest "first seen")
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
 #   GS.CREDIT stream balances kind ref ts acct msat ...    append credits to the payout ledger
@@ -50,6 +51,10 @@ for i = 1, #ops do
       if type(held) ~= 'table' and tonumber(args[j + 1]) > (tonumber(held) or -1) then
         check(redis.pcall('HSET', key, args[j], args[j + 1], '@' .. args[j], args[j + 2]))
       end
+    end
+  elseif cmd == 'GS.ZMIN' then
+    for j = 1, #args, 400 do
+      check(redis.pcall('ZADD', key, 'LT', unpack(args, j, math.min(j + 399, #args))))
     end
   elseif cmd == 'GS.PPLNS_ADD' then
     local cur = pplns_current(key, tonumber(args[1]), tonumber(args[2]))

@@ -1,4 +1,6 @@
-"""Read-only views of the books for the admin API and metrics."""
+"""Read-only views of the books for the admin API, /metrics and the CLI: the one read side of the
+ledger's Redis data (hashrate windows and histories through HashrateBook, workers, accounts, the
+round, blocks with the effort of the round each closed)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from collections.abc import Callable
 import msgspec
 
 from pool.config.ledger import LedgerConfig
-from pool.shares.blocks import BlockInfo, list_blocks
-from pool.shares.hashrate import HashrateEstimate, HashrateReader, HistoryPoint
+from pool.shares.blocks import BlockInfo, block_info, list_blocks
+from pool.shares.hashrate import HashrateBook
 from pool.shares.keys import Keys
 from pool.shares.payouts import PayoutEngine
 from pool.shares.redis_conn import RedisClient, text
@@ -40,25 +42,11 @@ class LedgerReader:
         self.keys = keys
         self.config = config
         self.payouts = payouts
+        self.hashrate = HashrateBook(keys, config)
 
     @property
     def client(self) -> RedisClient:
         return self._client()
-
-    # -- hashrate (each estimate states its window) ----------------------------------------------
-    async def pool_hashrate(self, now: float | None = None) -> list[HashrateEstimate]:
-        return await HashrateReader(self.client, self.keys, self.config).pool(now)
-
-    async def account_hashrate(self, account: str, now: float | None = None) -> list[HashrateEstimate]:
-        return await HashrateReader(self.client, self.keys, self.config).account(account, now)
-
-    async def worker_hashrate(self, account: str, worker: str,
-                              now: float | None = None) -> list[HashrateEstimate]:
-        return await HashrateReader(self.client, self.keys, self.config).worker(account, worker, now)
-
-    async def history(self, account: str | None = None, worker: str | None = None, hours: int = 24,
-                      now: float | None = None) -> list[HistoryPoint]:
-        return await HashrateReader(self.client, self.keys, self.config).history(account, worker, hours, now)
 
     # -- totals, workers, accounts, round --------------------------------------------------------
     async def totals(self) -> tuple[int, float]:
@@ -116,6 +104,26 @@ class LedgerReader:
     # -- blocks and balances ---------------------------------------------------------------------
     async def blocks(self, limit: int = 100) -> list[BlockInfo]:
         return await list_blocks(self.client, self.keys, limit)
+
+    async def blocks_with_effort(self, limit: int) -> list[tuple[BlockInfo, float | None]]:
+        """The blocks, newest found first, each with the accepted difficulty of the round it closed
+        (effort = that / the block's network difficulty); None for a round not recorded."""
+        client = self.client
+        hashes = [text(h) for h in await client.zrevrange(self.keys.blocks, 0, max(0, limit - 1))]
+        if not hashes:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for block_hash in hashes:
+                pipe.hgetall(self.keys.block(block_hash))
+                pipe.hget(self.keys.round_closed(block_hash), "_d")
+            replies = await pipe.execute()
+        out = []
+        for i in range(len(hashes)):
+            raw, round_difficulty = replies[2 * i], replies[2 * i + 1]
+            if raw:
+                info = block_info({text(k): text(v) for k, v in raw.items()})
+                out.append((info, float(round_difficulty) if round_difficulty is not None else None))
+        return out
 
     async def balances(self) -> dict[str, int]:
         """Balances in msat; the pool's own book-keeping is under the configured '@pool' account."""

@@ -57,6 +57,7 @@ from pool.admin.metrics import LatencyHistogram
 from pool.config import ConfigError
 from pool.geo.mapview import MapRegion, MapView
 from pool.geo.report import Folding, Privacy
+from pool.shares.hashrate import hashrate_figure
 from pool.stratum.events import ShareRecord
 
 T = TypeVar("T")
@@ -120,14 +121,17 @@ class InMemoryPool:
     # -- figures -----------------------------------------------------------------------------
 
     def _windows(self, shares: list[ShareRecord]) -> HashrateWindows:
+        """Each window over its full length (this pool has run for days), with its share count."""
         now = self.clock()
-        sums = dict.fromkeys(WINDOW_SECONDS, 0.0)
+        sums = {key: [0.0, 0] for key in WINDOW_SECONDS}
         for share in shares:
             age = now - share.timestamp
             for key, seconds in WINDOW_SECONDS.items():
                 if 0 <= age < seconds:
-                    sums[key] += share.difficulty
-        return HashrateWindows(**{k: sums[k] * DIFF1 / WINDOW_SECONDS[k] for k in WINDOW_SECONDS})
+                    sums[key][0] += share.difficulty
+                    sums[key][1] += 1
+        return HashrateWindows(**{k: hashrate_figure(seconds, now - seconds, now, sums[k][0], int(sums[k][1]))
+                                  for k, seconds in WINDOW_SECONDS.items()})
 
     def _history(self, shares: list[ShareRecord], window: int) -> HashrateHistory:
         step = max(60, window // 48)
@@ -137,7 +141,7 @@ class InMemoryPool:
         for share in shares:
             if share.timestamp >= first:
                 buckets[int(share.timestamp - first) // step * step + int(first)] += share.difficulty
-        points = [HashratePoint(t=t, hashrate=d * DIFF1 / step) for t, d in sorted(buckets.items())]
+        points = [HashratePoint(t=t, seconds=step, hashrate=d * DIFF1 / step) for t, d in sorted(buckets.items())]
         return HashrateHistory(window_seconds=window, step_seconds=step, points=points)
 
     async def figures(self) -> PoolFigures:
@@ -197,7 +201,8 @@ class InMemoryPool:
         rows = [self._summary(n) for n in sorted(self._worker_names())]
         if query.account:
             rows = [r for r in rows if r.account == query.account]
-        total, items = self._page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5, lambda r: r.last_share_at)
+        total, items = self._page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5.hashrate,
+                                  lambda r: r.last_share_at)
         return WorkerPage(total=total, items=items)
 
     async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None:
@@ -223,7 +228,7 @@ class InMemoryPool:
     async def accounts(self, query: ListQuery) -> AccountPage:
         await self._enter("accounts")
         rows = [self._account_summary(a) for a in sorted({n.split(".")[0] for n in self._worker_names()})]
-        total, items = self._page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5,
+        total, items = self._page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5.hashrate,
                                   lambda r: r.last_share_at)
         return AccountPage(total=total, items=items)
 
@@ -247,14 +252,17 @@ class InMemoryPool:
         await self._enter("regions")
         now = self.clock()
         rate: dict[tuple[str, str], float] = defaultdict(float)
+        count: dict[tuple[str, str], int] = defaultdict(int)
         miners: dict[tuple[str, str], set[str]] = defaultdict(set)
         for share in self.shares:
             if now - share.timestamp < window_seconds:
                 key = (share.country, share.subdivision)
                 rate[key] += share.difficulty * DIFF1 / window_seconds
+                count[key] += 1
                 miners[key].add(share.worker)
         items = [RegionRate(country=c, country_name=COUNTRY_NAMES.get(c, c), subdivision=s, hashrate=h,
-                            miners=len(miners[(c, s)])) for (c, s), h in sorted(rate.items())]
+                            miners=len(miners[(c, s)]), shares=count[(c, s)], covered_seconds=window_seconds)
+                 for (c, s), h in sorted(rate.items())]
         return RegionsView(window_seconds=window_seconds, database="DB-IP City Lite", database_build="2023-04-01",
                            attribution=DBIP_ATTRIBUTION, items=items)
 
@@ -393,7 +401,7 @@ class InMemoryPool:
             shares=[ShareCount(result=r, reason=why, count=int(c), difficulty=d)  # type: ignore[arg-type]
                     for (r, why), (c, d) in sorted(counts.items())],
             pool_hashrate=windows.m5,
-            ports=[PortRate(port=p, hashrate=windows.m5,
+            ports=[PortRate(port=p, hashrate=windows.m5.hashrate,
                             connections=sum(1 for cs in self.connections.values() for c in cs if c.port == p))
                    for p in self.ports],
             countries=[CountryRate(country=c, hashrate=h) for c, h in sorted(per_country.items())],

@@ -49,6 +49,7 @@ def populate(pool: InMemoryPool) -> InMemoryPool:
         chain="main", height=HEIGHT, difficulty=DIFFICULTY, tip_time=tip_time,
         period_start_time=tip_time - 1024 * BLOCK_SECONDS_THIS_PERIOD,
         recent_block_times=[tip_time - 600 * k for k in range(10, -1, -1)],
+        recent_block_difficulties=[DIFFICULTY] * 11,
         recent_fees_sat=FEES_SAT,
     )
     pool.blocks_found = [

@@ -46,6 +46,12 @@ READ_DOM = """JSON.stringify({
   workersNoteHidden: document.getElementById("workers-note").hidden,
   signinHidden: document.getElementById("signin").hidden,
   chartPoints: (document.querySelector("#chart polyline")?.getAttribute("points") || "").split(" ").length,
+  chartBand: Boolean(document.querySelector("#chart polygon.band")),
+  ticks: [...document.querySelectorAll("#chart text.tick")].map(t => t.textContent),
+  hover: Object.fromEntries(["hr-5m", "hr-1h", "hr-24h"].map(id => [id, document.getElementById(id).title])),
+  basis: document.getElementById("hr-5m-basis").textContent,
+  workerHover: document.querySelector("#worker-rows tr td:nth-child(2)")?.title || "",
+  countryHover: document.querySelector("#countries .bar-value")?.title || "",
 })"""
 
 
@@ -152,6 +158,14 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert dom["blocks"][:2] == ["879,990", "879,500"]
             assert dom["workers"][0] in ("alice.rig1", "bob.s19", "carol.m30")
             assert dom["chartPoints"] > 40
+            # Every figure states its window and its uncertainty on hover; the chart has a time axis
+            # (24 h crosses a day: a date on the first tick) and its 95 % band.
+            for element in ("hr-5m", "hr-1h", "hr-24h"):
+                assert "95 % interval" in dom["hover"][element] and "window" in dom["hover"][element], element
+            assert "shares over" in dom["workerHover"] and "95 % interval" in dom["countryHover"]
+            assert "observed" in dom["basis"]
+            assert len(dom["ticks"]) >= 4 and any(c.isalpha() for c in dom["ticks"][0]), dom["ticks"]
+            assert dom["chartBand"]
             assert READ_TOKEN not in dom["href"]                     # the fragment was cleared
 
             # The pool changes: a sixth worker connects in Kazakhstan with a burst of shares.

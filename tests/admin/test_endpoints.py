@@ -31,7 +31,7 @@ async def send(admin: Running, method: str, path: str, body: Any = None) -> tupl
 async def test_overview(admin: Running) -> None:
     status, o = await get(admin, "/api/v1/overview")
     assert status == 200
-    assert o["pool"]["hashrate"]["1h"] == HOUR_RATE
+    assert o["pool"]["hashrate"]["1h"]["hashrate"] == HOUR_RATE
     assert o["pool"]["workers"] == 5 and o["pool"]["connections"] == 6 and o["pool"]["accounts"] == 4
     assert o["shares"] == {
         "window_seconds": 3600, "accepted": 270, "accepted_difficulty": 225 * 2**20, "rejected_total": 8,
@@ -42,6 +42,9 @@ async def test_overview(admin: Running) -> None:
     net = o["network"]
     assert net["height"] == 880_000 and net["difficulty"] == 1e14
     assert net["hashrate"] == pytest.approx(1e14 * 2**32 / 600)
+    # The chain's own figure (getnetworkhashps): 10 blocks' work over their 6000 s.
+    assert net["hashrate_from_blocks"] == pytest.approx(10 * 1e14 * 2**32 / 6000) and net["blocks_counted"] == 10
+    assert net["note"] == ""
     adj = o["next_adjustment"]
     assert adj["blocks_left"] == 992 and adj["next_retarget_height"] == 880_992
     assert adj["projected_change_percent"] == pytest.approx(11.166253101736977)
@@ -52,7 +55,7 @@ async def test_overview(admin: Running) -> None:
     # Blocks 879,990 and 879,500 fall in the last 1008 (878,993..880,000); 879,100 was orphaned.
     share = o["pool_share"]
     assert share["recent_blocks_found"] == 2 and share["of_recent_blocks"] == pytest.approx(2 / 1008)
-    assert share["of_network_hashrate"] == pytest.approx(o["pool"]["hashrate"]["24h"] / net["hashrate"])
+    assert share["of_network_hashrate"] == pytest.approx(o["pool"]["hashrate"]["24h"]["hashrate"] / net["hashrate"])
 
 
 async def test_price_feed_turns_on_usd(admin: Running) -> None:
@@ -101,7 +104,7 @@ async def test_workers_list_search_sort_page(admin: Running) -> None:
     assert [w["name"] for w in page["items"]] == ["alice.rig1", "alice.rig2", "bob.s19", "carol.m30", "dave.avalon"]
     _, page = await get(admin, "/api/v1/workers?search=RIG&sort=hashrate&order=desc&limit=1")
     assert page["total"] == 2 and [w["name"] for w in page["items"]] == ["alice.rig1"]
-    assert page["items"][0]["hashrate"]["1h"] == pytest.approx(2**52 / 60)
+    assert page["items"][0]["hashrate"]["1h"]["hashrate"] == pytest.approx(2**52 / 60)
     _, page = await get(admin, "/api/v1/workers?account=alice&sort=name&order=asc&offset=1")
     assert [w["name"] for w in page["items"]] == ["alice.rig2"]
 
@@ -125,7 +128,7 @@ async def test_accounts(admin: Running) -> None:
     assert page["items"][0]["workers"] == 2
     status, a = await get(admin, "/api/v1/accounts/alice")
     assert status == 200 and [w["name"] for w in a["workers"]] == ["alice.rig1", "alice.rig2"]
-    assert a["summary"]["hashrate"]["1h"] == pytest.approx(2**52 / 60 * 1.5)
+    assert a["summary"]["hashrate"]["1h"]["hashrate"] == pytest.approx(2**52 / 60 * 1.5)
     status, _ = await get(admin, "/api/v1/accounts/zed")
     assert status == 404
 
@@ -308,3 +311,12 @@ async def test_overview_share_of_recent_blocks_on_a_short_chain(admin: Running) 
     share = o["pool_share"]
     assert share["recent_blocks_window"] == 10 and share["recent_blocks_found"] == 10
     assert share["of_recent_blocks"] == 1.0
+    # Difficulty means nothing here: no network hashrate and no share of it, and the API says why.
+    assert o["network"]["hashrate"] is None and o["network"]["hashrate_from_blocks"] is None
+    assert o["network"]["note"].startswith("not meaningful on devnet")
+    assert share["of_network_hashrate"] is None
+    # A test network whose recent blocks include minimum-difficulty ones: the same.
+    admin.data.network_info = NetworkInfo(chain="testnet4", height=10, difficulty=5e6, tip_time=1_000,
+                                          recent_block_times=[400, 1_000], recent_block_difficulties=[1.0, 5e6])
+    _, o = await get(admin, "/api/v1/overview")
+    assert o["network"]["hashrate"] is None and "minimum-difficulty" in o["network"]["note"]

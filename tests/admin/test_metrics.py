@@ -3,11 +3,13 @@ figures of the sample pool."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot, NodeHealth
 from pool.admin.metrics import CONTENT_TYPE, LatencyHistogram, render
+from pool.shares.hashrate import empty_figure
 from tests.admin.conftest import READ, Running
 
 
@@ -52,13 +54,19 @@ async def test_metrics_endpoint(admin: Running) -> None:
     pool_rate = values[("geostratum_pool_hashrate_hps", ())]
     countries = sum(v for (name, _), v in values.items() if name == "geostratum_country_hashrate_hps")
     assert countries == pytest.approx(pool_rate)
+    # The figure's uncertainty and window come with it.
+    low, high = values[("geostratum_pool_hashrate_low_hps", ())], values[("geostratum_pool_hashrate_high_hps", ())]
+    assert low < pool_rate < high
+    assert values[("geostratum_pool_hashrate_observed_seconds", ())] == 300
+    assert values[("geostratum_pool_hashrate_shares", ())] > 0
 
 
 def test_label_escaping_and_special_values() -> None:
     hist = LatencyHistogram([0.1, 1.0])
     hist.observe(5.0)
     snap = MetricsSnapshot(
-        shares=[], pool_hashrate=float("nan"), ports=[], countries=[], workers=0,
+        shares=[], pool_hashrate=msgspec.structs.replace(empty_figure(300), hashrate=float("nan")), ports=[],
+        countries=[], workers=0,
         notify_fanout_seconds=hist.snapshot(),
         block_to_notify_seconds=HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0),
         template_age_seconds=float("inf"), ledger_flush_lag_seconds=0, ledger_pending_shares=0, journal_bytes=0,
@@ -77,7 +85,7 @@ def test_label_escaping_and_special_values() -> None:
 def test_session_resumes_by_outcome() -> None:
     empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
     snap = MetricsSnapshot(
-        shares=[], pool_hashrate=0.0, ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
+        shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
         block_to_notify_seconds=empty, template_age_seconds=0.0, ledger_flush_lag_seconds=0,
         ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True,
         session_resumes={"claimed": 7, "missed": 2, "failed": 1},

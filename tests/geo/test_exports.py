@@ -22,6 +22,12 @@ from tests.geo.fleet_sim import build_fleet, shares
 
 OCT = dt.date(2026, 10, 1), dt.date(2026, 10, 31)
 T_OCT10 = dt.datetime(2026, 10, 10, tzinfo=dt.UTC).timestamp()
+T_NOV1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()
+
+
+def observed(records: list[ShareRecord], end: float = T_NOV1) -> float:
+    """Seconds a period ending at `end` was observed: from the pool's first share (it started then)."""
+    return end - min(r.timestamp for r in records)
 AFTER = dt.datetime(2026, 11, 5, tzinfo=dt.UTC).timestamp()
 NETWORK_DIFFICULTY = 1.2e14
 CONFIG = GeoConfig()
@@ -89,7 +95,10 @@ async def test_country_shares_match_the_fleet_distribution(locator: GeoLocator, 
     period = report["periods"][0]
     total_difficulty = sum(r.difficulty for r in records)
     assert period["pool_difficulty"] == pytest.approx(total_difficulty)
-    assert period["pool_hashrate"] == pytest.approx(total_difficulty * 2**32 / (31 * 86400))
+    # The pool was first seen on Oct 10: the month's average divides by the seconds since then.
+    assert period["period_seconds"] == pytest.approx(observed(records))
+    assert period["period_coverage"] == pytest.approx(observed(records) / (31 * 86400))
+    assert period["pool_hashrate"] == pytest.approx(total_difficulty * 2**32 / observed(records))
     assert period["network_hashrate"] == pytest.approx(network)
     assert period["pool_share_of_network"] == pytest.approx(period["pool_hashrate"] / network)
     assert period["share_geolocated"] == pytest.approx(1.0)
@@ -139,7 +148,7 @@ async def test_ccaf_subdivision_layouts(locator: GeoLocator, aredis: aioredis.Re
     assert {i["period"] for i in items} == {"monthly"} and {i["period_start_date"] for i in items} == {"2026-10-01"}
     unit = items[0]["unit"]
     scale = {"th/s": 1e12, "ph/s": 1e15, "eh/s": 1e18}[unit]
-    us_total = sum(r.difficulty for r in records if r.country == "US") * 2**32 / (31 * 86400) / scale
+    us_total = sum(r.difficulty for r in records if r.country == "US") * 2**32 / observed(records) / scale
     us_item = next(i for i in items if i["country"] == "United States" and i["province"] is None)
     assert us_item["average_hashrate"] == pytest.approx(us_total, rel=1e-4)
 
@@ -279,24 +288,31 @@ async def test_firmware_shares_per_country(locator: GeoLocator, aredis: aioredis
 async def test_periods_and_chart(locator: GeoLocator, aredis: aioredis.Redis) -> None:
     rng = random.Random(18)
     fleet = build_fleet({"US": 50.0, "CN": 50.0}, 12, locator, rng, total_rate=0.05)
+    fleet_records: list[ShareRecord] = []
     for day in (2, 9, 16):
-        await ingest(aredis, GeoRollup(CONFIG, lambda: locator.databases),
-                     shares(fleet, T_OCT10 + (day - 10) * 86400, 3600, rng))
+        batch = shares(fleet, T_OCT10 + (day - 10) * 86400, 3600, rng)
+        fleet_records += batch
+        await ingest(aredis, GeoRollup(CONFIG, lambda: locator.databases), batch)
     daily = json.loads((await get(aredis, "regions-json", "daily")).body)["periods"]
     assert len(daily) == 31 and sum(1 for p in daily if p["rows"]) == 3
-    assert daily[1]["period_seconds"] == 86400
+    # Nothing was observed on Oct 1; Oct 2 from the first share on; Oct 3 on whole.
+    first = min(r.timestamp for r in fleet_records)
+    assert daily[0]["period_seconds"] == 0 and daily[0]["period_coverage"] == 0
+    assert daily[1]["period_seconds"] == pytest.approx(T_OCT10 - 7 * 86400 - first)
+    assert daily[2]["period_seconds"] == 86400 and daily[2]["period_coverage"] == 1.0
     weekly = json.loads((await get(aredis, "regions-json", "weekly")).body)["periods"]
     assert [len(p["rows"]) > 0 for p in weekly] == [True, True, True, False, False]
     svg = await get(aredis, "chart-svg", "weekly")
     root = ET.fromstring(svg.body)
     texts = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
     assert "United States" in texts and "China" in texts and "CC BY 4.0" in texts
-    # An incomplete period is flagged and measured up to now.
+    # An incomplete period is flagged and measured from the pool's first share up to now.
     now = T_OCT10 + 7 * 86400
     current = await export(aredis, CONFIG, "regions-json", "monthly", *OCT, now=now)
     period = json.loads(current.body)["periods"][0]
     assert period["complete"] is False
-    assert period["period_seconds"] == pytest.approx(now - dt.datetime(2026, 10, 1, tzinfo=dt.UTC).timestamp())
+    assert period["period_seconds"] == pytest.approx(now - first)
+    assert period["period_coverage"] == pytest.approx((now - first) / (31 * 86400))
 
 
 async def test_bad_requests_are_clear_errors(aredis: aioredis.Redis, redis_url: str) -> None:

@@ -84,7 +84,8 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             assert before <= overview["shares"]["accepted"] <= after + 4       # replies may be in flight
             assert overview["shares"]["rejected_total"] == sum(m.stats.rejected for m in miners.values())
             # hashrate from the ledger's buckets: the accepted difficulty x 2^32 over the window
-            assert overview["pool"]["hashrate"]["1h"] > 0 and overview["pool"]["hashrate"]["5m"] > 0
+            windows = overview["pool"]["hashrate"]
+            assert windows["1h"]["hashrate"] > 0 and windows["5m"]["hashrate"] > 0
             assert overview["blocks"]["found"] >= len(found) >= 2
             net = overview["network"]
             assert net["chain"] == "devnet" and start_height + 2 <= net["height"] <= app.jobs.devnet.height

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import redis.asyncio.cluster as aiocluster
 
-from pool.admin_wiring.books import read_regions
 from pool.config.geo import GeoConfig
 from pool.geo.keys import GeoKeys
 from pool.geo.rollup import GeoRollup
-from pool.geo.store import HllUnions
+from pool.geo.store import HllUnions, read_live_regions
 from pool.stratum.events import ShareRecord
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.support import flush_until_done, make_ledger
@@ -35,15 +34,17 @@ async def test_regions_read_on_a_cluster(cluster: RedisCluster, journal_dir: Pat
     await ledger.stop()
     client = aiocluster.RedisCluster.from_url(cluster.url)
     try:
-        cells, _, country_miners = await read_regions(client, GeoRollup(GeoConfig(), prefix="gs").keys, 3600,
-                                                      now=now + 1)
+        live = await read_live_regions(client, GeoRollup(GeoConfig(), prefix="gs").keys, 3600, now=now + 1)
     finally:
         await client.aclose()
-    assert {region: cell.difficulty for region, cell in cells.items()} == {
+    cells = {(r.country, r.subdivision): r for r in live.items}
+    assert {region: cell.figure.difficulty for region, cell in cells.items()} == {
         ("DE", "Bavaria"): 32.0, ("DE", "Hesse"): 32.0, ("US", "Texas"): 16.0}
+    assert {region: cell.figure.shares for region, cell in cells.items()} == {
+        ("DE", "Bavaria"): 16, ("DE", "Hesse"): 16, ("US", "Texas"): 8}
     assert {region: cell.miners for region, cell in cells.items()} == {
         ("DE", "Bavaria"): 2, ("DE", "Hesse"): 2, ("US", "Texas"): 1}
-    assert country_miners == {"DE": 3, "US": 1}
+    assert live.country_miners == {"DE": 3, "US": 1}
 
 
 async def test_distinct_miner_unions_on_a_cluster(cluster: RedisCluster) -> None:

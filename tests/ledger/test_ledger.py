@@ -112,28 +112,51 @@ async def test_hashrate_windows_workers_accounts_round(redis_url: str, journal_d
                            share_difficulty=2048.0, height=1))
     await flush_until_done(ledger)
     reader = ledger.reader
-    windows = {e.window: e for e in await reader.worker_hashrate("alice", "alice.rig0", now=now)}
-    assert set(windows) == {"1m", "10m", "1h", "24h"}
-    one_minute = windows["1m"]
-    assert one_minute.difficulty == 6 * 1024
-    assert 60 <= one_minute.seconds < 70  # the window states what it covers
-    assert one_minute.hashrate == pytest.approx(6 * 1024 * HASHES_PER_DIFFICULTY / one_minute.seconds)
-    pool = {e.window: e for e in await reader.pool_hashrate(now=now)}
-    assert pool["1h"].difficulty == 6 * 1024  # bob's share is older than an hour
-    assert pool["24h"].difficulty == 6 * 1024 + 2048
-    assert (await reader.account_hashrate("bob", now=now))[3].difficulty == 2048
+    book = reader.hashrate
+    keys = ledger.keys
+    alice = (await book.windows(reader.client, keys.shard("alice"), ["w:alice.rig0", "a:alice"], now=now))
+    one_minute = alice["w:alice.rig0"].m1
+    assert (one_minute.difficulty, one_minute.shares) == (6 * 1024, 6)
+    # Covered from its first share (25 s before now): not the window, not the bucket's start.
+    assert one_minute.covered_seconds == pytest.approx(25.0)
+    assert one_minute.hashrate == pytest.approx(6 * 1024 * HASHES_PER_DIFFICULTY / 25.0)
+    assert one_minute.warming_up and one_minute.low < one_minute.hashrate < one_minute.high
+    assert alice["a:alice"].h24.shares == 6
+    pool = await book.pool_windows(reader.client, now=now)
+    assert pool.h1.difficulty == 6 * 1024  # bob's share is older than an hour
+    assert (pool.h24.difficulty, pool.h24.shares) == (6 * 1024 + 2048, 7)
+    bob = await book.windows(reader.client, keys.shard("bob"), ["a:bob"], now=now)
+    assert bob["a:bob"].h24.difficulty == 2048
+    # First observations are durable: the pool's is its start (or its first share, if earlier).
+    firsts = await book.first_observed(reader.client, keys.shard("alice"), ["w:alice.rig0", "a:alice"])
+    assert firsts == [pytest.approx(now - 25), pytest.approx(now - 25)]
+    assert (await book.first_observed(reader.client, keys.pool, ["d"]))[0] == pytest.approx(now - 7200)
     workers = await reader.workers()
     assert [w.worker for w in workers] == ["alice.rig0", "bob.rig1"]
     assert [w.worker for w in await reader.workers(active_since=now - 60)] == ["alice.rig0"]
     assert [w.worker for w in await reader.workers(account="bob")] == ["bob.rig1"]
     accounts = {a.account: a for a in await reader.accounts()}
     assert (accounts["alice"].shares, accounts["alice"].difficulty) == (6, 6144.0)
-    history = await reader.history(account="alice", hours=1, now=now)
-    assert sum(p.difficulty for p in history) == 6144
+    history = await book.history(reader.client, keys.shard("alice"), "a:alice", 3600, now=now)
+    assert sum(p.shares for p in history.points) == 6
+    assert sum(p.hashrate * max(p.seconds, 1.0) for p in history.points) == pytest.approx(6144 * HASHES_PER_DIFFICULTY)
     current = await reader.round()
     assert (current.shares, current.difficulty) == (7, 6144 + 2048)
     assert await reader.account_totals() == {"alice": (6, 6144.0), "bob": (1, 2048.0)}
     await ledger.stop()
+
+    # A restart (a new process, a later start) keeps every first observation: no figure jumps.
+    again = make_ledger(journal_dir, redis_url)
+    await again.start()
+    again.add(ShareRecord(timestamp=now, account="alice", worker="alice.rig0", difficulty=1024.0,
+                          share_difficulty=2000.0, height=1))
+    await flush_until_done(again)
+    assert await book.first_observed(reader.client, keys.shard("alice"), ["w:alice.rig0"]) == [
+        pytest.approx(now - 25)]
+    assert (await book.first_observed(reader.client, keys.pool, ["d"]))[0] == pytest.approx(now - 7200)
+    after = (await book.windows(reader.client, keys.shard("alice"), ["w:alice.rig0"], now=now))["w:alice.rig0"]
+    assert after.m1.covered_seconds == pytest.approx(25.0) and after.m1.shares == 7
+    await again.stop()
 
 
 def test_bucket_math() -> None:

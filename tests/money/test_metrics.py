@@ -12,6 +12,7 @@ from pool.admin_wiring.metrics import books_figures
 from pool.money.books import PAID, Books
 from pool.money.payments import Payouts
 from pool.money.service import MoneyService
+from pool.shares.hashrate import empty_figure
 
 H1 = "00" * 31 + "01"
 
@@ -23,7 +24,7 @@ def scrape(text: str) -> dict[str, float]:
 
 def metrics(books: object) -> MetricsSnapshot:
     empty = HistogramSnapshot(bounds=[], counts=[0], count=0, sum=0.0)
-    return MetricsSnapshot(shares=[], pool_hashrate=0.0, ports=[], countries=[], workers=0,
+    return MetricsSnapshot(shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0,
                            notify_fanout_seconds=empty, block_to_notify_seconds=empty, template_age_seconds=0.0,
                            ledger_flush_lag_seconds=0.0, ledger_pending_shares=0, journal_bytes=0,
                            journal_entries=0, redis_up=True, books=books)  # type: ignore[arg-type]

@@ -53,6 +53,34 @@ function compact(value) {
   if (i === 0 && value !== 0 && Math.abs(value) < 1) return Number(value.toPrecision(3)).toString();
   return (i === 0 ? Math.round(value * 100) / 100 : value.toFixed(2)) + suffixes[i];
 }
+// A hashrate figure (value, 95 % bounds from the share count, seconds observed): the value, or
+// "warming up" when it rests on too few shares; the interval and the window go in the hover text.
+function duration(seconds) {
+  if (seconds < 90) return Math.round(seconds) + " s";
+  if (seconds < 5400) return Math.round(seconds / 60) + " min";
+  return (seconds / 3600).toFixed(seconds < 36000 ? 1 : 0) + " h";
+}
+function figureText(f) {
+  if (!f) return "–";
+  if (f.warming_up) return f.shares ? "warming up (" + integer(f.shares) + " shares)" : "no shares yet";
+  return hashrate(f.hashrate);
+}
+function figureHover(f) {
+  if (!f) return "";
+  const bounds = f.high === null ? "below " + hashrate(0) : hashrate(f.low) + " – " + hashrate(f.high);
+  return "95 % interval " + bounds + " · " + integer(f.shares) + " shares over " + duration(f.covered_seconds) +
+    " observed of a " + duration(f.window_seconds) + " window";
+}
+function figureSpread(f) {
+  if (!f || f.warming_up || f.high === null || !(f.hashrate > 0)) return "";
+  return "±" + Math.round((50 * (f.high - f.low)) / f.hashrate) + " %";
+}
+function showFigure(id, f) {
+  const el = document.getElementById(id);
+  el.textContent = figureText(f);
+  el.title = figureHover(f);
+  el.dataset.warmingUp = f && f.warming_up ? "1" : "0";
+}
 const percent = (x, digits = 2) => (x * 100).toFixed(digits) + "%";
 const integer = (x) => Number(x).toLocaleString("en-US");
 function ago(unixSeconds) {
@@ -79,9 +107,11 @@ function cell(row, text) { const td = document.createElement("td"); td.textConte
 
 function renderOverview(o) {
   const hr = o.pool.hashrate;
-  setText("hr-5m", hashrate(hr["5m"]));
-  setText("hr-1h", hashrate(hr["1h"]));
-  setText("hr-24h", hashrate(hr["24h"]));
+  showFigure("hr-5m", hr["5m"]);
+  showFigure("hr-1h", hr["1h"]);
+  showFigure("hr-24h", hr["24h"]);
+  const spread = figureSpread(hr["5m"]);
+  setText("hr-5m-basis", (spread ? spread + " (95 %) · " : "") + duration(hr["5m"].covered_seconds) + " observed");
   setText("workers", integer(o.pool.workers));
   setText("connections", integer(o.pool.connections));
   setText("accounts", integer(o.pool.accounts));
@@ -98,11 +128,14 @@ function renderOverview(o) {
   setText("block-share", percent(o.pool_share.of_recent_blocks));
   // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.
   const testNet = o.network.chain !== "main";
-  const noWork = o.network.chain === "regtest" || o.network.chain === "devnet";
-  setText("net-hashrate", noWork ? "not meaningful on " + o.network.chain : hashrate(o.network.hashrate));
-  setText("net-height", integer(o.network.height));
-  setText("net-difficulty", compact(o.network.difficulty));
-  setText("pool-share", noWork ? "n/a" : percent(o.pool_share.of_network_hashrate, 4));
+  const net = o.network;
+  setText("net-hashrate", net.hashrate === null ? "not meaningful on " + net.chain : hashrate(net.hashrate));
+  document.getElementById("net-hashrate").title = net.note ||
+    "difficulty x 2^32 / 600 s" + (net.hashrate_from_blocks === null ? "" : "; from the last " +
+    integer(net.blocks_counted) + " blocks' times: " + hashrate(net.hashrate_from_blocks));
+  setText("net-height", integer(net.height));
+  setText("net-difficulty", compact(net.difficulty));
+  setText("pool-share", o.pool_share.of_network_hashrate === null ? "n/a" : percent(o.pool_share.of_network_hashrate, 4));
   const adj = o.next_adjustment;
   if (adj) {
     const sign = adj.projected_change_percent >= 0 ? "+" : "";
@@ -134,15 +167,35 @@ function svg(tag, attrs) {
   return el;
 }
 
+// Tick steps for a time axis, seconds; the first giving at most ~7 ticks is used.
+const TIME_STEPS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
+function timeTicks(t0, t1) {
+  const span = Math.max(1, t1 - t0);
+  const step = TIME_STEPS.find((s) => span / s <= 7) || TIME_STEPS[TIME_STEPS.length - 1];
+  // Align ticks to local midnight-based multiples so labels read 12:00, 13:00, ...
+  const offset = new Date(t0 * 1000).getTimezoneOffset() * 60;
+  const first = Math.ceil((t0 - offset) / step) * step + offset;
+  const ticks = [];
+  for (let t = first; t <= t1; t += step) ticks.push(t);
+  return { ticks, step };
+}
+
+function timeLabel(t, withDate) {
+  const d = new Date(t * 1000);
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return withDate ? d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time : time;
+}
+
 function renderChart(history) {
   const box = document.getElementById("chart");
   box.replaceChildren();
   const points = history.points;
-  const W = 1000, H = 220, left = 70, bottom = 22, top = 8;
+  const W = 1000, H = 240, left = 70, bottom = 30, top = 8;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  const max = Math.max(1, ...points.map((p) => p.hashrate)) * 1.1;
+  const max = Math.max(1, ...points.map((p) => (p.high === null ? p.hashrate : p.high))) * 1.1;
   const t0 = points.length ? points[0].t : 0;
-  const t1 = points.length ? points[points.length - 1].t : 1;
+  const t1 = points.length ? points[points.length - 1].t + history.step_seconds : 1;
   const x = (t) => left + ((t - t0) / Math.max(1, t1 - t0)) * (W - left - 5);
   const y = (h) => top + (1 - h / max) * (H - top - bottom);
   for (let i = 0; i <= 4; i++) {
@@ -152,17 +205,29 @@ function renderChart(history) {
     label.textContent = hashrate(v);
     root.appendChild(label);
   }
+  // Time axis: ticks at round times, with the date where the range crosses a day.
+  const crossesDay = new Date(t0 * 1000).toDateString() !== new Date(t1 * 1000).toDateString();
+  const { ticks, step } = timeTicks(t0, t1);
+  for (const t of ticks) {
+    root.appendChild(svg("line", { x1: x(t), x2: x(t), y1: top, y2: H - bottom, class: "grid" }));
+    const dayStart = new Date(t * 1000).getHours() === 0 && new Date(t * 1000).getMinutes() === 0;
+    const label = svg("text", { x: x(t), y: H - 10, "text-anchor": "middle", class: "tick" });
+    label.textContent = timeLabel(t, crossesDay && (dayStart || t === ticks[0] || step >= 86400));
+    root.appendChild(label);
+  }
   if (points.length > 1) {
-    const line = points.map((p) => `${x(p.t).toFixed(1)},${y(p.hashrate).toFixed(1)}`).join(" ");
-    root.appendChild(svg("polygon", { points: `${x(t0)},${y(0)} ${line} ${x(t1)},${y(0)}`, class: "area" }));
+    // Each point is its step's average, drawn at the middle of the step; the band is its 95 % interval.
+    const mid = (p) => p.t + history.step_seconds / 2;
+    const shown = points.filter((p) => p.seconds > 0);
+    const upper = shown.map((p) => `${x(mid(p)).toFixed(1)},${y(p.high === null ? p.hashrate : p.high).toFixed(1)}`);
+    const lower = shown.slice().reverse().map((p) => `${x(mid(p)).toFixed(1)},${y(p.low).toFixed(1)}`);
+    if (shown.length > 1) root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+    const line = shown.map((p) => `${x(mid(p)).toFixed(1)},${y(p.hashrate).toFixed(1)}`).join(" ");
     root.appendChild(svg("polyline", { points: line, class: "line" }));
-    for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
-      const label = svg("text", { x: x(t), y: H - 5, "text-anchor": anchor });
-      label.textContent = new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      root.appendChild(label);
-    }
   }
   box.appendChild(root);
+  setText("chart-basis", "each point: the average over " + duration(history.step_seconds) +
+    "; band: 95 % interval from its share count");
 }
 
 function renderCountries(regions) {
@@ -184,7 +249,9 @@ function renderCountries(regions) {
     track.appendChild(bar);
     const value = document.createElement("span");
     value.className = "bar-value";
-    value.textContent = hashrate(r.hashrate) + " · " + percent(r.share, 1);
+    value.textContent = (r.warming_up ? "warming up" : hashrate(r.hashrate)) + " · " + percent(r.share, 1);
+    value.title = figureHover({ hashrate: r.hashrate, low: r.low, high: r.high, shares: r.shares,
+      covered_seconds: r.covered_seconds, window_seconds: regions.window_seconds });
     row.append(label, track, value);
     box.appendChild(row);
   }
@@ -216,8 +283,7 @@ function renderWorkers(page) {
   for (const w of page.items) {
     const row = document.createElement("tr");
     cell(row, w.name);
-    cell(row, hashrate(w.hashrate["5m"]));
-    cell(row, hashrate(w.hashrate["1h"]));
+    for (const name of ["5m", "1h"]) cell(row, figureText(w.hashrate[name])).title = figureHover(w.hashrate[name]);
     cell(row, compact(w.difficulty));
     cell(row, integer(w.accepted));
     cell(row, integer(w.rejected));

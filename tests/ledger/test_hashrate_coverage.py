@@ -6,8 +6,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from pool.admin_wiring.books import HashrateBook
 from pool.config.ledger import LedgerConfig
+from pool.shares.hashrate import HashrateBook
 from pool.shares.keys import Keys
 
 NOW = 1_800_000_000.0        # a multiple of 600: fine and coarse buckets start at NOW
@@ -44,10 +44,10 @@ async def test_young_pool_and_staggered_workers_read_their_true_rate(redis_url: 
         await client.aclose()
     for name in ("m1", "m5", "m15", "h1", "h6", "h24"):
         # Truth: 10 x 2^32 H/s each (b's first share's bucket starts exactly when it started).
-        assert getattr(windows["w:a"], name) == pytest.approx(10 * H), name
-        assert getattr(windows["w:b"], name) == pytest.approx(10 * H), name
+        assert getattr(windows["w:a"], name).hashrate == pytest.approx(10 * H), name
+        assert getattr(windows["w:b"], name).hashrate == pytest.approx(10 * H), name
         # The pool: 600 difficulty over its 40 s = 15 x 2^32 H/s, not divided by the window.
-        assert getattr(pool, name) == pytest.approx(15 * H), name
+        assert getattr(pool, name).hashrate == pytest.approx(15 * H), name
 
 
 @pytest.mark.asyncio
@@ -61,6 +61,6 @@ async def test_a_worker_that_left_decays_to_zero(redis_url: str) -> None:
         w = (await HashrateBook(keys, config).windows(client, tag, ["w:gone"], now=float(now)))["w:gone"]
     finally:
         await client.aclose()
-    assert w.m1 == w.m5 == w.m15 == w.h1 == 0.0
+    assert w.m1.hashrate == w.m5.hashrate == w.m15.hashrate == w.h1.hashrate == 0.0
     # 6 h window: 3480 s x 10 difficulty seen since its first (coarse) bucket, 2 h ago.
-    assert w.h6 == pytest.approx(3480 * 10 * H / (2 * 3600))
+    assert w.h6.hashrate == pytest.approx(3480 * 10 * H / (2 * 3600))

@@ -16,6 +16,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from pool.admin import AdminServer
+from pool.admin.alerts import AlertMonitor
+from pool.admin.interfaces import ReloadResult
+from pool.admin_wiring import ClusterLink, PoolParts, build_admin, build_alerts, reload_app, start_cluster_link
 from pool.bitcoin.address import is_valid_address
 from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
@@ -68,9 +72,10 @@ class PoolApp:
         self.money: MoneyService | None = None   # the payout books (PostgreSQL) when money.dsn is set
         self.jobs: JobManager | None = None
         self.server: StratumServer | None = None
-        self.admin: Any = None
-        self.alerts: Any = None          # pool.admin.alerts.AlertMonitor (worker 0, when targets are configured)
-        self.cluster: Any = None         # pool.admin_wiring.ClusterLink: snapshots + controls across processes
+        self.admin: AdminServer | None = None
+        self.alerts: AlertMonitor | None = None   # worker 0, when alert targets are configured
+        self.cluster: ClusterLink | None = None   # snapshots + controls across processes
+        self.parts: PoolParts | None = None       # the started components, as the admin wiring reads them
         self.lease: PrefixLease | None = None
         self.resume_directory: RedisResumeDirectory | None = None
         self._difficulty_recorder: NetworkDifficultyRecorder | None = None
@@ -201,23 +206,25 @@ class PoolApp:
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._push_network_view()))
 
-        from pool.admin_wiring import build_admin, build_alerts, start_cluster_link
-
-        self.cluster = await start_cluster_link(self)
+        self.parts = PoolParts(config=config, node=self.node, worker_index=self.worker_index,
+                               started_at=self.started_at, server=self.server, ledger=self.ledger, jobs=self.jobs,
+                               locator=self.locator, rollup=self.rollup, blocks=self.blocks,
+                               config_path=self.config_path, money=self.money)
+        self.cluster = await start_cluster_link(self.parts)
         if config.admin.enabled:
-            self.admin = build_admin(self)
+            self.admin = build_admin(self.parts, self.cluster)
             await self.admin.start()
             log.info("admin API and dashboard on %s", self.admin.url)
         if self.worker_index == 0:          # one monitor for the pool (it reads every process's snapshot)
-            self.alerts = build_alerts(self)
+            self.alerts = self.parts.alerts = build_alerts(self.parts, self.cluster)
             if self.alerts is not None:
                 await self.alerts.start()
 
-    async def reload_config(self) -> Any:
-        """Re-read config_path and apply what can change live (SIGHUP); returns a ReloadResult."""
-        from pool.admin_wiring import reload_app
-
-        return await reload_app(self)
+    async def reload_config(self) -> ReloadResult:
+        """Re-read config_path and apply what can change live (SIGHUP)."""
+        if self.parts is None:
+            raise RuntimeError("the pool is not started")
+        return await reload_app(self.parts)
 
     async def stop(self) -> None:
         """Reverse order: stop taking shares, then stop work, then flush the books."""

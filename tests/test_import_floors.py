@@ -33,11 +33,6 @@ FORBIDDEN = {
     "pool.shares": {"aiohttp", "geoip2", "maxminddb"},
 }
 
-# A circle being taken apart in another change (issue 10, admin_wiring part): a circle made only of
-# these packages' modules is tolerated until then. The test fails once there is none, so this goes.
-KNOWN_CIRCLE_PACKAGES = {"pool.app", "pool.admin_wiring"}
-
-
 def modules(root: Path) -> dict[str, Path]:
     found = {}
     for path in sorted((root / "pool").rglob("*.py")):
@@ -153,16 +148,9 @@ def test_nothing_imports_upward() -> None:
     assert not upward, "\n".join(upward)
 
 
-def known(circle: frozenset[str]) -> bool:
-    return {floor_of(m)[0] for m in circle} <= KNOWN_CIRCLE_PACKAGES
-
-
 def test_no_import_circles() -> None:
-    found = circles(EDGES)
-    new = [sorted(c) for c in found if not known(c)]
-    assert not new, f"import circles: {new}"
-    if KNOWN_CIRCLE_PACKAGES:
-        assert any(known(c) for c in found), "no circle left among KNOWN_CIRCLE_PACKAGES: empty it (good)"
+    found = [sorted(c) for c in circles(EDGES)]
+    assert not found, f"import circles: {found}"
 
 
 def test_no_two_packages_import_each_other() -> None:
@@ -173,7 +161,7 @@ def test_no_two_packages_import_each_other() -> None:
             if a != b:
                 pairs.add((a, b))
     both = sorted({tuple(sorted(p)) for p in pairs if (p[1], p[0]) in pairs})
-    assert [p for p in both if not set(p) <= KNOWN_CIRCLE_PACKAGES] == []
+    assert both == []
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))

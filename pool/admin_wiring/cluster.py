@@ -31,7 +31,7 @@ from pool.aio import cancel_and_wait
 from pool.config.admin import AdminConfig
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -85,16 +85,16 @@ class Broadcast(msgspec.Struct, kw_only=True):
 
 
 class ClusterLink:
-    """Snapshot publisher and control listener of one process (every PoolApp runs one)."""
+    """Snapshot publisher and control listener of one process (every pool process runs one)."""
 
     @property
     def admin(self) -> AdminConfig:
-        return self.app.config.admin   # read live: a config reload applies at the next round
+        return self.parts.config.admin   # read live: a config reload applies at the next round
 
-    def __init__(self, app: PoolApp) -> None:
-        self.app = app
-        self.keys = ClusterKeys(app.config.redis.key_prefix)
-        self.actions = LocalActions(app)
+    def __init__(self, parts: PoolParts) -> None:
+        self.parts = parts
+        self.keys = ClusterKeys(parts.config.redis.key_prefix)
+        self.actions = LocalActions(parts)
         self._tasks: list[asyncio.Task[None]] = []
         self._peers_cache: tuple[float, list[NodeSnapshot]] = (0.0, [])
         self.last_publish_at = 0.0
@@ -102,11 +102,10 @@ class ClusterLink:
 
     @property
     def node(self) -> str:
-        return self.app.node
+        return self.parts.node
 
     def _client(self):  # type: ignore[no-untyped-def]
-        assert self.app.ledger is not None
-        return self.app.ledger.client
+        return self.parts.ledger.client
 
     async def start(self) -> None:
         await self._restore_bans()
@@ -126,7 +125,7 @@ class ClusterLink:
     # -- snapshots ------------------------------------------------------------------------------
 
     async def publish(self) -> None:
-        snapshot = local_snapshot(self.app)
+        snapshot = local_snapshot(self.parts)
         client = self._client()
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.snapshot(self.node), _encode(snapshot), ex=math.ceil(self.admin.snapshot_ttl_seconds))
@@ -263,7 +262,7 @@ class ClusterLink:
             log.warning("cluster: admin bans not restored (Redis: %s)", exc)
             return
         now = time.time()
-        server = self.app.server
+        server = self.parts.server
         assert server is not None
         expired = []
         for field, blob in raw.items():

@@ -24,7 +24,7 @@ from pool.admin_wiring.local import BanRow, ControlOp
 from pool.admin_wiring.views import PoolViews
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -35,19 +35,18 @@ def _normalise(target: str) -> str:
 
 
 class PoolControlAdapter:
-    def __init__(self, app: PoolApp, views: PoolViews) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts, views: PoolViews) -> None:
+        self.parts = parts
         self.views = views
         self.link = views.link
 
     @property
     def server(self):  # type: ignore[no-untyped-def]
-        assert self.app.server is not None
-        return self.app.server
+        return self.parts.server
 
     async def _everywhere(self, op: str, args: dict) -> tuple[int, Broadcast, str]:
         """Run here, then on every other process: (local count, their replies, local error)."""
-        local = await self.link.actions.apply(ControlOp(id="local", op=op, args=args, origin=self.app.node))
+        local = await self.link.actions.apply(ControlOp(id="local", op=op, args=args, origin=self.parts.node))
         if not local.ok:
             return 0, Broadcast(replies=[], asked=0, redis_ok=True), local.error
         sent = await self.link.broadcast(op, args)
@@ -73,7 +72,7 @@ class PoolControlAdapter:
 
     async def _admin_ban_targets(self) -> set[str]:
         try:
-            fields = await self.app.ledger.client.hkeys(self.link.keys.bans)  # type: ignore[union-attr]
+            fields = await self.parts.ledger.client.hkeys(self.link.keys.bans)  # type: ignore[union-attr]
         except Exception:
             return set()
         return {f.decode() if isinstance(f, bytes) else f for f in fields}
@@ -141,7 +140,7 @@ class PoolControlAdapter:
     async def reload_config(self) -> ReloadResult:
         from pool.admin_wiring.reload import reload_app
 
-        result = await reload_app(self.app)
+        result = await reload_app(self.parts)
         if not result.ok:
             return result
         sent = await self.link.broadcast("reload", {})

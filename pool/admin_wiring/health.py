@@ -12,64 +12,61 @@ from redis.exceptions import RedisError
 from pool.admin.interfaces import ComponentHealth, HealthStatus
 
 if TYPE_CHECKING:
+    from pool.admin_wiring.parts import PoolParts
     from pool.admin_wiring.views import PoolViews
-    from pool.app import PoolApp
 
 PING_TIMEOUT = 1.0
 
 
-async def redis_ping(app: PoolApp) -> tuple[float | None, str]:
+async def redis_ping(parts: PoolParts) -> tuple[float | None, str]:
     """(round trip seconds, '') or (None, why)."""
-    assert app.ledger is not None
     started = time.perf_counter()
     try:
         async with asyncio.timeout(PING_TIMEOUT):
-            await app.ledger.client.ping()
+            await parts.ledger.client.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         return None, f"not answering: {type(exc).__name__}"
     return time.perf_counter() - started, ""
 
 
-def template_health(app: PoolApp) -> ComponentHealth:
-    assert app.jobs is not None
-    figures = app.jobs.figures()
-    limit = max(app.config.admin.health_template_age_seconds, 3 * app.config.chain.template_refresh_interval)
+def template_health(parts: PoolParts) -> ComponentHealth:
+    figures = parts.jobs.figures()
+    limit = max(parts.config.admin.health_template_age_seconds, 3 * parts.config.chain.template_refresh_interval)
     if not figures.ready:
         return ComponentHealth(name="template", ok=False, detail="no block template yet")
     return ComponentHealth(name="template", ok=figures.template_age < limit,
                            detail=f"height {figures.height}, {figures.template_age:.1f} s old (limit {limit:g} s)")
 
 
-async def health_status(app: PoolApp, views: PoolViews) -> HealthStatus:
-    assert app.ledger is not None and app.jobs is not None and app.server is not None
+async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     components = []
-    latency, why = await redis_ping(app)
+    latency, why = await redis_ping(parts)
     components.append(ComponentHealth(name="redis", ok=latency is not None,
                                       detail=why or f"{latency * 1000:.1f} ms round trip"))
-    stats = app.ledger.stats()
+    stats = parts.ledger.stats()
     components.append(ComponentHealth(
-        name="ledger", ok=stats.lag_s < app.config.admin.health_flush_lag_seconds,
+        name="ledger", ok=stats.lag_s < parts.config.admin.health_flush_lag_seconds,
         detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
                + (f"; last error: {stats.last_error[:120]}" if stats.last_error and not stats.redis_up else "")))
-    max_batches = app.ledger.config.max_batches_in_memory
+    max_batches = parts.ledger.config.max_batches_in_memory
     components.append(ComponentHealth(
         name="journal", ok=stats.queued_batches < max_batches,
         detail=f"{stats.journal_bytes} bytes, {stats.queued_batches} batches not yet in Redis"))
-    for node in app.jobs.figures().nodes:
+    for node in parts.jobs.figures().nodes:
         detail = f"{node.latency_ms:.1f} ms" if node.healthy else f"failing: {node.last_error[:120]}"
         components.append(ComponentHealth(name=f"node:{node.name}", ok=node.healthy, detail=detail))
-    components.append(template_health(app))
-    listening = app.server.ports
+    components.append(template_health(parts))
+    listening = parts.server.ports
     components.append(ComponentHealth(name="stratum", ok=bool(listening),
                                       detail=", ".join(f"{h}:{p}" for h, p in listening)))
-    if app.locator is not None:
-        dbs = ", ".join(f"{d.type} {d.build_date}" for d in app.locator.databases)
-        components.append(ComponentHealth(name="geo", ok=bool(app.locator.databases), detail=dbs))
+    if parts.locator is not None:
+        dbs = ", ".join(f"{d.type} {d.build_date}" for d in parts.locator.databases)
+        components.append(ComponentHealth(name="geo", ok=bool(parts.locator.databases), detail=dbs))
     now = time.time()
     for peer in await views.link.peers():
         age = now - peer.at
         components.append(ComponentHealth(
-            name=f"worker:{peer.node}", ok=age < app.config.admin.snapshot_ttl_seconds and peer.redis_up,
+            name=f"worker:{peer.node}", ok=age < parts.config.admin.snapshot_ttl_seconds and peer.redis_up,
             detail=f"{peer.connections} connections, snapshot {age:.1f} s old, ledger lag "
                    f"{peer.ledger_lag_seconds:.2f} s"))
     if views.link.last_error:

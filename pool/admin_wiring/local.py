@@ -1,6 +1,6 @@
 """One process's stratum view as plain data, and the control actions it runs on itself.
 
-`local_snapshot(app)` is what every process publishes to Redis and what the admin adapters merge;
+`local_snapshot(parts)` is what every process publishes to Redis and what the admin adapters merge;
 `LocalActions` runs a control operation (kick, reconnect, ban, port difficulty, reload) on this
 process's stratum server, whether the request came from this process's admin API or another's.
 """
@@ -18,7 +18,7 @@ from pool.admin.metrics import LatencyHistogram
 from pool.stratum.stats import Timings
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -120,8 +120,8 @@ class NodeSnapshot(msgspec.Struct, kw_only=True):
         return out
 
 
-def install_timings(app: PoolApp) -> ObservedTimings:
-    server = app.server
+def install_timings(parts: PoolParts) -> ObservedTimings:
+    server = parts.server
     assert server is not None
     if not isinstance(server.timings, ObservedTimings):
         observed = ObservedTimings()
@@ -131,10 +131,10 @@ def install_timings(app: PoolApp) -> ObservedTimings:
     return server.timings
 
 
-def local_snapshot(app: PoolApp) -> NodeSnapshot:
-    server, ledger = app.server, app.ledger
+def local_snapshot(parts: PoolParts) -> NodeSnapshot:
+    server, ledger = parts.server, parts.ledger
     assert server is not None
-    timings = install_timings(app)
+    timings = install_timings(parts)
     stats = server.stats()
     rows = []
     for row in server.workers():
@@ -151,7 +151,7 @@ def local_snapshot(app: PoolApp) -> NodeSnapshot:
     bans = [BanRow(target=b.target, reason=b.reason, created_at=b.created_at, until=b.until)
             for b in server.list_bans()]
     snapshot = NodeSnapshot(
-        node=app.node, worker_index=app.worker_index, at=time.time(), started_at=app.started_at,
+        node=parts.node, worker_index=parts.worker_index, at=time.time(), started_at=parts.started_at,
         connections=stats["totals"]["connections"], ports=ports, rows=rows, bans=bans,
         fanout=timings.fanout_histogram.snapshot(), block_to_notify=timings.block_to_notify_histogram.snapshot())
     resume = stats["extranonce"].get("resume")
@@ -191,23 +191,22 @@ class ControlReply(msgspec.Struct, kw_only=True):
 class LocalActions:
     """Runs control operations on this process's stratum server (and config, for reload)."""
 
-    def __init__(self, app: PoolApp) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts) -> None:
+        self.parts = parts
 
     @property
     def server(self) -> Any:
-        assert self.app.server is not None
-        return self.app.server
+        return self.parts.server
 
     async def apply(self, op: ControlOp) -> ControlReply:
         try:
             count, detail = await self._run(op.op, op.args)
         except (ValueError, KeyError, TypeError) as exc:
-            return ControlReply(id=op.id, node=self.app.node, ok=False, error=str(exc)[:200])
+            return ControlReply(id=op.id, node=self.parts.node, ok=False, error=str(exc)[:200])
         except Exception as exc:  # e.g. Rejected from a reload without a config file; never a crash
             log.warning("control %s failed: %r", op.op, exc)
-            return ControlReply(id=op.id, node=self.app.node, ok=False, error=str(exc)[:200] or type(exc).__name__)
-        return ControlReply(id=op.id, node=self.app.node, ok=True, count=count, detail=detail)
+            return ControlReply(id=op.id, node=self.parts.node, ok=False, error=str(exc)[:200] or type(exc).__name__)
+        return ControlReply(id=op.id, node=self.parts.node, ok=True, count=count, detail=detail)
 
     async def _run(self, name: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         server = self.server
@@ -230,7 +229,7 @@ class LocalActions:
         if name == "reload":
             from pool.admin_wiring.reload import reload_app
 
-            result = await reload_app(self.app)
+            result = await reload_app(self.parts)
             if not result.ok:
                 raise ValueError(result.error)
             return len(result.applied), {"applied": result.applied, "requires_restart": result.requires_restart}

@@ -16,7 +16,7 @@ from pool.geo.store import read_live_regions
 from pool.shares.hashrate import empty_figure, hashrate, scaled_bounds
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
     from pool.money.service import MoneyService
 
 log = logging.getLogger("geostratum.admin")
@@ -25,15 +25,13 @@ RATE_WINDOW = 300                   # pool, port and country hashrate gauges: 5-
 
 
 class MetricsAdapter:
-    def __init__(self, app: PoolApp, views: PoolViews) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts, views: PoolViews) -> None:
+        self.parts = parts
         self.views = views
-        assert app.ledger is not None
-        self.book = app.ledger.reader.hashrate
+        self.book = parts.ledger.reader.hashrate
 
     async def snapshot(self) -> MetricsSnapshot:
-        app = self.app
-        assert app.ledger is not None and app.jobs is not None
+        parts = self.parts
         nodes = await self.views.nodes()
         accepted = sum(n.accepted for n in nodes)
         accepted_difficulty = sum(n.accepted_difficulty for n in nodes)
@@ -55,30 +53,30 @@ class MetricsAdapter:
         ports = [PortRate(port=port, hashrate=hashrate(windowed.port_difficulty.get(port, 0.0), windowed.seconds),
                           connections=count) for port, count in sorted(connections.items())]
 
-        client = app.ledger.client
+        client = parts.ledger.client
         pool_hashrate = empty_figure(RATE_WINDOW)
         countries: dict[str, list[float]] = {}          # country -> [hashrate, shares]
         best = None
         try:
-            best = await app.ledger.best.pool(client)
+            best = await parts.ledger.best.pool(client)
             pool_hashrate = (await self.book.pool_windows(client)).m5
-            if app.rollup is not None:
-                live = await read_live_regions(client, app.rollup.keys, RATE_WINDOW)
+            if parts.rollup is not None:
+                live = await read_live_regions(client, parts.rollup.keys, RATE_WINDOW)
                 for region in live.items:
                     sums = countries.setdefault(region.country, [0.0, 0])
                     sums[0] += region.figure.hashrate
                     sums[1] += region.figure.shares
         except (RedisError, OSError) as exc:
             log.debug("metrics without Redis figures: %s", exc)
-        latency, _ = await redis_ping(app)
+        latency, _ = await redis_ping(parts)
 
-        stats = app.ledger.stats()
-        figures = app.jobs.figures()
+        stats = parts.ledger.stats()
+        figures = parts.jobs.figures()
         blocks = 0
         try:
-            blocks = int(await client.zcard(app.ledger.keys.blocks))
+            blocks = int(await client.zcard(parts.ledger.keys.blocks))
         except (RedisError, OSError):
-            blocks = sum(1 for b in app.blocks if b.accepted)
+            blocks = sum(1 for b in parts.blocks if b.accepted)
         return MetricsSnapshot(
             shares=shares, pool_hashrate=pool_hashrate, ports=ports,
             countries=[_country(c, h, int(n)) for c, (h, n) in sorted(countries.items())],
@@ -99,8 +97,9 @@ class MetricsAdapter:
             best_share_difficulty=best.ever.difficulty if best and best.ever else None,
             round_best_share_difficulty=(best.round.difficulty if best.round else 0.0) if best else None,
             alerts={s.name: {"sent": s.sent, "failed": s.failed, "retried": s.retries, "rate_limited": s.rate_limited,
-                             "queue_full": s.queue_full} for s in app.alerts.notifier.stats()} if app.alerts else {},
-            books=await books_figures(app.money) if app.money is not None else None)
+                             "queue_full": s.queue_full}
+                    for s in parts.alerts.notifier.stats()} if parts.alerts else {},
+            books=await books_figures(parts.money) if parts.money is not None else None)
 
 
 async def books_figures(money: MoneyService) -> BooksFigures:

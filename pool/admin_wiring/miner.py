@@ -17,7 +17,7 @@ from pool.shares import best as books
 from pool.shares.schemes import MSAT_PER_SAT
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -45,15 +45,14 @@ def _pair(pair: books.BestPair, connection: float | None = None) -> BestShares:
 
 
 class MinerReader:
-    def __init__(self, app: PoolApp, views: PoolViews, network: NetworkReader) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts, views: PoolViews, network: NetworkReader) -> None:
+        self.parts = parts
         self.views = views
         self.network = network
 
     async def extras(self, account: str, detail: AccountDetail, host: str) -> MinerExtras:
-        ledger = self.app.ledger
-        assert ledger is not None
-        network = self.app.config.chain.network
+        ledger = self.parts.ledger
+        network = self.parts.config.chain.network
         out = MinerExtras(stratum_urls=self.stratum_urls(host), chain="main" if network == "mainnet" else network)
         workers = [w.name for w in detail.workers]
         connection: dict[str, float] = {}
@@ -78,8 +77,8 @@ class MinerReader:
             return out
         out.chain = net.chain
         hashrate, low, high, shares = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
-        payouts = self.app.config.payouts
-        scheme = "solo" if self.app.config.chain.mode == "solo" else payouts.scheme
+        payouts = self.parts.config.payouts
+        scheme = "solo" if self.parts.config.chain.mode == "solo" else payouts.scheme
         fees = net.recent_fees_sat
         average_fees = sum(fees) // len(fees) if fees else 0
         with_fees = scheme != "pps"             # PPS pays the subsidy only; FPPS, PPLNS and SOLO include fees
@@ -93,8 +92,7 @@ class MinerReader:
         return out
 
     async def pool_best(self) -> BestShares | None:
-        ledger = self.app.ledger
-        assert ledger is not None
+        ledger = self.parts.ledger
         try:
             return _pair(await ledger.best.pool(ledger.client))
         except (RedisError, OSError) as exc:
@@ -104,8 +102,8 @@ class MinerReader:
     def stratum_urls(self, host: str) -> list[str]:
         """How miners reach this pool: one URL per listening port (stratum+ssl:// for TLS ports), on
         admin.public_stratum_host, else the host the page was asked for."""
-        host = self.app.config.admin.public_stratum_host or host
+        host = self.parts.config.admin.public_stratum_host or host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return [f"{'stratum+ssl' if getattr(port, 'tls', False) else 'stratum+tcp'}://{host}:{port.port}"
-                for port in self.app.config.stratum.ports]
+                for port in self.parts.config.stratum.ports]

@@ -16,7 +16,7 @@ from pool.admin.interfaces import NetworkInfo
 from pool.chain.rpc import RpcError, RpcTransportError
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -33,8 +33,8 @@ def subsidy_sat(height: int, halving_interval: int = 210_000) -> int:
 
 
 class NetworkReader:
-    def __init__(self, app: PoolApp) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts) -> None:
+        self.parts = parts
         self._headers: dict[str, dict[str, Any]] = {}     # hash -> verbose header
         self._fees: dict[str, int] = {}                   # hash -> total fees (sat)
         self._fees_supported: bool | None = None
@@ -44,11 +44,10 @@ class NetworkReader:
 
     @property
     def backend(self) -> Any:
-        assert self.app.jobs is not None
-        return self.app.jobs.backend
+        return self.parts.jobs.backend
 
     def halving_interval(self) -> int:
-        chain = self.app.config.chain
+        chain = self.parts.config.chain
         return chain.devnet.halving_interval if chain.network == "devnet" else 210_000
 
     async def _header(self, block_hash: str) -> dict[str, Any]:
@@ -92,7 +91,7 @@ class NetworkReader:
         devnet, which has no getblockstats, can say about fees."""
         halving = self.halving_interval()
         return [max(0, b.coinbase_value - subsidy_sat(b.height, halving))
-                for b in self.app.blocks[-RECENT_BLOCKS:] if b.accepted]
+                for b in self.parts.blocks[-RECENT_BLOCKS:] if b.accepted]
 
     async def info(self) -> NetworkInfo:
         cached = self._cached
@@ -110,7 +109,7 @@ class NetworkReader:
         chain_info = await self.backend.getblockchaininfo()
         height = int(chain_info["blocks"])
         tip_hash = str(chain_info["bestblockhash"])
-        chain = str(chain_info.get("chain") or self.app.config.chain.network)
+        chain = str(chain_info.get("chain") or self.parts.config.chain.network)
         tip = await self._header(tip_hash)
         # Walk back from the tip by previousblockhash: every header is cached after the first read.
         recent = [tip]

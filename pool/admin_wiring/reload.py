@@ -20,7 +20,7 @@ from pool.admin.interfaces import Rejected, ReloadResult
 from pool.config import Config, ConfigError
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 
@@ -52,9 +52,9 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
-def _port_plan(app: PoolApp, new: Config) -> tuple[list[tuple[int, dict[str, float]]], list[str]]:
+def _port_plan(parts: PoolParts, new: Config) -> tuple[list[tuple[int, dict[str, float]]], list[str]]:
     """Per running port, the difficulty fields to set; and port keys that need a restart."""
-    running = app.config.stratum.ports
+    running = parts.config.stratum.ports
     if len(running) != len(new.stratum.ports):
         return [], ["stratum.ports"]
     plan, restart = [], []
@@ -73,28 +73,28 @@ def _port_plan(app: PoolApp, new: Config) -> tuple[list[tuple[int, dict[str, flo
     return plan, restart
 
 
-async def reload_app(app: PoolApp) -> ReloadResult:
-    """Re-read app.config_path and apply it to this process. Never raises for a bad file."""
-    if not app.config_path:
+async def reload_app(parts: PoolParts) -> ReloadResult:
+    """Re-read parts.config_path and apply it to this process. Never raises for a bad file."""
+    if not parts.config_path:
         raise Rejected("this pool was started without a config file; nothing to reload", 409)
-    lock = _locks.get(app)
+    lock = _locks.get(parts)
     if lock is None:
-        lock = _locks[app] = asyncio.Lock()
+        lock = _locks[parts] = asyncio.Lock()
     async with lock:   # SIGHUP and the admin API may ask at the same time
         try:
-            new = await asyncio.get_running_loop().run_in_executor(None, config_module.load, app.config_path)
+            new = await asyncio.get_running_loop().run_in_executor(None, config_module.load, parts.config_path)
         except ConfigError as exc:
             log.warning("config reload refused: %s", exc)
             return ReloadResult(ok=False, error=str(exc))
         try:
-            return _apply(app, new)
+            return _apply(parts, new)
         except ConfigError as exc:
             log.warning("config reload refused: %s", exc)
             return ReloadResult(ok=False, error=str(exc))
 
 
-def _apply(app: PoolApp, new: Config) -> ReloadResult:
-    old = app.config
+def _apply(parts: PoolParts, new: Config) -> ReloadResult:
+    old = parts.config
     applied: list[str] = []
     restart: list[str] = []
 
@@ -104,10 +104,10 @@ def _apply(app: PoolApp, new: Config) -> ReloadResult:
         restart.append("geo.enabled")
         geo_changes.remove("geo.enabled")
     locator_changes = [k for k in geo_changes if k.split(".")[1].split("[")[0] in GEO_LOCATOR_FIELDS]
-    if locator_changes and app.locator is not None:
-        app.locator.reload(new.geo)               # ConfigError names the bad database key
-    port_plan, port_restart = _port_plan(app, new)
-    server = app.server
+    if locator_changes and parts.locator is not None:
+        parts.locator.reload(new.geo)               # ConfigError names the bad database key
+    port_plan, port_restart = _port_plan(parts, new)
+    server = parts.server
     if server is not None:
         for port, changes in port_plan:
             probe = next(p for p in old.stratum.ports if p.port == port)
@@ -127,9 +127,9 @@ def _apply(app: PoolApp, new: Config) -> ReloadResult:
     # geo: the rest of the section (retention, privacy rules, exports) is read where it is used.
     if geo_changes:
         enabled = old.geo.enabled
-        app.config.geo = msgspec.structs.replace(new.geo, enabled=enabled)
-        if app.rollup is not None:
-            app.rollup.config = app.config.geo
+        parts.config.geo = msgspec.structs.replace(new.geo, enabled=enabled)
+        if parts.rollup is not None:
+            parts.rollup.config = parts.config.geo
         applied += geo_changes
 
     # stratum: limits at once, port difficulties for new connections; the rest needs a restart.
@@ -148,18 +148,18 @@ def _apply(app: PoolApp, new: Config) -> ReloadResult:
     restart += [k for k in stratum_changes if not k.startswith(("stratum.limits.", "stratum.ports"))]
 
     # admin: only in the process that serves it.
-    if app.admin is not None:
+    if parts.admin is not None:
         admin_changes = changed_keys(_plain(old.admin), _plain(new.admin), "admin")
         live = [k for k in admin_changes if k.split(".")[1] not in ADMIN_RESTART_FIELDS]
         restart += [k for k in admin_changes if k not in live]
         if live:
             kept = {f: getattr(old.admin, f) for f in ADMIN_RESTART_FIELDS}
-            app.config.admin = msgspec.structs.replace(new.admin, **kept)
-            app.admin.apply_config(app.config.admin)
+            parts.config.admin = msgspec.structs.replace(new.admin, **kept)
+            parts.admin.apply_config(parts.config.admin)
             applied += live
 
     for section in ("pool", "chain", "redis", "ledger", "payouts", "alerts"):
         restart += changed_keys(_plain(getattr(old, section)), _plain(getattr(new, section)), section)
-    log.info("config reloaded from %s: applied %s; needs a restart: %s", app.config_path,
+    log.info("config reloaded from %s: applied %s; needs a restart: %s", parts.config_path,
              ", ".join(applied) or "nothing", ", ".join(restart) or "nothing")
     return ReloadResult(ok=True, applied=applied, requires_restart=restart)

@@ -39,7 +39,7 @@ from pool.geo.tables import world_bank_name
 from pool.shares.redis_conn import text
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 T = TypeVar("T")
@@ -68,14 +68,13 @@ def _page(items: list[T], query: ListQuery, name: Callable[[T], str], hashrate: 
 
 
 class PoolStateAdapter:
-    def __init__(self, app: PoolApp, views: PoolViews, network: NetworkReader) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts, views: PoolViews, network: NetworkReader) -> None:
+        self.parts = parts
         self.views = views
         self.network_reader = network
-        assert app.ledger is not None
-        self.ledger = app.ledger
-        self.keys = app.ledger.keys
-        self.book = app.ledger.reader.hashrate
+        self.ledger = parts.ledger
+        self.keys = parts.ledger.keys
+        self.book = parts.ledger.reader.hashrate
 
     @property
     def client(self):  # type: ignore[no-untyped-def]
@@ -108,7 +107,7 @@ class PoolStateAdapter:
         total = int(await client.zcard(self.keys.blocks))
         newest = await client.zrevrange(self.keys.blocks, 0, 0, withscores=True)
         last_at = float(newest[0][1]) if newest else None
-        accepted = [b for b in self.app.blocks if b.accepted]
+        accepted = [b for b in self.parts.blocks if b.accepted]
         if accepted:
             async with client.pipeline(transaction=False) as pipe:
                 for block in accepted:
@@ -125,11 +124,10 @@ class PoolStateAdapter:
             return await self.network_reader.info()
         except Exception as exc:  # the node is down: the chain watcher's last view, flagged in health
             log.warning("admin: node not answering (%s); using the last template's figures", exc)
-            assert self.app.jobs is not None
-            f = self.app.jobs.figures()
-            return NetworkInfo(chain=self.app.config.chain.network, height=max(0, f.height - 1),
+            f = self.parts.jobs.figures()
+            return NetworkInfo(chain=self.parts.config.chain.network, height=max(0, f.height - 1),
                                difficulty=f.network_difficulty, tip_time=int(f.last_new_block_at),
-                               retargets=self.app.config.chain.network not in ("regtest", "devnet"))
+                               retargets=self.parts.config.chain.network not in ("regtest", "devnet"))
 
     async def hashrate_history(self, window_seconds: int) -> HashrateHistory:
         return await self.book.history(self.client, self.keys.pool, "d", window_seconds)
@@ -209,7 +207,7 @@ class PoolStateAdapter:
             windows.update(await self._soft(self.book.windows(self.client, tag, fields), {}))
         ordered = sorted(names)
         balance_of = await self._balances(ordered)
-        keeps_balances = self.app.config.payouts.scheme != "solo"     # SOLO pays the finder directly
+        keeps_balances = self.parts.config.payouts.scheme != "solo"     # SOLO pays the finder directly
         out = []
         for name in ordered:
             mine = [w for w in workers if w.account == name]
@@ -227,9 +225,9 @@ class PoolStateAdapter:
         None when the books' database does not answer (a balance shown as unknown, never as 0)."""
         if not names:
             return {}
-        if self.app.money is not None:
+        if self.parts.money is not None:
             try:
-                return await self.app.money.books.balances_of(names)
+                return await self.parts.money.books.balances_of(names)
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 log.warning("admin view without balances: %s", exc)
                 return None
@@ -267,7 +265,7 @@ class PoolStateAdapter:
                 effort=round_difficulty / info.network_difficulty
                 if round_difficulty is not None and info.network_difficulty > 0 else None)
         # This process's candidates the ledger has not got: refused by the node, or not flushed yet.
-        for result in self.app.blocks:
+        for result in self.parts.blocks:
             if result.block_hash in out:
                 continue
             out[result.block_hash] = BlockInfo(
@@ -283,7 +281,7 @@ class PoolStateAdapter:
     # -- regions --------------------------------------------------------------------------------
 
     async def regions(self, window_seconds: int) -> RegionsView:
-        locator, rollup = self.app.locator, self.app.rollup
+        locator, rollup = self.parts.locator, self.parts.rollup
         location = next((d for d in locator.databases if d.role == "location"), None) if locator else None
         view = RegionsView(window_seconds=window_seconds,
                            database=database_label(location.type) if location else "none",
@@ -308,4 +306,4 @@ class PoolStateAdapter:
     # -- health ---------------------------------------------------------------------------------
 
     async def health(self) -> HealthStatus:
-        return await health_status(self.app, self.views)
+        return await health_status(self.parts, self.views)

@@ -14,7 +14,7 @@ from pool.admin_wiring.cluster import ClusterLink
 from pool.admin_wiring.local import ConnRow, NodeSnapshot, local_snapshot
 
 if TYPE_CHECKING:
-    from pool.app import PoolApp
+    from pool.admin_wiring.parts import PoolParts
 
 SAMPLE_SECONDS = 2.0                # at most one counter sample per this many seconds
 KEEP_SECONDS = 3600 + 300           # samples older than the longest window asked for are dropped
@@ -118,14 +118,14 @@ def merge_histograms(parts: list[HistogramSnapshot]) -> HistogramSnapshot:
 class PoolViews:
     """Shared by the state, control and metrics adapters of one admin server."""
 
-    def __init__(self, app: PoolApp, link: ClusterLink) -> None:
-        self.app = app
+    def __init__(self, parts: PoolParts, link: ClusterLink) -> None:
+        self.parts = parts
         self.link = link
         self.history = CounterHistory()
 
     async def nodes(self) -> list[NodeSnapshot]:
         """This process first, then the others that published a fresh snapshot."""
-        nodes = [local_snapshot(self.app), *await self.link.peers()]
+        nodes = [local_snapshot(self.parts), *await self.link.peers()]
         self.history.record(nodes, time.time())
         return nodes
 

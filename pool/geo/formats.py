@@ -114,7 +114,9 @@ def _period_line(period: PeriodReport) -> str:
     network = "unknown" if period.network_hashrate is None else f"{period.network_hashrate:.6g}"
     dbs = ", ".join(f"{d.role} {d.type} built {d.build_date} ({_pct(d.share)})" for d in period.databases)
     fold = period.folding
-    return (f"{head}: pool_hashrate_hs {period.pool_hashrate:.6g}; network_hashrate_hs {network} "
+    high = "unknown" if period.pool_hashrate_high is None else f"{period.pool_hashrate_high:.6g}"
+    return (f"{head}: pool_hashrate_hs {period.pool_hashrate:.6g} (95 % interval {period.pool_hashrate_low:.6g}"
+            f"..{high}, {period.accepted_shares} shares); network_hashrate_hs {network} "
             f"({period.network_samples} difficulty samples); pool_share_of_network "
             f"{_pct(period.pool_share_of_network)}; share_geolocated {_pct(period.share_geolocated)} (unknown "
             f"{_pct(period.unknown_share)}, private/reserved {_pct(period.private_share)}); hosting_share "

@@ -21,6 +21,7 @@ from pool.geo.privacy import Cell, Published, Rule, apply_rule
 from pool.geo.store import DayData, HllUnions, first_observations, merge_days, read_days
 from pool.geo.subdivisions import subdivision
 from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
+from pool.shares.hashrate import scaled_bounds
 
 HASHES_PER_DIFFICULTY = 2**32
 BLOCK_INTERVAL = 600.0
@@ -74,6 +75,8 @@ class PeriodReport(msgspec.Struct, kw_only=True):
     complete: bool
     pool_difficulty: float
     pool_hashrate: float
+    pool_hashrate_low: float        # 95 % bounds from the accepted share count (Poisson)
+    pool_hashrate_high: float | None
     accepted_shares: int
     network_difficulty: float | None
     network_hashrate: float | None
@@ -188,6 +191,8 @@ async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str,
     net_diff = sum(samples) / len(samples) if samples else None
     net_rate = net_diff * HASHES_PER_DIFFICULTY / BLOCK_INTERVAL if net_diff else None
     pool_rate = _ratio(total * HASHES_PER_DIFFICULTY, seconds)
+    accepted = sum(c.shares for c in cells)
+    pool_low, pool_high = scaled_bounds(pool_rate, accepted)
     unknown = sum(c.difficulty for c in regions.get(UNKNOWN, []))
     private = sum(c.difficulty for c in regions.get(PRIVATE, []))
     databases = _databases(datas, total)
@@ -198,7 +203,8 @@ async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str,
     return PeriodReport(
         period_start=start.isoformat(), period=period, period_seconds=seconds,
         period_coverage=_ratio(seconds, finish - begin), complete=complete,
-        pool_difficulty=total, pool_hashrate=pool_rate, accepted_shares=sum(c.shares for c in cells),
+        pool_difficulty=total, pool_hashrate=pool_rate, pool_hashrate_low=pool_low, pool_hashrate_high=pool_high,
+        accepted_shares=accepted,
         network_difficulty=net_diff, network_hashrate=net_rate, network_samples=len(samples),
         pool_share_of_network=_ratio(pool_rate, net_rate) if net_rate else None,
         share_geolocated=_ratio(total - unknown - private, total),

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, NetworkDifficultyRecorder, apply_ops, export, export_many
+from pool.shares.hashrate import poisson_bounds
 from pool.stratum.events import ShareRecord
 from tests.geo.fleet_sim import build_fleet, shares
 
@@ -99,6 +100,11 @@ async def test_country_shares_match_the_fleet_distribution(locator: GeoLocator, 
     assert period["period_seconds"] == pytest.approx(observed(records))
     assert period["period_coverage"] == pytest.approx(observed(records) / (31 * 86400))
     assert period["pool_hashrate"] == pytest.approx(total_difficulty * 2**32 / observed(records))
+    # Its 95 % interval from the share count: N shares scale the bounds by lower(N)/N .. upper(N)/N.
+    n = period["accepted_shares"]
+    assert n == len(records)
+    assert period["pool_hashrate_low"] == pytest.approx(period["pool_hashrate"] * poisson_bounds(n)[0] / n)
+    assert period["pool_hashrate_high"] == pytest.approx(period["pool_hashrate"] * poisson_bounds(n)[1] / n)
     assert period["network_hashrate"] == pytest.approx(network)
     assert period["pool_share_of_network"] == pytest.approx(period["pool_hashrate"] / network)
     assert period["share_geolocated"] == pytest.approx(1.0)

@@ -93,6 +93,10 @@ class PoolApp:
         it to its local journal before anything else) when a node accepted it."""
         self.blocks.append(result)
         del self.blocks[:-100]
+        if self.ledger is not None and result.block_hash and not result.accepted:
+            # A candidate the node refused is still the share it was (an accepted one closed its round
+            # with its own ShareRecord in it).
+            self.ledger.best.note_candidate(result.account, result.worker, result.block_hash, result.found_at)
         verdict = "ACCEPTED" if result.accepted else f"refused ({result.error or result.node_results})"
         log.warning("block %s at height %d by %s: %s", result.block_hash, result.height, result.worker, verdict)
         if not result.accepted or self.ledger is None or self.jobs is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from pool.admin import earnings
@@ -25,6 +26,7 @@ EARNINGS_WINDOW = "h1"              # the account hashrate window earnings and o
 WINDOW_SECONDS = {"m1": 60, "m5": 300, "m15": 900, "h1": 3600, "h6": 21_600, "h24": 86_400}
 PAYOUT_KINDS = ("credit", "pps", "fpps", "payout", "reversal", "payout_cancel")
 MAX_PAYOUT_ROWS = 50
+LEGACY_SCAN = 100_000               # Redis ledger entries read to sum an account's payouts
 
 
 def window_figure(windows: Any, name: str) -> tuple[float, float, float | None, int]:
@@ -64,12 +66,9 @@ class MinerReader:
             out.best = AccountBest(account=_pair(found.best),
                                    workers={name: _pair(pair, connection.get(name))
                                             for name, pair in found.workers.items()})
-            entries = await ledger.payouts.entries(account, MAX_PAYOUT_ROWS)
-            out.payouts = [PayoutEntry(kind=e.kind, amount_sat=e.msat / MSAT_PER_SAT, at=e.ts, ref=e.ref)
-                           for e in entries if e.kind in PAYOUT_KINDS]
-            out.paid_sat = -sum(e.msat for e in entries if e.kind in ("payout", "payout_cancel")) // MSAT_PER_SAT
         except (RedisError, OSError) as exc:
-            log.debug("miner page without Redis data: %s", exc)
+            log.debug("miner page without best shares: %s", exc)
+        await self._payouts(account, out)
         try:
             net = await self.network.info()
         except Exception as exc:                # the node is down: no earnings figure, the rest stands
@@ -90,6 +89,26 @@ class MinerReader:
             if scheme == "solo":
                 out.solo = earnings.solo_odds(hashrate, low, high, window, net.difficulty)
         return out
+
+    async def _payouts(self, account: str, out: MinerExtras) -> None:
+        """Credits and payouts: from the PostgreSQL books when the pool keeps them, else the legacy
+        Redis ledger. Unknown (None, no rows) when the store does not answer."""
+        money = getattr(self.app, "money", None)
+        try:
+            if money is not None:
+                lines = await money.books.lines(account, MAX_PAYOUT_ROWS)
+                out.payouts = [PayoutEntry(kind=line.kind, amount_sat=line.msat / MSAT_PER_SAT, at=line.created_at,
+                                           ref=line.ref) for line in lines]
+                out.paid_sat = await money.books.paid_msat(account) // MSAT_PER_SAT
+                return
+            ledger = self.app.ledger
+            assert ledger is not None
+            entries = await ledger.payouts.entries(account, LEGACY_SCAN)
+            out.payouts = [PayoutEntry(kind=e.kind, amount_sat=e.msat / MSAT_PER_SAT, at=e.ts, ref=e.ref)
+                           for e in entries if e.kind in PAYOUT_KINDS][:MAX_PAYOUT_ROWS]
+            out.paid_sat = -sum(e.msat for e in entries if e.kind in ("payout", "payout_cancel")) // MSAT_PER_SAT
+        except (RedisError, OSError, TimeoutError, asyncpg.PostgresError) as exc:   # the page shows the rest
+            log.debug("miner page without payouts: %s", exc)
 
     async def pool_best(self) -> BestShares | None:
         ledger = self.parts.ledger

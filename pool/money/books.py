@@ -136,6 +136,13 @@ class Books:
         rows = await self.pool.fetch("SELECT name, balance_msat FROM accounts WHERE name = ANY($1::text[])", accounts)
         return {r["name"]: r["balance_msat"] for r in rows}
 
+    async def paid_msat(self, account: str) -> int:
+        """What the account was debited into payout batches, net of cancelled ones (msat, >= 0)."""
+        value = await self.pool.fetchval(
+            "SELECT coalesce(-sum(e.amount_msat), 0) FROM entries e JOIN journal j ON j.id = e.journal_id "
+            "WHERE e.account = $1 AND j.kind IN ('payout', 'payout_cancel')", account)
+        return int(value or 0)
+
     async def balance(self, account: str) -> int:
         value = await self.pool.fetchval("SELECT balance_msat FROM accounts WHERE name = $1", account)
         return int(value or 0)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
+from pool.native.work import DIFF1_TARGET
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, text
 from pool.shares.redis_ops import RedisOp
@@ -64,6 +65,20 @@ class BestShares:
         self.known: dict[str, float] = {}
         self.pool_known = 0.0
         self._on_record = on_record or _log_record
+        self._candidates: list[ShareRecord] = []
+
+    def note_candidate(self, account: str, worker: str, block_hash: str, at: float) -> None:
+        """A block candidate counts as the share it was even when the node refused it or it was stale
+        (then no ShareRecord carried it): its hash's difficulty rides in the next batch's ops (a
+        maximum, so a candidate that was also an accepted share is not counted twice)."""
+        try:
+            value = int(block_hash, 16)
+        except ValueError:
+            return
+        reached = DIFF1_TARGET / value if value else MAX_DIFFICULTY
+        if len(self._candidates) < 1000:
+            self._candidates.append(ShareRecord(timestamp=at, account=account, worker=worker, difficulty=0.0,
+                                                share_difficulty=reached, height=0))
 
     @property
     def pool_key(self) -> str:
@@ -75,6 +90,8 @@ class BestShares:
     # -- write side (in the ledger's cutter, never on the share path) ----------------------------
     def ops(self, records: Iterable[ShareRecord], batch_id: str = "") -> list[RedisOp]:
         workers: dict[str, tuple[float, float, str]] = {}     # worker -> (difficulty, ts, account)
+        if self._candidates:
+            records, self._candidates = [*self._candidates, *records], []
         for rec in records:
             value = rec.share_difficulty
             found = workers.get(rec.worker)

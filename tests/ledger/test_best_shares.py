@@ -117,3 +117,20 @@ def test_share_difficulty_is_what_the_hash_reached() -> None:
     # An infinitely hard hash (all zero) is stored as a finite number.
     ops = BestShares(Keys("gs", 4)).ops([share("e.r", float("inf"), 1.0)])
     assert all(v != float("inf") for op in ops for v in op.args if isinstance(v, float))
+
+
+async def test_a_refused_block_candidate_counts_as_the_share_it_was(redis_url: str, journal_dir: Path) -> None:
+    """A stale candidate the node refused carries no ShareRecord; its hash still sets the records."""
+    ledger = make_ledger(journal_dir, redis_url)
+    await ledger.start()
+    now = time.time()
+    ledger.add(share("erin.r", 500.0, now))
+    block_hash = f"{(DIFF1_TARGET // 4096):064x}"               # a hash of difficulty 4096 exactly
+    ledger.best.note_candidate("erin", "erin.r", block_hash, now + 1)
+    ledger.add(share("erin.r", 100.0, now + 2))                 # the next batch carries it
+    await flush_until_done(ledger)
+    erin = await ledger.best.account(ledger.client, "erin")
+    assert erin.best.ever == BestShare(difficulty=DIFF1_TARGET / (DIFF1_TARGET // 4096), at=now + 1, worker="erin.r")
+    assert erin.best.ever.difficulty == pytest.approx(4096.0, rel=1e-12)
+    assert erin.best.round == erin.best.ever
+    await ledger.stop()

@@ -1,0 +1,34 @@
+"""The miner page's credits, payouts and paid-so-far come from the PostgreSQL books when the pool
+keeps them: a credited block, a payout batch and its cancellation, as the books hold them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import asyncpg
+
+from pool.admin.miner_types import MinerExtras
+from pool.admin_wiring.miner import MinerReader
+from pool.money.payments import Payouts
+from tests.money.test_payments import ALICE, H1, credited, only_addresses
+
+
+async def test_payouts_and_paid_so_far_from_the_books(books_pool: asyncpg.Pool) -> None:
+    books = await credited(books_pool)
+    reader = MinerReader(SimpleNamespace(money=SimpleNamespace(books=books), ledger=None), None, None)  # type: ignore[arg-type]
+    out = MinerExtras()
+    await reader._payouts(ALICE, out)
+    assert [(p.kind, p.amount_sat, p.ref) for p in out.payouts] == [("block_credit", 60_000_000.123, H1)]
+    assert out.paid_sat == 0
+    payouts = Payouts(books_pool)
+    batch = await payouts.create_batch(1000, address_for=only_addresses)
+    assert batch is not None
+    out = MinerExtras()
+    await reader._payouts(ALICE, out)
+    assert [(p.kind, p.amount_sat) for p in out.payouts] == [("payout", -60_000_000.0),
+                                                              ("block_credit", 60_000_000.123)]
+    assert out.paid_sat == 60_000_000          # whole sats go into the batch; the 123 msat stay as balance
+    assert await payouts.cancel_batch(batch.key)
+    out = MinerExtras()
+    await reader._payouts(ALICE, out)
+    assert out.paid_sat == 0 and out.payouts[0].kind == "payout_cancel"

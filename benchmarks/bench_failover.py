@@ -18,7 +18,7 @@ two Redis nodes), then SIGKILLs the Redis master on h2, and measures from each k
 Baseline from the same run: a cold start (connect, subscribe, authorize, first accepted share) of the
 same miners through the same balancer, before anything failed.
 
-    sudo .venv/bin/python benchmarks/bench_failover.py --runs 5
+    sudo .venv/bin/python benchmarks/bench_failover.py --runs 5 [--heartbeat 1 --holder-timeout 3]
 
 Prints one line per run and a final `RESULT {json}` with the medians over runs (each run's figure is
 the median over h1's miners).
@@ -58,8 +58,9 @@ def first_time(predicate, timeout: float, what: str, interval: float = 0.02) -> 
     return time.time()
 
 
-def one_run(workdir: Path) -> dict[str, float]:
-    lab = PoolLab(workdir, REGIONS)
+def one_run(workdir: Path, heartbeat: float, holder_timeout: float) -> dict[str, float]:
+    lab = PoolLab(workdir, REGIONS, stratum={"resume_heartbeat_seconds": heartbeat,
+                                             "resume_holder_timeout": holder_timeout})
     lab.start()
     try:
         fleet = lab.start_fleet()
@@ -106,6 +107,8 @@ def one_run(workdir: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="[stratum] resume_heartbeat_seconds")
+    parser.add_argument("--holder-timeout", type=float, default=3.0, help="[stratum] resume_holder_timeout")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -114,7 +117,7 @@ def main() -> int:
     runs = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="gs-failover-") as workdir:
-            figures = one_run(Path(workdir))
+            figures = one_run(Path(workdir), args.heartbeat, args.holder_timeout)
         runs.append(figures)
         print(f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                            for k, v in figures.items()), flush=True)
@@ -123,7 +126,8 @@ def main() -> int:
     result = {"runs": len(runs), "medians": medians,
               "ranges": {k: [round(min(r[k] for r in runs), 3), round(max(r[k] for r in runs), 3)] for k in runs[0]},
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "config": {"resume_heartbeat_seconds": 1.0, "resume_holder_timeout": 3.0, "cluster_node_timeout_ms": 1000,
+              "config": {"resume_heartbeat_seconds": args.heartbeat, "resume_holder_timeout": args.holder_timeout,
+                         "cluster_node_timeout_ms": 1000,
                          "haproxy_check": "inter 500ms fall 2", "miners": sum(REGIONS.values())}}
     print("RESULT " + json.dumps(result))
     return 0

@@ -53,7 +53,16 @@ def unavailable_reason() -> str:
     done = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if done.returncode != 0:
         return f"cannot create a network namespace: {done.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    try:
+        checks = [("a veth pair", ["ip", "-n", probe, "link", "add", "a0", "type", "veth", "peer", "name", "b0"]),
+                  ("a bridge", ["ip", "-n", probe, "link", "add", "br0", "type", "bridge"]),
+                  ("a UTS namespace", ["ip", "netns", "exec", probe, "unshare", "--uts", "--", "true"])]
+        for what, argv in checks:
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                return f"cannot create {what}: {done.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return ""
 
 

@@ -102,9 +102,10 @@ class FleetRun:
 
 class PoolLab:
     def __init__(self, workdir: Path, regions: dict[str, int], *, hashrate: float = 12_000.0,
-                 seed: int = 15) -> None:
+                 seed: int = 15, stratum: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.hashrate = hashrate
+        self.stratum_overrides = stratum or {}   # more [stratum] keys for every host
         rng = random.Random(seed)
         # Who mines from where: real public addresses the geo database places in each region.
         self.miners: list[dict[str, str]] = []
@@ -231,7 +232,7 @@ class PoolLab:
                       "nodes": [{"name": "chain", "url": f"http://{self.net.chain_address}:{CHAIN_PORT}/",
                                  "user": "devnet", "password": "devnet"}]},
             "stratum": {"trusted_proxies": [f"{self.net.balancer_lan}/32"], "resume_sync_seconds": 1.0,
-                        "resume_loan_seconds": 30.0,
+                        "resume_loan_seconds": 30.0, **self.stratum_overrides,
                         "ports": [{"port": STRATUM_PORT, "host": address, "start_difficulty": SHARE_DIFFICULTY,
                                    "min_difficulty": 1e-7, "max_difficulty": 1.0, "vardiff": False}]},
             "redis": {"url": urls[0], "urls": urls[1:], "connect_timeout_s": 1.0, "socket_timeout_s": 2.0},

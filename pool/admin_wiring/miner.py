@@ -93,7 +93,7 @@ class MinerReader:
     async def _payouts(self, account: str, out: MinerExtras) -> None:
         """Credits and payouts: from the PostgreSQL books when the pool keeps them, else the legacy
         Redis ledger. Unknown (None, no rows) when the store does not answer."""
-        money = getattr(self.app, "money", None)
+        money = self.parts.money
         try:
             if money is not None:
                 lines = await money.books.lines(account, MAX_PAYOUT_ROWS)
@@ -101,9 +101,7 @@ class MinerReader:
                                            ref=line.ref) for line in lines]
                 out.paid_sat = await money.books.paid_msat(account) // MSAT_PER_SAT
                 return
-            ledger = self.app.ledger
-            assert ledger is not None
-            entries = await ledger.payouts.entries(account, LEGACY_SCAN)
+            entries = await self.parts.ledger.payouts.entries(account, LEGACY_SCAN)
             out.payouts = [PayoutEntry(kind=e.kind, amount_sat=e.msat / MSAT_PER_SAT, at=e.ts, ref=e.ref)
                            for e in entries if e.kind in PAYOUT_KINDS][:MAX_PAYOUT_ROWS]
             out.paid_sat = -sum(e.msat for e in entries if e.kind in ("payout", "payout_cancel")) // MSAT_PER_SAT

@@ -15,7 +15,8 @@ from tests.money.test_payments import ALICE, H1, credited, only_addresses
 
 async def test_payouts_and_paid_so_far_from_the_books(books_pool: asyncpg.Pool) -> None:
     books = await credited(books_pool)
-    reader = MinerReader(SimpleNamespace(money=SimpleNamespace(books=books), ledger=None), None, None)  # type: ignore[arg-type]
+    parts = SimpleNamespace(money=SimpleNamespace(books=books), ledger=None)
+    reader = MinerReader(parts, None, None)  # type: ignore[arg-type]
     out = MinerExtras()
     await reader._payouts(ALICE, out)
     assert [(p.kind, p.amount_sat, p.ref) for p in out.payouts] == [("block_credit", 60_000_000.123, H1)]

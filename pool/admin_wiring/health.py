@@ -14,6 +14,7 @@ from pool.admin.interfaces import ComponentHealth, HealthStatus
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
     from pool.admin_wiring.views import PoolViews
+    from pool.money.service import MoneyService
 
 PING_TIMEOUT = 1.0
 
@@ -38,6 +39,22 @@ def template_health(parts: PoolParts) -> ComponentHealth:
                            detail=f"height {figures.height}, {figures.template_age:.1f} s old (limit {limit:g} s)")
 
 
+async def books_health(money: MoneyService) -> ComponentHealth:
+    """The payout books: reachable, and every balance the sum of its journal entries."""
+    snap = await money.snapshot()
+    if snap is None:
+        return ComponentHealth(name="books", ok=False, detail=f"not answering: {money.last_error[:120]}")
+    if not snap.consistent:
+        return ComponentHealth(name="books", ok=False,
+                               detail=f"inconsistent: {snap.inconsistent_accounts} accounts differ from their "
+                                      f"entries, balances add up to {snap.total_msat} msat")
+    moving = money.per_share.last_error if money.per_share is not None else ""
+    return ComponentHealth(name="books", ok=not moving,
+                           detail=f"{snap.accounts_with_balance} accounts owed {snap.unpaid_msat // 1000} sat, "
+                                  f"{snap.journal_transactions} journal transactions, consistent"
+                                  + (f"; per-share credits waiting: {moving[:120]}" if moving else ""))
+
+
 async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     components = []
     latency, why = await redis_ping(parts)
@@ -59,6 +76,8 @@ async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     listening = parts.server.ports
     components.append(ComponentHealth(name="stratum", ok=bool(listening),
                                       detail=", ".join(f"{h}:{p}" for h, p in listening)))
+    if parts.money is not None:
+        components.append(await books_health(parts.money))
     if parts.locator is not None:
         dbs = ", ".join(f"{d.type} {d.build_date}" for d in parts.locator.databases)
         components.append(ComponentHealth(name="geo", ok=bool(parts.locator.databases), detail=dbs))

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pool import config as config_module
 from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot
 from pool.admin.metrics import render
+from pool.admin_wiring.health import books_health
 from pool.admin_wiring.metrics import books_figures
 from pool.money.books import PAID, Books
 from pool.money.payments import Payouts
@@ -70,9 +71,11 @@ async def test_books_down_reads_as_up_zero() -> None:
     service = await MoneyService.open(config)
     try:
         figures = scrape(render(metrics(await books_figures(service)), admin_requests={}, rate_limited=0))
+        health = await books_health(service)
     finally:
         await service.close()
     assert figures == {"geostratum_books_up": 0.0}
+    assert not health.ok and health.detail.startswith("not answering:")
     assert "Connect call failed" in service.last_error or "refused" in service.last_error
 
 

@@ -38,11 +38,16 @@ async def test_matured_blocks_credit_the_books_and_the_api_reads_them(
         for i, account in enumerate(["hana", "ivan"]):
             fleet.add(Miner("127.0.0.1", port, f"{account}.rig{i}", rng=random.Random(i)))
         # A block matures once another is mined on top of it; the watcher polls every second.
-        credited = await wait_for(lambda: books_pool.fetch("SELECT ref FROM journal WHERE kind = 'block_credit'"),
-                                  60, "a matured block in the books")
+        await wait_for(lambda: books_pool.fetch("SELECT ref FROM journal WHERE kind = 'block_credit'"),
+                       60, "a matured block in the books")
         books = Books(books_pool)
-        balances = await books.balances()
-        rewards = -(await books.balances(include_counter_accounts=True))[BLOCK_REWARDS]
+        async with books_pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # One snapshot: more blocks mature while the test reads.
+            credited = await conn.fetch("SELECT ref FROM journal WHERE kind = 'block_credit'")
+            held = {r["name"]: r["balance_msat"] for r in await conn.fetch(
+                "SELECT name, balance_msat FROM accounts WHERE balance_msat <> 0")}
+        rewards = -held.pop(BLOCK_REWARDS)
+        balances = held
         assert app.ledger is not None
         recorded = {b.block_hash: b for b in await app.ledger.reader.blocks(limit=1000)}
         assert rewards == sum(recorded[r["ref"]].reward_sat for r in credited) * 1000
@@ -52,8 +57,17 @@ async def test_matured_blocks_credit_the_books_and_the_api_reads_them(
             accounts = {a["account"]: a for a in (await api.get("/api/v1/accounts?sort=name&order=asc"))["items"]}
             live = await books.balances_of(list(accounts))
             for name, row in accounts.items():                          # the books move on between the reads
-                assert row["balance_sat"] <= live.get(name, 0) // 1000
-                assert row["balance_sat"] > 0
+                assert balances.get(name, 0) // 1000 <= row["balance_sat"] <= live.get(name, 0) // 1000
+            assert any(row["balance_sat"] > 0 for row in accounts.values())
+            health = {c["name"]: c for c in (await api.get("/api/v1/health"))["components"]}
+            assert health["books"]["ok"] and health["books"]["detail"].endswith("journal transactions, consistent")
+            # The miner page's history is the account's journal lines.
+            name = max(balances, key=lambda a: balances[a] if not a.startswith("@") else -1)
+            page = (await api.get(f"/api/v1/accounts/{name}"))["miner"]
+            lines = await books.lines(name)
+            assert {(p["kind"], p["ref"]) for p in page["payouts"]} == {("block_credit", line.ref) for line in lines}
+            assert sum(p["amount_sat"] for p in page["payouts"]) * 1000 == pytest.approx(await books.balance(name))
+            assert page["paid_sat"] == 0
             async with aiohttp.ClientSession() as session, session.get(f"{app.admin.url}/metrics",
                                                                       headers=READ) as response:
                 assert response.status == 200

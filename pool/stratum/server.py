@@ -279,6 +279,8 @@ class StratumServer:
                                          limit=limits.reject_budget_per_ip, ratio=limits.reject_budget_ratio):
             return
         self.reject_budget.forget(session.peer)
+        if session.peer in self.trusted:
+            return       # a balancer's own address is every miner behind it: connection budgets only
         session.ban_reason = session.close_reason = "reject budget of the address exceeded"
         log.warning("reject budget of %s exceeded: banned for %.0f s", session.peer, limits.ban_seconds)
         if limits.ban_seconds > 0:
@@ -286,9 +288,12 @@ class StratumServer:
                 self.add_ban(session.peer, limits.ban_seconds, session.ban_reason)   # drops its connections
             except ValueError as exc:                # a trusted proxy's own address is never banned
                 log.warning("reject budget: %s", exc)
+                session.ban_reason = None            # the connection still ends
 
     def closing(self, proto: Connection, session: Session) -> None:
-        if session.ban_reason and self.config.limits.ban_seconds > 0:
+        # A trusted proxy's own address (a balancer sending no header) is never banned: every miner
+        # behind it would be; the offending connection ends all the same.
+        if session.ban_reason and self.config.limits.ban_seconds > 0 and session.peer not in self.trusted:
             self.bans.add(session.peer, self.config.limits.ban_seconds, session.ban_reason, self.clock())
 
     def _begin_resume(self, proto: Connection, session: Session, token: str) -> None:

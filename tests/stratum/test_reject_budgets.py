@@ -162,3 +162,24 @@ def test_an_unauthorized_session_parks_nothing() -> None:
     assert session.allocator.live == 1
     assert session.connection_lost(NOW) is None
     assert session.allocator.live == 0 and session.allocator.parked == 0
+
+
+async def test_a_trusted_proxy_is_never_banned_by_a_budget(make_pool: Any) -> None:
+    # A balancer that sends no PROXY header (proxy_header_required = false) shows its own address for
+    # every miner behind it: the address budget does not apply to it, a connection's budget ends that
+    # connection, and nobody is banned.
+    cfg = config(difficulty=1e-9, limits=LimitsConfig(**BUDGETS), trusted_proxies=["127.0.5.1"],
+                 proxy_header_required=False)
+    pool = await make_pool(cfg)
+    behind = [await miner(pool, "127.0.5.1") for _ in range(10)]
+    for n, connection in enumerate(behind):      # 300 rejects over the address, 30 on each connection
+        await connection.client.send(*unknown_jobs(30, start=100 * n))
+    for n, connection in enumerate(behind):
+        assert (await connection.share(5000 + n))["result"] is True
+    attacker = await connect(pool.port, source="127.0.5.1")
+    await attacker.handshake()
+    await attacker.send(*unknown_jobs(60))       # past its own budget (50)
+    assert await ended(attacker)
+    assert pool.server.list_bans() == []
+    honest = await miner(pool, "127.0.5.1")
+    assert (await honest.share(1))["result"] is True

@@ -93,7 +93,7 @@ def main() -> None:
     if args.dsn:
         result = asyncio.run(run(args.dsn, args.accounts, args.repeats))
     else:
-        from tests.support.postgres_server import PostgresProcess
+        from pool.sim.postgres_server import PostgresProcess
 
         server = PostgresProcess(fsync=True)
         server.start()

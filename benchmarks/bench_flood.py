@@ -81,14 +81,14 @@ async def measure(clients: list[StratumClient], seconds: float, rss: list[int]) 
 async def scenario(*, miners: int, hashrate: float, shares_per_second: float, phase: float, idle: int,
                    slowloris: int, junk: int, rejecters: int, reconnect_delay: float = 0.2,
                    log: Any = print) -> dict[str, Any]:
-    from tests.stratum.support import TestJobSource, make_job
+    from pool.sim.jobs import MemoryJobSource, make_job
 
     difficulty = hashrate / shares_per_second / 2**32       # expected hashes per share = d x 2^32
     port = PortConfig(port=0, host="127.0.0.1", start_difficulty=difficulty, min_difficulty=difficulty,
                       vardiff=False)
     config = StratumConfig(ports=[port], limits=LimitsConfig())
     config.validate()
-    jobs = TestJobSource()
+    jobs = MemoryJobSource()
     jobs.publish(make_job("j1"))
     server = StratumServer(config, jobs, on_share=lambda record: None, validate_account=lambda account: True,
                            node="flood-bench")

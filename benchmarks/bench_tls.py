@@ -38,8 +38,8 @@ from bench_server import SHARE_DIFFICULTY, bench_job, free_port  # noqa: E402
 
 async def serve(args: argparse.Namespace) -> None:
     from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
+    from pool.sim.jobs import MemoryJobSource
     from pool.stratum.server import StratumServer
-    from tests.stratum.support import TestJobSource
 
     limits = LimitsConfig(max_connections=19_000, max_connections_per_ip=100_000, submits_per_second=1e9,
                           submit_burst=1e9, authorize_timeout=600, idle_timeout=3600, sweep_interval=5.0)
@@ -50,7 +50,7 @@ async def serve(args: argparse.Namespace) -> None:
     config = StratumConfig(ports=ports, extranonce2_size=4, notify_interval=3600, max_jobs_per_connection=4,
                            limits=limits)
     config.validate()
-    jobs = TestJobSource()
+    jobs = MemoryJobSource()
     jobs.publish(bench_job("j0", True))
     server = StratumServer(config, jobs, on_share=lambda record: None, validate_account=lambda a: True, node="b")
     await server.start()

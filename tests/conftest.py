@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pool.sim.postgres_server import PostgresProcess
 from pool.sim.redis_server import RedisProcess
-from tests.support.postgres_server import PostgresProcess
 
 # Hypothesis profiles (the fuzz targets in tests/fuzz): "ci" is bounded and derandomized, so the suite
 # stays fast and every run tries the same inputs; "long" explores (`--hypothesis-profile long`, or

@@ -1,8 +1,10 @@
-"""Jobs without a node: a JobSource fed by hand, and a Job from the wire params of a real
-mining.notify (the vectors and transcripts). For the stratum server's benchmarks and tests."""
+"""Jobs without a node: a JobSource fed by hand, a Job from the wire params of a real mining.notify
+(the vectors and transcripts), and a Job around a coinbase built here. For the stratum server's
+benchmarks, load generators and tests."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +13,9 @@ from pool.native import prepare_job, sha256d
 from pool.native.work import target_from_nbits
 from pool.stratum import messages as m
 
-__all__ = ["MemoryJobSource", "bip34_height", "job_from_notify"]
+__all__ = ["HARD_NBITS", "MemoryJobSource", "bip34_height", "job_from_notify", "make_job"]
+
+HARD_NBITS = 0x17029A8A          # mainnet 2025: no share at a pool difficulty is a block by accident
 
 
 class MemoryJobSource:
@@ -91,3 +95,38 @@ def bip34_height(coinb1: bytes) -> int:
     if 1 <= size <= 8 and len(script) > size:
         return int.from_bytes(script[1 : 1 + size], "little")
     return 0
+
+
+def _push_height(height: int) -> bytes:
+    raw = height.to_bytes((height.bit_length() + 8) // 8, "little")
+    return bytes([len(raw)]) + raw
+
+
+def make_job(job_id: str, *, prevhash: bytes | None = None, height: int = 900_000, nbits: int = HARD_NBITS,
+             ntime: int = 1_760_000_000, extranonce2_size: int = 8, branches: int = 3, clean: bool = True,
+             version: int = 0x20000000, created_at: float = 0.0, coinbase_pad: int = 0) -> Job:
+    """A Job around a coinbase built here: BIP34 height, extranonce window, a pool tag, one P2WPKH
+    output; merkle siblings derived from the job id."""
+    prevhash = prevhash or hashlib.sha256(b"prev" + str(height).encode()).digest()
+    window = 4 + extranonce2_size
+    tag = b"/geostratum-test/"
+    script_len = len(_push_height(height)) + window + 1 + len(tag)
+    coinb1 = (b"\x01\x00\x00\x00" + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"
+              + _varint(script_len) + _push_height(height))
+    outputs = [(312_500_000).to_bytes(8, "little") + b"\x16\x00\x14" + hashlib.sha256(job_id.encode()).digest()[:20]]
+    if coinbase_pad:       # a big OP_RETURN output: makes notify lines large (slow-reader tests)
+        outputs.append(b"\x00" * 8 + _varint(coinbase_pad + 1) + b"\x6a" + b"\x00" * coinbase_pad)
+    coinb2 = (bytes([len(tag)]) + tag + b"\xfe\xff\xff\xff" + bytes([len(outputs)]) + b"".join(outputs)
+              + (height - 1).to_bytes(4, "little"))
+    siblings = tuple(hashlib.sha256(f"{job_id}/{i}".encode()).digest() for i in range(branches))
+    return Job(job_id=job_id, prevhash=prevhash, coinb1=coinb1, coinb2=coinb2, merkle_branches=siblings,
+               version=version, nbits=nbits, ntime=ntime, height=height, clean_jobs=clean,
+               network_target=target_from_nbits(nbits), extranonce_size=window, created_at=created_at,
+               template_id=f"t-{job_id}",
+               prepared=prepare_job(coinb1, coinb2, b"".join(siblings), prevhash, version, nbits))
+
+
+def _varint(n: int) -> bytes:
+    if n < 0xFD:
+        return bytes([n])
+    return b"\xfd" + n.to_bytes(2, "little") if n <= 0xFFFF else b"\xfe" + n.to_bytes(4, "little")

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from pool.money.schema import migrate
+from pool.sim.postgres_server import PostgresProcess
 from tests.integration.conftest import fleet  # noqa: F401  (the pool tests' miners, reaped on failure)
-from tests.support.postgres_server import PostgresProcess
 
 TEMPLATE = "gs_books_template"
 

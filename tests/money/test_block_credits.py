@@ -13,9 +13,9 @@ from pool.config.ledger import PayoutConfig
 from pool.money.books import BLOCK_REWARDS, ORPHAN_LOSSES, PAID, Books
 from pool.money.credits import PostgresBlockBooks
 from pool.shares.ledger import Ledger
+from pool.sim.postgres_server import PostgresProcess
 from tests.ledger.support import make_ledger
 from tests.ledger.test_payouts import BLOCK, REWARD, Node, pplns_history
-from tests.support.postgres_server import PostgresProcess
 
 # PPLNS, N = 2.5 x 1000: carol 1000 + (bob 600, alice 400) + half of alice's oldest 1000 = 900 : 600 :
 # 1000 of 2500; 50 BTC - 1 % = 4.95e12 msat split so, the fee (5e10 msat) to @pool.

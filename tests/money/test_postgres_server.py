@@ -6,7 +6,7 @@ import os
 
 import asyncpg
 
-from tests.support.postgres_server import PostgresProcess
+from pool.sim.postgres_server import PostgresProcess
 
 
 async def test_session_server_answers_on_loopback(postgres_server: PostgresProcess) -> None:

@@ -3,7 +3,6 @@ notify params (vectors, transcripts) or from a coinbase built here, and a share 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -11,9 +10,15 @@ from typing import Any
 
 from pool.chain.types import Job
 from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
-from pool.native import check_share, prepare_job
-from pool.native.work import target_bytes, target_from_nbits
-from pool.sim.jobs import MemoryJobSource, bip34_height, job_from_notify  # noqa: F401  (tests import them here)
+from pool.native import check_share
+from pool.native.work import target_bytes
+from pool.sim.jobs import (  # noqa: F401  (tests import them from here)
+    HARD_NBITS,
+    MemoryJobSource,
+    bip34_height,
+    job_from_notify,
+    make_job,
+)
 from pool.stratum import messages as m
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.session import Session
@@ -22,48 +27,12 @@ from tests.support import paths
 
 VECTORS = paths.VECTORS / "mainnet_blocks.json"
 TRANSCRIPTS = paths.TRANSCRIPTS
-HARD_NBITS = 0x17029A8A          # mainnet 2025: no test share is ever a block by accident
 EASY_NBITS = 0x207FFFFF          # regtest: about every other hash is a block
 NOW = 1_760_000_100.0            # test clock, just after make_job's default ntime
 
 
 class TestJobSource(MemoryJobSource):
     __test__ = False
-
-
-def _push_height(height: int) -> bytes:
-    raw = height.to_bytes((height.bit_length() + 8) // 8, "little")
-    return bytes([len(raw)]) + raw
-
-
-def make_job(job_id: str, *, prevhash: bytes | None = None, height: int = 900_000, nbits: int = HARD_NBITS,
-             ntime: int = 1_760_000_000, extranonce2_size: int = 8, branches: int = 3, clean: bool = True,
-             version: int = 0x20000000, created_at: float = 0.0, coinbase_pad: int = 0) -> Job:
-    """A Job around a coinbase built here: BIP34 height, extranonce window, a pool tag, one P2WPKH
-    output; merkle siblings derived from the job id."""
-    prevhash = prevhash or hashlib.sha256(b"prev" + str(height).encode()).digest()
-    window = 4 + extranonce2_size
-    tag = b"/geostratum-test/"
-    script_len = len(_push_height(height)) + window + 1 + len(tag)
-    coinb1 = (b"\x01\x00\x00\x00" + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"
-              + _varint(script_len) + _push_height(height))
-    outputs = [(312_500_000).to_bytes(8, "little") + b"\x16\x00\x14" + hashlib.sha256(job_id.encode()).digest()[:20]]
-    if coinbase_pad:       # a big OP_RETURN output: makes notify lines large (slow-reader tests)
-        outputs.append(b"\x00" * 8 + _varint(coinbase_pad + 1) + b"\x6a" + b"\x00" * coinbase_pad)
-    coinb2 = (bytes([len(tag)]) + tag + b"\xfe\xff\xff\xff" + bytes([len(outputs)]) + b"".join(outputs)
-              + (height - 1).to_bytes(4, "little"))
-    siblings = tuple(hashlib.sha256(f"{job_id}/{i}".encode()).digest() for i in range(branches))
-    return Job(job_id=job_id, prevhash=prevhash, coinb1=coinb1, coinb2=coinb2, merkle_branches=siblings,
-               version=version, nbits=nbits, ntime=ntime, height=height, clean_jobs=clean,
-               network_target=target_from_nbits(nbits), extranonce_size=window, created_at=created_at,
-               template_id=f"t-{job_id}",
-               prepared=prepare_job(coinb1, coinb2, b"".join(siblings), prevhash, version, nbits))
-
-
-def _varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    return b"\xfd" + n.to_bytes(2, "little") if n <= 0xFFFF else b"\xfe" + n.to_bytes(4, "little")
 
 
 def grind(job: Job, extranonce1: bytes, *, min_difficulty: float, max_difficulty: float | None = None,

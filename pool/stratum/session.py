@@ -80,8 +80,9 @@ class Session(Handshake):
 
         self.out: list[bytes] = []
         self.events: list[SessionEvent] = []
-        # Accepted shares whose `true` reply sits in `out`: (record, index in out, request id, worker).
-        self._acks: list[tuple[ShareRecord, int, Any, WorkerStats]] = []
+        # Accepted shares whose `true` reply sits in `out`: (record, or None once taken back; index in
+        # out; request id; worker; the worker's best difficulty before it).
+        self._acks: list[tuple[ShareRecord | None, int, Any, WorkerStats, float]] = []
         self.close_reason: str | None = None
         self.ban_reason: str | None = None
 
@@ -428,7 +429,8 @@ class Session(Handshake):
         difficulty = sent.difficulty
         value = int.from_bytes(header_hash, "little")
         reached = DIFF1_TARGET / value if value else float("inf")
-        if reached > worker.best_difficulty:
+        best_before = worker.best_difficulty
+        if reached > best_before:
             worker.best_difficulty = reached
         record = ShareRecord(
             timestamp=now, account=worker.account, worker=worker.name, difficulty=difficulty,
@@ -446,7 +448,7 @@ class Session(Handshake):
         out = self.out
         if not out:
             self._acks.clear()       # positions in an `out` already written are meaningless
-        self._acks.append((record, len(out), rid, worker))
+        self._acks.append((record, len(out), rid, worker, best_before))
         out.append(m.true_reply(rid))
         if self.fixed_difficulty is None and self.port.vardiff:
             current = self.difficulty if self.pending_difficulty is None else self.pending_difficulty
@@ -456,13 +458,15 @@ class Session(Handshake):
 
     def share_not_recorded(self, record: ShareRecord) -> bool:
         """The consumer could not make `record` durable (its journal write raised): its `true` reply,
-        still in `out`, becomes a reject, and the share is counted as rejected ("not_recorded"), not
-        accepted. False if the record is not one of the acknowledgements waiting in `out`."""
+        still in `out`, becomes a reject, the share is counted as rejected ("not_recorded"), not
+        accepted, and is nobody's best share. False if the record is not one of the
+        acknowledgements waiting in `out` (or was already taken back)."""
         acks = self._acks
         found = next((i for i, ack in enumerate(acks) if ack[0] is record), None)
         if found is None:
             return False
-        _, index, rid, worker = acks.pop(found)
+        _, index, rid, worker, _ = acks[found]
+        acks[found] = (None, index, rid, worker, acks[found][4])     # taken back; its best_before stays
         self.out[index] = m.NOT_RECORDED.reply(rid)
         worker.accepted -= 1
         worker.accepted_difficulty -= record.difficulty
@@ -470,6 +474,9 @@ class Session(Handshake):
         counters.accepted -= 1
         counters.accepted_difficulty -= record.difficulty
         self._count_reject(m.NOT_RECORDED.key, worker)
+        # The best is what the worker had before this read's first share, or a share still kept.
+        mine = [ack for ack in acks if ack[3] is worker]
+        worker.best_difficulty = max([mine[0][4]] + [ack[0].share_difficulty for ack in mine if ack[0] is not None])
         return True
 
     def _count_reject(self, key: str, worker: WorkerStats | None) -> None:

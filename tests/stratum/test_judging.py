@@ -304,13 +304,18 @@ def test_a_share_that_could_not_be_recorded_is_not_acknowledged() -> None:
     assert len(records) == 3
     assert session.share_not_recorded(records[1])
     assert not session.share_not_recorded(records[1])       # once only
-    replies = take(session)
+    replies = [json.loads(line) for line in b"".join(session.out).splitlines()]
     assert [(r["id"], r["result"]) for r in replies] == [(10, True), (11, False), (12, True)]
     assert replies[1]["error"] == [20, "Share not recorded", None]
     worker = session.workers["acct.x"]
     assert worker.accepted == 2 and worker.rejected == {"not_recorded": 1}
     assert worker.accepted_difficulty == pytest.approx(2e-9)
     assert session.counters.accepted == 2 and session.counters.rejected == {"not_recorded": 1}
+    assert worker.best_difficulty == max(records[0].share_difficulty, records[2].share_difficulty)
+    assert session.share_not_recorded(records[2]) and session.share_not_recorded(records[0])
+    assert worker.best_difficulty == 0.0 and worker.accepted == 0    # nothing kept, no best share
+    assert worker.accepted_difficulty == pytest.approx(0.0, abs=1e-18)
+    take(session)
     # Once `out` was written the old positions are gone: a later share starts a fresh list.
     en2, nonce = grind(job, en1, min_difficulty=1e-9, start=start)
     send(session, submit("acct.x", "d1", en2, job.ntime, nonce, request_id=13))

@@ -136,6 +136,9 @@ class StratumConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # miners resume on the process they reconnect to (whose subscribe waits up to that long).
     resume_heartbeat_seconds: Positive = 1.0
     resume_holder_timeout: float = 3.0
+    # How long such a subscribe keeps asking a directory that does not answer at all (its Redis
+    # master is failing over, as when the host that died held it) before a fresh extranonce1.
+    resume_directory_wait: Annotated[float, Meta(ge=0, le=60)] = 5.0
     retarget_clean_jobs: bool = True     # the re-issued job after a difficulty change is clean
     reuse_port: bool = False             # SO_REUSEPORT so N worker processes share the port
     backlog: int = 4096

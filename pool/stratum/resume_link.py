@@ -66,18 +66,18 @@ class ResumeLink:
     # -- claims -------------------------------------------------------------------------------------
 
     async def claim(self, token: str) -> ParkedSession | None:
-        """The session to resume, or None (a fresh extranonce1). Asked again, for up to
-        resume_holder_timeout, while the session is live on another process (it may have died: its
-        heartbeat is then stale by that time) or the directory does not answer (a Redis failover, as
-        when the host that died also held the directory's master)."""
+        """The session to resume, or None (a fresh extranonce1). Asked again while the session is live
+        on another process, for up to resume_holder_timeout (the holder may have died: its heartbeat is
+        then that old by then), and while the directory does not answer, for up to
+        resume_directory_wait (a Redis failover)."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.config.resume_holder_timeout + CLAIM_RETRY_SECONDS
+        started = loop.time()
         while True:
             try:
                 async with asyncio.timeout(self.config.resume_lookup_timeout):
                     parked = await self.directory.claim(token, self.clock())
             except Exception as exc:   # timeout, Redis down, anything: in the end a fresh extranonce1
-                if loop.time() + CLAIM_RETRY_SECONDS < give_up:
+                if loop.time() + CLAIM_RETRY_SECONDS < started + self.config.resume_directory_wait:
                     await asyncio.sleep(CLAIM_RETRY_SECONDS)
                     continue
                 self.counts["failed"] += 1
@@ -85,8 +85,8 @@ class ResumeLink:
                 return None
             if not isinstance(parked, HeldElsewhere):
                 break
-            if loop.time() >= give_up:   # its holder is alive: a second connection, not a resume
-                self.counts["missed"] += 1
+            if loop.time() >= started + self.config.resume_holder_timeout + CLAIM_RETRY_SECONDS:
+                self.counts["missed"] += 1    # its holder is alive: a second connection, not a resume
                 return None
             await asyncio.sleep(CLAIM_RETRY_SECONDS)
         if parked is None or len(parked.extranonce1) != 4:

@@ -232,7 +232,9 @@ class PoolLab:
                       "nodes": [{"name": "chain", "url": f"http://{self.net.chain_address}:{CHAIN_PORT}/",
                                  "user": "devnet", "password": "devnet"}]},
             "stratum": {"trusted_proxies": [f"{self.net.balancer_lan}/32"], "resume_sync_seconds": 1.0,
-                        "resume_loan_seconds": 30.0, **self.stratum_overrides,
+                        "resume_loan_seconds": 30.0,
+                        # The directory's master may die with a host: wait out a slow promotion.
+                        "resume_directory_wait": 15.0, **self.stratum_overrides,
                         "ports": [{"port": STRATUM_PORT, "host": address, "start_difficulty": SHARE_DIFFICULTY,
                                    "min_difficulty": 1e-7, "max_difficulty": 1.0, "vardiff": False}]},
             "redis": {"url": urls[0], "urls": urls[1:], "connect_timeout_s": 1.0, "socket_timeout_s": 2.0},

@@ -27,7 +27,8 @@ BITS = 24           # a 256-value space per prefix: small enough to walk complet
 def resume_config(**overrides: Any) -> Any:
     return config(difficulty=1e-9, session_resume_seconds=overrides.pop("park", 30.0), resume_sync_seconds=0.2,
                   resume_loan_seconds=3.0, resume_lookup_timeout=overrides.pop("lookup_timeout", 0.5),
-                  resume_heartbeat_seconds=0.2, resume_holder_timeout=0.6, **overrides)
+                  resume_heartbeat_seconds=0.2, resume_holder_timeout=0.6,
+                  resume_directory_wait=overrides.pop("directory_wait", 0.6), **overrides)
 
 
 class Node:

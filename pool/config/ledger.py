@@ -74,6 +74,11 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     down_cut_interval_ms: PositiveInt = 5000
     # Queued batches beyond this count keep only their journal position in memory.
     max_batches_in_memory: PositiveInt = 1000
+    # After Redis was unreachable, the batches applied in the last this many seconds (at most this many
+    # bytes of them) are applied again: Redis skips what it kept and takes what a failover to a lagging
+    # replica or an fsync-everysec restart lost (pool/shares/recent.py). 0 turns it off.
+    replay_after_outage_s: NonNegative = 30.0
+    replay_after_outage_max_bytes: PositiveInt = 32 * 1024 * 1024
     # How often found blocks are followed on the node (confirmations).
     block_poll_interval_s: Positive = 30.0
     # Blocks stay watched for reorgs until this many confirmations.

@@ -37,6 +37,7 @@ from pool.shares.keys import Keys, key_slot
 from pool.shares.ledger_ops import LedgerOps, NetworkState
 from pool.shares.payouts import PayoutEngine
 from pool.shares.reader import LedgerReader
+from pool.shares.recent import RecentBatches
 from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
 from pool.shares.redis_ops import RedisOp
 from pool.shares.schemes import block_subsidy_sat
@@ -75,6 +76,7 @@ class LedgerStats(msgspec.Struct, kw_only=True):
     shares_flushed: int
     batches_flushed: int
     groups_replayed: int        # groups Redis already had (a replay after a crash or a lost reply)
+    groups_restored: int        # groups Redis had lost after acknowledging them, applied again after an outage
     op_errors: int
     contributor_errors: int
     round_trips: int            # Redis requests made to apply batches (a pipeline counts once)
@@ -134,7 +136,8 @@ class Ledger:
         self._failures = 0
         self._snapshots: list[str] = []
         self._stats = dict(shares_added=0, shares_flushed=0, batches_flushed=0, groups_replayed=0,
-                           op_errors=0, contributor_errors=0, round_trips=0)
+                           groups_restored=0, op_errors=0, contributor_errors=0, round_trips=0)
+        self._recent = RecentBatches(config.replay_after_outage_s, config.replay_after_outage_max_bytes)
         self._redis_up = False
         self._last_flush_at = 0.0
         self._last_attempt_at = 0.0
@@ -457,6 +460,8 @@ class Ledger:
     async def _drain(self) -> None:
         """Applies queued batches in order; only batches whose journal frame is already fsynced."""
         self._last_attempt_at = time.time()
+        if not self._redis_up and len(self._recent) and not await self._restore_recent():
+            return
         while self._queue:
             queued = self._queue[0]
             if queued.generation > self._journal.synced_generation:
@@ -470,6 +475,7 @@ class Ledger:
                 self._mark_down(exc)
                 return
             self._journal.append_commit(frame.batch_id)
+            self._recent.add(frame, time.time())
             self._queue.popleft()
             self._queued_shares -= queued.shares
             self._stats["shares_flushed"] += queued.shares
@@ -479,7 +485,19 @@ class Ledger:
             self._redis_up = True
             self._failures = 0
 
-    async def _apply_batch(self, frame: BatchFrame) -> None:
+    async def _restore_recent(self) -> bool:
+        """Redis is back after an outage: apply the recently applied batches again (see recent.py)."""
+        for frame in self._recent.frames(time.time()):
+            try:
+                self._stats["groups_restored"] += await self._apply_batch(frame)
+            except Exception as exc:
+                self._mark_down(exc)
+                return False
+        return True
+
+    async def _apply_batch(self, frame: BatchFrame) -> int:
+        """Applies every group of the batch (a group Redis already has is skipped); returns how many
+        groups were applied now."""
         client = self.client
         ttl = self.config.batch_marker_ttl_s
         calls = [([self.keys.marker_key(slot, frame.batch_id)], [ttl, blob]) for slot, blob in frame.groups]
@@ -500,16 +518,20 @@ class Ledger:
                         results[i] = await self._apply(client, *calls[i])
                     except (RedisError, OSError) as exc:
                         results[i] = exc
+        applied = 0
         for result in results:
             if isinstance(result, BaseException):
                 raise result
             value = int(result)
             if value < 0:
                 self._stats["groups_replayed"] += 1
-            elif value:
+                continue
+            applied += 1
+            if value:
                 self._stats["op_errors"] += value
                 self._last_error = f"batch {frame.batch_id}: {value} op(s) failed in Redis"
                 log.error("batch %s: %d op(s) failed in Redis", frame.batch_id, value)
+        return applied
 
     def _mark_down(self, exc: BaseException) -> None:
         if self._redis_up:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import msgspec
 
+from pool.config.constraints import FiniteNonNegative, FinitePositive, PortNumber, PositiveInt, check_fields
 from pool.config.errors import ConfigError
 
 # Endpoint groups that may be opened to requests without a token (see docker/README.md).
@@ -18,7 +18,7 @@ _HASHED_TOKEN = re.compile(r"^sha256:[0-9a-f]{64}$")
 class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: PortNumber = 8080
     # Bearer tokens. An entry is the token itself or "sha256:<hex digest of the token>" so the
     # file need not hold the secret. GEOSTRATUM_ADMIN_TOKENS / GEOSTRATUM_READ_TOKENS (comma
     # separated) add more from the environment.
@@ -34,79 +34,52 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The miner page charts this many of an account's workers (by name); the rest are listed.
     miner_page_worker_charts: int = 20
     # Token bucket per client (per token, or per address for requests without a valid token).
-    rate_limit_per_second: float = 10.0
-    rate_limit_burst: int = 40
-    rate_limit_max_clients: int = 10_000
-    max_body_bytes: int = 65_536
-    max_json_depth: int = 32             # a request body nested deeper answers 400 before it is decoded
+    rate_limit_per_second: FinitePositive = 10.0
+    rate_limit_burst: PositiveInt = 40
+    rate_limit_max_clients: PositiveInt = 10_000
+    max_body_bytes: PositiveInt = 65_536
+    max_json_depth: PositiveInt = 32             # a request body nested deeper answers 400 before it is decoded
     # A provider call slower than this answers 504 instead of holding the request.
-    request_timeout_seconds: float = 10.0
+    request_timeout_seconds: FinitePositive = 10.0
     # BTC price in USD for the revenue figures; 0 = unknown (it can be fed at run time).
-    btc_usd_price: float = 0.0
+    btc_usd_price: FiniteNonNegative = 0.0
     # Pool share of recent blocks is counted over this many network blocks.
-    recent_blocks_window: int = 1008
+    recent_blocks_window: PositiveInt = 1008
     # Anonymous dashboard: regions with fewer distinct miners fold into "Other".
-    anonymous_region_min_miners: int = 10
-    dashboard_refresh_seconds: float = 5.0
+    anonymous_region_min_miners: PositiveInt = 10
+    dashboard_refresh_seconds: FinitePositive = 5.0
     # Where the map page's npm packages are (world-atlas, us-atlas, d3-geo...); empty: the
     # node_modules folder that scripts/setup.sh fills at the top of the checkout.
     assets_dir: str = ""
-    max_page_size: int = 500
-    max_history_seconds: int = 7 * 86_400
-    export_max_days: int = 1100          # as long as [geo] max_export_days allows by default
-    shutdown_timeout_seconds: float = 5.0
+    max_page_size: PositiveInt = 500
+    max_history_seconds: PositiveInt = 7 * 86_400
+    export_max_days: PositiveInt = 1100          # as long as [geo] max_export_days allows by default
+    shutdown_timeout_seconds: FinitePositive = 5.0
     # Several worker processes: each publishes its live figures to Redis this often; a process silent for
     # snapshot_ttl_seconds is gone; worker 0 waits control_timeout_seconds for the others' replies.
-    snapshot_interval_seconds: float = 2.0
-    snapshot_ttl_seconds: float = 10.0
-    control_timeout_seconds: float = 3.0
+    snapshot_interval_seconds: FinitePositive = 2.0
+    snapshot_ttl_seconds: FinitePositive = 10.0
+    control_timeout_seconds: FinitePositive = 3.0
     # Health: unhealthy when accepted shares wait longer than this for Redis, or the template is older
     # than max(health_template_age_seconds, 3 x chain.template_refresh_interval).
-    health_flush_lag_seconds: float = 30.0
-    health_template_age_seconds: float = 120.0
+    health_flush_lag_seconds: FinitePositive = 30.0
+    health_template_age_seconds: FinitePositive = 120.0
 
     def validate(self) -> None:
+        check_fields(self)
         if not self.host:
             raise ConfigError("host", "must not be empty")
         if self.public_stratum_host and not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]{1,253}", self.public_stratum_host):
             raise ConfigError("public_stratum_host",
                               f"must be a host name or address, got {self.public_stratum_host!r}")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError("port", f"must be 0..65535, got {self.port}")
         for field in ("read_tokens", "admin_tokens"):
             for i, token in enumerate(getattr(self, field)):
                 check_token_entry(token, f"{field}[{i}]")
         for i, group in enumerate(self.anonymous):
             if group not in ANONYMOUS_GROUPS:
                 raise ConfigError(f"anonymous[{i}]", f"must be one of {', '.join(ANONYMOUS_GROUPS)}, got {group!r}")
-        positive = {
-            "rate_limit_per_second": self.rate_limit_per_second,
-            "rate_limit_burst": self.rate_limit_burst,
-            "rate_limit_max_clients": self.rate_limit_max_clients,
-            "max_body_bytes": self.max_body_bytes,
-            "max_json_depth": self.max_json_depth,
-            "request_timeout_seconds": self.request_timeout_seconds,
-            "recent_blocks_window": self.recent_blocks_window,
-            "anonymous_region_min_miners": self.anonymous_region_min_miners,
-            "dashboard_refresh_seconds": self.dashboard_refresh_seconds,
-            "max_page_size": self.max_page_size,
-            "miner_page_worker_charts": self.miner_page_worker_charts,
-            "max_history_seconds": self.max_history_seconds,
-            "export_max_days": self.export_max_days,
-            "shutdown_timeout_seconds": self.shutdown_timeout_seconds,
-            "snapshot_interval_seconds": self.snapshot_interval_seconds,
-            "snapshot_ttl_seconds": self.snapshot_ttl_seconds,
-            "control_timeout_seconds": self.control_timeout_seconds,
-            "health_flush_lag_seconds": self.health_flush_lag_seconds,
-            "health_template_age_seconds": self.health_template_age_seconds,
-        }
-        for key, value in positive.items():
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(key, f"must be a positive number, got {value}")
         if self.snapshot_ttl_seconds <= self.snapshot_interval_seconds:
             raise ConfigError("snapshot_ttl_seconds", "must be longer than snapshot_interval_seconds")
-        if not (math.isfinite(self.btc_usd_price) and self.btc_usd_price >= 0):
-            raise ConfigError("btc_usd_price", f"must be 0 (unknown) or a positive price, got {self.btc_usd_price}")
 
 
 def check_token_entry(token: str, key: str) -> None:

@@ -6,6 +6,7 @@ each section's validate()."""
 from __future__ import annotations
 
 import re
+import sys
 from typing import Annotated, Any
 
 import msgspec
@@ -16,6 +17,10 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+# msgspec bounds must be finite: the largest float as the upper bound is how "not inf" is said.
+FINITE = sys.float_info.max
+FinitePositive = Annotated[float, msgspec.Meta(gt=0, le=FINITE)]
+FiniteNonNegative = Annotated[float, msgspec.Meta(ge=0, le=FINITE)]
 Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]           # a share of something, (0, 1]
 PortNumber = Annotated[int, msgspec.Meta(ge=0, le=65535)]       # 0: the OS picks one (tests)
 
@@ -55,6 +60,9 @@ def check_fields(section: msgspec.Struct, key: str = "") -> None:
 
 
 def _say_range(bounds: dict[str, float]) -> str:
+    if bounds.get("le") == FINITE:
+        rest = {op: value for op, value in bounds.items() if op != "le"}
+        return f"{_say_range(rest)} and finite" if rest else "must be finite"
     low = bounds.get("ge", bounds.get("gt"))
     high = bounds.get("le", bounds.get("lt"))
     if low is not None and high is not None:

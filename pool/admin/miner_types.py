@@ -47,6 +47,7 @@ class Earnings(msgspec.Struct, kw_only=True):
     hashrate_low: float
     hashrate_high: float | None
     shares: int                         # shares the hashrate's interval rests on
+    warming_up: bool = False            # the hashrate rests on fewer shares than the pool's minimum
     network_difficulty: float
     reward_sat: int                     # subsidy (+ recent average fees under FPPS/PPLNS/SOLO)
     fee_percent: float

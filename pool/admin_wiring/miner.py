@@ -29,13 +29,13 @@ MAX_PAYOUT_ROWS = 50
 LEGACY_SCAN = 100_000               # Redis ledger entries read to sum an account's payouts
 
 
-def window_figure(windows: Any, name: str) -> tuple[float, float, float | None, int]:
-    """(hashrate, low, high, shares) of one window: a figure with bounds when the read side gives
-    them; a bare number (no share count) has no known interval (low 0, high None)."""
+def window_figure(windows: Any, name: str) -> tuple[float, float, float | None, int, bool]:
+    """(hashrate, low, high, shares, warming up) of one window: a figure with bounds when the read
+    side gives them; a bare number (no share count) has no known interval (low 0, high None)."""
     value = getattr(windows, name)
     if isinstance(value, int | float):
-        return float(value), 0.0, None, 0
-    return float(value.hashrate), float(value.low), value.high, int(value.shares)
+        return float(value), 0.0, None, 0, True
+    return float(value.hashrate), float(value.low), value.high, int(value.shares), bool(value.warming_up)
 
 
 def _share(found: books.BestShare | None) -> BestShare | None:
@@ -75,7 +75,7 @@ class MinerReader:
             log.debug("miner page without network figures: %s", exc)
             return out
         out.chain = net.chain
-        hashrate, low, high, shares = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
+        hashrate, low, high, shares, warming = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
         payouts = self.parts.config.payouts
         scheme = "solo" if self.parts.config.chain.mode == "solo" else payouts.scheme
         fees = net.recent_fees_sat
@@ -86,6 +86,7 @@ class MinerReader:
         if net.difficulty > 0:
             out.earnings = earnings.earnings(scheme, hashrate, low, high, shares, window, net.difficulty, reward,
                                              payouts.fee_percent)
+            out.earnings.warming_up = warming
             if scheme == "solo":
                 out.solo = earnings.solo_odds(hashrate, low, high, window, net.difficulty)
         return out

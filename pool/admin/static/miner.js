@@ -24,7 +24,7 @@ async function fetchAccount() {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch("/api/v1/accounts/" + encodeURIComponent(account) + "?history=24h",
+  const response = await fetch("/api/v1/accounts/" + encodeURIComponent(account) + "?history=6h",
     { headers, cache: "no-store" });
   if (response.status === 401 || response.status === 403) throw new Unauthorized();
   if (response.status === 404) throw new Missing();
@@ -83,7 +83,7 @@ function figure(value) {
 }
 function rateText(value) {
   const f = figure(value);
-  return f.warming ? "warming up" : rate(f.hashrate);
+  return f.warming ? "warming up (" + f.shares + " shares)" : rate(f.hashrate);
 }
 function rangeText(value) {
   const f = figure(value);
@@ -108,14 +108,25 @@ function svg(tag, attrs) {
 
 // ---- charts ------------------------------------------------------------------------------------
 
+// Each point is its step's average (only steps that were observed), the band its 95 % interval.
 function chart(box, history, big) {
   box.replaceChildren();
-  const points = (history && history.points) || [];
+  const points = ((history && history.points) || []).filter((p) => p.seconds === undefined || p.seconds > 0);
   const W = big ? 800 : 140, H = big ? 220 : 28, left = big ? 60 : 0, bottom = big ? 18 : 0;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  if (points.length < 2) { box.appendChild(root); return; }
+  if (points.length < 2) {
+    if (big) {
+      const note = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" });
+      note.textContent = "not enough history yet (one point per " + Math.round((history ? history.step_seconds : 0) / 60)
+        + " min)";
+      root.appendChild(note);
+    }
+    box.appendChild(root);
+    return;
+  }
   const t0 = points[0].t, t1 = points[points.length - 1].t;
-  const top = Math.max(...points.map((p) => p.hashrate), 1);
+  const upperOf = (p) => (p.high === null || p.high === undefined ? p.hashrate : p.high);
+  const top = Math.max(...points.map(upperOf), 1);
   const x = (t) => left + (W - left) * (t - t0) / Math.max(1, t1 - t0);
   const y = (v) => (H - bottom) - (H - bottom - 4) * v / top;
   if (big) {
@@ -132,7 +143,11 @@ function chart(box, history, big) {
     }
   }
   const line = points.map((p) => `${x(p.t)},${y(p.hashrate)}`).join(" ");
-  if (big) root.appendChild(svg("polygon", { points: `${x(t0)},${y(0)} ${line} ${x(t1)},${y(0)}`, class: "area" }));
+  if (big && points[0].low !== undefined) {
+    const upper = points.map((p) => `${x(p.t)},${y(upperOf(p))}`);
+    const lower = points.slice().reverse().map((p) => `${x(p.t)},${y(p.low)}`);
+    root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+  }
   root.appendChild(svg("polyline", { points: line, class: "line" }));
   box.appendChild(root);
 }
@@ -168,7 +183,7 @@ function render(data) {
   coin = extra.chain && extra.chain !== "main" ? "test BTC" : "BTC";
   if (e) {
     const day = e.sat_per_day;
-    setText("earn-day", bigSats(day.value) + " / day");
+    setText("earn-day", e.warming_up ? "warming up (" + e.shares + " shares)" : bigSats(day.value) + " / day");
     setText("earn-range", (e.shares ? "95 %: " + bigSats(day.low) + " – " + (day.high === null ? "?" : bigSats(day.high))
       : "range: not known yet") + " · " + e.scheme.toUpperCase() + ", " + e.fee_percent + " % fee");
     setText("earn-basis", "at the " + Math.round(e.window_seconds / 60) + "-min hashrate"
@@ -186,6 +201,8 @@ function render(data) {
   setText("balance", s.balance_sat === null || s.balance_sat === undefined ? "n/a (solo)" : sats(s.balance_sat));
   setText("paid", extra.paid_sat === null || extra.paid_sat === undefined ? "–" : sats(extra.paid_sat));
   chart(document.getElementById("chart"), data.history, true);
+  setText("chart-basis", "each point: the average over " + Math.round(data.history.step_seconds / 60)
+    + " min; band: 95 % interval from its share count");
 
   const body = document.getElementById("workers");
   body.replaceChildren();

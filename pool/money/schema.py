@@ -2,7 +2,8 @@
 
 Each revision in migrations/versions/ runs one numbered SQL file from migrations/; Alembic records
 the applied revision in the `schema_version` table, so `geostratum db migrate` is idempotent and two
-processes migrating at once serialize on an advisory lock.
+processes migrating at once serialize on an advisory lock. (Within one process, run one migrate() at a
+time: Alembic's `op` and `context` are module-level proxies.)
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def _config(tmp_path: Path, dsn: str, wallet_url: str) -> Path:
 [chain]
 backend = "bitcoind"
 network = "regtest"
-rpc_timeout = 60.0   # a send held by the test outlasts a slow start of the other process
+rpc_timeout = 120.0  # a send held by the test outlasts a slow start of the other process
 [[chain.nodes]]
 url = "{wallet_url.rstrip('/')}"
 user = "pool"
@@ -210,8 +210,8 @@ async def test_two_processes_sending_one_batch_pay_once(books_dsn: str, books_po
     wallet = WalletStandIn()
     one_exited = asyncio.Event()
 
-    async def hold() -> None:
-        await asyncio.wait_for(one_exited.wait(), 30)
+    async def hold() -> None:   # bounded by the test's own wait below (a loaded machine starts processes slowly)
+        await asyncio.wait_for(one_exited.wait(), 110)
 
     wallet.before_send = hold
     await wallet.start()
@@ -226,9 +226,10 @@ async def test_two_processes_sending_one_batch_pay_once(books_dsn: str, books_po
         return proc.returncode or 0, out.decode()
 
     try:
-        results = await asyncio.wait_for(asyncio.gather(send(), send()), 60)
+        results = await asyncio.wait_for(asyncio.gather(send(), send()), 120)
     finally:
         await wallet.stop()
+    assert sorted(code for code, _ in results) == [0, 1], results
     (loser,), (winner,) = [out for code, out in results if code == 1], [out for code, out in results if code == 0]
     assert "paid in" in winner
     assert ("being sent by another process" in loser or "has no wallet transaction yet" in loser), loser

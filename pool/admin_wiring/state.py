@@ -36,6 +36,7 @@ from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews, reject_names
 from pool.geo.store import read_live_regions
 from pool.geo.tables import world_bank_name
+from pool.shares.reader import AccountInfo
 from pool.shares.redis_conn import text
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ log = logging.getLogger("geostratum.admin")
 T = TypeVar("T")
 
 SHARE_WINDOW = 3600                 # the overview's share counts cover the last hour
+RANK_SECONDS = 300                  # lists sorted by hashrate rank by the accepted work of the last 5 minutes
 RECENT_SECONDS = 86_400             # workers/accounts without a connection are listed this long after a share
 BLOCK_SCAN = 1000                   # blocks read from the ledger beyond the page asked for
 REDIS_ERRORS = (RedisError, OSError)
@@ -57,14 +59,18 @@ def database_label(kind: str) -> str:
     return kind.replace("-", " ")
 
 
-def _page(items: list[T], query: ListQuery, name: Callable[[T], str], hashrate: Callable[[T], float],
-          last: Callable[[T], float | None]) -> tuple[int, list[T]]:
-    needle = query.search.lower()
-    chosen = [item for item in items if needle in name(item).lower()]
-    keys: dict[str, Callable[[T], object]] = {"hashrate": hashrate, "name": name,
-                                               "last_share": lambda item: last(item) or 0.0}
-    chosen.sort(key=keys[query.sort], reverse=query.descending)
-    return len(chosen), chosen[query.offset:query.offset + query.limit]
+def _owner(worker: str) -> str:
+    return worker.split(".", 1)[0]
+
+
+def _last_share(worker: str, live: dict[str, list[ConnRow]], last_seen: dict[str, float]) -> float:
+    return max([r.last_share_at for r in live.get(worker, []) if r.last_share_at] + [last_seen.get(worker, 0.0)])
+
+
+def _account_last_share(account: str, workers: list[str], live: dict[str, list[ConnRow]],
+                        last_seen: dict[str, float], info: dict[str, AccountInfo]) -> float:
+    recorded = info.get(account)
+    return max([_last_share(w, live, last_seen) for w in workers] + [recorded.last_seen if recorded else 0.0])
 
 
 class PoolStateAdapter:
@@ -134,89 +140,129 @@ class PoolStateAdapter:
 
     # -- workers --------------------------------------------------------------------------------
 
-    async def _worker_summaries(self, nodes: list[NodeSnapshot], names: set[str] | None = None,
-                                account: str = "") -> list[WorkerSummary]:
+    async def _worker_candidates(self, nodes: list[NodeSnapshot], account: str = "",
+                                 ) -> tuple[dict[str, list[ConnRow]], dict[str, float]]:
+        """Workers to list: connected now (their rows) or with a share in the last day (last seen)."""
         live: dict[str, list[ConnRow]] = {}
         for row in self.views.rows(nodes):
-            live.setdefault(row.worker, []).append(row)
-        seen = await self._soft(self.ledger.reader.workers(account or None, time.time() - RECENT_SECONDS), [])
-        last_seen = {w.worker: w.last_seen for w in seen}
-        wanted = set(live) | set(last_seen)
-        if names is not None:
-            wanted &= names
-        if account:
-            wanted = {w for w in wanted if w.split(".", 1)[0] == account}
+            if not account or row.account == account:
+                live.setdefault(row.worker, []).append(row)
+        since = time.time() - RECENT_SECONDS
+        return live, await self._soft(self.ledger.reader.last_seen_workers(account or None, since), {})
+
+    async def _windows(self, kind: str, names: list[str], owner: Callable[[str], str]) -> dict[str, HashrateWindows]:
         by_shard: dict[str, list[str]] = {}
-        for name in wanted:
-            by_shard.setdefault(self.keys.shard(name.split(".", 1)[0]), []).append("w:" + name)
-        windows: dict[str, HashrateWindows] = {}
-        for tag, fields in by_shard.items():
-            windows.update(await self._soft(self.book.windows(self.client, tag, fields), {}))
+        for name in names:
+            by_shard.setdefault(self.keys.shard(owner(name)), []).append(f"{kind}:{name}")
+        return await self._soft(self.book.windows_by_tag(self.client, by_shard), {})
+
+    async def _worker_rows(self, names: list[str], live: dict[str, list[ConnRow]],
+                           last_seen: dict[str, float]) -> list[WorkerSummary]:
+        """Summaries of exactly these workers, in this order (windows read for them alone)."""
+        windows = await self._windows("w", names, _owner)
         out = []
-        for name in sorted(wanted):
+        for name in names:
             conns = live.get(name, [])
             newest = max(conns, key=lambda r: r.connected_at) if conns else None
-            last_share = max([r.last_share_at for r in conns if r.last_share_at] + [last_seen.get(name, 0.0)])
             out.append(WorkerSummary(
-                name=name, account=name.split(".", 1)[0], connections=len(conns),
+                name=name, account=_owner(name), connections=len(conns),
                 hashrate=windows.get("w:" + name, HashrateWindows()),
                 difficulty=max((r.difficulty for r in conns), default=0.0),
                 accepted=sum(r.accepted for r in conns), rejected=sum(sum(r.rejected.values()) for r in conns),
-                last_share_at=last_share or None, country=newest.country if newest else "ZZ",
-                subdivision=newest.subdivision if newest else "", firmware=newest.firmware if newest else "unknown"))
+                last_share_at=_last_share(name, live, last_seen) or None,
+                country=newest.country if newest else "ZZ", subdivision=newest.subdivision if newest else "",
+                firmware=newest.firmware if newest else "unknown"))
         return out
 
+    async def _ordered(self, names: list[str], query: ListQuery, kind: str, tags: list[str],
+                       last_share: Callable[[str], float]) -> list[str]:
+        """`names` matching the search, in the query's order. By hashrate: the accepted work of the
+        last RANK_SECONDS, summed inside Redis, so 50,000 workers are ranked without reading their
+        buckets (the page's own figures are then read for its rows only)."""
+        needle = query.search.lower()
+        chosen = [n for n in names if needle in n.lower()]
+        if query.sort == "hashrate":
+            work = await self._soft(self.book.recent_work(self.client, kind, tags, RANK_SECONDS), {})
+            chosen.sort(key=lambda n: (work.get(n, 0.0), n), reverse=query.descending)
+        elif query.sort == "name":
+            chosen.sort(reverse=query.descending)
+        else:
+            chosen.sort(key=lambda n: (last_share(n), n), reverse=query.descending)
+        return chosen
+
+    async def _fastest_workers(self, nodes: list[NodeSnapshot], query: ListQuery) -> WorkerPage | None:
+        """The first pages of all workers by hashrate without listing them: the top names from
+        Redis's ranking, the total from counts. None when the page reaches past the ranked workers
+        (it holds ones without recent work, ordered by name): then the full listing answers."""
+        want = query.offset + query.limit
+        top = await self.book.top_work(self.client, "w", self.keys.all_shards(), RANK_SECONDS, want)
+        if len(top) < want:
+            return None
+        live: dict[str, list[ConnRow]] = {}
+        for row in self.views.rows(nodes):
+            live.setdefault(row.worker, []).append(row)
+        since = time.time() - RECENT_SECONDS
+        reader = self.ledger.reader
+        seen_live = await reader.last_seen_of(list(live))
+        total = await reader.count_seen_workers(since) + sum(1 for w in live if seen_live.get(w, 0.0) < since)
+        names = [name for name, _ in top[query.offset:want]]
+        last_seen = await reader.last_seen_of(names)
+        return WorkerPage(total=total, items=await self._worker_rows(names, live, last_seen))
+
     async def workers(self, query: ListQuery) -> WorkerPage:
-        rows = await self._worker_summaries(await self.views.nodes(), account=query.account)
-        total, items = _page(rows, query, lambda r: r.name, lambda r: r.hashrate.m5.hashrate,
-                             lambda r: r.last_share_at)
-        return WorkerPage(total=total, items=items)
+        nodes = await self.views.nodes()
+        if query.sort == "hashrate" and query.descending and not query.search and not query.account:
+            try:
+                page = await self._fastest_workers(nodes, query)
+            except REDIS_ERRORS as exc:
+                log.debug("worker ranking without Redis: %s", exc)
+                page = None
+            if page is not None:
+                return page
+        live, last_seen = await self._worker_candidates(nodes, query.account)
+        tags = [self.keys.shard(query.account)] if query.account else self.keys.all_shards()
+        names = await self._ordered(list(set(live) | set(last_seen)), query, "w", tags,
+                                    lambda n: _last_share(n, live, last_seen))
+        page = names[query.offset:query.offset + query.limit]
+        return WorkerPage(total=len(names), items=await self._worker_rows(page, live, last_seen))
 
     async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None:
         nodes = await self.views.nodes()
-        found = await self._worker_summaries(nodes, names={name})
-        if not found:
+        live, last_seen = await self._worker_candidates(nodes, _owner(name))
+        if name not in live and name not in last_seen:
             return None
-        conns = [r for r in self.views.rows(nodes) if r.worker == name]
+        summary = (await self._worker_rows([name], live, last_seen))[0]
+        conns = live.get(name, [])
         rejected: dict[str, int] = {}
         for row in conns:
             for key, count in reject_names(row.rejected).items():
                 rejected[key] = rejected.get(key, 0) + count
-        account = name.split(".", 1)[0]
-        history = await self.book.history(self.client, self.keys.shard(account), "w:" + name, history_seconds)
+        history = await self.book.history(self.client, self.keys.shard(_owner(name)), "w:" + name, history_seconds)
         return WorkerDetail(
-            summary=found[0], rejected_by_reason=rejected, history=history,
+            summary=summary, rejected_by_reason=rejected, history=history,
             connections=[ConnectionInfo(port=r.port, address=r.address, connected_at=r.connected_at,
                                         difficulty=r.difficulty, user_agent=r.user_agent, country=r.country,
                                         subdivision=r.subdivision) for r in conns])
 
     # -- accounts -------------------------------------------------------------------------------
 
-    async def _account_summaries(self, nodes: list[NodeSnapshot], only: str = "") -> list[AccountSummary]:
-        workers = await self._worker_summaries(nodes, account=only)
-        recorded = await self._soft(self.ledger.reader.accounts(time.time() - RECENT_SECONDS), [])
-        info = {a.account: a for a in recorded}
-        names = {w.account for w in workers} | set(info)
-        if only:
-            names &= {only}
-        by_shard: dict[str, list[str]] = {}
-        for name in names:
-            by_shard.setdefault(self.keys.shard(name), []).append("a:" + name)
-        windows: dict[str, HashrateWindows] = {}
-        for tag, fields in by_shard.items():
-            windows.update(await self._soft(self.book.windows(self.client, tag, fields), {}))
-        ordered = sorted(names)
-        balance_of = await self._balances(ordered)
+    async def _account_rows(self, names: list[str], live: dict[str, list[ConnRow]], last_seen: dict[str, float],
+                            info: dict[str, AccountInfo]) -> list[AccountSummary]:
+        windows = await self._windows("a", names, lambda n: n)
+        balance_of = await self._balances(names)
         keeps_balances = self.parts.config.payouts.scheme != "solo"     # SOLO pays the finder directly
+        workers_of: dict[str, list[str]] = {}
+        for worker in set(live) | set(last_seen):
+            workers_of.setdefault(_owner(worker), []).append(worker)
         out = []
-        for name in ordered:
-            mine = [w for w in workers if w.account == name]
-            recorded_info = info.get(name)
-            last = max([w.last_share_at or 0.0 for w in mine] + [recorded_info.last_seen if recorded_info else 0.0])
+        for name in names:
+            mine = workers_of.get(name, [])
+            recorded = info.get(name)
             out.append(AccountSummary(
                 account=name, workers=len(mine), hashrate=windows.get("a:" + name, HashrateWindows()),
-                accepted=recorded_info.shares if recorded_info else sum(w.accepted for w in mine),
-                rejected=sum(w.rejected for w in mine), last_share_at=last or None,
+                accepted=recorded.shares if recorded else sum(r.accepted for w in mine for r in live.get(w, [])),
+                rejected=sum(sum(r.rejected.values()) for w in mine for r in live.get(w, [])),
+                last_share_at=_account_last_share(name, mine, live, last_seen, info) or None,
                 balance_sat=balance_of.get(name, 0) // 1000 if keeps_balances and balance_of is not None else None))
         return out
 
@@ -234,19 +280,32 @@ class PoolStateAdapter:
         raw = await self._soft(self.client.hmget(self.keys.balances, names), [])
         return {name: int(text(value)) for name, value in zip(names, raw, strict=False) if value is not None}
 
+    async def _account_candidates(self, nodes: list[NodeSnapshot], only: str = "") -> tuple[
+            dict[str, list[ConnRow]], dict[str, float], dict[str, AccountInfo]]:
+        live, last_seen = await self._worker_candidates(nodes, only)
+        recorded = await self._soft(self.ledger.reader.accounts(time.time() - RECENT_SECONDS), [])
+        return live, last_seen, {a.account: a for a in recorded if not only or a.account == only}
+
     async def accounts(self, query: ListQuery) -> AccountPage:
-        rows = await self._account_summaries(await self.views.nodes())
-        total, items = _page(rows, query, lambda r: r.account, lambda r: r.hashrate.m5.hashrate,
-                             lambda r: r.last_share_at)
-        return AccountPage(total=total, items=items)
+        live, last_seen, info = await self._account_candidates(await self.views.nodes())
+        owners = {_owner(w) for w in (*live, *last_seen)} | set(info)
+        workers_of: dict[str, list[str]] = {}
+        for worker in set(live) | set(last_seen):
+            workers_of.setdefault(_owner(worker), []).append(worker)
+        names = await self._ordered(list(owners), query, "a", self.keys.all_shards(),
+                                    lambda a: _account_last_share(a, workers_of.get(a, []), live, last_seen, info))
+        page = names[query.offset:query.offset + query.limit]
+        return AccountPage(total=len(names), items=await self._account_rows(page, live, last_seen, info))
 
     async def account(self, name: str, history_seconds: int) -> AccountDetail | None:
         nodes = await self.views.nodes()
-        found = await self._account_summaries(nodes, only=name)
-        if not found:
+        live, last_seen, info = await self._account_candidates(nodes, name)
+        workers = sorted(set(live) | set(last_seen))
+        if not workers and name not in info:
             return None
+        summary = (await self._account_rows([name], live, last_seen, info))[0]
         history = await self.book.history(self.client, self.keys.shard(name), "a:" + name, history_seconds)
-        return AccountDetail(summary=found[0], workers=await self._worker_summaries(nodes, account=name),
+        return AccountDetail(summary=summary, workers=await self._worker_rows(workers, live, last_seen),
                              history=history)
 
     # -- blocks ---------------------------------------------------------------------------------

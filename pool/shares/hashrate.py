@@ -12,15 +12,19 @@ from the share count (buckets hold it beside the difficulty).
 
 from __future__ import annotations
 
+import asyncio
 import math
+import secrets
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
 from pool.config.ledger import LedgerConfig
+from pool.shares import lua
 from pool.shares.keys import Keys
-from pool.shares.redis_conn import RedisClient, text
+from pool.shares.redis_conn import RedisClient, Script, text
 
 HASHES_PER_DIFFICULTY = 2**32
 Z95 = 1.959964                      # two-sided 95 % normal quantile
@@ -29,6 +33,9 @@ DEFAULT_MIN_SHARES = 30             # below this many shares a figure is "warmin
 WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21_600, "24h": 86_400}
 FINE_WINDOW_LIMIT = 3600            # windows up to this read fine buckets, longer ones coarse buckets
 HISTORY_POINTS = 120                # a history has at most about this many points
+FIELDS_PER_CALL = 1000              # fields summed by one WINDOW_SUMS call (Lua's unpack() takes ~8000 values)
+_WINDOW_SUMS = Script(lua.WINDOW_SUMS)
+RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each (pool.shares.ledger_ops)
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start and "
          "the first observation: pool start, first share of the worker, account or region); 95 % interval "
          "from the share count (Poisson, Wilson-Hilferty)")
@@ -146,15 +153,19 @@ def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
     return list(range(first, last + 1, resolution))
 
 
-def first_in_buckets(fine_nonempty: list[int], coarse_nonempty: list[int], fine_from: int) -> float | None:
+def first_in_buckets(fine_first: int | None, coarse_first: int | None, fine_from: int) -> float | None:
     """Start of the bucket holding a field's first share in the buckets read (data written before
-    first observations were recorded): the fine buckets when all its data lies within them, else
-    the coarse ones. None when nothing was read."""
-    if coarse_nonempty and coarse_nonempty[0] < fine_from:
-        return float(coarse_nonempty[0])
-    if fine_nonempty:
-        return float(fine_nonempty[0])
-    return float(coarse_nonempty[0]) if coarse_nonempty else None
+    first observations were recorded): the fine bucket when all its data lies within the fine ones,
+    else the coarse one. None when nothing was read."""
+    if coarse_first is not None and coarse_first < fine_from:
+        return float(coarse_first)
+    if fine_first is not None:
+        return float(fine_first)
+    return float(coarse_first) if coarse_first is not None else None
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def count_field(field: str) -> str:
@@ -209,40 +220,93 @@ class HashrateBook:
 
     async def windows(self, client: RedisClient, tag: str, fields: Sequence[str],
                       now: float | None = None) -> dict[str, HashrateWindows]:
-        """Windows for several fields of one hash tag (the pool's, or one shard's) in one pipeline."""
+        """Windows for several fields of one hash tag (the pool's, or one shard's)."""
+        return await self.windows_by_tag(client, {tag: list(fields)}, now)
+
+    async def windows_by_tag(self, client: RedisClient, fields_by_tag: dict[str, list[str]],
+                             now: float | None = None) -> dict[str, HashrateWindows]:
+        """Windows for fields of several hash tags: each tag's buckets are summed inside Redis
+        (lua.WINDOW_SUMS, every bucket read once though the windows overlap), the tags at once."""
         now = time.time() if now is None else now
-        fields = list(dict.fromkeys(fields))
-        if not fields:
-            return {}
         plan = self._plan(now)
-        # Each bucket is read once even though the windows overlap.
-        buckets = sorted({(res, start) for res, starts in plan.values() for start in starts})
-        asked = [*fields, *(count_field(f) for f in fields)]
-        async with client.pipeline(transaction=False) as pipe:
-            for res, start in buckets:
-                pipe.hmget(self.keys.bucket(tag, res, start), asked)
-            replies = await pipe.execute()
-        durable = await self.first_observed(client, tag, fields)
-        sums = {bucket: values for bucket, values in zip(buckets, replies, strict=True)}
+        wanted = [(tag, chunk) for tag, fields in fields_by_tag.items()
+                  for chunk in _chunks(list(dict.fromkeys(fields)), FIELDS_PER_CALL)]
+        if not wanted:
+            return {}
+        replies = await asyncio.gather(*(self._sums(client, tag, fields, plan) for tag, fields in wanted))
+        out: dict[str, HashrateWindows] = {}
+        for (_tag, fields), (sums, durable) in zip(wanted, replies, strict=True):
+            out.update(self._figures(plan, sums, fields, durable, now))
+        return out
+
+    async def _sums(self, client: RedisClient, tag: str, fields: list[str], plan: dict[str, tuple[int, list[int]]],
+                    ) -> tuple[list[Any], list[float | None]]:
         fine_starts, coarse_starts = plan["1h"][1], plan["24h"][1]
-        fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
-        units, n_fields = self.config.bucket_units, len(fields)
+        keys = [self.keys.bucket(tag, self.config.fine_bucket_s, s) for s in fine_starts]
+        keys += [self.keys.bucket(tag, self.config.coarse_bucket_s, s) for s in coarse_starts]
+        args: list[str | int] = [len(fine_starts), len(plan)]
+        for res, starts in plan.values():
+            args += ["f" if res == self.config.fine_bucket_s else "c", len(starts)]
+        for field in fields:
+            args += [field, count_field(field)]
+        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, keys, args), self.first_observed(client, tag, fields))
+        return sums, durable
+
+    def _figures(self, plan: dict[str, tuple[int, list[int]]], sums: list[Any], fields: list[str],
+                 durable: list[float | None], now: float) -> dict[str, HashrateWindows]:
+        fine_starts, coarse_starts = plan["1h"][1], plan["24h"][1]
+        coarse, units = self.config.coarse_bucket_s, self.config.bucket_units
+        per_field = len(plan) * 2 + 2
         out = {}
         for i, field in enumerate(fields):
-            in_buckets = first_in_buckets([s for s in fine_starts if sums[(fine, s)][i]],
-                                          [s for s in coarse_starts if sums[(coarse, s)][i]], fine_starts[0])
+            row = sums[i * per_field:(i + 1) * per_field]
+            fine_at, coarse_at = int(row[-2]), int(row[-1])
+            in_buckets = first_in_buckets(fine_starts[fine_at - 1] if fine_at else None,
+                                          coarse_starts[coarse_at - 1] if coarse_at else None, fine_starts[0])
             first = durable[i]
             # Data older than the recorded first share (written before first shares were kept) wins.
             if first is None or (in_buckets is not None and in_buckets + coarse <= first):
                 first = in_buckets
             values = {}
-            for name, (res, starts) in plan.items():
-                difficulty = sum(int(sums[(res, s)][i] or 0) for s in starts) / units
-                shares = sum(int(float(sums[(res, s)][n_fields + i] or 0)) for s in starts)
+            for w, (name, (_res, starts)) in enumerate(plan.items()):
+                difficulty = float(text(row[2 * w])) / units
+                shares = int(float(text(row[2 * w + 1])))
                 values[WINDOW_FIELDS[name]] = hashrate_figure(WINDOWS[name], starts[0], now, difficulty, shares,
                                                               first, self.min_shares)
             out[field] = HashrateWindows(**values)
         return out
+
+    async def recent_work(self, client: RedisClient, kind: str, tags: Sequence[str], seconds: int,
+                          now: float | None = None) -> dict[str, float]:
+        """Accepted difficulty of every worker (kind "w") or account ("a") of `tags` over the last
+        `seconds` in whole minutes (the one in progress included), summed inside Redis from the
+        per-minute rank sets: ranking 50,000 workers reads one number each, not their buckets."""
+        now = time.time() if now is None else now
+        minutes = bucket_starts(now, seconds, RANK_MINUTE)
+        async with client.pipeline(transaction=False) as pipe:
+            for tag in tags:
+                pipe.zunion([self.keys.rank(tag, kind, m) for m in minutes], withscores=True)
+            replies = await pipe.execute()
+        return {text(name): float(score) for reply in replies for name, score in reply}
+
+    async def top_work(self, client: RedisClient, kind: str, tags: Sequence[str], seconds: int, limit: int,
+                       now: float | None = None) -> list[tuple[str, float]]:
+        """The `limit` names with the most accepted work over the last `seconds` (see recent_work),
+        largest first: each shard's union is stored and cut inside Redis, so a page of the 100
+        fastest of 50,000 workers reads 100 names per shard."""
+        now = time.time() if now is None else now
+        minutes = bucket_starts(now, seconds, RANK_MINUTE)
+        token = secrets.token_hex(6)
+        async with client.pipeline(transaction=False) as pipe:
+            for tag in tags:
+                scratch = self.keys.rank(tag, kind, f"top:{token}")
+                pipe.zunionstore(scratch, [self.keys.rank(tag, kind, m) for m in minutes])
+                pipe.zrevrange(scratch, 0, limit - 1, withscores=True)
+                pipe.delete(scratch)
+            replies = await pipe.execute()
+        found = [(text(name), float(score)) for reply in replies[1::3] for name, score in reply]
+        found.sort(key=lambda item: (item[1], item[0]), reverse=True)
+        return found[:limit]
 
     async def pool_windows(self, client: RedisClient, now: float | None = None) -> HashrateWindows:
         return (await self.windows(client, self.keys.pool, ["d"], now))["d"]

@@ -6,7 +6,8 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
   time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum
   x 1000 as an integer), all-time per-account totals ``{P:sN}:acct:d`` / ``{P:sN}:acct:n``,
   last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` and first seen ``{P:sN}:first:w`` / ``{P:sN}:first:a``
-  (sorted sets by unix time); bucket fields ``wn:<worker>`` / ``an:<account>`` count the shares.
+  (sorted sets by unix time); bucket fields ``wn:<worker>`` / ``an:<account>`` count the shares;
+  per-minute rank sets ``{P:sN}:rk:w:<minute>`` / ``{P:sN}:rk:a:<minute>`` (difficulty per name).
 - ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
   the pool's first start ``{P:pool}:first``,
   the current round ``{P:pool}:round:cur`` (``_d``, ``_n``, ``_opened``) and closed rounds
@@ -95,6 +96,12 @@ class Keys:
     @staticmethod
     def seen_accounts(tag: str) -> str:
         return f"{tag}:seen:a"
+
+    @staticmethod
+    def rank(tag: str, kind: str, minute: int | str) -> str:
+        """Sorted set of accepted difficulty per worker (kind "w") or account ("a") in one minute:
+        summed inside Redis (ZUNION) to rank thousands without reading their buckets."""
+        return f"{tag}:rk:{kind}:{minute}"
 
     @staticmethod
     def first_seen(tag: str, kind: str = "") -> str:

@@ -50,7 +50,7 @@ ALLOWED_COMMANDS = frozenset({
     "HINCRBY", "HINCRBYFLOAT", "HSET", "HSETNX", "HDEL", "INCR", "INCRBY", "INCRBYFLOAT", "DECRBY",
     "SET", "SETNX", "DEL", "EXPIRE", "PEXPIRE", "EXPIREAT", "PFADD", "ZADD", "ZINCRBY", "ZREM", "SADD",
     "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "PEXPIREAT",
-    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX", "GS.ZMIN",
+    "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX", "GS.ZMIN", "GS.ZINCR",
 })
 MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()

@@ -33,6 +33,10 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+RANK_MINUTE = 60                 # the rank sets hold one minute each
+RANK_KEEP_S = 900                # and live this long after it (the ranking window is 5 minutes)
+
+
 def _is_count(field: str) -> bool:
     """Share-count bucket fields ("n", "wn:<worker>", "an:<account>") are not scaled by bucket_units."""
     return field == "n" or field[1:3] == "n:"
@@ -97,6 +101,7 @@ class LedgerOps:
         per_account_bucket: dict[tuple[str, int], list[float]] = {}
         pool_buckets: dict[tuple[int, int], list[float]] = {}
         first: dict[str, float] = {}           # "w:x" / "a:x" -> earliest share of the batch (not yet sent)
+        ranks: dict[tuple[str, str, int], dict[str, float]] = {}   # (shard, kind, minute) -> name -> difficulty
         sent = self._first_sent
         for (worker, fine), (account, diff, n, ts, earliest) in per_worker.items():
             acc = per_account.get(account)
@@ -118,6 +123,12 @@ class LedgerOps:
             for name in (field, "a:" + account):
                 if name not in sent and earliest < first.get(name, math.inf):
                     first[name] = earliest
+            minute = fine - fine % RANK_MINUTE
+            for kind, name in (("w", worker), ("a", account)):
+                members = ranks.get((shard, kind, minute))
+                if members is None:
+                    members = ranks[(shard, kind, minute)] = {}
+                members[name] = members.get(name, 0.0) + diff
             sw = seen_w.get(shard)
             if sw is None:
                 sw = seen_w[shard] = {}
@@ -190,6 +201,10 @@ class LedgerOps:
                 ops.append(RedisOp("GS.ZMAX", make_key(tag),
                                    tuple(flat((ts, m) for m, ts in members.items()))))
         ops.extend(self._first_observations(first, per_account))
+        for (tag, kind, minute), members in ranks.items():
+            key = keys.rank(tag, kind, minute)
+            ops.append(RedisOp("GS.ZINCR", key, tuple(flat((_fmt(d), name) for name, d in members.items()))))
+            ops.append(RedisOp("EXPIREAT", key, (minute + RANK_MINUTE + RANK_KEEP_S,)))
         if self._started_at is not None:
             ops.append(self.pool_start(min(self._started_at, min(v[4] for v in per_worker.values()))))
             self._started_at = None

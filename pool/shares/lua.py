@@ -10,6 +10,7 @@ from __future__ import annotations
 #   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
 #   GS.HMAX key f v meta ...        per triple: f = v and @f = meta when v beats f (best shares)
 #   GS.ZMIN key score m score m ... ZADD LT in chunks (keeps the earliest "first seen")
+#   GS.ZINCR key incr m incr m ...  ZINCRBY per pair (the per-minute rank sets)
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
 #   GS.CREDIT stream balances kind ref ts acct msat ...    append credits to the payout ledger
@@ -52,6 +53,8 @@ for i = 1, #ops do
         check(redis.pcall('HSET', key, args[j], args[j + 1], '@' .. args[j], args[j + 2]))
       end
     end
+  elseif cmd == 'GS.ZINCR' then
+    for j = 1, #args, 2 do check(redis.pcall('ZINCRBY', key, args[j], args[j + 1])) end
   elseif cmd == 'GS.ZMIN' then
     for j = 1, #args, 400 do
       check(redis.pcall('ZADD', key, 'LT', unpack(args, j, math.min(j + 399, #args))))
@@ -191,4 +194,60 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# The hashrate windows of some fields of one hash tag, summed inside Redis (one call per shard instead
+# of one HMGET per bucket from the client). KEYS: the fine buckets, then the coarse ones, oldest first.
+# ARGV: the number of fine keys, the number of windows, per window its resolution ('f' or 'c') and how
+# many of the newest buckets of that resolution it spans, then (difficulty field, count field) pairs.
+# Returns per field: per window the difficulty sum and the share count (as exact decimal strings),
+# then the position (1 = oldest, 0 = none) of the oldest fine and coarse bucket holding the field.
+WINDOW_SUMS = r"""
+local n_fine, n_windows = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n_coarse = #KEYS - n_fine
+local windows, at = {}, 3
+for w = 1, n_windows do
+  windows[w] = {ARGV[at] == 'f', tonumber(ARGV[at + 1])}
+  at = at + 2
+end
+local fields = {}
+for j = at, #ARGV do fields[#fields + 1] = ARGV[j] end
+local n_fields = #fields / 2
+local sums, first_fine, first_coarse = {}, {}, {}
+for j = 1, n_fields * n_windows * 2 do sums[j] = 0 end
+for f = 1, n_fields do first_fine[f] = 0; first_coarse[f] = 0 end
+for k = 1, #KEYS do
+  local values = redis.call('HMGET', KEYS[k], unpack(fields))
+  local fine = k <= n_fine
+  local pos = fine and k or k - n_fine
+  local total = fine and n_fine or n_coarse
+  for f = 1, n_fields do
+    local d, n = values[2 * f - 1], values[2 * f]
+    if d then
+      if fine then
+        if first_fine[f] == 0 then first_fine[f] = pos end
+      elseif first_coarse[f] == 0 then
+        first_coarse[f] = pos
+      end
+      for w = 1, n_windows do
+        if windows[w][1] == fine and pos > total - windows[w][2] then
+          local base = ((f - 1) * n_windows + w - 1) * 2
+          sums[base + 1] = sums[base + 1] + tonumber(d)
+          if n then sums[base + 2] = sums[base + 2] + tonumber(n) end
+        end
+      end
+    end
+  end
+end
+local out = {}
+for f = 1, n_fields do
+  for w = 1, n_windows do
+    local base = ((f - 1) * n_windows + w - 1) * 2
+    out[#out + 1] = string.format('%.17g', sums[base + 1])
+    out[#out + 1] = string.format('%.17g', sums[base + 2])
+  end
+  out[#out + 1] = first_fine[f]
+  out[#out + 1] = first_coarse[f]
+end
+return out
 """

@@ -79,6 +79,42 @@ class LedgerReader:
         out.sort(key=lambda w: -w.last_seen)
         return out
 
+    async def last_seen_workers(self, account: str | None = None, active_since: float = 0.0) -> dict[str, float]:
+        """worker -> last share time, for the workers (of one account or all) seen since `active_since`:
+        the shards read in one pipeline, no per-worker objects (a listing of 50,000 workers)."""
+        shards = [self.keys.shard(account)] if account is not None else self.keys.all_shards()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in shards:
+                pipe.zrangebyscore(self.keys.seen_workers(tag), active_since, "+inf", withscores=True)
+            replies = await pipe.execute()
+        out: dict[str, float] = {}
+        prefix = None if account is None else account + "."
+        for reply in replies:
+            for member, score in reply:
+                name = text(member)
+                if prefix is None or name.startswith(prefix):
+                    out[name] = float(score)
+        return out
+
+    async def count_seen_workers(self, active_since: float) -> int:
+        """How many workers had a share since `active_since` (no names read)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in self.keys.all_shards():
+                pipe.zcount(self.keys.seen_workers(tag), active_since, "+inf")
+            return sum(int(n) for n in await pipe.execute())
+
+    async def last_seen_of(self, workers: list[str]) -> dict[str, float]:
+        """worker -> last share time for the given workers (absent: never seen)."""
+        by_shard: dict[str, list[str]] = {}
+        for name in workers:
+            by_shard.setdefault(self.keys.shard(name.split(".", 1)[0]), []).append(name)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag, names in by_shard.items():
+                pipe.zmscore(self.keys.seen_workers(tag), names)
+            replies = await pipe.execute()
+        return {name: float(score) for names, scores in zip(by_shard.values(), replies, strict=True)
+                for name, score in zip(names, scores, strict=True) if score is not None}
+
     async def accounts(self, active_since: float = 0.0) -> list[AccountInfo]:
         out: list[AccountInfo] = []
         for tag in self.keys.all_shards():

@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send a PROXY header carrying a real public IP drawn for the miner's country")
     parser.add_argument("--geo-db", default="", help=".mmdb to draw IPs from (default: the configured one)")
     parser.add_argument("--duration", type=float, default=None, help="seconds to run (default: forever)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="when the pool closes a connection, connect again and resume with the session id "
+                             "(as cgminer and bmminer do), instead of ending that miner")
     parser.add_argument("--seed", type=int, default=2022)
 
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
                          accounts=args.accounts, account_prefix=args.account_prefix,
                          countries=args.countries or dict(DEFAULT_COUNTRIES), proxy=args.proxy,
                          regions=dict(DEMO_REGIONS) if args.demo_fleet else {},
-                         addresses=args.address, seed=args.seed, duration=args.duration)
+                         addresses=args.address, seed=args.seed, duration=args.duration,
+                         reconnect=args.reconnect)
     members = plan_fleet(config, ip_drawer(args.geo_db) if args.proxy != "none" else None)
     stats = asyncio.run(run_fleet(config, members))
     accepted = sum(s.accepted for s in stats.values())

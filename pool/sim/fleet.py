@@ -61,6 +61,7 @@ class FleetConfig(msgspec.Struct, kw_only=True):
     addresses: list[str] = msgspec.field(default_factory=list)  # usernames to use instead of account names
     seed: int = 2022
     duration: float | None = None
+    reconnect: bool = False              # reconnect (with the session id) when the pool closes a connection
 
 
 class FleetMember(msgspec.Struct, kw_only=True):
@@ -131,7 +132,7 @@ async def run_fleet(config: FleetConfig, members: list[FleetMember],
             header = make(member.public_ip, 40000 + len(clients) % 20000, config.host, config.port)
         clients[member.username] = StratumClient(
             config.host, config.port, member.username, profile=member.profile, hashrate=config.hashrate,
-            source_address=member.source_address, proxy_header=header,
+            source_address=member.source_address, proxy_header=header, reconnect=config.reconnect,
             rng=random.Random(hash((config.seed, member.username))))
     tasks = [asyncio.create_task(client.run(config.duration)) for client in clients.values()]
     started = time.monotonic()

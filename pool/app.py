@@ -27,7 +27,7 @@ from pool.cluster.leases import LeaseError, PrefixLease, lease_prefix
 from pool.cluster.resume_store import RedisResumeDirectory
 from pool.config import Config
 from pool.geo.firmware import classify_firmware
-from pool.geo.locator import GeoLocator
+from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
 from pool.money.service import MoneyService
 from pool.shares.ledger import Ledger
@@ -209,6 +209,8 @@ class PoolApp:
             classify_firmware=classify_firmware, node=self.node, solo=config.chain.mode == "solo")
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._push_network_view()))
+        if self.locator is not None and config.geo.reload_check_seconds > 0:
+            self._tasks.append(asyncio.create_task(watch_databases(self.locator, config.geo.reload_check_seconds)))
 
         self.parts = PoolParts(config=config, node=self.node, worker_index=self.worker_index,
                                started_at=self.started_at, server=self.server, ledger=self.ledger, jobs=self.jobs,

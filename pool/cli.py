@@ -112,6 +112,12 @@ def _register_export(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=export_cli.run)
 
 
+def _register_geo(sub: argparse._SubParsersAction) -> None:
+    from pool.geo import update
+
+    update.register(sub)
+
+
 def _register_payouts(sub: argparse._SubParsersAction) -> None:
     from pool.money import payout_cli
 
@@ -126,7 +132,7 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
 
 # Subcommands that live with the parts they drive register here.
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [_register_run, _register_simulate,
-                                                                   _register_export, _register_payouts,
+                                                                   _register_export, _register_geo, _register_payouts,
                                                                    _register_db]
 
 

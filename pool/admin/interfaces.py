@@ -441,6 +441,15 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     # Alert deliveries since start: target name -> outcome (sent, failed, retried, rate_limited, queue_full).
     alerts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     books: BooksFigures | None = None   # None: no books' database configured (SOLO, or the Redis ledger)
+    geo_databases: list[GeoDatabaseAge] = msgspec.field(default_factory=list)
+
+
+class GeoDatabaseAge(msgspec.Struct, kw_only=True):
+    role: str                      # "location", "asn", "anonymous-ip"
+    type: str                      # e.g. "DBIP-City-Lite"
+    build_epoch: int
+    age_seconds: float
+    max_age_seconds: float         # geo.max_database_age_days: older is a warning
 
 
 class MetricsSource(Protocol):

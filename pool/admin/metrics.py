@@ -183,6 +183,18 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
     if snap.books is not None:
         _books(out, snap.books)
 
+    if snap.geo_databases:
+        out.family("geostratum_geo_database_age_seconds", "gauge",
+                   "Age of each geolocation database in use (now minus its build time); IP blocks move "
+                   "between countries, so refresh it (geostratum geo update).")
+        for db in snap.geo_databases:
+            out.sample("geostratum_geo_database_age_seconds", db.age_seconds, [("role", db.role), ("type", db.type)])
+        out.family("geostratum_geo_database_stale", "gauge",
+                   "1 when the database is older than geo.max_database_age_days, else 0.")
+        for db in snap.geo_databases:
+            out.sample("geostratum_geo_database_stale", 1 if db.age_seconds > db.max_age_seconds else 0,
+                       [("role", db.role), ("type", db.type)])
+
     out.family("geostratum_admin_requests_total", "counter", "Admin API responses by HTTP status.")
     for status in sorted(admin_requests):
         out.sample("geostratum_admin_requests_total", admin_requests[status], [("code", str(status))])

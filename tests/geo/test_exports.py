@@ -110,7 +110,7 @@ async def test_country_shares_match_the_fleet_distribution(locator: GeoLocator, 
     assert period["share_geolocated"] == pytest.approx(1.0)
     assert period["accepted_shares"] == len(records)
     assert period["hosting_source"] is None and period["hosting_share"] == 0.0
-    assert period["databases"] == [{"role": "location", "type": "DBIP-City-Lite", "build_date": "2023-04-01",
+    assert period["databases"] == [{"role": "location", "type": "DBIP-City-Lite", "build_date": "2026-06-05",
                                     "share": pytest.approx(1.0)}]
     assert report["privacy"] == {"min_miners": 10, "dominance_n": 2, "dominance_percent": 85.0,
                                  "miners_rounding": 10, "top_read_depth": 32, "top_miners_kept": 1000}
@@ -178,7 +178,8 @@ async def test_empty_period(aredis: aioredis.Redis) -> None:
 
 async def test_unknown_and_private_addresses_are_reported(locator: GeoLocator, aredis: aioredis.Redis) -> None:
     rng = random.Random(13)
-    ips = {"XP": [f"10.0.{i}.7" for i in range(12)], "ZZ": [f"2002:ec8a:f504::{i + 1:x}" for i in range(12)]}
+    # 3ffe::/16 (the returned 6bone prefix): global, and no record in the database.
+    ips = {"XP": [f"10.0.{i}.7" for i in range(12)], "ZZ": [f"3ffe::{i + 1:x}" for i in range(12)]}
     fleet = build_fleet({"US": 60.0, "XP": 25.0, "ZZ": 15.0}, 12, locator, rng, total_rate=0.5, ips=ips)
     records = shares(fleet, T_OCT10, 4 * 3600, rng)
     assert {r.country for r in records} == {"US", "XP", "ZZ"}
@@ -220,11 +221,11 @@ async def test_database_swap_mid_period_keeps_both_build_dates(geo_dbs: dict[str
 
     period = json.loads((await get(aredis, "regions-json")).body)["periods"][0]
     dbs = {(d["type"], d["build_date"]): d["share"] for d in period["databases"]}
-    assert set(dbs) == {("DBIP-City-Lite", "2023-04-01"), ("GeoLite2-City", "2026-10-15")}
+    assert set(dbs) == {("DBIP-City-Lite", "2026-06-05"), ("GeoLite2-City", "2026-10-15")}
     assert sum(dbs.values()) == pytest.approx(1.0)
     assert dbs[("GeoLite2-City", "2026-10-15")] == pytest.approx(0.5, abs=0.05)
     rich = (await get(aredis, "regions-csv")).body.decode()
-    assert "DBIP-City-Lite built 2023-04-01" in rich and "GeoLite2-City built 2026-10-15" in rich
+    assert "DBIP-City-Lite built 2026-06-05" in rich and "GeoLite2-City built 2026-10-15" in rich
     assert "DB-IP" in rich and "GeoLite2 data created by MaxMind" in rich
     # Daily exports keep each day's own database.
     daily = json.loads((await get(aredis, "regions-json", "daily")).body)["periods"]

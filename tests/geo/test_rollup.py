@@ -81,7 +81,7 @@ async def test_ops_applied_to_redis_give_exact_sums_and_store_no_ip(locator: Geo
             assert await aredis.ttl(key) > 0, key
     # The database in use is recorded per day.
     dbs = await aredis.hgetall(f"{day1}:db")
-    assert list(dbs) == [b"location|DBIP-City-Lite|2023-04-01"]
+    assert list(dbs) == [b"location|DBIP-City-Lite|2026-06-05"]
     # No IP address, no worker name anywhere: keys, fields, members, values.
     blobs = []
     async for key in aredis.scan_iter("*"):

@@ -96,7 +96,7 @@ async def test_exports_match_the_fleet_distribution(redis_url: str, tmp_path: Pa
         assert abs(got[country] - 100 * weight / total) <= 0.5, (country, got)
     assert set(got) == set(DISTRIBUTION)                   # nothing unknown, private or folded
     assert period["share_geolocated"] == 1.0
-    assert [d["build_date"] for d in period["databases"]] == ["2023-04-01"]   # DB-IP City Lite, as tagged
+    assert [d["build_date"] for d in period["databases"]] == ["2026-06-05"]   # DB-IP City Lite, June 2026 (npm)
     rows = list(csv.reader(io.StringIO(ccaf)))
     assert rows[0] == ["date", "country", "daily_hashrate_%", "daily_absolute_hashrate_EH/S"]
     listed = {row[1]: float(row[2].rstrip("%")) for row in rows[1:]}

@@ -277,8 +277,20 @@ function renderTables(view) {
   const f = view.folding;
   setText("folding", `Folded this period: ${f.within_country_cells} cells (${percent(f.within_country_share)}) `
     + `into Other within their country, ${f.global_cells} cells (${percent(f.global_share)}) into the global Other.`);
-  setText("databases", "Databases: " + (view.databases.map((d) => `${d.type} (${d.role}) built ${d.build_date}, `
-    + `${percent(d.share)} of the period's difficulty`).join("; ") || "none recorded for this period"));
+  // A database is stale for this period when it was built more than max_database_age_days before
+  // the period's last day: IP blocks move between countries and hosting companies.
+  const end = Date.parse(view.period_last + "T00:00:00Z");
+  const stale = [];
+  setText("databases", "Databases: " + (view.databases.map((d) => {
+    const age = Math.round((end - Date.parse(d.build_date + "T00:00:00Z")) / 86400000);
+    if (age > view.max_database_age_days) stale.push(`${d.type} was ${age} days old`);
+    return `${d.type} (${d.role}) built ${d.build_date}, ${age} days before the period's end, `
+      + `${percent(d.share)} of the period's difficulty`;
+  }).join("; ") || "none recorded for this period"));
+  const warning = document.getElementById("db-warning");
+  warning.hidden = stale.length === 0;
+  warning.textContent = stale.length ? `Stale geolocation: ${stale.join(", ")} at the period's end (more than `
+    + `${view.max_database_age_days} days); refresh it with geostratum geo update.` : "";
   setText("attribution", view.attribution);
 }
 

@@ -26,8 +26,8 @@ log = logging.getLogger("geostratum.admin")
 
 PORT_DIFFICULTY_FIELDS = ("start_difficulty", "min_difficulty", "max_difficulty")
 ADMIN_RESTART_FIELDS = ("enabled", "host", "port")
-GEO_LOCATOR_FIELDS = ("city_db", "update_dir", "asn_db", "anonymous_db", "hosting_asns", "builtin_hosting_asns", "cache_size",
-                      "attribution")
+GEO_LOCATOR_FIELDS = ("city_db", "update_dir", "asn_db", "anonymous_db", "hosting_asns", "builtin_hosting_asns",
+                      "cache_size", "attribution")
 
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 

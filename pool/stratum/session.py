@@ -157,10 +157,6 @@ class Session(Handshake):
         limit = self.config.limits.max_line_bytes
         lines = data.split(b"\n")
         self._partial = tail = lines.pop()
-        if len(tail) > limit:
-            self._partial = b""
-            self._line_too_long()
-            return
         remaining = iter(lines)
         try:
             for line in remaining:
@@ -175,6 +171,11 @@ class Session(Handshake):
             # The rest waits, in order, for the directory (authorize often comes in the same packet).
             self._held = b"".join(line + b"\n" for line in remaining) + self._partial
             self._partial = b""
+            return
+        if len(tail) > limit:
+            # After the complete lines before it: how TCP cut the bytes must not change the answers.
+            self._partial = b""
+            self._line_too_long()
 
     def _line_too_long(self) -> None:
         self.out.append(m.error_reply(None, m.OTHER, "Line too long"))

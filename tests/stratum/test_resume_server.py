@@ -20,6 +20,7 @@ from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
 from pool.stratum.server import StratumServer
 from tests.stratum.support import EASY_NBITS, TestJobSource, config, grind, make_job, submit
 from tests.stratum.test_server_sockets import Client, connect
+from tests.support.waiting import wait_for
 
 BITS = 24           # a 256-value space per prefix: small enough to walk completely
 
@@ -96,14 +97,6 @@ async def published(url: str, token: str) -> None:
         await client.aclose()
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_resume_on_another_process_keeps_the_extranonce1_and_shares_count(redis_url: str,
                                                                                 make_node: Any) -> None:
     a = await make_node(redis_url, "host-a-w0", prefix=0x0A0000)
@@ -152,8 +145,8 @@ async def test_a_lent_value_is_never_reallocated_by_its_owner(redis_url: str, ma
     moved, resumed, _ = await subscribe(b.port, token)
     assert resumed == en1
     # A's own park of it ends and is settled with the directory, which says B holds the value.
-    await until(lambda: not a.allocator.sync_request(time.time())[0] and a.allocator.parked == 0,
-                "A's park to end and be settled")
+    await wait_for(lambda: not a.allocator.sync_request(time.time())[0] and a.allocator.parked == 0, 10,
+                   "A's park to end and be settled")
     assert a.allocator.reserved == 1
     assert a.allocator.is_reserved(en1)
     handed_out: list[bytes] = []
@@ -166,8 +159,8 @@ async def test_a_lent_value_is_never_reallocated_by_its_owner(redis_url: str, ma
 
     # B's miner leaves; B's park of it ends and B gives it back: A may use it again.
     moved.close()
-    await until(lambda: b.allocator.borrowed == 0, "B to give the value back")
-    await until(lambda: a.allocator.reserved == 0, "A to see it free")
+    await wait_for(lambda: b.allocator.borrowed == 0, 10, "B to give the value back")
+    await wait_for(lambda: a.allocator.reserved == 0, 10, "A to see it free")
     handed_out = [a.allocator.allocate(time.time())[0] for _ in range(a.allocator.capacity)]
     assert en1 in handed_out
 

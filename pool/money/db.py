@@ -11,12 +11,15 @@ class BooksUnavailable(Exception):
     """The database could not be reached or is not migrated; nothing was written."""
 
 
-async def open_pool(config: MoneyConfig, application_name: str = "geostratum") -> asyncpg.Pool:
+async def open_pool(config: MoneyConfig, application_name: str = "geostratum",
+                    min_size: int | None = None) -> asyncpg.Pool:
+    """min_size 0: nothing connects here; the first use does (a running pool starts without its books)."""
     if not config.enabled:
         raise BooksUnavailable("money.dsn is empty: the payout books need a PostgreSQL database")
     try:
         pool = await asyncpg.create_pool(
-            config.dsn, password=config.password(), min_size=config.pool_min_size,
+            config.dsn, password=config.password(),
+            min_size=config.pool_min_size if min_size is None else min_size,
             max_size=config.pool_max_size, timeout=config.connect_timeout_s,
             command_timeout=config.command_timeout_s,
             server_settings={"application_name": application_name})

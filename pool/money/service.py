@@ -13,7 +13,7 @@ from pool.aio import cancel_and_wait
 from pool.config import Config
 from pool.money.books import Books, BooksSnapshot
 from pool.money.credits import PostgresBlockBooks
-from pool.money.db import BooksUnavailable, redacted
+from pool.money.db import open_pool, redacted
 from pool.money.payments import Payouts
 from pool.money.pps import PerShareCredits
 from pool.money.schema import current_revision, head_revision
@@ -35,15 +35,7 @@ class MoneyService:
     @classmethod
     async def open(cls, config: Config, application_name: str = "geostratum") -> MoneyService:
         """Never connects here (min_size 0): the first use does, and a failure is that use's error."""
-        money = config.money
-        if not money.enabled:
-            raise BooksUnavailable("money.dsn is empty")
-        pool = await asyncpg.create_pool(
-            money.dsn, password=money.password(), min_size=0, max_size=money.pool_max_size,
-            timeout=money.connect_timeout_s, command_timeout=money.command_timeout_s,
-            server_settings={"application_name": application_name})
-        assert pool is not None
-        return cls(config, pool)
+        return cls(config, await open_pool(config.money, application_name, min_size=0))
 
     def attach(self, ledger: Ledger) -> None:
         """Before ledger.start(): matured blocks are credited in these books instead of the Redis ledger,

@@ -76,8 +76,9 @@ class MinerReader:
             return out
         out.chain = net.chain
         hashrate, low, high, shares, warming = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
-        payouts = self.parts.config.payouts
-        scheme = "solo" if self.parts.config.chain.mode == "solo" else payouts.scheme
+        payouts, chain = self.parts.config.payouts, self.parts.config.chain
+        scheme = "solo" if chain.mode == "solo" else payouts.scheme
+        fee_percent = chain.solo_fee_percent if scheme == "solo" else payouts.fee_percent   # SOLO: the coinbase's cut
         fees = net.recent_fees_sat
         average_fees = sum(fees) // len(fees) if fees else 0
         with_fees = scheme != "pps"             # PPS pays the subsidy only; FPPS, PPLNS and SOLO include fees
@@ -85,7 +86,7 @@ class MinerReader:
         window = WINDOW_SECONDS[EARNINGS_WINDOW]
         if net.difficulty > 0:
             out.earnings = earnings.earnings(scheme, hashrate, low, high, shares, window, net.difficulty, reward,
-                                             payouts.fee_percent)
+                                             fee_percent)
             out.earnings.warming_up = warming
             if scheme == "solo":
                 out.solo = earnings.solo_odds(hashrate, low, high, window, net.difficulty)

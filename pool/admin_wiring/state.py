@@ -250,7 +250,8 @@ class PoolStateAdapter:
                             info: dict[str, AccountInfo]) -> list[AccountSummary]:
         windows = await self._windows("a", names, lambda n: n)
         balance_of = await self._balances(names)
-        keeps_balances = self.parts.config.payouts.scheme != "solo"     # SOLO pays the finder directly
+        # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
+        keeps_balances = self.parts.config.payouts.scheme != "solo" and self.parts.config.chain.mode != "solo"
         workers_of: dict[str, list[str]] = {}
         for worker in set(live) | set(last_seen):
             workers_of.setdefault(_owner(worker), []).append(worker)

@@ -185,3 +185,44 @@ async def read_missing(page: Page) -> bool:
 
 
 pytestmark = [pytestmark, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
+
+
+SOLO_ADDRESS = "bcrt1qm2n8duyglvgeh4dvztaf4jl8gm50njj4y7pums"     # a real regtest address (devnet formats)
+
+
+async def test_solo_account_shows_its_odds_of_a_block(redis_url: str, tmp_path: Path, fleet: Fleet) -> None:
+    """SOLO: the expected time to a block is 1 / rate and the chance per day 1 - exp(-rate x 86400), with
+    rate = hashrate / (difficulty x 2^32), at the account's 1 h figure; no pool balance."""
+    data = base_config(redis_url, tmp_path)
+    data["chain"]["mode"] = "solo"
+    data["chain"]["solo_fee_percent"] = 0.0
+    data["admin"]["anonymous"] = ["miner"]
+    config_path = write_config(tmp_path / "pool.toml", data)
+    async with running_pool(config_path) as app, admin_api(app) as api:
+        miner = fleet.add(Miner("127.0.0.1", stratum_port(app), f"{SOLO_ADDRESS}.bitaxe"))
+        await wait_for(lambda: miner.stats.accepted >= 5, 30, "solo shares")
+        await flushed(app)
+        status, body = await api.call("GET", f"/api/v1/accounts/{SOLO_ADDRESS}")
+        assert status == 200, body
+        earnings, solo = body["miner"]["earnings"], body["miner"]["solo"]
+        assert earnings["scheme"] == "solo" and earnings["fee_percent"] == 0.0
+        assert body["summary"]["balance_sat"] is None                    # SOLO pays the finder directly
+        rate = earnings["hashrate"] / (earnings["network_difficulty"] * 2**32)
+        assert rate > 0
+        assert solo["expected_seconds_to_block"]["value"] == pytest.approx(1 / rate, rel=1e-12)
+        assert solo["chance_per_day"]["value"] == pytest.approx(-math.expm1(-rate * 86400), rel=1e-12)
+        assert solo["window_seconds"] == earnings["window_seconds"] == 3600
+        async with chromium() as page:
+            await page.send("Page.navigate", url=f"{app.admin.url}/miner/{SOLO_ADDRESS}")
+            seen: dict[str, Any] = {}
+
+            async def ready() -> bool:
+                seen.update(await read_page(page))
+                return seen.get("state") == "ready"
+
+            await wait_for(ready, 20, "the solo miner page")
+            assert seen["soloHidden"] is False and seen["text"]["balance"] == "n/a (solo)"
+            shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            path = screenshot_dir(tmp_path) / "miner-page-solo.png"
+            path.write_bytes(base64.b64decode(shot["data"]))
+            print(f"solo miner page screenshot: {path}")

@@ -56,6 +56,7 @@ function when(t) {
 }
 function duration(s) {
   if (s === null || !isFinite(s)) return "never at this hashrate";
+  if (s < 90) return Math.round(s) + " s";
   if (s < 5400) return Math.round(s / 60) + " min";
   if (s < 172800) return Math.round(s / 3600) + " h";
   if (s < 2 * 365 * 86400) return Math.round(s / 86400) + " days";
@@ -70,6 +71,7 @@ function bigSats(x) {
 }
 function chance(p) {
   if (p === null || p === undefined) return "–";
+  if (p > 0.9999) return "≈ 100 %";
   if (p >= 0.01) return (p * 100).toFixed(2) + " %";
   return "1 in " + Math.round(1 / Math.max(p, 1e-300)).toLocaleString("en-US");
 }
@@ -195,8 +197,10 @@ function render(data) {
   const solo = extra.solo;
   document.getElementById("solo-card").hidden = !solo;
   if (solo) {
-    setText("solo-chance", chance(solo.chance_per_day.value) + " per day");
-    setText("solo-wait", duration(solo.expected_seconds_to_block.value));
+    const c = solo.chance_per_day, wait = solo.expected_seconds_to_block;
+    setText("solo-chance", e && e.warming_up ? "warming up (" + e.shares + " shares)" : chance(c.value) + " per day");
+    setText("solo-wait", duration(wait.value) + (e && e.shares ? " (95 %: " + duration(wait.low) + " – "
+      + duration(wait.high) + "; " + chance(c.low) + " – " + chance(c.high) + " a day)" : ""));
   }
   setText("balance", s.balance_sat === null || s.balance_sat === undefined ? "n/a (solo)" : sats(s.balance_sat));
   setText("paid", extra.paid_sat === null || extra.paid_sat === undefined ? "–" : sats(extra.paid_sat));

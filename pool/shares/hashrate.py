@@ -153,15 +153,16 @@ def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
     return list(range(first, last + 1, resolution))
 
 
-def first_in_buckets(fine_first: int | None, coarse_first: int | None, fine_from: int) -> float | None:
-    """Start of the bucket holding a field's first share in the buckets read (data written before
-    first observations were recorded): the fine bucket when all its data lies within the fine ones,
-    else the coarse one. None when nothing was read."""
-    if coarse_first is not None and coarse_first < fine_from:
-        return float(coarse_first)
-    if fine_first is not None:
+def first_in_buckets(fine_first: int | None, coarse_first: int | None, coarse: int) -> float | None:
+    """Start of the bucket holding a field's first share among the buckets read (data written before
+    first observations were recorded): the fine bucket when it lies in the coarse period where the
+    data begins (fine buckets are read for the current period and the windows' edges), else that
+    coarse period. None when nothing was read."""
+    if coarse_first is None:
+        return None if fine_first is None else float(fine_first)
+    if fine_first is not None and fine_first // coarse * coarse == coarse_first:
         return float(fine_first)
-    return float(coarse_first) if coarse_first is not None else None
+    return float(coarse_first)
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -233,28 +234,52 @@ class HashrateBook:
                   for chunk in _chunks(list(dict.fromkeys(fields)), FIELDS_PER_CALL)]
         if not wanted:
             return {}
-        replies = await asyncio.gather(*(self._sums(client, tag, fields, plan) for tag, fields in wanted))
+        replies = await asyncio.gather(*(self._sums(client, tag, fields, now) for tag, fields in wanted))
         out: dict[str, HashrateWindows] = {}
-        for (_tag, fields), (sums, durable) in zip(wanted, replies, strict=True):
-            out.update(self._figures(plan, sums, fields, durable, now))
+        for (_tag, fields), read in zip(wanted, replies, strict=True):
+            out.update(self._figures(plan, read, fields, now))
         return out
 
-    async def _sums(self, client: RedisClient, tag: str, fields: list[str], plan: dict[str, tuple[int, list[int]]],
-                    ) -> tuple[list[Any], list[float | None]]:
-        fine_starts, coarse_starts = plan["1h"][1], plan["24h"][1]
+    def _reads(self, now: float) -> tuple[list[int], list[int], list[int]]:
+        """The buckets the windows read (fine starts, coarse starts, oldest first) and per bucket the
+        bitmask of the windows whose sums include it. A window up to an hour is its whole coarse
+        buckets plus the fine ones at its two edges: the same 10 s buckets, about a third of the reads."""
+        fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
+        current = int(now // coarse) * coarse
+        fine_masks: dict[int, int] = {}
+        coarse_masks: dict[int, int] = {}
+        for w, seconds in enumerate(WINDOWS.values()):
+            bit = 1 << w
+            if seconds > FINE_WINDOW_LIMIT:
+                for start in bucket_starts(now, seconds, coarse):
+                    coarse_masks[start] = coarse_masks.get(start, 0) | bit
+                continue
+            starts = bucket_starts(now, seconds, fine)
+            whole_from = -(-starts[0] // coarse) * coarse        # the first coarse boundary in the window
+            inner = range(whole_from, current, coarse) if whole_from < current else range(0)
+            for start in starts:
+                if not inner or start < whole_from or start >= current:
+                    fine_masks[start] = fine_masks.get(start, 0) | bit
+            for start in inner:
+                coarse_masks[start] = coarse_masks.get(start, 0) | bit
+        fine_starts, coarse_starts = sorted(fine_masks), sorted(coarse_masks)
+        masks = [fine_masks[s] for s in fine_starts] + [coarse_masks[s] for s in coarse_starts]
+        return fine_starts, coarse_starts, masks
+
+    async def _sums(self, client: RedisClient, tag: str, fields: list[str], now: float,
+                    ) -> tuple[list[Any], list[float | None], list[int], list[int]]:
+        fine_starts, coarse_starts, masks = self._reads(now)
         keys = [self.keys.bucket(tag, self.config.fine_bucket_s, s) for s in fine_starts]
         keys += [self.keys.bucket(tag, self.config.coarse_bucket_s, s) for s in coarse_starts]
-        args: list[str | int] = [len(fine_starts), len(plan)]
-        for res, starts in plan.values():
-            args += ["f" if res == self.config.fine_bucket_s else "c", len(starts)]
+        args: list[str | int] = [len(fine_starts), len(WINDOWS), *masks]
         for field in fields:
             args += [field, count_field(field)]
         sums, durable = await asyncio.gather(_WINDOW_SUMS(client, keys, args), self.first_observed(client, tag, fields))
-        return sums, durable
+        return sums, durable, fine_starts, coarse_starts
 
-    def _figures(self, plan: dict[str, tuple[int, list[int]]], sums: list[Any], fields: list[str],
-                 durable: list[float | None], now: float) -> dict[str, HashrateWindows]:
-        fine_starts, coarse_starts = plan["1h"][1], plan["24h"][1]
+    def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[float | None],
+                 list[int], list[int]], fields: list[str], now: float) -> dict[str, HashrateWindows]:
+        sums, durable, fine_starts, coarse_starts = read
         coarse, units = self.config.coarse_bucket_s, self.config.bucket_units
         per_field = len(plan) * 2 + 2
         out = {}
@@ -262,7 +287,7 @@ class HashrateBook:
             row = sums[i * per_field:(i + 1) * per_field]
             fine_at, coarse_at = int(row[-2]), int(row[-1])
             in_buckets = first_in_buckets(fine_starts[fine_at - 1] if fine_at else None,
-                                          coarse_starts[coarse_at - 1] if coarse_at else None, fine_starts[0])
+                                          coarse_starts[coarse_at - 1] if coarse_at else None, coarse)
             first = durable[i]
             # Data older than the recorded first share (written before first shares were kept) wins.
             if first is None or (in_buckets is not None and in_buckets + coarse <= first):

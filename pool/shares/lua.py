@@ -198,42 +198,37 @@ return 0
 
 # The hashrate windows of some fields of one hash tag, summed inside Redis (one call per shard instead
 # of one HMGET per bucket from the client). KEYS: the fine buckets, then the coarse ones, oldest first.
-# ARGV: the number of fine keys, the number of windows, per window its resolution ('f' or 'c') and how
-# many of the newest buckets of that resolution it spans, then (difficulty field, count field) pairs.
-# Returns per field: per window the difficulty sum and the share count (as exact decimal strings),
-# then the position (1 = oldest, 0 = none) of the oldest fine and coarse bucket holding the field.
+# ARGV: the number of fine keys, the number of windows, per key the bitmask of the windows whose sum
+# includes it, then (difficulty field, count field) pairs. Returns per field: per window the
+# difficulty sum and the share count (as exact decimal strings), then the position (1 = oldest, 0 =
+# none) of the oldest fine and coarse bucket holding the field.
 WINDOW_SUMS = r"""
 local n_fine, n_windows = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n_coarse = #KEYS - n_fine
-local windows, at = {}, 3
-for w = 1, n_windows do
-  windows[w] = {ARGV[at] == 'f', tonumber(ARGV[at + 1])}
-  at = at + 2
-end
+local masks = {}
+for k = 1, #KEYS do masks[k] = tonumber(ARGV[2 + k]) end
 local fields = {}
-for j = at, #ARGV do fields[#fields + 1] = ARGV[j] end
+for j = 3 + #KEYS, #ARGV do fields[#fields + 1] = ARGV[j] end
 local n_fields = #fields / 2
 local sums, first_fine, first_coarse = {}, {}, {}
 for j = 1, n_fields * n_windows * 2 do sums[j] = 0 end
 for f = 1, n_fields do first_fine[f] = 0; first_coarse[f] = 0 end
 for k = 1, #KEYS do
   local values = redis.call('HMGET', KEYS[k], unpack(fields))
-  local fine = k <= n_fine
-  local pos = fine and k or k - n_fine
-  local total = fine and n_fine or n_coarse
+  local fine, mask = k <= n_fine, masks[k]
   for f = 1, n_fields do
     local d, n = values[2 * f - 1], values[2 * f]
     if d then
       if fine then
-        if first_fine[f] == 0 then first_fine[f] = pos end
+        if first_fine[f] == 0 then first_fine[f] = k end
       elseif first_coarse[f] == 0 then
-        first_coarse[f] = pos
+        first_coarse[f] = k - n_fine
       end
+      d, n = tonumber(d), tonumber(n or 0)
       for w = 1, n_windows do
-        if windows[w][1] == fine and pos > total - windows[w][2] then
+        if bit.band(mask, 2 ^ (w - 1)) ~= 0 then
           local base = ((f - 1) * n_windows + w - 1) * 2
-          sums[base + 1] = sums[base + 1] + tonumber(d)
-          if n then sums[base + 2] = sums[base + 2] + tonumber(n) end
+          sums[base + 1] = sums[base + 1] + d
+          sums[base + 2] = sums[base + 2] + n
         end
       end
     end

@@ -7,7 +7,7 @@ import redis
 import redis.asyncio as aioredis
 
 from pool.config.ledger import LedgerConfig
-from pool.shares.hashrate import HashrateBook
+from pool.shares.hashrate import HashrateBook, bucket_starts
 from pool.shares.keys import Keys
 
 NOW = 1_800_000_000.0        # a multiple of 600: fine and coarse buckets start at NOW
@@ -64,3 +64,26 @@ async def test_a_worker_that_left_decays_to_zero(redis_url: str) -> None:
     assert w.m1.hashrate == w.m5.hashrate == w.m15.hashrate == w.h1.hashrate == 0.0
     # 6 h window: 3480 s x 10 difficulty seen since its first (coarse) bucket, 2 h ago.
     assert w.h6.hashrate == pytest.approx(3480 * 10 * H / (2 * 3600))
+
+
+@pytest.mark.asyncio
+async def test_an_hour_read_as_whole_coarse_buckets_and_fine_edges_sums_the_same(redis_url: str) -> None:
+    """Windows up to an hour read whole 10-minute buckets plus the 10 s ones at their edges: at a time
+    that is no bucket boundary, each window's difficulty is exactly that of its 10 s buckets."""
+    config, keys = LedgerConfig(), Keys("gs", 4)
+    tag = keys.shard("acct")
+    now = NOW + 1234.5
+    first, last = int(now) - 3 * 3600, int(now) + 1
+    put(redis_url, keys, config, tag, "w:x", first, last, 10.0)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        windows = (await HashrateBook(keys, config).windows(client, tag, ["w:x"], now=now))["w:x"]
+    finally:
+        await client.aclose()
+    for name, seconds in (("m1", 60), ("m5", 300), ("m15", 900), ("h1", 3600)):
+        starts = set(bucket_starts(now, seconds, config.fine_bucket_s))
+        truth = 10.0 * sum(1 for t in range(first, last) if t // config.fine_bucket_s * config.fine_bucket_s in starts)
+        assert getattr(windows, name).difficulty == pytest.approx(truth), name
+    coarse = set(bucket_starts(now, 86_400, config.coarse_bucket_s))
+    truth = 10.0 * sum(1 for t in range(first, last) if t // config.coarse_bucket_s * config.coarse_bucket_s in coarse)
+    assert windows.h24.difficulty == pytest.approx(truth)

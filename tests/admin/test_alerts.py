@@ -264,3 +264,25 @@ async def test_deliveries_are_on_metrics(pool_data: Any) -> None:
     text = render(snap, admin_requests={}, rate_limited=0)
     assert 'geostratum_alerts_total{target="ops",outcome="sent"} 3' in text
     assert 'geostratum_alerts_total{target="ops",outcome="failed"} 1' in text
+
+
+def test_a_drop_within_the_short_windows_interval_is_not_announced() -> None:
+    """With figures, the short window's upper 95 % bound must fall below the threshold: a drop the
+    share count cannot tell from luck makes no alert, a drop beyond the interval does."""
+    from pool.shares.hashrate import hashrate_figure
+
+    def summary(short_shares: int, long_shares: int) -> AccountSummary:
+        # Shares of difficulty 1: hashrate = shares x 2^32 / seconds.
+        windows = HashrateWindows(m15=hashrate_figure(900, T0 - 900, T0, float(short_shares), short_shares),
+                                  h6=hashrate_figure(21_600, T0 - 21_600, T0, float(long_shares), long_shares))
+        return AccountSummary(account="a", workers=1, hashrate=windows, accepted=1, rejected=0)
+
+    rules = AlertRules(AlertsConfig(hashrate_drop_percent=50), started_at=T0)
+    # 240 shares in 6 h is 10 expected in 15 min; 3 seen is down 70 %, but 3 shares' upper bound
+    # (7.75, Poisson 95 %) is above half of 10: no alert.
+    few = summary(3, 240)
+    assert few.hashrate.m15.high is not None and few.hashrate.m15.high > 0.5 * few.hashrate.h6.hashrate
+    assert rules.observe_accounts([few], T0) == []
+    # 14,400 in 6 h is 600 expected in 15 min; 90 seen (upper bound about 110) is a real drop.
+    many = summary(90, 14_400)
+    assert [a.event for a in rules.observe_accounts([many], T0 + 30)] == ["hashrate_drop"]

@@ -2,8 +2,9 @@
 `geostratum run --workers 2` on each, a Redis Cluster of three masters with replicas across the hosts,
 HAProxy from the distribution in front with PROXY v2, reconnecting miners on real public addresses).
 
-Each run builds a fresh lab, lets the fleet mine, SIGKILLs every process of host h1 (its pool and its
-two Redis nodes), then SIGKILLs the Redis master on h2, and measures from each kill:
+Each run builds a fresh lab, lets the fleet mine, SIGKILLs every process of host h1 (or `--kill-host`:
+its pool and its two Redis nodes), then SIGKILLs the Redis master on the next host (h2), and measures
+from each kill:
 
 - disconnect: a miner of h1 sees its connection closed (HAProxy closes the client side at once);
 - tcp reconnect: its new TCP connection to HAProxy is open (after the simulated firmware's back-off);
@@ -58,9 +59,13 @@ def first_time(predicate, timeout: float, what: str, interval: float = 0.02) -> 
     return time.time()
 
 
-def one_run(workdir: Path, heartbeat: float, holder_timeout: float) -> dict[str, float]:
+def one_run(workdir: Path, heartbeat: float, holder_timeout: float, dead: str = "h1") -> dict[str, float]:
     lab = PoolLab(workdir, REGIONS, stratum={"resume_heartbeat_seconds": heartbeat,
                                              "resume_holder_timeout": holder_timeout})
+    # The replica of host i's master lives on host i + 1 (poollab): the host kill promotes `nxt`'s
+    # replica; then `nxt`'s own master dies and the replica on `after` takes over.
+    hosts = lab.hosts
+    nxt, after = hosts[(hosts.index(dead) + 1) % 3], hosts[(hosts.index(dead) + 2) % 3]
     lab.start()
     try:
         fleet = lab.start_fleet()
@@ -72,19 +77,20 @@ def one_run(workdir: Path, heartbeat: float, holder_timeout: float) -> dict[str,
         cold = [min(e["t"] for e in events if e.get("worker") == n and e["kind"] == "accepted") - started
                 for n in names]
         placement = wait_until(lambda: lab.placed(names), 20, "every miner placed")
-        victims = sorted(w for w, h in placement.items() if h == "h1")
+        victims = sorted(w for w, h in placement.items() if h == dead)
         extranonce1 = last_extranonce(fleet.poll())
 
         killed_at = time.time()
-        lab.net.kill_namespace("h1")
-        balancer_at = first_time(lambda: lab.balancer_states().get("h1") != "UP", 30, "HAProxy marks h1 down")
-        promoted_at = first_time(lambda: lab.roles().get(("h2", REPLICA_PORT)) == "master", 30, "h1's replica promoted")
+        lab.net.kill_namespace(dead)
+        balancer_at = first_time(lambda: lab.balancer_states().get(dead) != "UP", 30, "HAProxy marks the host down")
+        promoted_at = first_time(lambda: lab.roles().get((nxt, REPLICA_PORT)) == "master", 30,
+                                 "the dead host's replica promoted")
         moved = wait_until(lambda: failovers(fleet.poll(), victims, killed_at, extranonce1), 60, "h1's miners moved")
         assert all(f.resumed for f in moved.values()), moved
 
         master_killed_at = time.time()
-        lab.redis_nodes[("h2", MASTER_PORT)].kill()
-        master_promoted_at = first_time(lambda: lab.roles().get(("h3", REPLICA_PORT)) == "master", 30,
+        lab.redis_nodes[(nxt, MASTER_PORT)].kill()
+        master_promoted_at = first_time(lambda: lab.roles().get((after, REPLICA_PORT)) == "master", 30,
                                         "h2's replica promoted")
         cluster_ok_at = first_time(lab.cluster_ok, 30, "cluster ok")
         fleet.stop()
@@ -109,6 +115,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--heartbeat", type=float, default=1.0, help="[stratum] resume_heartbeat_seconds")
     parser.add_argument("--holder-timeout", type=float, default=3.0, help="[stratum] resume_holder_timeout")
+    parser.add_argument("--kill-host", choices=["h1", "h2", "h3"], default="h1",
+                        help="the host that dies (h1's Redis master holds the resume directory's slot)")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -117,7 +125,7 @@ def main() -> int:
     runs = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="gs-failover-") as workdir:
-            figures = one_run(Path(workdir), args.heartbeat, args.holder_timeout)
+            figures = one_run(Path(workdir), args.heartbeat, args.holder_timeout, args.kill_host)
         runs.append(figures)
         print(f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                            for k, v in figures.items()), flush=True)
@@ -127,7 +135,7 @@ def main() -> int:
               "ranges": {k: [round(min(r[k] for r in runs), 3), round(max(r[k] for r in runs), 3)] for k in runs[0]},
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
               "config": {"resume_heartbeat_seconds": args.heartbeat, "resume_holder_timeout": args.holder_timeout,
-                         "cluster_node_timeout_ms": 1000,
+                         "cluster_node_timeout_ms": 1000, "killed_host": args.kill_host,
                          "haproxy_check": "inter 500ms fall 2", "miners": sum(REGIONS.values())}}
     print("RESULT " + json.dumps(result))
     return 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 
 class Ban(msgspec.Struct, frozen=True):
@@ -155,3 +158,28 @@ class RejectBudget:
 
     def __len__(self) -> int:
         return len(self._windows)
+
+
+class OldestFirst(Generic[T]):
+    """Items in arrival order, for giving up the oldest that still qualifies (sans-IO). Entries that
+    no longer qualify are skipped when reached and dropped by `prune`."""
+
+    def __init__(self) -> None:
+        self._queue: deque[T] = deque()
+
+    def add(self, item: T) -> None:
+        self._queue.append(item)
+
+    def pop_oldest(self, eligible: Callable[[T], bool]) -> T | None:
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
+            if eligible(item):
+                return item
+        return None
+
+    def prune(self, keep: Callable[[T], bool]) -> None:
+        self._queue = deque(item for item in self._queue if keep(item))
+
+    def __len__(self) -> int:
+        return len(self._queue)

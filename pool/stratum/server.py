@@ -20,7 +20,7 @@ from pool.stratum import messages as m
 from pool.stratum.connection import Connection
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
-from pool.stratum.limits import Ban, BanList, IpCounter, RejectBudget, TrustedProxies
+from pool.stratum.limits import Ban, BanList, IpCounter, OldestFirst, RejectBudget, TrustedProxies
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
@@ -81,6 +81,7 @@ class StratumServer:
         self.counters: dict[int, Counters] = {}
         self.tls_contexts: dict[int, Any] = {}   # id(port) -> ssl.SSLContext of its TLS port
         self._protocols: dict[Connection, None] = {}    # every open connection
+        self._arrivals: OldestFirst[Connection] = OldestFirst()   # those not (yet) authorized, oldest first
         self._sessions: dict[Connection, None] = {}     # those with a session
         self._servers: list[asyncio.AbstractServer] = []
         self._timers: list[asyncio.TimerHandle] = []
@@ -158,13 +159,26 @@ class StratumServer:
 
     def connection_opened(self, conn: Connection) -> None:
         self._protocols[conn] = None
+        self._arrivals.add(conn)
         if len(self._protocols) > self.config.limits.max_connections:
-            conn.drop("server connection limit")
-            return
+            # Full: the oldest connection that has not authorized makes room (idle and slowloris
+            # sockets cannot lock miners out); with none, the newcomer is refused.
+            victim = self._arrivals.pop_oldest(lambda c: c is not conn and self._unauthorized(c))
+            if victim is None:
+                conn.drop("server connection limit")
+                return
+            victim.drop("server connection limit: the oldest connection not authorized makes room")
         if self.trusted and conn.socket_ip in self.trusted:
             conn.pending_proxy = True       # the real address arrives in the PROXY header
             return
         self.admit(conn, conn.socket_ip)
+
+    def _unauthorized(self, conn: Connection) -> bool:
+        """Open, not closing, and no worker authorized on it (a resume in progress is left alone)."""
+        if conn not in self._protocols or conn.transport.is_closing():
+            return False
+        session = conn.session
+        return not session.workers if session is not None else conn.resuming is None
 
     def admit(self, proto: Connection, ip: str, first: bytes = b"") -> None:
         now = self.clock()
@@ -415,6 +429,7 @@ class StratumServer:
         limits = self.config.limits
         failed: list[Connection] = []
         self.reject_budget.prune(now, limits.ban_window_seconds)
+        self._arrivals.prune(self._unauthorized)
         for proto in list(self._protocols):
             session = proto.session
             transport = proto.transport

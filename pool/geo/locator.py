@@ -24,7 +24,10 @@ import msgspec
 
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
-from pool.geo.databases import database_type, default_location_files, mmdb_files, place_of
+from pool.geo.asn_table import ATTRIBUTION as ASN_ATTRIBUTION
+from pool.geo.asn_table import AsnRanges, open_asn_ranges
+from pool.geo.asn_table import release as asn_release
+from pool.geo.databases import ASN_PACKAGE, NODE_MODULES, database_type, default_location_files, mmdb_files, place_of
 from pool.geo.subdivisions import canonical_name
 from pool.geo.tables import PRIVATE, UNKNOWN, builtin_hosting_asns
 
@@ -119,8 +122,37 @@ def _open_location(path: Path) -> tuple[maxminddb.Reader, DatabaseInfo]:
                                 attribution=attribution_for(kind))
 
 
+def asn_source_for(config: GeoConfig) -> Path | None:
+    """geo.asn_db: "" -> no ASN data; "npm" -> the package @ip-location-db/asn that scripts/setup.sh installs;
+    else a GeoLite2/GeoIP2 ASN .mmdb or a folder holding ip-location-db's asn-ipv4-num.csv / asn-ipv6-num.csv."""
+    if not config.asn_db:
+        return None
+    if config.asn_db == "npm":
+        folder = NODE_MODULES / ASN_PACKAGE
+        if not (folder / "asn-ipv4-num.csv").is_file():
+            # An install without the npm step (e.g. a slim container): hosting unknown, said loudly.
+            log.warning("geo.asn_db = \"npm\" but %s is not installed in %s (run scripts/setup.sh): "
+                        "hosting is unknown", ASN_PACKAGE, NODE_MODULES)
+            return None
+        return folder
+    return Path(config.asn_db)
+
+
+def _open_asn_table(folder: Path) -> tuple[AsnRanges, DatabaseInfo]:
+    try:
+        table = open_asn_ranges(folder)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("geo.asn_db", f"cannot read the ASN table in {folder}: {exc}") from None
+    description, built, epoch = asn_release(folder)
+    return table, DatabaseInfo(role="asn", type="ip-location-db-ASN", description=description, build_epoch=epoch,
+                               build_date=built, attribution=ASN_ATTRIBUTION)
+
+
 def _files_signature(config: GeoConfig) -> tuple[tuple[str, int, int], ...]:
-    paths = [*location_files(config), *(Path(p) for p in (config.asn_db, config.anonymous_db) if p)]
+    asn = asn_source_for(config)
+    paths = [*location_files(config), *([asn] if asn else [])]
+    if config.anonymous_db:
+        paths.append(Path(config.anonymous_db))
     out = []
     for path in paths:
         resolved = path.resolve()
@@ -186,10 +218,14 @@ class GeoLocator:
         raw6 = next((r for r in raws if r.metadata().ip_version == 6), None)
         asn = anon = None
         try:
-            if config.asn_db:
-                asn, asn_info = _open(config.asn_db, "geo.asn_db", "asn")
+            asn_source = asn_source_for(config)
+            if asn_source is not None and asn_source.is_dir():       # ip-location-db's CSV release
+                asn, asn_info = _open_asn_table(asn_source)
+                infos.append(asn_info)
+            elif asn_source is not None:
+                asn, asn_info = _open(asn_source, "geo.asn_db", "asn")
                 if "ASN" not in asn_info.type:
-                    raise ConfigError("geo.asn_db", f"{config.asn_db} is a {asn_info.type} database, not ASN")
+                    raise ConfigError("geo.asn_db", f"{asn_source} is a {asn_info.type} database, not ASN")
                 infos.append(asn_info)
             if config.anonymous_db:
                 anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")

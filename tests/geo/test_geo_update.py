@@ -136,3 +136,17 @@ def test_age_warning_in_the_log_and_on_metrics(caplog: pytest.LogCaptureFixture)
     assert 'geostratum_geo_database_age_seconds{role="location",type="DBIP-City-Lite"} 4320000' in text
     assert 'geostratum_geo_database_stale{role="location",type="DBIP-City-Lite"} 1' in text
     assert 'geostratum_geo_database_stale{role="asn",type="GeoLite2-ASN"} 0' in text
+
+
+def test_hosting_from_the_npm_asn_table() -> None:
+    locator = GeoLocator(GeoConfig(asn_db="npm"))
+    (asn,) = [d for d in locator.databases if d.role == "asn"]
+    assert asn.type == "ip-location-db-ASN" and asn.build_date == "2026-06-17"
+    assert "npm @ip-location-db/asn 2.3.2026061719" in asn.description
+    assert "RouteViews" in locator.attribution and "DB-IP" in locator.attribution
+    assert locator.hosting_source == "ip-location-db-ASN 2026-06-17"
+    assert locator.tag_connection("52.0.0.1")[2] is True          # AS16509 Amazon: a hosting network
+    assert locator.tag_connection("2600:1f18::1")[2] is True      # Amazon's IPv6 (the IPv6 table)
+    assert locator.tag_connection("81.2.69.160")[2] is False      # a British ISP
+    assert locator.tag_connection("10.0.0.1") == ("XP", "", False)
+    locator.close()

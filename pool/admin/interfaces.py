@@ -78,6 +78,11 @@ class PoolFigures(msgspec.Struct, kw_only=True):
     blocks_found: int
     last_block_found_at: float | None = None
     started_at: float = 0.0
+    # The current round (shares since the pool's last block): when it opened, its accepted shares and
+    # difficulty (what its effort is computed from).
+    round_opened_at: float | None = None
+    round_shares: int = 0
+    round_difficulty: float = 0.0
 
 
 class NetworkInfo(msgspec.Struct, kw_only=True):

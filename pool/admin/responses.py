@@ -39,6 +39,17 @@ class BlocksSection(msgspec.Struct, kw_only=True):
     last_found_at: float | None
 
 
+class RoundSection(msgspec.Struct, kw_only=True):
+    """The round in progress (shares since the pool's last block)."""
+
+    opened_at: float | None
+    shares: int
+    accepted_difficulty: float
+    # accepted difficulty / network difficulty: 1.0 is one block's expected work (100 %), the same
+    # convention as a found block's effort; None without a network difficulty.
+    effort: float | None
+
+
 class NetworkSection(msgspec.Struct, kw_only=True):
     chain: str
     height: int
@@ -76,6 +87,7 @@ class PoolOverview(msgspec.Struct, kw_only=True):
     pool: PoolSection
     shares: SharesSection
     blocks: BlocksSection
+    round: RoundSection
     network: NetworkSection
     next_adjustment: AdjustmentProjection | None
     revenue: RevenueSection

@@ -29,6 +29,7 @@ from pool.admin.responses import (
     PoolShareSection,
     RegionsResponse,
     RevenueSection,
+    RoundSection,
     SharesSection,
 )
 from pool.geo.exports import SHORTHANDS, covered, describe, resolve_range
@@ -96,6 +97,9 @@ def build_overview(
             stale_rate=economics.share_of(figures.shares.rejected.get("stale", 0), judged),
         ),
         blocks=BlocksSection(found=figures.blocks_found, last_found_at=figures.last_block_found_at),
+        round=RoundSection(opened_at=figures.round_opened_at, shares=figures.round_shares,
+                           accepted_difficulty=figures.round_difficulty,
+                           effort=figures.round_difficulty / net.difficulty if net.difficulty > 0 else None),
         network=NetworkSection(
             chain=net.chain,
             height=net.height,

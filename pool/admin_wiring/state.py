@@ -101,11 +101,14 @@ class PoolStateAdapter:
         rows = self.views.rows(nodes)
         hashrate = await self._soft(self.book.pool_windows(self.client), HashrateWindows())
         found, last_at = await self._soft(self._block_count(), (0, None))
+        current = await self._soft(self.ledger.reader.round(), None)
         return PoolFigures(
             hashrate=hashrate, connections=sum(n.connections for n in nodes),
             workers=len({r.worker for r in rows}), accounts=len({r.account for r in rows}),
             shares=self.views.shares(nodes, SHARE_WINDOW), blocks_found=found, last_block_found_at=last_at,
-            started_at=min(n.started_at for n in nodes))
+            started_at=min(n.started_at for n in nodes),
+            round_opened_at=(current.opened_at or None) if current else None,
+            round_shares=current.shares if current else 0, round_difficulty=current.difficulty if current else 0.0)
 
     async def _block_count(self) -> tuple[int, float | None]:
         """Blocks the ledger holds plus accepted ones this process found that are not flushed yet."""

@@ -79,6 +79,7 @@ class InMemoryPool:
     def __init__(self, clock: Callable[[], float] = time.time, config_path: Path | None = None) -> None:
         self.clock = clock
         self.started_at = clock() - 2 * 86_400
+        self.round_opened_at = clock() - 1800
         self.shares: list[ShareRecord] = []
         self.rejects: list[Reject] = []
         self.connections: dict[str, list[ConnectionInfo]] = defaultdict(list)
@@ -159,7 +160,13 @@ class InMemoryPool:
             blocks_found=len(self.blocks_found),
             last_block_found_at=max((b.found_at for b in self.blocks_found), default=None),
             started_at=self.started_at,
+            round_opened_at=self.round_opened_at, round_shares=len(self.round_shares()),
+            round_difficulty=sum(s.difficulty for s in self.round_shares()),
         )
+
+    def round_shares(self) -> list[ShareRecord]:
+        """Shares since the round opened (the last block found)."""
+        return [s for s in self.shares if s.timestamp >= self.round_opened_at]
 
     async def network(self) -> NetworkInfo:
         await self._enter("network")

@@ -39,6 +39,12 @@ async def test_overview(admin: Running) -> None:
         "stale_rate": pytest.approx(5 / 278),
     }
     assert o["blocks"]["found"] == 4
+    # The round in progress: its effort is its accepted difficulty over the network's (1e14).
+    round_ = o["round"]
+    in_round = admin.data.round_shares()
+    assert round_["shares"] == len(in_round) > 0
+    assert round_["accepted_difficulty"] == pytest.approx(sum(s.difficulty for s in in_round))
+    assert round_["effort"] == pytest.approx(round_["accepted_difficulty"] / 1e14)
     net = o["network"]
     assert net["height"] == 880_000 and net["difficulty"] == 1e14
     assert net["hashrate"] == pytest.approx(1e14 * 2**32 / 600)

@@ -126,6 +126,10 @@ function renderOverview(o) {
   setText("best-who", best.ever ? "by " + best.ever.worker + ", " + ago(best.ever.found_at) : "");
   setText("recent-window", integer(o.pool_share.recent_blocks_window) + " blocks");
   setText("block-share", percent(o.pool_share.of_recent_blocks));
+  setText("round-effort", o.round.effort === null ? "–" : percent(o.round.effort, o.round.effort < 0.01 ? 4 : 1));
+  document.getElementById("round-effort").title = integer(o.round.shares) + " shares since " +
+    (o.round.opened_at ? new Date(o.round.opened_at * 1000).toLocaleString() : "the start") +
+    "; 100 % is one block's expected work";
   // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.
   const testNet = o.network.chain !== "main";
   const net = o.network;

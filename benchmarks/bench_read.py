@@ -24,15 +24,12 @@ import json
 import platform
 import random
 import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from typing import Any
 
 import aiohttp
-import redis
+from bench_ledger import start_redis  # the same throw-away redis-server (benchmarks/ is on sys.path)
 
 from pool.app import PoolApp
 from pool.config import from_dict
@@ -41,24 +38,6 @@ from pool.stratum.events import ShareRecord
 TOKEN = "bench-read-token-0123456789abcdef"
 COUNTRIES = [("US", "Texas"), ("US", "Georgia"), ("CN", "Sichuan"), ("KZ", ""), ("CA", "Quebec"),
              ("DE", "Bavaria"), ("RU", "Irkutsk"), ("MY", ""), ("NO", ""), ("IR", "")]
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="gs-bench-redis-")
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    return proc, url, workdir
 
 
 def pool_config(url: str, workdir: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pool.chain.types import BlockResult
 from pool.cluster.leases import LeaseError, PrefixLease, lease_prefix
 from pool.cluster.resume_store import RedisResumeDirectory
 from pool.config import Config
+from pool.config.chain import FIXED_DIFFICULTY_NETWORKS
 from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
@@ -155,7 +156,9 @@ class PoolApp:
             figures = self.jobs.figures()
             if figures.ready and figures.network_difficulty > 0:
                 self.ledger.set_network(figures.network_difficulty, height=figures.height)
-                if self._difficulty_recorder is not None:
+                # A fixed trivial difficulty would give the exports a share of network of thousands of %.
+                if (self._difficulty_recorder is not None
+                        and self.config.chain.network not in FIXED_DIFFICULTY_NETWORKS):
                     try:
                         await self._difficulty_recorder.record_network_difficulty(figures.network_difficulty)
                     except Exception as exc:  # Redis down: coverage misses a point, nothing else

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from pool.config.chain import FIXED_DIFFICULTY_NETWORKS
+
 HASHES_PER_DIFFICULTY = 2**32           # expected hashes per diff-1 share
 TARGET_BLOCK_SECONDS = 600
 RETARGET_INTERVAL = 2016
@@ -46,7 +48,7 @@ def network_hashrate_from_blocks(difficulties: Sequence[float], times: Sequence[
     return sum(difficulties[1:]) * HASHES_PER_DIFFICULTY / span
 
 
-NO_WORK_CHAINS = ("regtest", "devnet")
+NO_WORK_CHAINS = FIXED_DIFFICULTY_NETWORKS     # the node reports these chain names as they are
 
 
 def network_hashrate_note(chain: str, difficulties: Sequence[float]) -> str:

@@ -68,7 +68,7 @@ class RevenueSection(msgspec.Struct, kw_only=True):
     subsidy_btc: float
     average_fees_btc: float
     fee_blocks: int                     # how many recent blocks the fee average covers
-    hashprice_btc_per_ph_day: float
+    hashprice_btc_per_ph_day: float | None    # None where the difficulty says nothing (network.note)
     btc_usd_price: float | None
     price_source: str | None            # "config", "fed" or None
     price_updated_at: float | None

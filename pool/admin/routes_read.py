@@ -64,7 +64,7 @@ def build_overview(
         net.recent_block_difficulties, net.recent_block_times) if counted and not note else None
     fees = net.recent_fees_sat
     average_fees = sum(fees) / len(fees) if fees else 0.0
-    hashprice = economics.hashprice_btc_per_ph_day(
+    hashprice = None if note else economics.hashprice_btc_per_ph_day(
         difficulty=net.difficulty, height=net.height, average_fees_sat=average_fees
     )
     price, source, price_at = ctx.price.current()
@@ -122,7 +122,7 @@ def build_overview(
             btc_usd_price=price,
             price_source=source,
             price_updated_at=price_at,
-            hashprice_usd_per_ph_day=hashprice * price if price is not None else None,
+            hashprice_usd_per_ph_day=hashprice * price if price is not None and hashprice is not None else None,
         ),
         pool_share=PoolShareSection(
             of_network_hashrate=(

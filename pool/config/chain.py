@@ -13,6 +13,9 @@ from pool.config.errors import ConfigError
 
 BACKENDS = ("devnet", "bitcoind")
 NETWORKS = ("mainnet", "testnet", "testnet4", "signet", "regtest", "devnet")
+# Networks mined at a fixed trivial difficulty: no pool address needed, and their difficulty says
+# nothing about the network's hashrate (no share of network, no hashprice).
+FIXED_DIFFICULTY_NETWORKS = ("regtest", "devnet")
 MODES = ("pool", "solo")
 MAX_POOL_TAG_BYTES = 64
 
@@ -124,7 +127,7 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 address_to_script(self.pool_address, self.network)
             except AddressError as exc:
                 raise ConfigError("pool_address", str(exc)) from None
-        elif self.mode == "pool" and self.network not in ("devnet", "regtest"):
+        elif self.mode == "pool" and self.network not in FIXED_DIFFICULTY_NETWORKS:
             raise ConfigError("pool_address", f"required in pool mode on {self.network}")
         if len(self.pool_tag.encode()) > MAX_POOL_TAG_BYTES:
             raise ConfigError("pool_tag", f"at most {MAX_POOL_TAG_BYTES} bytes")

@@ -321,8 +321,10 @@ async def test_overview_share_of_recent_blocks_on_a_short_chain(admin: Running) 
     assert o["network"]["hashrate"] is None and o["network"]["hashrate_from_blocks"] is None
     assert o["network"]["note"].startswith("not meaningful on devnet")
     assert share["of_network_hashrate"] is None
+    assert o["revenue"]["hashprice_btc_per_ph_day"] is None and o["revenue"]["hashprice_usd_per_ph_day"] is None
     # A test network whose recent blocks include minimum-difficulty ones: the same.
     admin.data.network_info = NetworkInfo(chain="testnet4", height=10, difficulty=5e6, tip_time=1_000,
                                           recent_block_times=[400, 1_000], recent_block_difficulties=[1.0, 5e6])
     _, o = await get(admin, "/api/v1/overview")
     assert o["network"]["hashrate"] is None and "minimum-difficulty" in o["network"]["note"]
+    assert o["revenue"]["hashprice_btc_per_ph_day"] is None

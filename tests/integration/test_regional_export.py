@@ -96,6 +96,9 @@ async def test_exports_match_the_fleet_distribution(redis_url: str, tmp_path: Pa
         assert abs(got[country] - 100 * weight / total) <= 0.5, (country, got)
     assert set(got) == set(DISTRIBUTION)                   # nothing unknown, private or folded
     assert period["share_geolocated"] == 1.0
+    # The devnet's fixed trivial difficulty says nothing of a network hashrate: no share of it.
+    assert period["network_samples"] == 0 and period["pool_share_of_network"] is None
+    assert all(r["share_of_network"] is None for r in period["rows"])
     assert [d["build_date"] for d in period["databases"]] == ["2026-06-05"]   # DB-IP City Lite, June 2026 (npm)
     rows = list(csv.reader(io.StringIO(ccaf)))
     assert rows[0] == ["date", "country", "daily_hashrate_%", "daily_absolute_hashrate_EH/S"]

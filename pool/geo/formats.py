@@ -129,7 +129,7 @@ def _period_line(period: PeriodReport) -> str:
 RICH_COLUMNS = ("period_start", "period", "period_seconds", "level", "country_iso", "country_name",
                 "subdivision", "average_hashrate", "unit", "share_of_pool", "share_of_country",
                 "share_of_network", "distinct_miners", "accepted_shares", "hosting_share", "proxy_share",
-                "suppressed_folded")
+                "suppressed_folded", "subdivision_code")
 
 
 def _rich_csv(report: Report, firmware: bool) -> bytes:
@@ -167,7 +167,7 @@ def _rich_csv(report: Report, firmware: bool) -> bytes:
                 "" if r.share_of_country is None else f"{r.share_of_country:.6f}",
                 "" if r.share_of_network is None else f"{r.share_of_network:.8f}",
                 r.miners, r.shares, f"{r.hosting_share:.6f}", f"{r.proxy_share:.6f}",
-                "true" if r.folded or r.country_iso == OTHER else "false",
+                "true" if r.folded or r.country_iso == OTHER else "false", r.subdivision_code or "",
             ))
     return out.getvalue().encode()
 

@@ -270,9 +270,11 @@ class GeoLocator:
 
     def _warn_if_stale(self, config: GeoConfig) -> None:
         for info, age in self.stale(config):
+            remedy = ("run `geostratum geo update`" if info.role == "location"
+                      else "install a newer release (scripts/setup.sh pins the npm one)")
             log.warning("geo: %s %s database built %s is %.0f days old (more than geo.max_database_age_days = %d); "
-                        "IP blocks move between countries: run `geostratum geo update`", info.role, info.type,
-                        info.build_date, age, config.max_database_age_days)
+                        "IP blocks move between countries and networks: %s", info.role, info.type,
+                        info.build_date, age, config.max_database_age_days, remedy)
 
     def reload(self, config: GeoConfig | None = None) -> None:
         """Swap in new database files (a new release, or another vendor). Connections tagged before

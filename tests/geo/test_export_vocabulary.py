@@ -138,6 +138,9 @@ async def test_daily_layout_says_daily_and_empty_days_cost_one_line(
     assert sum(1 for line in comments if line.endswith(": no accepted shares")) == 80
     assert sum(1 for line in comments if line.startswith("# period ")) == 81       # one line per day
     assert "# range: daily periods" in body.decode() and "81 periods, 80 without data" in body.decode()
+    table = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    codes = {row["subdivision"]: row["subdivision_code"] for row in table if row["level"] == "subdivision"}
+    assert codes == {"Texas": "US-TX", "Sichuan": "CN-SC", "Other": ""}     # Canada's provinces fold
     weekly = await cli(redis_url, "--layout", "ccaf-countries", "--period", "weekly", "--start", DAY.isoformat(),
                        "--end", DAY.isoformat())
     assert weekly[1].startswith(b"date,country,weekly_hashrate_%,weekly_absolute_hashrate_EH/S\r\n")

@@ -133,7 +133,7 @@ function drawMap(which, features, cells, view) {
   const svg = el("svg", { xmlns: SVG_NS, viewBox: `0 0 ${w} ${h}`, width: w, height: h,
     "font-family": "sans-serif", "data-map": which });
   svg.appendChild(el("rect", { width: w, height: h, fill: "#ffffff" }));
-  svg.appendChild(el("text", { x: 12, y: 22, "font-size": which === "world" ? 15 : 12, "font-weight": "bold", fill: "#111" },
+  svg.appendChild(el("text", { x: 12, y: 22, "font-size": which === "world" ? 15 : 11, "font-weight": "bold", fill: "#111" },
     title(view, which)));
   const coverage = "pool share of network " + percent(view.pool_share_of_network) + "; geolocated "
     + percent(view.share_geolocated) + "; " + duration(view.period_seconds) + " observed";
@@ -279,17 +279,17 @@ function renderTables(view) {
     + `into Other within their country, ${f.global_cells} cells (${percent(f.global_share)}) into the global Other.`);
   // A database is stale for this period when it was built more than max_database_age_days before
   // the period's last day: IP blocks move between countries and hosting companies.
-  const end = Date.parse(view.period_last + "T00:00:00Z");
+  const end = Math.min(Date.parse(view.period_last + "T00:00:00Z"), Date.now());   // the current period: today
   const stale = [];
   setText("databases", "Databases: " + (view.databases.map((d) => {
     const age = Math.round((end - Date.parse(d.build_date + "T00:00:00Z")) / 86400000);
     if (age > view.max_database_age_days) stale.push(`${d.type} was ${age} days old`);
-    return `${d.type} (${d.role}) built ${d.build_date}, ${age} days before the period's end, `
+    return `${d.type} (${d.role}) built ${d.build_date}, ${age} days before the period's end (or today), `
       + `${percent(d.share)} of the period's difficulty`;
   }).join("; ") || "none recorded for this period"));
   const warning = document.getElementById("db-warning");
   warning.hidden = stale.length === 0;
-  warning.textContent = stale.length ? `Stale geolocation: ${stale.join(", ")} at the period's end (more than `
+  warning.textContent = stale.length ? `Stale geolocation: ${stale.join(", ")} at the period's end or today (more than `
     + `${view.max_database_age_days} days); refresh it with geostratum geo update.` : "";
   setText("attribution", view.attribution);
 }

@@ -1,4 +1,4 @@
-"""Failover times of the pool spread over three hosts (tests/hosts/poollab.py: network-namespace hosts,
+"""Failover times of the pool spread over three hosts (pool/sim/lab/poollab.py: network-namespace hosts,
 `geostratum run --workers 2` on each, a Redis Cluster of three masters with replicas across the hosts,
 HAProxy from the distribution in front with PROXY v2, reconnecting miners on real public addresses).
 
@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.hosts.poollab import (  # noqa: E402
+from pool.sim.lab.poollab import (  # noqa: E402
     MASTER_PORT,
     REPLICA_PORT,
     PoolLab,

@@ -192,18 +192,11 @@ def test_the_walker_finds_a_circle_and_an_upward_import(tmp_path: Path) -> None:
     assert libraries["pool.admin.routes"] == {"redis"}
 
 
-# bench_failover drives the several-hosts lab (network namespaces, HAProxy, Sentinel) that its test
-# builds; the lab is one harness for both, so it lives with the test.
-BENCHMARKS_USING_TEST_HARNESS = {"bench_failover.py"}
-
-
 def test_benchmarks_import_no_test_helpers() -> None:
     """Benchmarks stand on pool/ (pool/sim holds the real servers and job sources they share with
     the tests), not on tests/: a helper changed for a test must not change a benchmark's figures."""
     found = []
     for path in sorted((ROOT / "benchmarks").glob("*.py")):
-        if path.name in BENCHMARKS_USING_TEST_HARNESS:
-            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])

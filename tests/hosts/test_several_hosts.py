@@ -1,7 +1,7 @@
 """The pool over several hosts, for real: three network-namespace hosts each running
 `geostratum run --workers 2`, a Redis Cluster of three masters with replicas across them, HAProxy from
 the distribution in front (PROXY v2 to every host), and miners on real public addresses mining through
-it (tests/hosts/poollab.py has the layout; docker/hosts/ the configurations it runs). Then one host
+it (pool/sim/lab/poollab.py has the layout; docker/hosts/ the configurations it runs). Then one host
 loses every process to SIGKILL (its pool and its two Redis nodes), and another Redis master dies.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.poollab import (
+from pool.sim.lab.poollab import (
     MASTER_PORT,
     REPLICA_PORT,
     PoolLab,

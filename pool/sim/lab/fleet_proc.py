@@ -1,7 +1,7 @@
 """A fleet of reconnecting simulated miners, run inside the lab's "wan" namespace (each miner binds its
 own public address there), mining through the load balancer.
 
-    python -m tests.hosts.fleet_proc PLAN.json EVENTS.jsonl
+    python -m pool.sim.lab.fleet_proc PLAN.json EVENTS.jsonl
 
 PLAN: {"host", "port", "hashrate", "miners": [{"username", "address"}]}. Every connect, subscribe,
 accepted share, block and disconnect is appended to EVENTS as one JSON line with a wall-clock "t"

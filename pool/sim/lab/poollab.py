@@ -2,7 +2,7 @@
 of three masters with a replica each (two redis-servers per host, each replica on the next host),
 `geostratum run --workers 2` on every host from docker/hosts/pool-host.toml, HAProxy from the
 distribution in its own namespace with docker/hosts/haproxy.cfg, and a fleet of reconnecting miners on
-real public addresses (tests/hosts/fleet_proc.py) mining through it.
+real public addresses (pool/sim/lab/fleet_proc.py) mining through it.
 
 Used by tests/hosts/test_several_hosts.py and benchmarks/bench_failover.py.
 """
@@ -30,9 +30,9 @@ import redis
 from pool.admin_wiring.cluster import ClusterKeys
 from pool.admin_wiring.local import NodeSnapshot
 from pool.geo.fleet import draw_ips
-from tests.hosts.netlab import BALANCER_PUBLIC, NetLab
+from pool.sim.lab.netlab import BALANCER_PUBLIC, NetLab
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCKER_HOSTS = ROOT / "docker" / "hosts"
 READ_TOKEN = "hosts-lab-read-token-0123456789"
 ADMIN_TOKEN = "hosts-lab-admin-token-0123456789"
@@ -60,7 +60,7 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: 
 
 
 def unavailable_reason() -> str:
-    from tests.hosts.netlab import unavailable_reason as netns_reason
+    from pool.sim.lab.netlab import unavailable_reason as netns_reason
 
     for tool in ("haproxy", "redis-server", "redis-cli"):
         if shutil.which(tool) is None:
@@ -267,7 +267,7 @@ class PoolLab:
                                                for m in self.miners]}))
         events = self.workdir / "fleet-events.jsonl"
         events.touch()
-        process = self.net.spawn("wan", [sys.executable, "-m", "tests.hosts.fleet_proc", str(plan), str(events)],
+        process = self.net.spawn("wan", [sys.executable, "-m", "pool.sim.lab.fleet_proc", str(plan), str(events)],
                                  log=self.log("fleet"), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         return FleetRun(process, events)
 

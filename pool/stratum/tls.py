@@ -78,7 +78,8 @@ class TlsTransport:
                 except ssl.SSLZeroReturnError:   # the peer's close_notify
                     self.close()
                     break
-                if not chunk:
+                if not chunk:                    # b"" (not "want read"): the peer's close_notify
+                    self.close()
                     break
                 chunks.append(chunk)
             self._flush()

@@ -226,3 +226,16 @@ def test_tls_config_errors_name_the_key(cert: tuple[Path, Path], tmp_path: Path)
         with pytest.raises(ConfigError) as error:
             PortConfig(**{**good, **change}).validate("ports[0]")
         assert error.value.key == key, (change, error.value)
+
+
+async def test_a_client_close_notify_is_answered_and_the_connection_ends(tls_pool: Any,
+                                                                        cert: tuple[Path, Path]) -> None:
+    """A miner that closes its TLS session cleanly gets the server's close_notify back (its TLS stack
+    does not wait out a shutdown timeout) and the pool drops the connection at once."""
+    pool = await tls_pool()
+    client = await tls_connect(pool.port(), cert[0])
+    await client.handshake("acct.bye")
+    assert pool.server.stats()["totals"]["connections"] == 1
+    client.writer.close()
+    await asyncio.wait_for(client.writer.wait_closed(), 5)      # asyncio's own shutdown timeout is 30 s
+    await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 0, 5, "the pool to drop it")

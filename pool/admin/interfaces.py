@@ -67,6 +67,13 @@ class ShareStats(msgspec.Struct, kw_only=True):
     accepted: int = 0
     accepted_difficulty: float = 0.0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    # Accepted shares are the ledger's (Redis: the pool's hashrate window, the same count behind the
+    # 1 h figure, through restarts); `observed_seconds` of the window held them. Rejects are counted
+    # only in the processes' memory: over `rejected_seconds` (since start, at most the window), beside
+    # `judged_accepted` accepted shares of that same span for the stale rate.
+    observed_seconds: float = 0.0
+    rejected_seconds: float = 0.0
+    judged_accepted: int | None = None  # None: `accepted` covers the same span as the rejects
 
 
 class PoolFigures(msgspec.Struct, kw_only=True):

@@ -117,15 +117,26 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
     out.gauge("geostratum_pool_hashrate_shares", "Accepted shares behind the pool hashrate figure.", pool.shares)
     out.gauge("geostratum_pool_hashrate_observed_seconds", "Seconds of the 5 minute window the pool was observed.",
               pool.covered_seconds)
-    out.family("geostratum_port_hashrate_hps", "gauge", "Hashrate per stratum port, hashes per second.")
+    out.family("geostratum_port_hashrate_hps", "gauge",
+               "Pool hashrate of the last 5 minutes (geostratum_pool_hashrate_hps) split by each port's share of "
+               "the accepted difficulty counted in memory since the admin process started (at most 5 minutes), H/s; "
+               "the ports sum to the pool figure.")
     for port in snap.ports:
         out.sample("geostratum_port_hashrate_hps", port.hashrate, [("port", str(port.port))])
-    out.family("geostratum_country_hashrate_hps", "gauge", "Hashrate per country (ISO code), hashes per second.")
+    out.family("geostratum_country_hashrate_hps", "gauge",
+               "Hashrate per country (ISO code) over the last 5 minutes, divided by the seconds the pool was "
+               "observed (geostratum_pool_hashrate_observed_seconds): the countries sum to the pool figure, H/s.")
     for country in snap.countries:
         out.sample("geostratum_country_hashrate_hps", country.hashrate, [("country", country.country)])
-    out.family("geostratum_country_hashrate_low_hps", "gauge", "Lower 95 % bound of the country hashrate.")
+    out.family("geostratum_country_hashrate_low_hps", "gauge",
+               "Lower 95 % bound of the country hashrate of the last 5 minutes (Poisson, share count), H/s.")
     for country in snap.countries:
         out.sample("geostratum_country_hashrate_low_hps", country.low, [("country", country.country)])
+    out.family("geostratum_country_hashrate_high_hps", "gauge",
+               "Upper 95 % bound of the country hashrate of the last 5 minutes (Poisson, share count), H/s.")
+    for country in snap.countries:
+        if country.high is not None:
+            out.sample("geostratum_country_hashrate_high_hps", country.high, [("country", country.country)])
     out.family("geostratum_connections", "gauge", "Open stratum connections per port.")
     for port in snap.ports:
         out.sample("geostratum_connections", port.connections, [("port", str(port.port))])

@@ -31,7 +31,9 @@ class SharesSection(msgspec.Struct, kw_only=True):
     accepted_difficulty: float
     rejected_total: int
     rejected_by_reason: dict[str, int]
-    stale_rate: float                   # stale / (accepted + rejected), 0..1
+    stale_rate: float                   # stale / (accepted + rejected) over rejected_seconds, 0..1
+    observed_seconds: float = 0.0       # seconds of the window the accepted count covers (ledger, Redis)
+    rejected_seconds: float = 0.0       # seconds the rejects were counted (in memory, since the process started)
 
 
 class BlocksSection(msgspec.Struct, kw_only=True):

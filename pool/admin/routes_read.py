@@ -54,7 +54,8 @@ def build_overview(
     ctx: ApiContext, figures: PoolFigures, net: NetworkInfo, recent_pool_blocks: list[BlockInfo]
 ) -> PoolOverview:
     rejected_total = sum(figures.shares.rejected.values())
-    judged = figures.shares.accepted + rejected_total
+    same_span = figures.shares.judged_accepted
+    judged = (figures.shares.accepted if same_span is None else same_span) + rejected_total
     note = economics.network_hashrate_note(net.chain, net.recent_block_difficulties)
     network_hashrate = economics.hashrate_from_difficulty(net.difficulty)
     recent_interval = economics.average_block_interval(net.recent_block_times)
@@ -95,6 +96,8 @@ def build_overview(
             rejected_total=rejected_total,
             rejected_by_reason=figures.shares.rejected,
             stale_rate=economics.share_of(figures.shares.rejected.get("stale", 0), judged),
+            observed_seconds=figures.shares.observed_seconds,
+            rejected_seconds=figures.shares.rejected_seconds,
         ),
         blocks=BlocksSection(found=figures.blocks_found, last_found_at=figures.last_block_found_at),
         round=RoundSection(opened_at=figures.round_opened_at, shares=figures.round_shares,

@@ -20,8 +20,8 @@ from pool.admin.interfaces import (
 )
 from pool.admin_wiring.health import redis_ping
 from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
-from pool.geo.store import read_live_regions
-from pool.shares.hashrate import empty_figure, hashrate, scaled_bounds
+from pool.geo.store import pool_regions
+from pool.shares.hashrate import empty_figure, scaled_bounds
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
@@ -53,13 +53,12 @@ class MetricsAdapter:
         shares += [ShareCount(result="rejected", reason=name, count=count, difficulty=0.0)
                    for name, count in sorted(rejected.items())]
 
-        windowed = self.views.history.window(nodes, RATE_WINDOW, time.time())
+        now = time.time()
+        windowed = self.views.history.window(nodes, RATE_WINDOW, now)
         connections: dict[int, int] = {}
         for node in nodes:
             for port in node.ports:
                 connections[port.port] = connections.get(port.port, 0) + port.connections
-        ports = [PortRate(port=port, hashrate=hashrate(windowed.port_difficulty.get(port, 0.0), windowed.seconds),
-                          connections=count) for port, count in sorted(connections.items())]
 
         client = parts.ledger.client
         pool_hashrate = empty_figure(RATE_WINDOW)
@@ -67,9 +66,10 @@ class MetricsAdapter:
         best = None
         try:
             best = await parts.ledger.best.pool(client)
-            pool_hashrate = (await self.book.pool_windows(client)).m5
+            pool_hashrate = (await self.book.pool_windows(client, now)).m5
             if parts.rollup is not None:
-                live = await read_live_regions(client, parts.rollup.keys, RATE_WINDOW)
+                live = await pool_regions(client, self.book, parts.rollup.keys, RATE_WINDOW, now,
+                                          self.book.min_shares)
                 for region in live.items:
                     sums = countries.setdefault(region.country, [0.0, 0])
                     sums[0] += region.figure.hashrate
@@ -77,6 +77,7 @@ class MetricsAdapter:
         except (RedisError, OSError) as exc:
             log.debug("metrics without Redis figures: %s", exc)
         latency, _ = await redis_ping(parts)
+        ports = port_rates(pool_hashrate.hashrate, windowed.port_difficulty, connections)
 
         stats = parts.ledger.stats()
         figures = parts.jobs.figures()
@@ -129,6 +130,16 @@ async def books_figures(money: MoneyService) -> BooksFigures:
         in_flight_sat=snap.in_flight_msat / 1000, paid_sat=snap.paid_msat / 1000, last_payout_at=snap.last_payout_at,
         last_payout_sat=snap.last_payout_sat, inconsistent_accounts=snap.inconsistent_accounts,
         total_msat=snap.total_msat)
+
+
+def port_rates(pool_rate: float, port_difficulty: dict[int, float], connections: dict[int, int]) -> list[PortRate]:
+    """The pool's 5-minute figure split by each port's share of the accepted difficulty the admin
+    processes counted in memory over the same 5 minutes: the ports sum to the pool figure (the
+    ledger keeps no per-port buckets; after a restart the split rests on the minutes seen since)."""
+    total = sum(port_difficulty.get(port, 0.0) for port in connections)
+    return [PortRate(port=port, connections=count,
+                     hashrate=pool_rate * port_difficulty.get(port, 0.0) / total if total > 0 else 0.0)
+            for port, count in sorted(connections.items())]
 
 
 def _country(country: str, rate: float, shares: int) -> CountryRate:

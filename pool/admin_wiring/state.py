@@ -34,7 +34,7 @@ from pool.admin_wiring.health import health_status
 from pool.admin_wiring.local import ConnRow, NodeSnapshot
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews, reject_names
-from pool.geo.store import read_live_regions
+from pool.geo.store import LiveRegions, pool_regions
 from pool.geo.tables import world_bank_name
 from pool.shares.reader import AccountInfo
 from pool.shares.redis_conn import text
@@ -102,10 +102,15 @@ class PoolStateAdapter:
         hashrate = await self._soft(self.book.pool_windows(self.client), HashrateWindows())
         found, last_at = await self._soft(self._block_count(), (0, None))
         current = await self._soft(self.ledger.reader.round(), None)
+        shares = self.views.shares(nodes, SHARE_WINDOW)
+        if hashrate.h1.covered_seconds > 0 or hashrate.h1.shares:
+            # The ledger's count of the same window as the 1 h figure (in-memory counts restart at 0).
+            shares.accepted, shares.accepted_difficulty = hashrate.h1.shares, hashrate.h1.difficulty
+            shares.observed_seconds = hashrate.h1.covered_seconds
         return PoolFigures(
             hashrate=hashrate, connections=sum(n.connections for n in nodes),
             workers=len({r.worker for r in rows}), accounts=len({r.account for r in rows}),
-            shares=self.views.shares(nodes, SHARE_WINDOW), blocks_found=found, last_block_found_at=last_at,
+            shares=shares, blocks_found=found, last_block_found_at=last_at,
             started_at=min(n.started_at for n in nodes),
             round_opened_at=(current.opened_at or None) if current else None,
             round_shares=current.shares if current else 0, round_difficulty=current.difficulty if current else 0.0)
@@ -353,7 +358,7 @@ class PoolStateAdapter:
         if rollup is None:
             return view
         min_shares = self.ledger.config.warming_up_shares
-        live = await read_live_regions(self.client, rollup.keys, window_seconds, min_shares=min_shares)
+        live = await self.live_regions(window_seconds, min_shares)
         total = sum(r.figure.difficulty for r in live.items)
         view.items = [
             RegionRate(country=r.country, country_name=world_bank_name(r.country), subdivision=r.subdivision,
@@ -366,7 +371,14 @@ class PoolStateAdapter:
         view.warming_up_shares = min_shares
         return view
 
+    async def live_regions(self, window_seconds: int, min_shares: int) -> LiveRegions:
+        """Region windows over the same span and divisor as the pool's window (they sum to it)."""
+        assert self.parts.rollup is not None
+        now = time.time()
+        return await pool_regions(self.client, self.book, self.parts.rollup.keys, window_seconds, now, min_shares)
+
     # -- health ---------------------------------------------------------------------------------
 
     async def health(self) -> HealthStatus:
         return await health_status(self.parts, self.views)
+

@@ -131,8 +131,9 @@ class PoolViews:
 
     def shares(self, nodes: list[NodeSnapshot], seconds: int) -> ShareStats:
         w = self.history.window(nodes, seconds, time.time())
-        return ShareStats(window_seconds=int(w.seconds), accepted=w.accepted,
-                          accepted_difficulty=w.accepted_difficulty, rejected=reject_names(w.rejected))
+        return ShareStats(window_seconds=seconds, accepted=w.accepted, accepted_difficulty=w.accepted_difficulty,
+                          rejected=reject_names(w.rejected), observed_seconds=w.seconds, rejected_seconds=w.seconds,
+                          judged_accepted=w.accepted)
 
     @staticmethod
     def rows(nodes: list[NodeSnapshot]) -> list[ConnRow]:

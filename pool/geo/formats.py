@@ -129,7 +129,7 @@ def _period_line(period: PeriodReport) -> str:
 RICH_COLUMNS = ("period_start", "period", "period_seconds", "level", "country_iso", "country_name",
                 "subdivision", "average_hashrate", "unit", "share_of_pool", "share_of_country",
                 "share_of_network", "distinct_miners", "accepted_shares", "hosting_share", "proxy_share",
-                "suppressed_folded", "subdivision_code")
+                "suppressed_folded", "subdivision_code", "average_hashrate_low", "average_hashrate_high")
 
 
 def _rich_csv(report: Report, firmware: bool) -> bytes:
@@ -168,6 +168,7 @@ def _rich_csv(report: Report, firmware: bool) -> bytes:
                 "" if r.share_of_network is None else f"{r.share_of_network:.8f}",
                 r.miners, r.shares, f"{r.hosting_share:.6f}", f"{r.proxy_share:.6f}",
                 "true" if r.folded or r.country_iso == OTHER else "false", r.subdivision_code or "",
+                f"{r.hashrate_low:.6g}", "" if r.hashrate_high is None else f"{r.hashrate_high:.6g}",
             ))
     return out.getvalue().encode()
 

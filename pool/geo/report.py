@@ -41,7 +41,9 @@ class Row(msgspec.Struct, kw_only=True):
     item: str | None                # subdivision or family; None on country rows
     subdivision_code: str | None    # ISO 3166-2 of a subdivision row when known (e.g. "CN-SC")
     difficulty: float
-    hashrate: float                 # H/s, average over the period
+    hashrate: float                 # H/s, average over the period (the seconds the pool was observed in it)
+    hashrate_low: float = 0.0       # 95 % bounds from the row's share count (Poisson)
+    hashrate_high: float | None = None
     share_of_pool: float            # fraction of the pool's accepted difficulty
     share_of_country: float | None
     share_of_network: float | None  # estimated (pool hashrate / network hashrate x share_of_pool)
@@ -139,12 +141,13 @@ class _RowMaker:
 
     def __call__(self, cell: Cell, level: str, country_total: float | None, folded: bool) -> Row:
         hashrate = _ratio(cell.difficulty * HASHES_PER_DIFFICULTY, self.seconds)
+        low, high = scaled_bounds(hashrate, cell.shares)
         known = subdivision(cell.group, cell.item) if level == "subdivision" and cell.item != OTHER else None
         return Row(
             level=level, country_iso=cell.group, country_name=world_bank_name(cell.group),
             item=None if level == "country" else (cell.item or "Unknown"),
             subdivision_code=known.code if known else None,
-            difficulty=cell.difficulty, hashrate=hashrate,
+            difficulty=cell.difficulty, hashrate=hashrate, hashrate_low=low, hashrate_high=high,
             share_of_pool=_ratio(cell.difficulty, self.total),
             share_of_country=None if country_total is None else _ratio(cell.difficulty, country_total),
             share_of_network=_ratio(hashrate, self.network) if self.network else None,

@@ -21,7 +21,15 @@ from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.privacy import Cell
 from pool.geo.subdivisions import canonical_name
-from pool.shares.hashrate import DEFAULT_MIN_SHARES, HashrateFigure, hashrate_figure
+from pool.shares.hashrate import (
+    DEFAULT_MIN_SHARES,
+    HashrateBook,
+    HashrateFigure,
+    covered_seconds,
+    hashrate_figure,
+    rollup_step,
+    window_first,
+)
 
 
 def _s(value: bytes | str) -> str:
@@ -229,18 +237,17 @@ async def days_with_data(redis, keys: GeoKeys, days: Sequence[dt.date]) -> list[
 # Live windows (dashboard, API, /metrics): minute rollups up to 6 h, hour rollups beyond
 # ---------------------------------------------------------------------------------------------
 
-MINUTE_LIMIT = 6 * 3600             # region windows up to this read minute rollups, longer ones hours
-
-
 class LiveRegion(msgspec.Struct, kw_only=True):
     country: str
     subdivision: str
-    figure: HashrateFigure          # covers from the later of the window start and the region's first share
+    figure: HashrateFigure          # divided by the pool's observed seconds of the window (see read_live_regions)
     miners: int                     # distinct miners: the largest hourly count of the window's hours
 
 
 class LiveRegions(msgspec.Struct, kw_only=True):
     window_seconds: int
+    start: float                    # start of the data read (a multiple of the rollup step)
+    covered_seconds: float          # the pool's observed seconds of the window: every region's divisor
     items: list[LiveRegion]         # largest difficulty first
     # Distinct miners per whole country: the union of its subdivisions' HyperLogLogs of one hour (same
     # day, same slot), so a miner in two subdivisions counts once.
@@ -256,14 +263,20 @@ async def first_observations(redis, keys: GeoKeys, regions: Sequence[str]) -> li
 
 
 async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None = None,
-                            min_shares: int = DEFAULT_MIN_SHARES) -> LiveRegions:
+                            min_shares: int = DEFAULT_MIN_SHARES, start: float | None = None,
+                            observed_from: float | None = None) -> LiveRegions:
     """Accepted difficulty, share count and distinct miners per (country, subdivision) over the
-    window, each region's figure divided by the seconds it was observed. Distinct miners: the
-    largest hourly count of the hours in the window (a lower bound of the union; hourly
-    HyperLogLogs of different days live in different cluster slots)."""
+    window. Every region is divided by the POOL's observed seconds of the window: the pool observes
+    all regions at once (a region without shares had no hashrate; it was not unobserved), so the
+    regions sum exactly to the pool's figure. The data starts at `start` (the pool window's start,
+    HashrateBook.window_start; else the first rollup step at or after now - window), the
+    observation at the later of it and `observed_from` (the pool's first observation; else the geo
+    rollup's first share of the pool). Distinct miners: the largest hourly count of the hours in
+    the window (a lower bound of the union; hourly HyperLogLogs of different days live in
+    different cluster slots)."""
     now = time.time() if now is None else now
-    step = 60 if window <= MINUTE_LIMIT else 3600
-    first = int((now - window) // step * step)
+    step = rollup_step(window)
+    first = window_first(now, window, step) if start is None else window_first(start, 0, step)
     stamps = [dt.datetime.fromtimestamp(t, dt.UTC) for t in range(first, int(now) + 1, step)]
     async with redis.pipeline(transaction=False) as pipe:
         for when in stamps:
@@ -273,29 +286,44 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
             else:
                 pipe.hgetall(keys.hour(day, f"{when:%H}"))
         replies = await pipe.execute()
-    sums: dict[str, list[float]] = {}                 # "CC|sub" -> [difficulty, shares, first stamp]
+    sums: dict[str, list[float]] = {}                 # "CC|sub" -> [difficulty, shares]
+    oldest: float | None = None                       # start of the first step with data
     for when, fields in zip(range(first, int(now) + 1, step), replies, strict=True):
         for raw_field, raw_value in fields.items():
             metric, _, region = _s(raw_field).partition(K.SEP)
             if metric not in (K.DIFF, K.COUNT):
                 continue
+            oldest = float(when) if oldest is None else oldest
             cell = sums.get(region)
             if cell is None:
-                cell = sums[region] = [0.0, 0, float(when)]
+                cell = sums[region] = [0.0, 0]
             cell[0 if metric == K.DIFF else 1] += float(raw_value)
+    if observed_from is None:
+        observed_from = (await first_observations(redis, keys, [K.ANY_REGION]))[0]
+    # Data from a whole step before the recorded first observation (written before it was kept)
+    # counts from its step.
+    if oldest is not None and (observed_from is None or oldest + step <= observed_from):
+        observed_from = oldest
     regions = sorted(sums, key=lambda r: -sums[r][0])
-    durable = await first_observations(redis, keys, regions)
     items = []
-    for region, recorded in zip(regions, durable, strict=True):
-        difficulty, shares, first_stamp = sums[region]
-        # The recorded first share, unless the window holds data from before it (written before
-        # first shares were recorded): then the start of the first step with data.
-        observed = recorded if recorded is not None and recorded < first_stamp + step else first_stamp
+    for region in regions:
+        difficulty, shares = sums[region]
         country, subdivision = K.split_region(region)
         items.append(LiveRegion(country=country, subdivision=subdivision, miners=0, figure=hashrate_figure(
-            window, first, now, difficulty, int(shares), observed, min_shares)))
+            window, first, now, difficulty, int(shares), observed_from, min_shares)))
+    covered = covered_seconds(first, now, observed_from)
     country_miners = await _live_miners(redis, keys, items, stamps)
-    return LiveRegions(window_seconds=window, items=items, country_miners=country_miners)
+    return LiveRegions(window_seconds=window, start=float(first), covered_seconds=covered, items=items,
+                       country_miners=country_miners)
+
+
+async def pool_regions(redis, book: HashrateBook, keys: GeoKeys, window: int, now: float | None = None,
+                       min_shares: int = DEFAULT_MIN_SHARES) -> LiveRegions:
+    """Region windows over the pool window's span and divisor (HashrateBook.window_start and
+    pool_first): what every view (API, /metrics, dashboard, map) reads, so regions sum to the pool."""
+    now = time.time() if now is None else now
+    return await read_live_regions(redis, keys, window, now, min_shares, start=book.window_start(window, now),
+                                   observed_from=await book.pool_first(redis))
 
 
 async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], stamps: list[dt.datetime]) -> dict[str, int]:

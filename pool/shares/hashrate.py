@@ -36,6 +36,7 @@ HISTORY_POINTS = 120                # a history has at most about this many poin
 FIELDS_PER_CALL = 1000              # fields summed by one WINDOW_SUMS call (Lua's unpack() takes ~8000 values)
 _WINDOW_SUMS = Script(lua.WINDOW_SUMS)
 RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each (pool.shares.ledger_ops)
+REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read minute buckets, longer ones hours
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start and "
          "the first observation: pool start, first share of the worker, account or region); 95 % interval "
          "from the share count (Poisson, Wilson-Hilferty)")
@@ -72,6 +73,26 @@ def scaled_bounds(value: float, shares: int) -> tuple[float, float | None]:
     return value * low_n / shares, value * high_n / shares
 
 
+def rollup_step(window_s: int) -> int:
+    """The step of the geo rollup buckets a region window reads (pool.geo.store)."""
+    return 60 if window_s <= REGION_MINUTE_LIMIT else 3600
+
+
+def window_alignment(window_s: int, resolution: int) -> int:
+    """Where a window's data starts: on a multiple of both the ledger's bucket and the geo rollup's
+    step, so the pool's and the regions' figures of one window read the same span of shares and
+    divide by the same seconds (they sum exactly). A 1-minute window stays on the ledger's buckets."""
+    if window_s <= 60:
+        return resolution
+    return math.lcm(resolution, rollup_step(window_s))
+
+
+def window_first(now: float, window_s: int, align: int) -> int:
+    """Start of the oldest bucket a window reads: the first multiple of `align` at or after
+    now - window, so a window never covers more than its length."""
+    return math.ceil((now - window_s) / align) * align
+
+
 def covered_seconds(window_start: float, now: float, first_observed: float | None) -> float:
     """Seconds a window really saw: from the later of its start and the first observation (pool
     start, a worker's or region's first share) to now, so a young pool or a late worker is not
@@ -81,7 +102,12 @@ def covered_seconds(window_start: float, now: float, first_observed: float | Non
 
 
 class HashrateFigure(msgspec.Struct, frozen=True, kw_only=True):
-    """One hashrate figure as shown to a person: value, what it covers and how sure it is."""
+    """One hashrate figure as shown to a person: value, what it covers and how sure it is.
+
+    A worker's or account's clock starts at its first share: that share says when observation
+    began, not how fast it mines, so it is not counted (n - 1 shares over the time since it; the
+    interval from n - 1 too): counting it would bias a young miner upwards (1 share in 25 s).
+    """
 
     hashrate: float             # H/s: difficulty x 2^32 / covered_seconds
     low: float                  # 95 % bounds, H/s, from the share count (Poisson)
@@ -91,17 +117,26 @@ class HashrateFigure(msgspec.Struct, frozen=True, kw_only=True):
     window_seconds: int         # the window's nominal length
     covered_seconds: float      # seconds actually observed (see covered_seconds)
     warming_up: bool            # fewer than the configured minimum of shares: show no number
+    first_share_excluded: bool = False  # the share that started the clock is not in the estimate
 
 
 def hashrate_figure(window_seconds: int, window_start: float, now: float, difficulty: float, shares: int,
-                    first_observed: float | None = None, min_shares: int = DEFAULT_MIN_SHARES) -> HashrateFigure:
+                    first_observed: float | None = None, min_shares: int = DEFAULT_MIN_SHARES,
+                    first_is_share: bool = False) -> HashrateFigure:
     """The figure for `shares` accepted shares of total `difficulty` in a window starting at
-    `window_start` (the oldest bucket read)."""
+    `window_start` (the oldest bucket read). `first_is_share`: `first_observed` is the time of the
+    entity's first share (a worker or account, not the pool's start); when it falls inside the
+    window that share started the clock and is left out (its difficulty taken as the mean)."""
     seconds = covered_seconds(window_start, now, first_observed)
-    value = hashrate(difficulty, seconds)
-    low, high = scaled_bounds(value, shares)
+    excluded = first_is_share and first_observed is not None and first_observed > window_start and shares > 0
+    counted, work = (shares - 1, difficulty * (shares - 1) / shares) if excluded else (shares, difficulty)
+    value = hashrate(work, seconds)
+    low, high = scaled_bounds(value, counted)
+    if excluded and counted == 0:
+        high = hashrate(difficulty * poisson_bounds(0)[1], seconds)   # no share yet beyond the clock's
     return HashrateFigure(hashrate=value, low=low, high=high, shares=shares, difficulty=difficulty,
-                          window_seconds=window_seconds, covered_seconds=seconds, warming_up=shares < min_shares)
+                          window_seconds=window_seconds, covered_seconds=seconds, warming_up=counted < min_shares,
+                          first_share_excluded=excluded)
 
 
 def empty_figure(window_seconds: int) -> HashrateFigure:
@@ -153,6 +188,14 @@ def bucket_starts(now: float, window_s: int, resolution: int) -> list[int]:
     return list(range(first, last + 1, resolution))
 
 
+def window_buckets(now: float, window_s: int, resolution: int) -> list[int]:
+    """Bucket starts of a hashrate window, oldest first: from window_first (aligned, see
+    window_alignment) to the bucket in progress."""
+    first = window_first(now, window_s, window_alignment(window_s, resolution))
+    last = int(now // resolution) * resolution
+    return list(range(first, last + 1, resolution))
+
+
 def first_in_buckets(fine_first: int | None, coarse_first: int | None, coarse: int) -> float | None:
     """Start of the bucket holding a field's first share among the buckets read (data written before
     first observations were recorded): the fine bucket when it lies in the coarse period where the
@@ -193,8 +236,17 @@ class HashrateBook:
         plan = {}
         for name, seconds in WINDOWS.items():
             resolution = self.config.fine_bucket_s if seconds <= FINE_WINDOW_LIMIT else self.config.coarse_bucket_s
-            plan[name] = (resolution, bucket_starts(now, seconds, resolution))
+            plan[name] = (resolution, window_buckets(now, seconds, resolution))
         return plan
+
+    def window_start(self, window_s: int, now: float) -> int:
+        """Start of the data a pool window of `window_s` reads (region windows read the same span)."""
+        resolution = self.config.fine_bucket_s if window_s <= FINE_WINDOW_LIMIT else self.config.coarse_bucket_s
+        return window_first(now, window_s, window_alignment(window_s, resolution))
+
+    async def pool_first(self, client: RedisClient) -> float | None:
+        """The pool's durable first observation (the earliest start of its processes)."""
+        return (await self.first_observed(client, self.keys.pool, ["d"]))[0]
 
     def first_key(self, tag: str, field: str) -> tuple[str, str]:
         """(sorted set, member) holding the first observation of a bucket field."""
@@ -251,10 +303,10 @@ class HashrateBook:
         for w, seconds in enumerate(WINDOWS.values()):
             bit = 1 << w
             if seconds > FINE_WINDOW_LIMIT:
-                for start in bucket_starts(now, seconds, coarse):
+                for start in window_buckets(now, seconds, coarse):
                     coarse_masks[start] = coarse_masks.get(start, 0) | bit
                 continue
-            starts = bucket_starts(now, seconds, fine)
+            starts = window_buckets(now, seconds, fine)
             whole_from = -(-starts[0] // coarse) * coarse        # the first coarse boundary in the window
             inner = range(whole_from, current, coarse) if whole_from < current else range(0)
             for start in starts:
@@ -289,15 +341,16 @@ class HashrateBook:
             in_buckets = first_in_buckets(fine_starts[fine_at - 1] if fine_at else None,
                                           coarse_starts[coarse_at - 1] if coarse_at else None, coarse)
             first = durable[i]
+            is_share = field != "d" and first is not None     # workers' and accounts': their first share
             # Data older than the recorded first share (written before first shares were kept) wins.
             if first is None or (in_buckets is not None and in_buckets + coarse <= first):
-                first = in_buckets
+                first, is_share = in_buckets, False
             values = {}
             for w, (name, (_res, starts)) in enumerate(plan.items()):
                 difficulty = float(text(row[2 * w])) / units
                 shares = int(float(text(row[2 * w + 1])))
                 values[WINDOW_FIELDS[name]] = hashrate_figure(WINDOWS[name], starts[0], now, difficulty, shares,
-                                                              first, self.min_shares)
+                                                              first, self.min_shares, is_share)
             out[field] = HashrateWindows(**values)
         return out
 
@@ -365,9 +418,13 @@ class HashrateBook:
             slot = per_step.setdefault(key, [0.0, 0])
             slot[0] += int(value or 0) / self.config.bucket_units
             slot[1] += int(float(n or 0))
-        nonempty = [float(t) for t, (d, _) in sorted(per_step.items()) if d > 0]
-        # Data older than the recorded first observation (written before it was kept) counts from its step.
-        first = min([x for x in (durable, nonempty[0] if nonempty else None) if x is not None], default=None)
+        first_bucket = next((float(s) for s, (value, _) in zip(starts, replies, strict=True) if value), None)
+        # The recorded first observation, unless a bucket holds data from before it (written before
+        # it was kept): then the start of that bucket (not of its step: a pool started late in a
+        # 20-minute step is divided by the minutes it ran).
+        first = durable
+        if first is None or (first_bucket is not None and first_bucket + resolution <= first):
+            first = first_bucket
         points = []
         for t, (difficulty, shares) in sorted(per_step.items()):
             seconds = max(0.0, min(t + step, now) - max(t, first if first is not None else t))

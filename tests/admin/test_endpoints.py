@@ -36,7 +36,7 @@ async def test_overview(admin: Running) -> None:
     assert o["shares"] == {
         "window_seconds": 3600, "accepted": 270, "accepted_difficulty": 225 * 2**20, "rejected_total": 8,
         "rejected_by_reason": {"stale": 5, "duplicate": 2, "low-difficulty": 1},
-        "stale_rate": pytest.approx(5 / 278),
+        "stale_rate": pytest.approx(5 / 278), "observed_seconds": 0.0, "rejected_seconds": 0.0,
     }
     assert o["blocks"]["found"] == 4
     # The round in progress: its effort is its accepted difficulty over the network's (1e14).

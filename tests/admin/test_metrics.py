@@ -7,7 +7,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot, NodeHealth
+from pool.admin.interfaces import CountryRate, HistogramSnapshot, MetricsSnapshot, NodeHealth, PortRate
 from pool.admin.metrics import CONTENT_TYPE, LatencyHistogram, render
 from pool.shares.hashrate import empty_figure
 from tests.admin.conftest import READ, Running
@@ -102,3 +102,22 @@ def test_session_resumes_by_outcome() -> None:
 def test_histogram_bounds_must_ascend() -> None:
     with pytest.raises(ValueError, match="ascending"):
         LatencyHistogram([1.0, 0.5])
+
+
+def test_country_bounds_and_windows_are_stated() -> None:
+    empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
+    snap = MetricsSnapshot(
+        shares=[], pool_hashrate=empty_figure(300), ports=[PortRate(port=3333, hashrate=5.0, connections=1)],
+        countries=[CountryRate(country="US", hashrate=100.0, low=80.0, high=125.0),
+                   CountryRate(country="DE", hashrate=0.0, low=0.0, high=None)], workers=0,
+        notify_fanout_seconds=empty, block_to_notify_seconds=empty, template_age_seconds=0.0,
+        ledger_flush_lag_seconds=0, ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True)
+    text = render(snap, admin_requests={}, rate_limited=0)
+    values = samples(text)
+    assert values[("geostratum_country_hashrate_low_hps", (("country", "US"),))] == 80.0
+    assert values[("geostratum_country_hashrate_high_hps", (("country", "US"),))] == 125.0
+    assert ("geostratum_country_hashrate_high_hps", (("country", "DE"),)) not in values   # no share: no bound
+    helps = {f.name: f.documentation for f in text_string_to_metric_families(text)}
+    for name in ("geostratum_country_hashrate_hps", "geostratum_country_hashrate_low_hps",
+                 "geostratum_country_hashrate_high_hps", "geostratum_port_hashrate_hps"):
+        assert "5 minutes" in helps[name], name

@@ -1,5 +1,7 @@
-"""Live region windows (dashboard, API, /metrics) divide by the seconds each region was observed:
-hand-checked against shares of known difficulty and times, written by the real rollup into Redis."""
+"""Live region windows (dashboard, API, /metrics) divide every region by the seconds the POOL was
+observed in the window (it observes all regions at once), never more than the window, so they sum
+to the pool: hand-checked against shares of known difficulty and times, written by the real rollup
+into Redis."""
 
 from __future__ import annotations
 
@@ -37,19 +39,40 @@ async def test_a_late_region_reads_its_true_rate_and_a_gone_one_decays(aredis: a
     five = await read_live_regions(aredis, keys, 300, now=NOW)
     by_region = {(r.country, r.subdivision): r.figure for r in hour.items}
     truth = 10 * H                                      # 10 difficulty per second
+    # The hour's data starts on the first minute at or after now - 3600 (1,799,996,460); the pool's
+    # first share (Bavaria's, 3000 s ago) is later: every region is divided by those 3000 s.
+    assert hour.start == 1_799_996_460 and hour.covered_seconds == pytest.approx(3000.0)
+    assert [f.covered_seconds for f in by_region.values()] == pytest.approx([3000.0] * 3)
     texas = by_region[("US", "Texas")]
-    assert texas.covered_seconds == pytest.approx(40.0) and texas.shares == 40
-    assert texas.hashrate == pytest.approx(truth)
-    assert texas.low < truth < texas.high and not texas.warming_up
+    assert texas.shares == 40 and texas.hashrate == pytest.approx(40 * 10 * H / 3000)
     ohio = by_region[("US", "Ohio")]
-    assert ohio.covered_seconds == pytest.approx(1800.0) and ohio.hashrate == pytest.approx(truth)
+    assert ohio.shares == 1800 and ohio.hashrate == pytest.approx(truth * 1800 / 3000)
+    assert ohio.low < truth * 1800 / 3000 < ohio.high and not ohio.warming_up
     # Bavaria left 40 minutes ago: its hour average is 600 s of work over the 3000 s observed...
     bavaria = by_region[("DE", "Bavaria")]
     assert bavaria.hashrate == pytest.approx(600 * 10 * H / 3000)
+    # The regions sum to the pool's figure: all 2,440 shares over the pool's 3000 s.
+    assert sum(f.hashrate for f in by_region.values()) == pytest.approx(2440 * 10 * H / 3000)
     # ... and it is gone from the 5-minute window.
     assert {(r.country, r.subdivision) for r in five.items} == {("US", "Texas"), ("US", "Ohio")}
-    # The 5-minute window reads whole minutes: from 1,799,999,700 (330 s before now) on.
+    # The 5-minute window reads whole minutes from the first at or after now - 300 (1,799,999,760):
+    # 270 s, never more than the window (it read 330 s before).
+    assert five.start == 1_799_999_760 and five.covered_seconds == pytest.approx(270.0)
     ohio5 = next(r.figure for r in five.items if r.subdivision == "Ohio")
-    assert (ohio5.covered_seconds, ohio5.shares) == (pytest.approx(330.0), 330)
+    assert (ohio5.covered_seconds, ohio5.shares) == (pytest.approx(270.0), 270)
     assert ohio5.hashrate == pytest.approx(truth)
     assert hour.country_miners == {"US": 2, "DE": 1}
+
+
+async def test_regions_follow_the_pools_observation_start(aredis: aioredis.Redis) -> None:
+    """A pool started 90 s ago (its ledger start) with a region whose first share came 30 s later:
+    the region is divided by the pool's 90 s, not by its own 60 s (it had no hashrate before)."""
+    records = [share(NOW - 60 + k, "US", "Texas", "tx.rig") for k in range(60)]
+    await apply_ops(aredis, GeoRollup(GeoConfig()).ops(records, "b1"))
+    live = await read_live_regions(aredis, GeoKeys("gs"), 300, now=NOW, observed_from=NOW - 90)
+    texas = live.items[0].figure
+    assert live.covered_seconds == texas.covered_seconds == pytest.approx(90.0)
+    assert texas.hashrate == pytest.approx(60 * 10 * H / 90)
+    # Without the pool's start the geo rollup's own first share of the pool is the start.
+    alone = await read_live_regions(aredis, GeoKeys("gs"), 300, now=NOW)
+    assert alone.covered_seconds == pytest.approx(60.0)

@@ -119,7 +119,9 @@ async def test_hashrate_windows_workers_accounts_round(redis_url: str, journal_d
     assert (one_minute.difficulty, one_minute.shares) == (6 * 1024, 6)
     # Covered from its first share (25 s before now): not the window, not the bucket's start.
     assert one_minute.covered_seconds == pytest.approx(25.0)
-    assert one_minute.hashrate == pytest.approx(6 * 1024 * HASHES_PER_DIFFICULTY / 25.0)
+    # The first share started the clock: 5 shares in the 25 s since it (6 would bias a young worker up).
+    assert one_minute.first_share_excluded
+    assert one_minute.hashrate == pytest.approx(5 * 1024 * HASHES_PER_DIFFICULTY / 25.0)
     assert one_minute.warming_up and one_minute.low < one_minute.hashrate < one_minute.high
     assert alice["a:alice"].h24.shares == 6
     pool = await book.pool_windows(reader.client, now=now)

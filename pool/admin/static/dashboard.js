@@ -117,7 +117,8 @@ function renderOverview(o) {
   setText("accounts", integer(o.pool.accounts));
   setText("share-window", Math.round(o.shares.window_seconds / 60) + " min");
   setText("accepted", integer(o.shares.accepted) + " accepted");
-  setText("rejected", integer(o.shares.rejected_total));
+  setText("shares-basis", duration(o.shares.observed_seconds) + " observed");
+  setText("rejected", integer(o.shares.rejected_total) + " in the last " + duration(o.shares.rejected_seconds));
   setText("stale-rate", percent(o.shares.stale_rate));
   setText("blocks-found", integer(o.blocks.found));
   const best = o.best_share || {};

@@ -1,0 +1,136 @@
+"""One read side: the same shares give the same pool hashrate wherever it is read. A fleet of known
+work goes through the real ledger and the real geo rollup into a real redis-server; the pool's
+windows, the region windows (API, /metrics, dashboard, map all read pool_regions) and the ports'
+split agree exactly, cover no more than their window, and their intervals hold the truth."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from pool.admin_wiring.metrics import port_rates
+from pool.config.geo import GeoConfig
+from pool.config.ledger import LedgerConfig
+from pool.geo.rollup import GeoRollup
+from pool.geo.store import pool_regions
+from pool.shares.hashrate import WINDOW_FIELDS, WINDOWS, HashrateBook, hashrate_figure
+from pool.shares.keys import Keys
+from pool.stratum.events import ShareRecord
+from tests.ledger.support import flush_until_done, make_ledger
+
+H = 2**32
+
+
+def fleet(now: float) -> list[ShareRecord]:
+    """Texas: difficulty 8 every 2 s for 2 h; Bavaria: difficulty 4 every second for the last 40 min.
+    Truth over the last 40 minutes: 4 + 4 = 8 difficulty per second."""
+    records = [ShareRecord(timestamp=now - 7200 + 2 * k, account="tx", worker="tx.rig", difficulty=8.0,
+                           share_difficulty=9.0, height=1, country="US", subdivision="Texas") for k in range(3600)]
+    records += [ShareRecord(timestamp=now - 2400 + k, account="by", worker="by.rig", difficulty=4.0,
+                            share_difficulty=5.0, height=1, country="DE", subdivision="Bavaria")
+                for k in range(2400)]
+    return records
+
+
+async def test_regions_sum_exactly_to_the_pool_in_every_window(redis_url: str, journal_dir: Path) -> None:
+    ledger = make_ledger(journal_dir, redis_url)
+    rollup = GeoRollup(GeoConfig())
+    ledger.add_contributor(rollup)
+    await ledger.start()
+    try:
+        now = time.time()
+        for record in fleet(now):
+            ledger.add(record)
+        await flush_until_done(ledger)
+        book, client = ledger.reader.hashrate, ledger.client
+        pool = await book.pool_windows(client, now=now)
+        for name, seconds in WINDOWS.items():
+            if seconds <= 60:
+                continue        # a 1-minute pool window reads 10 s buckets, the rollups whole minutes
+            figure = getattr(pool, WINDOW_FIELDS[name])
+            live = await pool_regions(client, book, rollup.keys, seconds, now)
+            assert live.covered_seconds == pytest.approx(figure.covered_seconds), name
+            assert 0 < figure.covered_seconds <= seconds, name
+            assert [r.figure.covered_seconds for r in live.items] == pytest.approx([figure.covered_seconds] * 2)
+            assert sum(r.figure.shares for r in live.items) == figure.shares, name
+            assert sum(r.figure.hashrate for r in live.items) == pytest.approx(figure.hashrate, rel=1e-12), name
+        # Against the truth: 8 difficulty per second over the last 5 and 15 minutes; over the hour's
+        # observed seconds Texas's 4 plus Bavaria's 4 x 2400 s of them.
+        for figure in (pool.m5, pool.m15, pool.h1):
+            truth = (4 + 4 * min(2400.0, figure.covered_seconds) / figure.covered_seconds) * H
+            assert figure.low <= truth <= figure.high
+            assert figure.hashrate == pytest.approx(truth, rel=0.02)
+        hour = {r.subdivision: r.figure for r in (await pool_regions(client, book, rollup.keys, 3600, now)).items}
+        assert hour["Texas"].low <= 4 * H <= hour["Texas"].high
+        # Bavaria mined 40 of the hour's minutes: its hour average is 4 x 2400 / 3600 difficulty per second.
+        assert hour["Bavaria"].low <= 4 * H * 2400 / 3600 <= hour["Bavaria"].high
+    finally:
+        await ledger.stop()
+
+
+def test_ports_split_the_pool_figure() -> None:
+    ports = port_rates(1000.0, {3333: 30.0, 3334: 10.0, 9999: 5.0}, {3333: 2, 3334: 1})
+    assert [(p.port, p.hashrate, p.connections) for p in ports] == [(3333, 750.0, 2), (3334, 250.0, 1)]
+    assert [p.hashrate for p in port_rates(1000.0, {}, {3333: 1})] == [0.0]
+
+
+def test_the_share_that_starts_a_workers_clock_is_not_counted() -> None:
+    # A 1 kH/s miner at difficulty 4 (one share per 17.2 s on average) seen for 25 s since its first
+    # share: counting that share read 17 kH/s before; it is 0 with an upper bound now.
+    one = hashrate_figure(60, 1000.0, 1045.0, 4.0, 1, first_observed=1020.0, first_is_share=True)
+    assert one.first_share_excluded and one.hashrate == 0.0 and one.warming_up
+    assert one.high == pytest.approx(3.6889 * 4 * H / 25, rel=0.01)
+    # A pool's start (not a share) and a worker seen since before the window keep every share.
+    assert hashrate_figure(60, 1000.0, 1045.0, 4.0, 1, first_observed=1020.0).hashrate == pytest.approx(4 * H / 25)
+    kept = hashrate_figure(60, 1000.0, 1045.0, 8.0, 2, first_observed=990.0, first_is_share=True)
+    assert not kept.first_share_excluded and kept.hashrate == pytest.approx(8 * H / 45)
+
+
+def test_the_young_worker_estimate_is_unbiased() -> None:
+    """Simulated Poisson miners of known rate, each seen from its first share for 30 s: the mean
+    estimate holds the truth (counting the first share overstates it by half here)."""
+    rng = random.Random(11)
+    rate, horizon, kept, counted = 0.5, 30.0, [], []
+    for _ in range(4000):
+        t, arrivals = 0.0, []
+        while True:
+            t += rng.expovariate(rate)
+            if t > 1000.0:
+                break
+            arrivals.append(t)
+        if not arrivals:
+            continue
+        first, now = arrivals[0], arrivals[0] + horizon
+        n = sum(1 for a in arrivals if a <= now)
+        figure = hashrate_figure(3600, now - 3600, now, float(n), n, first_observed=first, first_is_share=True)
+        kept.append(figure.hashrate / H)
+        counted.append(n / horizon)
+    assert sum(kept) / len(kept) == pytest.approx(rate, rel=0.03)
+    assert sum(counted) / len(counted) > rate * 1.05
+
+
+async def test_a_history_step_is_divided_by_the_minutes_the_pool_ran(redis_url: str) -> None:
+    """24 h history in 20-minute steps; the pool started 3 minutes before now, 15 minutes into the
+    step in progress: that step's 3 minutes of shares are divided by 3 minutes, not by 18."""
+    config, keys = LedgerConfig(), Keys("gs", 4)
+    book = HashrateBook(keys, config)
+    now = 1_800_000_000 + 1080          # 1,800,000,000 is a multiple of 1200
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for t in range(now - 180, now):
+            await client.hincrby(keys.bucket(keys.pool, config.coarse_bucket_s, t // 600 * 600), "d",
+                                 10 * config.bucket_units)
+            await client.hincrby(keys.bucket(keys.pool, config.coarse_bucket_s, t // 600 * 600), "n", 1)
+        await client.zadd(keys.first_seen(keys.pool), {"d": now - 180})
+        history = await book.history(client, keys.pool, "d", 86400, now=float(now))
+    finally:
+        await client.aclose()
+    assert history.step_seconds == 1200
+    last = history.points[-1]
+    assert (last.t, last.seconds, last.shares) == (1_800_000_000, pytest.approx(180.0), 180)
+    assert last.hashrate == pytest.approx(10 * H)
+    assert all(p.seconds == 0 and p.hashrate == 0 for p in history.points[:-1])

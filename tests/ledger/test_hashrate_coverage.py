@@ -7,7 +7,7 @@ import redis
 import redis.asyncio as aioredis
 
 from pool.config.ledger import LedgerConfig
-from pool.shares.hashrate import HashrateBook, bucket_starts
+from pool.shares.hashrate import HashrateBook, window_buckets
 from pool.shares.keys import Keys
 
 NOW = 1_800_000_000.0        # a multiple of 600: fine and coarse buckets start at NOW
@@ -81,9 +81,11 @@ async def test_an_hour_read_as_whole_coarse_buckets_and_fine_edges_sums_the_same
     finally:
         await client.aclose()
     for name, seconds in (("m1", 60), ("m5", 300), ("m15", 900), ("h1", 3600)):
-        starts = set(bucket_starts(now, seconds, config.fine_bucket_s))
+        # The window's own buckets: from the first common edge at or after now - window (never longer).
+        starts = set(window_buckets(now, seconds, config.fine_bucket_s))
+        assert getattr(windows, name).covered_seconds <= seconds
         truth = 10.0 * sum(1 for t in range(first, last) if t // config.fine_bucket_s * config.fine_bucket_s in starts)
         assert getattr(windows, name).difficulty == pytest.approx(truth), name
-    coarse = set(bucket_starts(now, 86_400, config.coarse_bucket_s))
+    coarse = set(window_buckets(now, 86_400, config.coarse_bucket_s))
     truth = 10.0 * sum(1 for t in range(first, last) if t // config.coarse_bucket_s * config.coarse_bucket_s in coarse)
     assert windows.h24.difficulty == pytest.approx(truth)

@@ -141,6 +141,10 @@ async def test_daily_layout_says_daily_and_empty_days_cost_one_line(
     table = list(csv.DictReader(line for line in lines if not line.startswith("#")))
     codes = {row["subdivision"]: row["subdivision_code"] for row in table if row["level"] == "subdivision"}
     assert codes == {"Texas": "US-TX", "Sichuan": "CN-SC", "Other": ""}     # Canada's provinces fold
+    # Every row's 95 % interval (from its share count) brackets its average hashrate.
+    for row in table:
+        rate, low, high = (float(row[k]) for k in ("average_hashrate", "average_hashrate_low", "average_hashrate_high"))
+        assert int(row["accepted_shares"]) > 0 and low < rate < high
     weekly = await cli(redis_url, "--layout", "ccaf-countries", "--period", "weekly", "--start", DAY.isoformat(),
                        "--end", DAY.isoformat())
     assert weekly[1].startswith(b"date,country,weekly_hashrate_%,weekly_absolute_hashrate_EH/S\r\n")

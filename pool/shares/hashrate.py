@@ -2,8 +2,10 @@
 or a worker, each figure stating what it covers and how sure it is.
 
 hashrate = accepted difficulty x 2^32 / seconds covered. A window reads the fine buckets (10 s) up
-to an hour and the coarse ones (10 min) beyond; it includes the bucket in progress, and it covers
-from the later of the start of its oldest bucket and the field's first observation to now. First
+to an hour and the coarse ones (10 min) beyond; it includes the bucket in progress, starts on the
+first edge common to the ledger's buckets and the geo rollups' at or after now - window (never more
+than the window; the regions read the same span and divide by the pool's seconds, so they sum to
+the pool), and covers from the later of that start and the field's first observation to now. First
 observations are durable (sorted sets written by the ledger with ZADD LT: the pool's start, each
 worker's and account's first share), so a pool 40 s old, a worker that joined late or a restarted
 process is never divided by time nobody observed. Share arrivals are Poisson: the 95 % bounds come
@@ -37,8 +39,9 @@ FIELDS_PER_CALL = 1000              # fields summed by one WINDOW_SUMS call (Lua
 _WINDOW_SUMS = Script(lua.WINDOW_SUMS)
 RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each (pool.shares.ledger_ops)
 REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read minute buckets, longer ones hours
-BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start and "
-         "the first observation: pool start, first share of the worker, account or region); 95 % interval "
+BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start, on a "
+         "bucket edge at or after now - window, and the first observation: the pool's start for the pool and "
+         "every region, the first share of a worker or account, which then is not counted); 95 % interval "
          "from the share count (Poisson, Wilson-Hilferty)")
 
 

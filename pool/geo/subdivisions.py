@@ -30,6 +30,15 @@ def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", folded).strip()
 
 
+# Words that say a subdivision's type, not which one: "Berat County" is Berat, "Maule Region" is Maule.
+_TYPE_WORDS = re.compile(r"\b(?:region|province|county|state|district|oblast|oblysy|oblisi|governorate|prefecture"
+                         r"|department|parish|of|the|de|del|la)\b")
+
+
+def _bare(key: str) -> str:
+    return " ".join(_TYPE_WORDS.sub(" ", key).split())
+
+
 def _short(country: str, name: str) -> str:
     if country == "CN":
         for suffix in _CN_SUFFIXES:
@@ -60,6 +69,21 @@ def _table() -> dict[str, dict[str, Subdivision]]:
     return out
 
 
+@functools.cache
+def _bare_table() -> dict[str, dict[str, Subdivision]]:
+    """country -> spelling without its type words -> Subdivision, kept only where one subdivision has it."""
+    out: dict[str, dict[str, Subdivision | None]] = {}
+    for country, names in _table().items():
+        bare = out.setdefault(country, {})
+        for key, entry in names.items():
+            short = _bare(key)
+            if short and bare.get(short, entry) != entry:
+                bare[short] = None                       # two subdivisions: ambiguous, match neither
+            elif short:
+                bare.setdefault(short, entry)
+    return {country: {k: v for k, v in names.items() if v is not None} for country, names in out.items()}
+
+
 def subdivision(country: str, name: str) -> Subdivision | None:
     """The ISO 3166-2 code and published spelling of a database's subdivision name (or code, e.g.
     "TX" or "US-TX"); None when the name is not a known first-level subdivision of `country`."""
@@ -68,7 +92,7 @@ def subdivision(country: str, name: str) -> Subdivision | None:
     names = _table().get(country)
     if not names:
         return None
-    found = names.get(_key(name))
+    found = names.get(_key(name)) or _bare_table().get(country, {}).get(_bare(_key(name)))
     if found is None:
         code = name.upper() if name.upper().startswith(f"{country}-") else f"{country}-{name.upper()}"
         found = next((s for s in names.values() if s.code == code), None)

@@ -58,6 +58,9 @@ READ_MAP = """JSON.stringify({
   subdivisionText: document.getElementById("subdivision-rows").textContent,
   exports: [...document.querySelectorAll("#exports button")].map(b => b.dataset.export),
   offmap: document.getElementById("offmap").textContent,
+  titles: Object.fromEntries(["world", "us", "cn"].map(m => [m, [...document.querySelectorAll(`#${m} svg text.title`)]
+    .map(t => ({text: t.textContent, right: t.getBBox().x + t.getBBox().width,
+                width: t.ownerSVGElement.viewBox.baseVal.width}))])),
   warning: document.getElementById("db-warning").hidden ? "" : document.getElementById("db-warning").textContent,
 })"""
 
@@ -171,6 +174,7 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             assert (f"DBIP-City-Lite was {age} days old" in dom["warning"]) == (age > 45), dom["warning"]
             assert "geolocated 100.00%" in dom["coverage"]
             assert "Unknown to the database" in dom["offmap"]
+            assert "Hosting or anonymous networksunknown (no ASN database)" in dom["offmap"]   # not 0.00 %
             assert {"ccaf-countries.csv", "ccaf-us.csv", "ccaf-china.csv", "regions.json"} <= set(dom["exports"])
             await _screenshot(page, shots / "map-day1.png")
             # An export button fetches the shown period (the same range the API states) with the token.
@@ -191,6 +195,17 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
             assert fills["cn"]["CN-XJ"] == COLOURS[-1] and fills["cn"]["CN-SC"] == NO_DATA
             assert all(colour == NO_DATA for colour in fills["us"].values())
             await _screenshot(page, shots / "map-day2.png")
+
+            # A monthly period to date has the longest titles: each fits its map (two lines if need be).
+            await page.send("Page.navigate", url=f"{server.url}/map?period=monthly&date={TODAY}#token={READ_TOKEN}")
+            dom = await _wait(page, lambda d: d["state"] == "live" and d["period"].startswith("monthly:"), "a month")
+            for which, lines in dom["titles"].items():
+                text = " ".join(line["text"] for line in lines)
+                assert lines and text.startswith("Geostratum: ") and text.endswith("(to date)"), (which, text)
+                assert all(line["right"] <= line["width"] - 4 for line in lines), (which, lines)
+            if TODAY.day > 1:                      # a span of dates: too long for one line at 640 px
+                assert len(dom["titles"]["cn"]) == 2 and len(dom["titles"]["world"]) == 1
+            await _screenshot(page, shots / "map-month.png")
 
             # The figures: a standalone SVG and a PNG rasterised from it in the page.
             figure = await page.send("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression="""

@@ -109,7 +109,14 @@ async def test_country_shares_match_the_fleet_distribution(locator: GeoLocator, 
     assert period["pool_share_of_network"] == pytest.approx(period["pool_hashrate"] / network)
     assert period["share_geolocated"] == pytest.approx(1.0)
     assert period["accepted_shares"] == len(records)
-    assert period["hosting_source"] is None and period["hosting_share"] == 0.0
+    # No ASN database in use: hosting is unknown (null), not 0 %, in every figure that carries it.
+    assert period["hosting_source"] is None and period["hosting_share"] is None
+    assert {r["hosting_share"] for r in period["rows"]} == {None}
+    rich = (await get(aredis, "regions-csv")).body.decode()
+    assert "# hosting_source: none: hosting_share unknown (no ASN database)" in rich
+    assert "hosting_share unknown (no ASN database);" in rich
+    header, first = [line.split(",") for line in rich.splitlines() if not line.startswith("#")][:2]
+    assert first[header.index("hosting_share")] == ""
     assert period["databases"] == [{"role": "location", "type": "DBIP-City-Lite", "build_date": "2026-06-05",
                                     "share": pytest.approx(1.0)}]
     assert report["privacy"] == {"min_miners": 10, "dominance_n": 2, "dominance_percent": 85.0,

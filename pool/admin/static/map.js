@@ -11,6 +11,7 @@ const BINS = [0.01, 0.02, 0.05, 0.10, 0.25];
 const COLOURS = ["#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603"];
 const NO_DATA = "#d9dde2";
 const SIZES = { world: [960, 540], us: [640, 440], cn: [640, 500] };
+const TITLE_EM = 0.66;     // a bold sans-serif character's mean width in ems (generous: titles must fit)
 
 const state = { period: "monthly", date: null, view: null, geometry: null, kinds: [] };
 
@@ -60,6 +61,8 @@ function hashrate(value) {
   return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2) + " " + UNITS[i];
 }
 const percent = (x) => (x === null || x === undefined) ? "unknown" : (x * 100).toFixed(2) + "%";
+// null: no ASN or Anonymous-IP database was in use, so hosting is not known (not 0 %).
+const hostingShare = (x) => (x === null || x === undefined) ? "unknown (no ASN database)" : percent(x);
 function duration(seconds) {
   const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
   return d ? d + " d " + h + " h" : h ? h + " h " + Math.floor((seconds % 3600) / 60) + " min"
@@ -107,10 +110,10 @@ async function loadGeometry() {
   };
 }
 
-function projection(which, features) {
+function projection(which, features, below) {
   const [w, h] = SIZES[which];
   const collection = { type: "FeatureCollection", features };
-  const extent = [[10, 46], [w - 10, h - 78]];
+  const extent = [[10, 46 + below], [w - 10, h - 78]];
   if (which === "us") return d3.geoAlbersUsa().fitExtent(extent, collection);
   if (which === "cn") {
     return d3.geoConicEqualArea().rotate([-105, 0]).parallels([25, 47]).fitExtent(extent, collection);
@@ -133,12 +136,18 @@ function drawMap(which, features, cells, view) {
   const svg = el("svg", { xmlns: SVG_NS, viewBox: `0 0 ${w} ${h}`, width: w, height: h,
     "font-family": "sans-serif", "data-map": which });
   svg.appendChild(el("rect", { width: w, height: h, fill: "#ffffff" }));
-  svg.appendChild(el("text", { x: 12, y: 22, "font-size": which === "world" ? 15 : 11, "font-weight": "bold", fill: "#111" },
-    title(view, which)));
+  // SVG text does not wrap: a long title (a monthly span, to date) goes on two lines, the map below it.
+  const size = which === "world" ? 15 : 11;
+  const heading = wrap(title(view, which), Math.floor((w - 24) / (size * TITLE_EM)));
+  heading.forEach((line, i) => {
+    svg.appendChild(el("text", { x: 12, y: 22 + i * (size + 3), "font-size": size, "font-weight": "bold", fill: "#111",
+      class: "title" }, line));
+  });
+  const below = (heading.length - 1) * (size + 3);
   const coverage = "pool share of network " + percent(view.pool_share_of_network) + "; geolocated "
     + percent(view.share_geolocated) + "; " + duration(view.period_seconds) + " observed";
-  svg.appendChild(el("text", { x: 12, y: 38, "font-size": 11, fill: "#444" }, coverage));
-  const path = d3.geoPath(projection(which, features));
+  svg.appendChild(el("text", { x: 12, y: 38 + below, "font-size": 11, fill: "#444" }, coverage));
+  const path = d3.geoPath(projection(which, features, below));
   const group = el("g", { stroke: "#ffffff", "stroke-width": 0.4 });
   for (const feature of features) {
     const key = which === "world" ? feature.properties.iso2 : feature.properties.code;
@@ -236,7 +245,7 @@ function renderTables(view) {
   const rows = [
     ["Unknown to the database", percent(view.unknown_share)],
     ["Private or reserved addresses", percent(view.private_share)],
-    ["Hosting or anonymous networks", percent(view.hosting_share)],
+    ["Hosting or anonymous networks", hostingShare(view.hosting_share)],
     ["Farm proxies (many workers on one connection)", percent(view.proxy_share)],
     ["Other (folded for privacy, no country shown)", global ? percent(global.share_of_pool) : "0.00%"],
     ["Withheld (even Other failed the rule)", percent(view.folding.withheld_share)],
@@ -244,7 +253,7 @@ function renderTables(view) {
   for (const [label, value] of rows) {
     const tr = document.createElement("tr"); cell(tr, label); cell(tr, value, "num"); offmap.appendChild(tr);
   }
-  setText("hosting-source", view.hosting_source || "none configured: hosting unknown, counted as not hosting");
+  setText("hosting-source", view.hosting_source || "none configured: hosting unknown");
   const countries = document.getElementById("country-rows");
   countries.replaceChildren();
   for (const r of view.regions.filter((x) => x.level === "country")) {
@@ -253,7 +262,7 @@ function renderTables(view) {
     if (r.folded) tr.className = "folded";
     cell(tr, r.folded ? "Other (folded: suppressed cells)" : r.country_name);
     cell(tr, percent(r.share_of_pool), "num"); cell(tr, hashrate(r.hashrate), "num");
-    cell(tr, String(r.miners), "num"); cell(tr, percent(r.hosting_share), "num");
+    cell(tr, String(r.miners), "num"); cell(tr, hostingShare(r.hosting_share), "num");
     countries.appendChild(tr);
   }
   const subs = document.getElementById("subdivision-rows");

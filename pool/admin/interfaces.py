@@ -231,6 +231,9 @@ class RegionsView(msgspec.Struct, kw_only=True):
     database_build: str                 # build date of the .mmdb, YYYY-MM-DD
     attribution: str                    # licence notice shown wherever the data is shown
     items: list[RegionRate]
+    # Days since the location database was built, and geo.max_database_age_days: older is stale.
+    database_age_days: float | None = None
+    max_database_age_days: int = 45
     # Distinct miners per whole country (the union over its subdivisions), when the provider can count
     # it; otherwise the country level sums its subdivisions' counts (an upper bound).
     country_miners: dict[str, int] = msgspec.field(default_factory=dict)

@@ -106,6 +106,9 @@ class RegionsResponse(msgspec.Struct, kw_only=True):
     attribution: str
     folded_regions: int                 # regions folded into "Other" (anonymous view only)
     items: list[RegionRate]
+    database_age_days: float | None = None     # since the location database was built
+    max_database_age_days: int = 45             # geo.max_database_age_days
+    database_stale: bool = False                # older than that: IP blocks have moved since
 
 
 class PriceUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -285,6 +285,9 @@ def rollup_regions(view: RegionsView, level: str, min_miners: int | None) -> Reg
         database=view.database,
         database_build=view.database_build,
         attribution=view.attribution,
+        database_age_days=view.database_age_days,
+        max_database_age_days=view.max_database_age_days,
+        database_stale=view.database_age_days is not None and view.database_age_days > view.max_database_age_days,
         folded_regions=folded,
         items=rows,
     )

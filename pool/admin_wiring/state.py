@@ -354,7 +354,9 @@ class PoolStateAdapter:
         view = RegionsView(window_seconds=window_seconds,
                            database=database_label(location.type) if location else "none",
                            database_build=location.build_date if location else "",
-                           attribution=locator.attribution if locator else "", items=[])
+                           attribution=locator.attribution if locator else "", items=[],
+                           database_age_days=locator.location_age_days() if locator else None,
+                           max_database_age_days=locator.config.max_database_age_days if locator else 45)
         if rollup is None:
             return view
         min_shares = self.ledger.config.warming_up_shares

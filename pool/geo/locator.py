@@ -277,6 +277,13 @@ class GeoLocator:
         ages = [(d, (now - d.build_epoch) / 86400) for d in self.databases]
         return [(d, age) for d, age in ages if age > limit]
 
+    def location_age_days(self, now: float | None = None) -> float | None:
+        """Days since the location database in use was built (None: no location database)."""
+        location = next((d for d in self.databases if d.role == "location"), None)
+        if location is None:
+            return None
+        return ((time.time() if now is None else now) - location.build_epoch) / 86400
+
     def _warn_if_stale(self, config: GeoConfig) -> None:
         for info, age in self.stale(config):
             remedy = ("run `geostratum geo update`" if info.role == "location"

@@ -7,6 +7,7 @@ check the API's numbers by hand: hashrate = sum(difficulty) x 2^32 / window.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import time
 from collections import Counter, defaultdict
@@ -270,8 +271,10 @@ class InMemoryPool:
         items = [RegionRate(country=c, country_name=COUNTRY_NAMES.get(c, c), subdivision=s, hashrate=h,
                             miners=len(miners[(c, s)]), shares=count[(c, s)], covered_seconds=window_seconds)
                  for (c, s), h in sorted(rate.items())]
+        built = dt.datetime(2023, 4, 1, tzinfo=dt.UTC).timestamp()
         return RegionsView(window_seconds=window_seconds, database="DB-IP City Lite", database_build="2023-04-01",
-                           attribution=DBIP_ATTRIBUTION, items=items)
+                           attribution=DBIP_ATTRIBUTION, items=items, database_age_days=(now - built) / 86400,
+                           max_database_age_days=45)
 
     async def health(self) -> HealthStatus:
         await self._enter("health")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
@@ -38,13 +39,15 @@ READ_DOM = """JSON.stringify({
   state: document.body.dataset.state, polls: Number(document.body.dataset.polls),
   href: location.href,
   text: Object.fromEntries(["hr-5m", "hr-1h", "workers", "connections", "net-height", "adj-change",
-    "hashprice-btc", "hashprice-usd", "net-hashrate", "blocks-found", "geo-attribution", "status"]
+    "hashprice-btc", "hashprice-usd", "net-hashrate", "blocks-found", "geo-attribution", "geo-database",
+    "geo-stale", "status"]
     .map(id => [id, document.getElementById(id).textContent])),
   countries: [...document.querySelectorAll("#countries .bar-row")].map(r => r.dataset.country),
   blocks: [...document.querySelectorAll("#blocks tr td:first-child")].map(td => td.textContent),
   workers: [...document.querySelectorAll("#worker-rows tr td:first-child")].map(td => td.textContent),
   workersNoteHidden: document.getElementById("workers-note").hidden,
   signinHidden: document.getElementById("signin").hidden,
+  geoStaleHidden: document.getElementById("geo-stale").hidden,
   chartPoints: (document.querySelector("#chart polyline")?.getAttribute("points") || "").split(" ").length,
   chartBand: Boolean(document.querySelector("#chart polygon.band")),
   ticks: [...document.querySelectorAll("#chart text.tick")].map(t => t.textContent),
@@ -153,6 +156,12 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert text["hashprice-usd"] == "63.5 sats per TH/s per day; no USD price"   # 6.3468e-4 x 1e5
             assert text["blocks-found"] == "4"
             assert "DB-IP" in text["geo-attribution"] and "CC BY 4.0" in text["geo-attribution"]
+            # The database and its age (the provider's: built 2023-04-01, read at its clock), stale past 45 days.
+            age = int((pool_data.clock() - dt.datetime(2023, 4, 1, tzinfo=dt.UTC).timestamp()) // 86400)
+            assert text["geo-database"] == f"Geolocation: DB-IP City Lite built 2023-04-01, {age} days ago"
+            assert text["geo-stale"].startswith(f"Stale geolocation: DB-IP City Lite is {age} days old (more than "
+                                                "geo.max_database_age_days = 45)")
+            assert dom["geoStaleHidden"] is False
             assert dom["countries"][0] == "US" and dom["countries"][-1] == "KZ"   # CA and DE tie
             assert set(dom["countries"]) == {"US", "CA", "DE", "KZ"}
             assert dom["blocks"][:2] == ["879,990", "879,500"]

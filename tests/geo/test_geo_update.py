@@ -121,6 +121,7 @@ def test_age_warning_in_the_log_and_on_metrics(caplog: pytest.LogCaptureFixture)
     ((db, age),) = locator.stale()
     assert age > 45 and db.build_date == "2023-04-01"
     assert locator.stale(GeoConfig(max_database_age_days=10**5)) == []
+    assert locator.location_age_days(now=db.build_epoch + 50 * 86400) == 50.0   # shown on the dashboard
     locator.close()
     built = 1_780_000_000
     empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)

@@ -261,9 +261,17 @@ function renderCountries(regions) {
     box.appendChild(row);
   }
   if (!top.length) box.textContent = "No hashrate in the last hour.";
+  const age = regions.database_age_days;
+  setText("geo-database", "Geolocation: " + (regions.database || "none") + (regions.database_build
+    ? " built " + regions.database_build + (age === null || age === undefined ? "" : ", " + Math.floor(age) + " days ago")
+    : ""));
+  const stale = document.getElementById("geo-stale");
+  stale.hidden = !regions.database_stale;
+  stale.textContent = regions.database_stale ? `Stale geolocation: ${regions.database} is ${Math.floor(age)} days old `
+    + `(more than geo.max_database_age_days = ${regions.max_database_age_days}); IP blocks move between countries: `
+    + "refresh it with geostratum geo update." : "";
   const attribution = document.getElementById("geo-attribution");
   attribution.textContent = (regions.attribution || "") +
-    (regions.database ? " · " + regions.database + (regions.database_build ? " (" + regions.database_build + ")" : "") : "") +
     (regions.folded_regions ? " · " + regions.folded_regions + " small regions shown as Other" : "");
 }
 

@@ -17,7 +17,7 @@ from pool.config.geo import GeoConfig
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.locator import DatabaseInfo
-from pool.shares.redis_ops import RedisOp
+from pool.shares.redis_ops import RedisOp, split_op
 from pool.stratum.events import ShareRecord
 
 _EPOCH_DAY = dt.date(1970, 1, 1)
@@ -141,7 +141,7 @@ class GeoRollup:
             ops.extend(RedisOp("HINCRBY", key, (field, value)) for field, value in counts.items())
         for (hour, country, subdivision), members in hour_miners.items():
             key = keys.miners_hour(date_of(hour // 24), f"{hour % 24:02d}", K.region_id(country, subdivision))
-            ops.append(RedisOp("PFADD", key, tuple(sorted(members))))
+            ops += split_op("PFADD", key, sorted(members), 1)     # a large batch: in parts, same union
             ttl[key] = cfg.hour_ttl
         keep = cfg.top_miners_kept
         for tops, hll_key, top_key in ((day_top, keys.miners_day, keys.top_day),
@@ -153,7 +153,7 @@ class GeoRollup:
                     hkey, zkey = hll_key(day, region), top_key(day, region)
                 else:
                     hkey, zkey = keys.fw_miners_day(day, a, b), keys.fw_top_day(day, a, b)
-                ops.append(RedisOp("PFADD", hkey, tuple(sorted(sums))))
+                ops += split_op("PFADD", hkey, sorted(sums), 1)
                 ops.extend(RedisOp("ZINCRBY", zkey, (_f(value), member)) for member, value in sums.items())
                 # Keep the largest `keep` miners; an export bounds the trimmed ones by the smallest kept.
                 ops.append(RedisOp("ZREMRANGEBYRANK", zkey, (0, -(keep + 1))))

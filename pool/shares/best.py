@@ -25,7 +25,7 @@ import msgspec
 from pool.native.work import DIFF1_TARGET
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, text
-from pool.shares.redis_ops import RedisOp
+from pool.shares.redis_ops import RedisOp, split_op
 from pool.stratum.events import ShareRecord
 
 log = logging.getLogger("geostratum.best")
@@ -126,9 +126,11 @@ class BestShares:
         round_args += (ROUND_PREFIX + "pool", *pool_entry)
         if value > self.pool_known:
             self.pool_known = value
-        ops = [RedisOp("GS.HMAX", key, tuple(args)) for key, args in per_shard.items()]
+        # A batch of thousands of workers is more arguments than one op may carry: a maximum applied in
+        # parts is the same maximum (3 arguments per field: name, difficulty, meta).
+        ops = [op for key, args in per_shard.items() for op in split_op("GS.HMAX", key, args, 3)]
         ops.append(RedisOp("GS.HMAX", self.pool_key, ("pool", *pool_entry)))
-        ops.append(RedisOp("GS.HMAX", self.keys.round_current, tuple(round_args)))
+        ops += split_op("GS.HMAX", self.keys.round_current, round_args, 3)
         return ops
 
     async def load(self, client: RedisClient) -> None:

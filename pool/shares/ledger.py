@@ -39,7 +39,7 @@ from pool.shares.payouts import PayoutEngine
 from pool.shares.reader import LedgerReader
 from pool.shares.recent import RecentBatches
 from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
-from pool.shares.redis_ops import RedisOp
+from pool.shares.redis_ops import MAX_OP_ARGS, RedisOp
 from pool.shares.schemes import block_subsidy_sat
 from pool.stratum.events import ShareRecord
 
@@ -52,7 +52,6 @@ ALLOWED_COMMANDS = frozenset({
     "SREM", "RPUSH", "LPUSH", "LTRIM", "XADD", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "PEXPIREAT",
     "GS.HINCRF", "GS.HINCRI", "GS.ZMAX", "GS.HMAX", "GS.ZMIN", "GS.ZINCR",
 })
-MAX_OP_ARGS = 7000  # Lua's unpack() limit is ~8000 values
 _ops_encoder = msgspec.msgpack.Encoder()
 
 

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, NetworkDifficultyRecorder, apply_ops, miner_id
+from pool.shares.redis_ops import MAX_OP_ARGS
 from pool.stratum.events import ShareRecord
 
 T0 = dt.datetime(2026, 11, 21, 23, 59, 30, tzinfo=dt.UTC).timestamp()
@@ -121,3 +122,15 @@ async def test_workers_as_miners(locator: GeoLocator, aredis: aioredis.Redis) ->
     recs = [r for r in records(locator) if r.timestamp < T0 + 30]
     await apply_ops(aredis, GeoRollup(GeoConfig(miner_identity="worker")).ops(recs, "b"))
     assert await aredis.pfcount("gs:{geo:20261121}:u:d:US|California") == 2
+
+
+async def test_a_batch_of_thousands_of_miners_in_one_region_counts_them_all(aredis: aioredis.Redis) -> None:
+    """8,000 distinct miners in one region and hour are more members than one op may carry
+    (MAX_OP_ARGS): the distinct-miner sets are written in parts, none is dropped by the ledger."""
+    recs = [ShareRecord(timestamp=T0 - 100, account=f"a{i}", worker=f"a{i}.w", difficulty=1.0,
+                        share_difficulty=1.0, height=1, country="KZ", subdivision="Almaty") for i in range(8000)]
+    ops = GeoRollup(GeoConfig()).ops(recs, "b")
+    assert max(len(op.args) for op in ops) <= MAX_OP_ARGS
+    await apply_ops(aredis, ops)
+    counted = await aredis.pfcount("gs:{geo:20261121}:u:d:KZ|Almaty")
+    assert abs(counted - 8000) <= 8000 * 0.02            # HyperLogLog: 0.81 % standard error

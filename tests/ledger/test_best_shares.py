@@ -134,3 +134,21 @@ async def test_a_refused_block_candidate_counts_as_the_share_it_was(redis_url: s
     assert erin.best.ever.difficulty == pytest.approx(4096.0, rel=1e-12)
     assert erin.best.round == erin.best.ever
     await ledger.stop()
+
+
+async def test_a_batch_of_thousands_of_workers_keeps_every_best(redis_url: str, journal_dir: Path) -> None:
+    """5,000 workers of one account in one batch are 15,000 arguments for the round's bests: more than
+    one op may carry (MAX_OP_ARGS). Every worker's best still reaches Redis, and nothing is dropped."""
+    ledger = make_ledger(journal_dir, redis_url)
+    await ledger.start()
+    t0 = time.time() - 100
+    for i in range(5000):
+        ledger.add(share(f"farm.w{i}", 1000.0 + i, t0 + i / 1000))
+    await flush_until_done(ledger)
+    farm = await ledger.best.account(ledger.client, "farm")
+    assert len(farm.workers) == 5000
+    assert all(p.ever is not None and p.round is not None and p.ever.difficulty == 1000.0 + int(w[6:])
+               and p.round == p.ever for w, p in farm.workers.items())
+    assert farm.best.ever == BestShare(difficulty=5999.0, at=t0 + 4.999, worker="farm.w4999")
+    assert ledger.stats().contributor_errors == 0
+    await ledger.stop()

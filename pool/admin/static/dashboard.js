@@ -37,13 +37,7 @@ async function api(path) {
 
 // ---- formatting ----------------------------------------------------------------------------
 
-const UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"];
-function hashrate(value) {
-  if (!isFinite(value) || value <= 0) return "0 H/s";
-  let i = 0;
-  while (value >= 1000 && i < UNITS.length - 1) { value /= 1000; i++; }
-  return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2) + " " + UNITS[i];
-}
+// hashrate(): format.js
 function compact(value) {
   if (value === null || value === undefined || !isFinite(value)) return "–";
   const suffixes = ["", "k", "M", "G", "T", "P", "E"];

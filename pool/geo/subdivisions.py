@@ -1,15 +1,20 @@
 """Subdivision names -> ISO 3166-2 codes and one published spelling per code.
 
 Database releases spell some subdivisions two ways (DB-IP: "Ningxia Hui Autonomous Region" beside
-"Ningxia"), which would split a time series. Names are matched against pycountry's ISO 3166-2 table
-plus the alias table in data/subdivision_names.csv, case, accents and punctuation ignored.
+"Ningxia"), which would split a time series. Names are matched against pycountry's ISO 3166-2 table,
+the alias table in data/subdivision_names.csv and the English and transliterated names of the
+iso3166-2 package's data (DB-IP writes "Bavaria", "Amur Oblast", "Stockholm" where ISO has "Bayern",
+"Amurskaja oblast'", "Stockholms län"), case, accents, punctuation and type words ignored.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import re
 import unicodedata
+from pathlib import Path
 
 import msgspec
 import pycountry
@@ -47,6 +52,28 @@ def _short(country: str, name: str) -> str:
     return name
 
 
+def _other_names() -> dict[str, list[str]]:
+    """ISO 3166-2 code -> other names (English, transliterations) from the iso3166-2 package's JSON; read
+    as data (the package's module pulls in HTTP and fuzzy-matching libraries we do not need)."""
+    spec = importlib.util.find_spec("iso3166_2")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "iso3166-2.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for subdivisions in data.values():
+        for code, about in subdivisions.items():
+            if about.get("parentCode"):
+                continue
+            names = [re.sub(r"\s*\[[^]]*\]$", "", about.get("name") or "")]
+            names += re.findall(r"(?:^|, )([^,()]+?) \([a-z]{3}\)", about.get("localOtherName") or "")
+            out[code] = [n for n in names if n]
+    return out
+
+
 @functools.cache
 def _table() -> dict[str, dict[str, Subdivision]]:
     """country -> normalised spelling -> Subdivision (first-level subdivisions only)."""
@@ -66,6 +93,15 @@ def _table() -> dict[str, dict[str, Subdivision]]:
         entry = Subdivision(code, name)
         for spelling in (name, *aliases):
             out.setdefault(country, {}).setdefault(_key(spelling), entry)
+    # Other names last: a spelling already taken (ISO's or ours) keeps its subdivision.
+    entries = {e.code: e for names in out.values() for e in names.values()}
+    for code, others in _other_names().items():
+        entry = entries.get(code)
+        if entry is None:
+            continue
+        names = out[code.split("-", 1)[0]]
+        for spelling in others:
+            names.setdefault(_key(spelling), entry)
     return out
 
 

@@ -10,6 +10,8 @@ from pool.config import ConfigError, from_dict
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator
 from pool.geo.databases import default_location_files, place_of
+from pool.geo.subdivisions import canonical_name
+from pool.geo.subdivisions import subdivision as subdivision_of
 
 
 def raw(ip: str) -> tuple[str, str]:
@@ -38,7 +40,14 @@ def test_default_database_is_dbip_city_lite_from_npm_with_attribution(locator: G
 @pytest.mark.parametrize("ip", ["8.8.8.8", "81.2.69.160", "1.1.1.1", "2001:4860:4860::8888", "2a00:1450:4001::1"])
 def test_lookup_matches_the_database_record(locator: GeoLocator, ip: str) -> None:
     country, subdivision = raw(ip)
-    assert locator.tag_connection(ip) == (country, subdivision, False) and len(country) == 2
+    # The record's subdivision in its one published spelling (DB-IP's "Hesse" is ISO's DE-HE "Hessen").
+    assert locator.tag_connection(ip) == (country, canonical_name(country, subdivision), False) and len(country) == 2
+
+
+def test_a_database_spelling_is_tagged_with_the_iso_subdivision(locator: GeoLocator) -> None:
+    assert raw("2a00:1450:4001::1") == ("DE", "Hesse")
+    tag = locator.tag_connection("2a00:1450:4001::1")
+    assert tag[:2] == ("DE", "Hessen") and subdivision_of("DE", tag[1]).code == "DE-HE"   # type: ignore[union-attr]
 
 
 def test_google_dns_is_in_the_us(locator: GeoLocator) -> None:

@@ -18,6 +18,12 @@ from pool.geo.subdivisions import canonical_name, code_name, subdivision
     ("US", "Washington D.C.", "US-DC", "District of Columbia"),
     ("US", "Washington", "US-WA", "Washington"),
     ("US", "TX", "US-TX", "Texas"),
+    # DB-IP's English names, known from the iso3166-2 package's other names; published as ISO spells them.
+    ("DE", "Bavaria", "DE-BY", "Bayern"),
+    ("DE", "Hesse", "DE-HE", "Hessen"),
+    ("RU", "Amur Oblast", "RU-AMU", "Amurskaya oblast'"),
+    ("KZ", "Nur-Sultan", "KZ-71", "Astana"),                                  # renamed 2022: one series
+    ("CN", "Canton", "CN-GD", "Guangdong"),
 ])
 def test_spellings_map_to_one_code(country: str, spelling: str, code: str, published: str) -> None:
     found = subdivision(country, spelling)

@@ -25,7 +25,7 @@ from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
 from pool.cluster.leases import LeaseError, PrefixLease, lease_prefix
 from pool.cluster.resume_store import RedisResumeDirectory
-from pool.config import Config
+from pool.config import Config, require_books
 from pool.config.chain import FIXED_DIFFICULTY_NETWORKS
 from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator, watch_databases
@@ -169,6 +169,7 @@ class PoolApp:
 
     async def start(self) -> None:
         config = self.config
+        require_books(config)   # also for a Config built in code, which from_dict never saw
         if config.geo.enabled:
             locator = self.locator = GeoLocator.from_config(config.geo)
             self.rollup = GeoRollup(config.geo, databases=lambda: locator.databases, prefix=config.redis.key_prefix)
@@ -181,9 +182,6 @@ class PoolApp:
             self.money = await MoneyService.open(config, f"geostratum-{self.node}")
             self.money.attach(self.ledger)
             await self.money.check_schema()
-        elif config.payouts.scheme != "solo" and config.chain.mode != "solo":
-            log.warning("money.dsn is not set: balances are kept in the legacy Redis ledger; set it (and run "
-                        "`geostratum db migrate`, `geostratum payouts migrate-from-redis`) to keep them in PostgreSQL")
         await self.ledger.start()
         if self.money is not None:
             self.money.start()

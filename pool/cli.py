@@ -58,7 +58,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from pool import config
 
     try:
-        config.load(args.file)
+        config.require_books(config.load(args.file))
     except config.ConfigError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ settings.register_profile("long", max_examples=20_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("GEOSTRATUM_FUZZ_PROFILE", "ci"))
 
-pytest_plugins = ["tests.support.hang_report"]
+pytest_plugins = ["tests.support.hang_report", "tests.support.books"]
 
 
 @pytest.fixture(scope="session")

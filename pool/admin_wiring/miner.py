@@ -24,9 +24,7 @@ log = logging.getLogger("geostratum.admin")
 
 EARNINGS_WINDOW = "h1"              # the account hashrate window earnings and odds rest on
 WINDOW_SECONDS = {"m1": 60, "m5": 300, "m15": 900, "h1": 3600, "h6": 21_600, "h24": 86_400}
-PAYOUT_KINDS = ("credit", "pps", "fpps", "payout", "reversal", "payout_cancel")
 MAX_PAYOUT_ROWS = 50
-LEGACY_SCAN = 100_000               # Redis ledger entries read to sum an account's payouts
 
 
 def window_figure(windows: Any, name: str) -> tuple[float, float, float | None, int, bool]:
@@ -93,21 +91,17 @@ class MinerReader:
         return out
 
     async def _payouts(self, account: str, out: MinerExtras) -> None:
-        """Credits and payouts: from the PostgreSQL books when the pool keeps them, else the legacy
-        Redis ledger. Unknown (None, no rows) when the store does not answer."""
+        """Credits and payouts from the PostgreSQL books (SOLO keeps none: no rows). Unknown (None, no
+        rows) when the books do not answer."""
         money = self.parts.money
+        if money is None:
+            return
         try:
-            if money is not None:
-                lines = await money.books.lines(account, MAX_PAYOUT_ROWS)
-                out.payouts = [PayoutEntry(kind=line.kind, amount_sat=line.msat / MSAT_PER_SAT, at=line.created_at,
-                                           ref=line.ref) for line in lines]
-                out.paid_sat = await money.books.paid_msat(account) // MSAT_PER_SAT
-                return
-            entries = await self.parts.ledger.payouts.entries(account, LEGACY_SCAN)
-            out.payouts = [PayoutEntry(kind=e.kind, amount_sat=e.msat / MSAT_PER_SAT, at=e.ts, ref=e.ref)
-                           for e in entries if e.kind in PAYOUT_KINDS][:MAX_PAYOUT_ROWS]
-            out.paid_sat = -sum(e.msat for e in entries if e.kind in ("payout", "payout_cancel")) // MSAT_PER_SAT
-        except (RedisError, OSError, TimeoutError, asyncpg.PostgresError) as exc:   # the page shows the rest
+            lines = await money.books.lines(account, MAX_PAYOUT_ROWS)
+            out.payouts = [PayoutEntry(kind=line.kind, amount_sat=line.msat / MSAT_PER_SAT, at=line.created_at,
+                                       ref=line.ref) for line in lines]
+            out.paid_sat = await money.books.paid_msat(account) // MSAT_PER_SAT
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:   # the page shows the rest
             log.debug("miner page without payouts: %s", exc)
 
     async def pool_best(self) -> BestShares | None:

@@ -34,10 +34,10 @@ from pool.admin_wiring.health import health_status
 from pool.admin_wiring.local import ConnRow, NodeSnapshot
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews, reject_names
+from pool.config import keeps_balances
 from pool.geo.store import LiveRegions, pool_regions
 from pool.geo.tables import world_bank_name
 from pool.shares.reader import AccountInfo
-from pool.shares.redis_conn import text
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
@@ -259,7 +259,7 @@ class PoolStateAdapter:
         windows = await self._windows("a", names, lambda n: n)
         balance_of = await self._balances(names)
         # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
-        keeps_balances = self.parts.config.payouts.scheme != "solo" and self.parts.config.chain.mode != "solo"
+        books = keeps_balances(self.parts.config)
         workers_of: dict[str, list[str]] = {}
         for worker in set(live) | set(last_seen):
             workers_of.setdefault(_owner(worker), []).append(worker)
@@ -272,22 +272,19 @@ class PoolStateAdapter:
                 accepted=recorded.shares if recorded else sum(r.accepted for w in mine for r in live.get(w, [])),
                 rejected=sum(sum(r.rejected.values()) for w in mine for r in live.get(w, [])),
                 last_share_at=_account_last_share(name, mine, live, last_seen, info) or None,
-                balance_sat=balance_of.get(name, 0) // 1000 if keeps_balances and balance_of is not None else None))
+                balance_sat=balance_of.get(name, 0) // 1000 if books and balance_of is not None else None))
         return out
 
     async def _balances(self, names: list[str]) -> dict[str, int] | None:
-        """msat per account: from the PostgreSQL books when the pool keeps them, else the Redis ledger.
-        None when the books' database does not answer (a balance shown as unknown, never as 0)."""
-        if not names:
+        """msat per account from the PostgreSQL books (SOLO keeps none: {}). None when the books'
+        database does not answer (a balance shown as unknown, never as 0)."""
+        if not names or self.parts.money is None:
             return {}
-        if self.parts.money is not None:
-            try:
-                return await self.parts.money.books.balances_of(names)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                log.warning("admin view without balances: %s", exc)
-                return None
-        raw = await self._soft(self.client.hmget(self.keys.balances, names), [])
-        return {name: int(text(value)) for name, value in zip(names, raw, strict=False) if value is not None}
+        try:
+            return await self.parts.money.books.balances_of(names)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("admin view without balances: %s", exc)
+            return None
 
     async def _account_candidates(self, nodes: list[NodeSnapshot], only: str = "") -> tuple[
             dict[str, list[ConnRow]], dict[str, float], dict[str, AccountInfo]]:

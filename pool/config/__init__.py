@@ -135,4 +135,18 @@ def validate(config: Config) -> None:
         raise ConfigError("pool.node_id", f"must be 0..255, got {config.pool.node_id}")
 
 
-__all__ = ["Config", "ConfigError", "PoolIdentity", "from_dict", "load", "validate"]
+def keeps_balances(config: Config) -> bool:
+    """SOLO (payouts.scheme or chain.mode) pays the finder in the coinbase and keeps no balances."""
+    return config.payouts.scheme != "solo" and config.chain.mode != "solo"
+
+
+def require_books(config: Config) -> None:
+    """A pool that keeps balances keeps them in PostgreSQL, never in Redis. Checked where a pool runs
+    (`geostratum run`, `geostratum check-config`, PoolApp.start), not for tools that only read the file."""
+    if keeps_balances(config) and not config.money.dsn:
+        raise ConfigError("money.dsn", f"payouts.scheme = {config.payouts.scheme!r} keeps balances, which live in "
+                          "PostgreSQL: set money.dsn (e.g. GEOSTRATUM__MONEY__DSN) and run `geostratum db migrate`; "
+                          "SOLO (payouts.scheme or chain.mode = \"solo\") needs no database")
+
+
+__all__ = ["Config", "ConfigError", "PoolIdentity", "from_dict", "keeps_balances", "load", "require_books", "validate"]

@@ -99,7 +99,7 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # "pplns", "pps", "fpps" or "solo"
+    # "pplns", "pps", "fpps" or "solo". All but "solo" keep balances, in PostgreSQL only: money.dsn required.
     scheme: str = "pplns"
     fee_percent: Annotated[float, Meta(ge=0, lt=100)] = 1.0
     # PPLNS window N = pplns_factor x network difficulty (by difficulty sum).

@@ -14,6 +14,7 @@ DSN_SCHEMES = ("postgresql://", "postgres://")
 
 class MoneyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # libpq-style URL of the books' database, e.g. "postgresql://geostratum@10.0.0.5:5432/books".
+    # Required unless SOLO (payouts.scheme or chain.mode): balances live only here, never in Redis.
     # Empty: no database (SOLO pays the finder in the coinbase and keeps no balances).
     dsn: str = ""
     # A file holding only the password (a mounted secret), used when the DSN carries none.

@@ -3,8 +3,8 @@
 With `money.dsn` set the books are in PostgreSQL (pool.money): a batch debits every account at or above
 the threshold in one transaction; `send` commits the batch as sending before it calls `sendmany`, whose
 comment carries the batch key, so a retry after a crash or a lost reply finds the payment instead of
-paying twice. Without a database the legacy Redis ledger (pool.shares.payouts) answers the same commands;
-`migrate-from-redis` moves it into PostgreSQL.
+paying twice. There is no other home for money: a SOLO pool keeps no balances and needs no database, and
+`migrate-from-redis` moves the ledger older versions kept in Redis into PostgreSQL.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from pool.config import Config
 from pool.money.books import Books
 from pool.money.db import BooksUnavailable, open_pool
 from pool.money.payments import Payouts
-from pool.shares.keys import Keys
-from pool.shares.payouts import PayoutEngine, PayoutError, btc_amount, export_batch
-from pool.shares.redis_conn import create_redis
+from pool.shares.payouts import PayoutError, btc_amount, export_batch
 from pool.shares.schemes import MSAT_PER_SAT
 
 
@@ -41,8 +39,7 @@ def _wallet_rpc(config: Config) -> RpcClient:
                      name=f"{node.name or 'node'}-wallet", timeout=config.chain.rpc_timeout, retries=0)
 
 
-async def _actions(args: argparse.Namespace, config: Config, books: Any, batches: Any) -> int:
-    """The commands on either backend: `books.balances()`; `batches` has the PayoutEngine interface."""
+async def _actions(args: argparse.Namespace, config: Config, books: Books, batches: Payouts) -> int:
     if args.action == "balances":
         for account, msat in sorted((await books.balances()).items(), key=lambda kv: -kv[1]):
             print(f"{account}\t{btc_amount(msat // MSAT_PER_SAT)}")
@@ -73,10 +70,6 @@ async def _actions(args: argparse.Namespace, config: Config, books: Any, batches
             await rpc.close()
         print(f"batch {args.key} paid in {txid}")
     elif args.action == "confirm":
-        if not isinstance(batches, Payouts):
-            print("config error: money.dsn: is empty (batch confirmations are kept in the PostgreSQL books)",
-                  file=sys.stderr)
-            return 2
         rpc = _wallet_rpc(config)
         try:
             done = await batches.confirm_sent(lambda method, params: rpc.call(method, params),
@@ -91,34 +84,29 @@ async def _actions(args: argparse.Namespace, config: Config, books: Any, batches
             print(f"batch {args.key} is not in status created; nothing cancelled", file=sys.stderr)
             return 1
         print(f"batch {args.key} cancelled; its amounts are credited back")
-    elif args.action == "migrate-from-redis":
-        from pool.money.redis_import import import_redis_ledger
-
-        return await import_redis_ledger(config)
     return 0
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
-    if config.money.enabled and args.action != "migrate-from-redis":
-        pool = await open_pool(config.money, "geostratum-payouts")
-        try:
-            return await _actions(args, config, Books(pool, config.payouts.pool_account),
-                                  Payouts(pool, config.payouts.sendmany_minconf))
-        finally:
-            await pool.close()
     if args.action == "migrate-from-redis":
-        return await _actions(args, config, None, None)
-    client = create_redis(config.redis)
-    engine = PayoutEngine(lambda: client, Keys(config.redis.key_prefix, config.ledger.shards), config.payouts)
+        from pool.money.redis_import import import_redis_ledger
+
+        return await import_redis_ledger(config)
+    if not config.money.enabled:   # only SOLO gets here (pool.config requires a DSN otherwise)
+        print("config error: money.dsn: is empty: a SOLO pool keeps no balances or payout batches", file=sys.stderr)
+        return 2
+    pool = await open_pool(config.money, "geostratum-payouts")
     try:
-        return await _actions(args, config, engine, engine)
+        return await _actions(args, config, Books(pool, config.payouts.pool_account),
+                              Payouts(pool, config.payouts.sendmany_minconf))
     finally:
-        await client.aclose()
+        await pool.close()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_module.load(args.config)
+        config_module.require_books(config)
         return asyncio.run(_run(args, config))
     except config_module.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)

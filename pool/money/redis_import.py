@@ -14,17 +14,68 @@ import sys
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 
 from pool.config import Config
 from pool.money.books import IN_FLIGHT, OPENING, ORPHAN_LOSSES, PAID, post
 from pool.money.db import open_pool
 from pool.money.schema import current_revision, head_revision
 from pool.shares.keys import Keys
-from pool.shares.payouts import PayoutBatch, PayoutEngine, btc_amount
-from pool.shares.redis_conn import create_redis
+from pool.shares.payouts import PayoutBatch, btc_amount
+from pool.shares.redis_conn import RedisClient, create_redis, text
 from pool.shares.schemes import MSAT_PER_SAT
 
 IN_FLIGHT_STATES = ("created", "sending")
+
+
+class LegacyRedisLedger:
+    """Reads the ledger older versions kept in Redis (a stream of entries, a balances hash, one hash per
+    payout batch); the only code that still reads it. Nothing writes it any more."""
+
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def balances(self) -> dict[str, int]:
+        raw = await self.client.hgetall(self.keys.balances)
+        return {text(k): int(v) for k, v in raw.items() if int(v) != 0}
+
+    async def sum_entries(self) -> dict[str, int]:
+        """Balances recomputed from every entry (the definition of a balance)."""
+        totals: dict[str, int] = {}
+        last = "-"
+        while True:
+            items = await self.client.xrange(self.keys.ledger, min=last, count=5000)
+            if last != "-":
+                items = items[1:]
+            if not items:
+                break
+            for _, fields in items:
+                f = {text(k): text(v) for k, v in fields.items()}
+                totals[f["account"]] = totals.get(f["account"], 0) + int(f["msat"])
+            last = text(items[-1][0])
+        return {a: v for a, v in totals.items() if v != 0}
+
+    async def verify(self) -> dict[str, tuple[int, int]]:
+        """Accounts whose balance differs from the sum of their entries: {account: (balance, sum)}."""
+        balances, sums = await self.balances(), await self.sum_entries()
+        return {a: (balances.get(a, 0), sums.get(a, 0)) for a in set(balances) | set(sums)
+                if balances.get(a, 0) != sums.get(a, 0)}
+
+    async def batches(self) -> list[PayoutBatch]:
+        out = []
+        for key in await self.client.zrevrange(self.keys.payout_batches, 0, -1):
+            raw = await self.client.hgetall(self.keys.payout_batch(text(key)))
+            if not raw:
+                continue
+            f = {text(k): text(v) for k, v in raw.items()}
+            batch = msgspec.json.decode(f["body"], type=PayoutBatch)
+            batch.status = f.get("status", batch.status)
+            batch.txid = f.get("txid", "")
+            batch.attempts = int(f.get("attempts", 0))
+            batch.last_error = f.get("last_error", "")
+            out.append(batch)
+        return out
 
 
 def opening_entries(balances: dict[str, int], batches: list[PayoutBatch]) -> tuple[dict[str, int], dict[str, int]]:
@@ -72,7 +123,7 @@ async def import_redis_ledger(config: Config) -> int:
         print("config error: money.dsn: is empty (where should the books go?)", file=sys.stderr)
         return 2
     client = create_redis(config.redis)
-    engine = PayoutEngine(lambda: client, Keys(config.redis.key_prefix, config.ledger.shards), config.payouts)
+    legacy = LegacyRedisLedger(client, Keys(config.redis.key_prefix, config.ledger.shards))
     pool = await open_pool(config.money, "geostratum-migrate")
     ref = f"redis:{config.redis.key_prefix}"
     try:
@@ -80,13 +131,13 @@ async def import_redis_ledger(config: Config) -> int:
             if await current_revision(conn) != head_revision():
                 print("books error: the schema is not current: run `geostratum db migrate` first", file=sys.stderr)
                 return 1
-        disagree = await engine.verify()
+        disagree = await legacy.verify()
         if disagree:
             print(f"the Redis ledger disagrees with itself for {len(disagree)} accounts (balance vs entries), "
                   f"e.g. {sorted(disagree.items())[:3]}; nothing moved", file=sys.stderr)
             return 1
-        balances = await engine.balances()
-        batches = await engine.batches(limit=1_000_000)
+        balances = await legacy.balances()
+        batches = await legacy.batches()
         entries, debts = opening_entries(balances, batches)
         if len(entries) <= 1:
             print("the Redis ledger holds no balances or batches; nothing to move")

@@ -39,11 +39,10 @@ class MoneyService:
 
     def attach(self, ledger: Ledger) -> None:
         """Before ledger.start(): matured blocks are credited in these books instead of the Redis ledger,
-        and PPS/FPPS per-share credits reach them through the ledger's outbox."""
+        and PPS/FPPS per-share credits reach them through the ledger's outbox (Keys.pps_outbox)."""
         if ledger.watcher is not None:
             ledger.watcher.books = PostgresBlockBooks(ledger.payouts, self.books)
         if self.config.payouts.scheme in ("pps", "fpps"):
-            ledger.send_per_share_credits_to_outbox()
             self.per_share = PerShareCredits(lambda: ledger.client, ledger.keys, self.books,
                                              self.config.money.move_interval_s)
 

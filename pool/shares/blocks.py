@@ -28,12 +28,29 @@ Confirmations = Callable[[str], Awaitable[int]]
 
 
 class BlockBooks(Protocol):
-    """Where a block's money goes when it matures or leaves the chain (the Redis PayoutEngine, or the
-    PostgreSQL books in pool.money). Both return False when the block was not in the expected status."""
+    """Where a block's money goes when it matures or leaves the chain (the PostgreSQL books in
+    pool.money, or none in SOLO). Both return False when the block was not in the expected status."""
 
     async def credit_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool: ...
 
     async def orphan_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool: ...
+
+
+class NoBooks:
+    """SOLO without a database: the coinbase paid the finder, so a block keeps no money anywhere and only
+    its status moves (a pool that keeps balances cannot start without money.dsn: pool.config)."""
+
+    def __init__(self, payouts: PayoutEngine) -> None:
+        self.payouts = payouts
+
+    async def credit_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool:
+        return await self.payouts.mark_block(block_hash, "pending", "confirmed", confirmations, now)
+
+    async def orphan_block(self, block_hash: str, confirmations: int, now: float | None = None) -> bool:
+        status = (await self.payouts.block_fields(block_hash)).get("status")
+        if status not in ("pending", "confirmed"):
+            return False
+        return await self.payouts.mark_block(block_hash, status, "orphaned", confirmations, now)
 
 
 class BlockInfo(BlockFound, frozen=True, kw_only=True):
@@ -84,7 +101,7 @@ class BlockWatcher:
         self.last_poll_at = 0.0
         self.last_error = ""
         # The money side of maturing and orphaning; the app points it at the PostgreSQL books.
-        self.books: BlockBooks = payouts
+        self.books: BlockBooks = NoBooks(payouts)
 
     async def poll_once(self, now: float | None = None) -> list[BlockChange]:
         """One pass over the open blocks. Node errors skip a block until the next pass."""

@@ -13,9 +13,10 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
   the current round ``{P:pool}:round:cur`` (``_d``, ``_n``, ``_opened``) and closed rounds
   ``{P:pool}:round:<blockhash>`` (renamed by the batch holding the block),
   the PPLNS slices ``{P:pool}:pplns:*``.
-- ``{P:pay}``  blocks and the payout ledger (they change together, so one slot): ``{P:pay}:blk:<hash>``,
-  ``{P:pay}:blocks`` (zset by found time), ``{P:pay}:open``, ``{P:pay}:ledger`` (stream),
-  ``{P:pay}:bal``, ``{P:pay}:credits:<hash>``, ``{P:pay}:batch:<key>``, ``{P:pay}:batches``.
+- ``{P:pay}``  blocks (one slot): ``{P:pay}:blk:<hash>``, ``{P:pay}:blocks`` (zset by found time),
+  ``{P:pay}:open``, ``{P:pay}:pps_outbox``. Money is in PostgreSQL; the ledger older versions kept here
+  (``{P:pay}:ledger`` stream, ``{P:pay}:bal``, ``{P:pay}:batch:<key>``, ``{P:pay}:batches``) is only
+  read, by ``geostratum payouts migrate-from-redis``.
 - ``{P:lease}`` extranonce1 prefix leases.
 
 A batch's "applied" marker must live in the slot of the ops it guards; ``marker_key`` finds a short
@@ -155,9 +156,6 @@ class Keys:
     @property
     def balances(self) -> str:
         return f"{self.pay}:bal"
-
-    def credits(self, block_hash: str) -> str:
-        return f"{self.pay}:credits:{block_hash}"
 
     def payout_batch(self, key: str) -> str:
         return f"{self.pay}:batch:{key}"

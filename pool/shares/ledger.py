@@ -159,11 +159,6 @@ class Ledger:
             raise TypeError("a ledger contributor needs an ops(records, batch_id) method")
         self._contributors.append(contributor)
 
-    def send_per_share_credits_to_outbox(self) -> None:
-        """PPS/FPPS credits of each batch go to the Redis outbox (Keys.pps_outbox) for the PostgreSQL books
-        to take, instead of the Redis balances. Call before start(): a restart's replay cuts with it."""
-        self._ops.credits_outbox = True
-
     def set_network(self, difficulty: float, subsidy_sat: int | None = None,
                     fee_ratio: float | None = None, height: int | None = None) -> None:
         """The chain as the app sees it: network difficulty (PPLNS window, PPS value), block subsidy

@@ -52,8 +52,6 @@ class LedgerOps:
         self.keys = keys
         self.config = config
         self.payouts = payouts
-        # True when the books are in PostgreSQL: per-share credits go to an outbox, not to Redis balances.
-        self.credits_outbox = False
         # Fields whose first observation this process already sent (ZADD LT makes repeats harmless;
         # this keeps them out of every batch).
         self._first_sent: set[str] = set()
@@ -238,22 +236,20 @@ class LedgerOps:
 
     def _per_share_credits(self, per_account: dict[str, list], batch_id: str, now: float,
                            network: NetworkState) -> list[RedisOp]:
+        """The batch's PPS/FPPS credits, to the outbox the PostgreSQL books take them from (pool.money.pps):
+        never to a balance in Redis."""
         fee_ratio = network.fee_ratio if self.payouts.scheme == "fpps" else 0.0
-        args: list[str | int | float] = [self.keys.balances, self.payouts.scheme, batch_id, _fmt(now)]
+        credits: dict[str, int] = {}
         for account, values in per_account.items():
             msat = share_value_msat(values[0], network.difficulty, network.subsidy_sat, fee_ratio,
                                     self.payouts.fee_percent)
             if msat > 0:
-                args.append(account)
-                args.append(msat)
-        if len(args) == 4:
+                credits[account] = msat
+        if not credits:
             return []
-        if self.credits_outbox:
-            credits = {str(args[i]): args[i + 1] for i in range(4, len(args), 2)}
-            return [RedisOp("XADD", self.keys.pps_outbox, ("*", "ref", batch_id, "kind", self.payouts.scheme,
-                                                           "ts", _fmt(now), "credits",
-                                                           msgspec.json.encode(credits).decode()))]
-        return [RedisOp("GS.CREDIT", self.keys.ledger, tuple(args))]
+        body = msgspec.json.encode(credits).decode()
+        return [RedisOp("XADD", self.keys.pps_outbox, ("*", "ref", batch_id, "kind", self.payouts.scheme,
+                                                       "ts", _fmt(now), "credits", body))]
 
     def block(self, block: BlockFound) -> list[RedisOp]:
         """A found block: recorded, its round closed and its PPLNS window end marked, in share order."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 #   GS.ZINCR key incr m incr m ...  ZINCRBY per pair (the per-minute rank sets)
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
-#   GS.CREDIT stream balances kind ref ts acct msat ...    append credits to the payout ledger
 # A failing op is counted (returned), never aborts the rest: the marker is already set, and a
 # half-applied group would be worse than one bad op.
 APPLY = r"""
@@ -70,13 +69,6 @@ for i = 1, #ops do
     redis.call('HSET', key .. ':blk', args[1], cur)
     local nxt = tostring(redis.call('INCR', key .. ':cur'))
     redis.call('HSET', key .. ':start', nxt, args[2])
-  elseif cmd == 'GS.CREDIT' then
-    local bal, kind, ref, ts = args[1], args[2], args[3], args[4]
-    for j = 5, #args, 2 do
-      check(redis.pcall('XADD', key, '*', 'kind', kind, 'account', args[j], 'msat', args[j + 1],
-                        'ref', ref, 'ts', ts))
-      check(redis.pcall('HINCRBY', bal, args[j], args[j + 1]))
-    end
   else
     check(redis.pcall(cmd, key, unpack(args)))
   end
@@ -128,56 +120,15 @@ redis.call('HDEL', KEYS[2] .. ':blk', ARGV[1])
 return 1
 """
 
-# Moves a block from one status to another and writes its ledger entries, only if it is still in
-# the expected status (so a retry or a second watcher never credits twice).
-# KEYS[1] = block hash key, KEYS[2] = ledger stream, KEYS[3] = balances, KEYS[4] = credits key,
-# KEYS[5] = open-blocks set. ARGV[1] = expected status, ARGV[2] = new status, ARGV[3] = kind,
-# ARGV[4] = block hash, ARGV[5] = ts, ARGV[6] = confirmations, ARGV[7] = "1" to close watching,
-# ARGV[8..] = account, msat pairs (msat may be negative for reversals).
+# Moves a block from one status to another, only if it is still in the expected status (so a retry or
+# a second watcher never moves it twice); its money is in the PostgreSQL books (pool.money), never here.
+# KEYS[1] = block hash key, KEYS[2] = open-blocks set. ARGV[1] = expected status, ARGV[2] = new status,
+# ARGV[3] = block hash, ARGV[4] = ts, ARGV[5] = confirmations, ARGV[6] = "1" to close watching.
 BLOCK_TRANSITION = r"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'confirmations', ARGV[6], 'updated_at', ARGV[5])
-for j = 8, #ARGV, 2 do
-  redis.call('XADD', KEYS[2], '*', 'kind', ARGV[3], 'account', ARGV[j], 'msat', ARGV[j + 1],
-             'ref', ARGV[4], 'ts', ARGV[5])
-  redis.call('HINCRBY', KEYS[3], ARGV[j], ARGV[j + 1])
-  if ARGV[3] == 'credit' then redis.call('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1]) end
-end
-if ARGV[7] == '1' then redis.call('SREM', KEYS[5], ARGV[4]) end
-return 1
-"""
-
-# Creates a payout batch: debits each account (a "payout" entry) only if its balance still covers it.
-# KEYS[1] = batch key, KEYS[2] = batches zset, KEYS[3] = ledger stream, KEYS[4] = balances.
-# ARGV[1] = batch key name, ARGV[2] = ts, ARGV[3] = json of the batch, ARGV[4..] = account, msat pairs.
-PAYOUT_CREATE = r"""
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for j = 4, #ARGV, 2 do
-  local bal = tonumber(redis.call('HGET', KEYS[4], ARGV[j]) or '0')
-  if bal < tonumber(ARGV[j + 1]) then return -1 end
-end
-for j = 4, #ARGV, 2 do
-  redis.call('XADD', KEYS[3], '*', 'kind', 'payout', 'account', ARGV[j], 'msat', '-' .. ARGV[j + 1],
-             'ref', ARGV[1], 'ts', ARGV[2])
-  redis.call('HINCRBY', KEYS[4], ARGV[j], '-' .. ARGV[j + 1])
-end
-redis.call('HSET', KEYS[1], 'status', 'created', 'created_at', ARGV[2], 'body', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-
-# Cancels a batch that was never sent: credits the amounts back with new entries.
-# KEYS as PAYOUT_CREATE; ARGV[1] = key, ARGV[2] = ts, ARGV[3..] = account, msat pairs.
-PAYOUT_CANCEL = r"""
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'created' then return 0 end
-for j = 3, #ARGV, 2 do
-  redis.call('XADD', KEYS[3], '*', 'kind', 'payout_cancel', 'account', ARGV[j], 'msat', ARGV[j + 1],
-             'ref', ARGV[1], 'ts', ARGV[2])
-  redis.call('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1])
-end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'confirmations', ARGV[5], 'updated_at', ARGV[4])
+if ARGV[6] == '1' then redis.call('SREM', KEYS[2], ARGV[3]) end
 return 1
 """
 

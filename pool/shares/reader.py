@@ -160,7 +160,3 @@ class LedgerReader:
                 info = block_info({text(k): text(v) for k, v in raw.items()})
                 out.append((info, float(round_difficulty) if round_difficulty is not None else None))
         return out
-
-    async def balances(self) -> dict[str, int]:
-        """Balances in msat; the pool's own book-keeping is under the configured '@pool' account."""
-        return await self.payouts.balances()

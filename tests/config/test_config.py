@@ -141,3 +141,34 @@ def test_a_section_built_in_code_is_held_to_the_same_constraints() -> None:
         StratumConfig(ports=[PortConfig(), PortConfig(port=99999)]).validate()
     assert (caught.value.key, caught.value.reason) == ("ports[1].port", "must be 0..65535, got 99999")
     LimitsConfig().validate("limits")                       # the defaults pass
+
+
+@pytest.mark.parametrize(("toml", "needs_books"), [
+    ('[payouts]\nscheme = "pplns"\n', True),
+    ('[payouts]\nscheme = "pps"\n', True),
+    ('[payouts]\nscheme = "fpps"\n', True),
+    ('[payouts]\nscheme = "solo"\n', False),
+    ('[chain]\nnetwork = "regtest"\nmode = "solo"\n[payouts]\nscheme = "pplns"\n', False),
+    ('[payouts]\nscheme = "pplns"\n[money]\ndsn = "postgresql://gs@127.0.0.1:5432/books"\n', False),
+])
+def test_a_pool_keeping_balances_needs_the_books_database(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          toml: str, needs_books: bool) -> None:
+    """Balances live only in PostgreSQL: a PPLNS/PPS/FPPS pool without money.dsn is refused where it would
+    run; SOLO (the scheme or chain.mode) needs no database."""
+    path = tmp_path / "pool.toml"
+    path.write_text(toml)
+    loaded = config.load(path, environ={})             # tools that only read the file still load it
+    assert config.keeps_balances(loaded) is (toml.count("solo") == 0)
+    if not needs_books:
+        config.require_books(loaded)
+        assert main(["check-config", str(path)]) == 0
+        return
+    with pytest.raises(config.ConfigError) as caught:
+        config.require_books(loaded)
+    assert caught.value.key == "money.dsn"
+    assert "SOLO" in caught.value.reason and "needs no database" in caught.value.reason
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "money.dsn" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--config", str(path)]) == 2       # refused before anything starts
+    assert capsys.readouterr().err.startswith("config error: money.dsn: ")

@@ -37,8 +37,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def base_config(redis_url: str, tmp_path: Path, *, stratum_port: int = 0, admin_port: int = 0) -> dict[str, Any]:
-    return {
+def base_config(redis_url: str, tmp_path: Path, *, stratum_port: int = 0, admin_port: int = 0,
+                books_dsn: str = "") -> dict[str, Any]:
+    """A devnet pool on loopback. With `books_dsn` (the books_dsn fixture: a migrated PostgreSQL database of
+    the test's own) it keeps PPLNS balances there; without, it is a SOLO pool, which needs no database."""
+    books: dict[str, Any] = {"money": {"dsn": books_dsn}} if books_dsn else {"payouts": {"scheme": "solo"}}
+    return books | {
         "pool": {"name": "itest", "data_dir": str(tmp_path / "var")},
         "chain": {"backend": "devnet", "network": "devnet",
                   "devnet": {"nbits": DEVNET_NBITS, "rpc_port": 0, "tx_interval": 1.0}},

@@ -31,8 +31,8 @@ from tests.integration.support import (
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fleet: Fleet) -> None:
-    config_path = write_config(tmp_path / "pool.toml", base_config(redis_url, tmp_path))
+async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fleet: Fleet, books_dsn: str) -> None:
+    config_path = write_config(tmp_path / "pool.toml", base_config(redis_url, tmp_path, books_dsn=books_dsn))
     rng = random.Random(7)
     de_ips, us_ips = draw_ips("DE", 2, rng), draw_ips("US", 1, rng)
     async with running_pool(config_path) as app:

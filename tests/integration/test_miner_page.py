@@ -56,8 +56,9 @@ def walk_keys(value: Any) -> set[str]:
     return set()
 
 
-async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path: Path, fleet: Fleet) -> None:
-    data = base_config(redis_url, tmp_path)
+async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path: Path, fleet: Fleet,
+                                                        books_dsn: str) -> None:
+    data = base_config(redis_url, tmp_path, books_dsn=books_dsn)
     data["admin"]["anonymous"] = ["miner"]
     config_path = write_config(tmp_path / "pool.toml", data)
     async with running_pool(config_path) as app, admin_api(app) as api:

@@ -1,5 +1,6 @@
-"""`geostratum payouts migrate-from-redis`: a real Redis ledger (credits, a sent batch, a batch in
-flight) moved into PostgreSQL once, balances proven equal, and the books carry on from there."""
+"""`geostratum payouts migrate-from-redis`: a Redis ledger in the old layout (credits, a sent batch, a batch
+in flight; tests/money/legacy_ledger.py) moved into PostgreSQL once, balances proven equal, and the books
+carry on from there."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pool.cli import main
 from pool.config.ledger import PayoutConfig
 from pool.money.books import IN_FLIGHT, OPENING, ORPHAN_LOSSES, PAID, Books
 from pool.money.payments import Payouts
-from pool.money.redis_import import opening_entries
+from pool.money.redis_import import LegacyRedisLedger, opening_entries
+from pool.shares.payouts import Payment, PayoutBatch
 from tests.ledger.support import make_ledger
 from tests.ledger.test_payouts import BLOCK, Node, pplns_history
 from tests.ledger.wallet_standin import WalletStandIn, rpc_client
+from tests.money import legacy_ledger as legacy
 
 
 async def test_a_redis_ledger_moves_once_and_balances_equal(redis_url: str, journal_dir: Path, books_dsn: str,
@@ -31,22 +34,25 @@ async def test_a_redis_ledger_moves_once_and_balances_equal(redis_url: str, jour
     wallet = WalletStandIn()
     await wallet.start()
     try:
-        await pplns_history(ledger, time.time() - 100)
-        node.confirmations[BLOCK] = 100
-        await ledger.watcher.poll_once()  # type: ignore[union-attr]
-        engine = ledger.payouts
-        sent = await engine.create_batch(1000, address_for=lambda a: a if a == "alice" else None)
-        assert sent is not None
-        async with aiohttp.ClientSession() as session:
-            await engine.send_batch(sent.key, rpc_client(session, wallet.url))
-        flying = await engine.create_batch(1000, address_for=lambda a: a if a == "bob" else None)
-        assert flying is not None
-        redis_balances = await engine.balances()
+        # The same block an older version credited in its Redis ledger, then paid alice and began paying bob.
+        now = time.time()
+        await pplns_history(ledger, now - 100)
+        credits = await ledger.payouts.scheme_credits(BLOCK)
+        assert credits is not None
+        client, keys = ledger.client, ledger.keys
+        await legacy.write_credits(client, keys, BLOCK, credits, now)
+        sent = PayoutBatch(key="a" * 32, created_at=now, status="sent", txid="f" * 64, attempts=1,
+                           total_sat=1_782_000_000,
+                           payments=[Payment(account="alice", address="alice", amount_sat=1_782_000_000)])
+        flying = PayoutBatch(key="b" * 32, created_at=now + 1, total_sat=1_188_000_000,
+                             payments=[Payment(account="bob", address="bob", amount_sat=1_188_000_000)])
+        for batch in (sent, flying):
+            await legacy.write_batch(client, keys, batch)
+        redis_balances = await LegacyRedisLedger(client, keys).balances()
     finally:
         await ledger.stop()
     # Alice paid (her credit was whole satoshis), bob in flight, carol and the fee still owed.
     assert redis_balances == {"carol": 1_980_000_000_000, "@pool": 50_000_000_000}
-    assert (sent.total_sat, flying.total_sat) == (1_782_000_000, 1_188_000_000)
 
     config = tmp_path / "pool.toml"
     config.write_text(f"""
@@ -92,7 +98,7 @@ dsn = "{books_dsn}"
         assert snap.consistent
     finally:
         await wallet.stop()
-    assert len(wallet.sends()) == 2
+    assert len(wallet.sends()) == 1                  # only the batch in flight, sent from the books
 
 
 def test_a_negative_miner_balance_opens_at_zero_charged_to_orphan_losses() -> None:

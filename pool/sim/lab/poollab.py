@@ -238,6 +238,8 @@ class PoolLab:
                         "ports": [{"port": STRATUM_PORT, "host": address, "start_difficulty": SHARE_DIFFICULTY,
                                    "min_difficulty": 1e-7, "max_difficulty": 1.0, "vardiff": False}]},
             "redis": {"url": urls[0], "urls": urls[1:], "connect_timeout_s": 1.0, "socket_timeout_s": 2.0},
+            # Failover, not money: SOLO keeps no balances, so no books' database is needed here.
+            "money": {"dsn": ""}, "payouts": {"scheme": "solo"},
             "ledger": {"journal_dir": str(base / "journal"), "bucket_units": 10**9, "redis_retry_ms": 200,
                        "down_cut_interval_ms": 500, "block_poll_interval_s": 1.0},
             "admin": {"host": address, "port": ADMIN_PORT, "read_tokens": [READ_TOKEN],

@@ -15,7 +15,7 @@ import msgspec
 
 from pool.config.admin import AdminConfig
 from pool.config.alerts import AlertsConfig
-from pool.config.chain import ChainConfig
+from pool.config.chain import FIXED_DIFFICULTY_NETWORKS, ChainConfig
 from pool.config.constraints import from_msgspec
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
@@ -136,8 +136,15 @@ def validate(config: Config) -> None:
 
 
 def keeps_balances(config: Config) -> bool:
-    """SOLO (payouts.scheme or chain.mode) pays the finder in the coinbase and keeps no balances."""
-    return config.payouts.scheme != "solo" and config.chain.mode != "solo"
+    """Whether the pool owes miners coins it holds. chain.mode = "solo" pays the finder in the coinbase
+    and owes nothing. In pool mode every scheme owes: PPLNS/PPS/FPPS share the reward, and SOLO credits
+    the finder, paid later from the pool's wallet; only on devnet/regtest (test coins of a fixed trivial
+    difficulty) may a SOLO pool run without books."""
+    if config.chain.mode == "solo":
+        return False
+    if config.payouts.scheme == "solo":
+        return config.chain.network not in FIXED_DIFFICULTY_NETWORKS
+    return True
 
 
 def require_books(config: Config) -> None:
@@ -146,7 +153,8 @@ def require_books(config: Config) -> None:
     if keeps_balances(config) and not config.money.dsn:
         raise ConfigError("money.dsn", f"payouts.scheme = {config.payouts.scheme!r} keeps balances, which live in "
                           "PostgreSQL: set money.dsn (e.g. GEOSTRATUM__MONEY__DSN) and run `geostratum db migrate`; "
-                          "SOLO (payouts.scheme or chain.mode = \"solo\") needs no database")
+                          "SOLO needs no database where the coinbase pays the finder (chain.mode = \"solo\"), "
+                          "or on devnet/regtest")
 
 
 __all__ = ["Config", "ConfigError", "PoolIdentity", "from_dict", "keeps_balances", "load", "require_books", "validate"]

@@ -99,7 +99,8 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # "pplns", "pps", "fpps" or "solo". All but "solo" keep balances, in PostgreSQL only: money.dsn required.
+    # "pplns", "pps", "fpps" or "solo". In pool mode each keeps balances, in PostgreSQL only: money.dsn
+    # required (SOLO may run without it on devnet/regtest; chain.mode = "solo" owes nothing).
     scheme: str = "pplns"
     fee_percent: Annotated[float, Meta(ge=0, lt=100)] = 1.0
     # PPLNS window N = pplns_factor x network difficulty (by difficulty sum).

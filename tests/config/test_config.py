@@ -147,18 +147,22 @@ def test_a_section_built_in_code_is_held_to_the_same_constraints() -> None:
     ('[payouts]\nscheme = "pplns"\n', True),
     ('[payouts]\nscheme = "pps"\n', True),
     ('[payouts]\nscheme = "fpps"\n', True),
-    ('[payouts]\nscheme = "solo"\n', False),
+    ('[payouts]\nscheme = "solo"\n', False),                       # devnet: test coins
+    # SOLO in pool mode on a real network: the pool's wallet holds the finder's reward until it pays it.
+    ('[chain]\nnetwork = "signet"\npool_address = "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7"\n'
+     '[payouts]\nscheme = "solo"\n', True),
     ('[chain]\nnetwork = "regtest"\nmode = "solo"\n[payouts]\nscheme = "pplns"\n', False),
     ('[payouts]\nscheme = "pplns"\n[money]\ndsn = "postgresql://gs@127.0.0.1:5432/books"\n', False),
 ])
 def test_a_pool_keeping_balances_needs_the_books_database(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           toml: str, needs_books: bool) -> None:
-    """Balances live only in PostgreSQL: a PPLNS/PPS/FPPS pool without money.dsn is refused where it would
-    run; SOLO (the scheme or chain.mode) needs no database."""
+    """Balances live only in PostgreSQL: a pool that owes miners coins (PPLNS/PPS/FPPS, and SOLO in pool
+    mode on a real network) without money.dsn is refused where it would run; chain.mode = "solo" (the
+    coinbase pays the finder) and SOLO on devnet/regtest need no database."""
     path = tmp_path / "pool.toml"
     path.write_text(toml)
     loaded = config.load(path, environ={})             # tools that only read the file still load it
-    assert config.keeps_balances(loaded) is (toml.count("solo") == 0)
+    assert config.keeps_balances(loaded) is (needs_books or "dsn =" in toml)
     if not needs_books:
         config.require_books(loaded)
         assert main(["check-config", str(path)]) == 0

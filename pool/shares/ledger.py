@@ -61,6 +61,10 @@ class Contributor(Protocol):
     def ops(self, records: list[ShareRecord], batch_id: str) -> list[RedisOp]: ...
 
 
+class LostWrites(Exception):
+    """Redis no longer holds a group this ledger applied there moments ago (it had acknowledged it)."""
+
+
 class LedgerStats(msgspec.Struct, kw_only=True):
     node: str
     redis_up: bool
@@ -137,6 +141,9 @@ class Ledger:
         self._stats = dict(shares_added=0, shares_flushed=0, batches_flushed=0, groups_replayed=0,
                            groups_restored=0, op_errors=0, contributor_errors=0, round_trips=0)
         self._recent = RecentBatches(config.replay_after_outage_s, config.replay_after_outage_max_bytes)
+        # slot -> (batch id, applied at) of the last group applied there: the next group in the slot
+        # checks its marker is still there, so a write Redis lost without an error is noticed too.
+        self._slot_last: dict[int, tuple[str, float]] = {}
         self._redis_up = False
         self._last_flush_at = 0.0
         self._last_attempt_at = 0.0
@@ -463,6 +470,14 @@ class Ledger:
             frame = queued.frame or self._journal.read_batch(queued.location)
             try:
                 await self._apply_batch(frame)
+            except LostWrites as exc:
+                # A failover the cluster client rode through (its retries hide it: no error reaches us),
+                # or a restart between two batches: the recent batches go again, in order, first.
+                log.warning("ledger %s: %s; applying the recent batches again", self.node, exc)
+                self._slot_last.clear()
+                if not await self._restore_recent():
+                    return
+                continue
             except Exception as exc:
                 # Not only RedisError: redis-py's cluster client can fail with internal errors while a
                 # node restarts. The batch stays queued and journaled; the markers make a retry exact.
@@ -483,18 +498,28 @@ class Ledger:
         """Redis is back after an outage: apply the recently applied batches again (see recent.py)."""
         for frame in self._recent.frames(time.time()):
             try:
-                self._stats["groups_restored"] += await self._apply_batch(frame)
+                self._stats["groups_restored"] += await self._apply_batch(frame, chain=False)
             except Exception as exc:
                 self._mark_down(exc)
                 return False
         return True
 
-    async def _apply_batch(self, frame: BatchFrame) -> int:
+    async def _apply_batch(self, frame: BatchFrame, chain: bool = True) -> int:
         """Applies every group of the batch (a group Redis already has is skipped); returns how many
-        groups were applied now."""
+        groups were applied now. With `chain`, a group also checks that the previous one this ledger
+        applied in its slot is still there (only while that one is recent enough to be restored), and
+        LostWrites is raised when one is not."""
         client = self.client
         ttl = self.config.batch_marker_ttl_s
-        calls = [([self.keys.marker_key(slot, frame.batch_id)], [ttl, blob]) for slot, blob in frame.groups]
+        now = time.time()
+        horizon = now - self.config.replay_after_outage_s if self.config.replay_after_outage_s > 0 else now
+        calls: list[tuple[list[str], list[int | bytes]]] = []
+        for slot, blob in frame.groups:
+            keys = [self.keys.marker_key(slot, frame.batch_id)]
+            last = self._slot_last.get(slot) if chain else None
+            if last is not None and last[1] > horizon:
+                keys.append(self.keys.marker_key(slot, last[0]))
+            calls.append((keys, [ttl, blob]))
         if is_cluster(client):
             self._stats["round_trips"] += len(calls)
             results = await asyncio.gather(*(self._apply(client, k, a) for k, a in calls),
@@ -513,10 +538,14 @@ class Ledger:
                     except (RedisError, OSError) as exc:
                         results[i] = exc
         applied = 0
+        lost = 0
         for result in results:
             if isinstance(result, BaseException):
                 raise result
             value = int(result)
+            if value == -2:
+                lost += 1
+                continue
             if value < 0:
                 self._stats["groups_replayed"] += 1
                 continue
@@ -525,6 +554,11 @@ class Ledger:
                 self._stats["op_errors"] += value
                 self._last_error = f"batch {frame.batch_id}: {value} op(s) failed in Redis"
                 log.error("batch %s: %d op(s) failed in Redis", frame.batch_id, value)
+        if lost:
+            raise LostWrites(f"Redis lost acknowledged writes in {lost} slot(s) (seen by batch {frame.batch_id})")
+        if chain:
+            for slot, _ in frame.groups:
+                self._slot_last[slot] = (frame.batch_id, now)
         return applied
 
     def _mark_down(self, exc: BaseException) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 # Applies one group of a batch (all ops in one slot) exactly once.
-# KEYS[1] = the group's marker key; ARGV[1] = marker TTL (s); ARGV[2] = msgpack [[cmd, key, [args]], ...].
+# KEYS[1] = the group's marker key; KEYS[2] (optional) = the marker of the previous group this ledger
+# applied in the slot: when Redis no longer has it, it lost acknowledged writes (a failover the client
+# rode through, a restart) and -2 says so, applying nothing; -1 = already applied.
+# ARGV[1] = marker TTL (s); ARGV[2] = msgpack [[cmd, key, [args]], ...].
 # Ops are data; besides plain commands it understands a few GS.* forms the ledger needs:
 #   GS.HINCRF key f v f v ...       HINCRBYFLOAT per pair
 #   GS.HINCRI key f v f v ...       HINCRBY per pair
@@ -16,7 +19,9 @@ from __future__ import annotations
 # A failing op is counted (returned), never aborts the rest: the marker is already set, and a
 # half-applied group would be worse than one bad op.
 APPLY = r"""
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 local ops = cmsgpack.unpack(ARGV[2])
 local errors = 0
 local function check(r)

@@ -46,3 +46,35 @@ async def test_acknowledged_writes_redis_lost_are_applied_again(journal_dir: Pat
         assert (shares, difficulty, per_account) == expected_totals(1500)
         assert countries == expected_countries(1500)
         assert stats.groups_restored > 0
+
+
+async def test_writes_lost_without_an_error_are_noticed_and_applied_again(journal_dir: Path) -> None:
+    """A failover the cluster client rides through (its retries hide the dead master) or a restart
+    between two batches shows the ledger no error at all. Each group checks that the previous group
+    in its slot is still in Redis; here Redis reloads an older snapshot in place (DEBUG RELOAD NOSAVE:
+    every connection stays up) after acknowledging 1,000 shares, and the next batch notices."""
+    server = RedisProcess(extra_args=("--enable-debug-command", "local"))
+    server.start()
+    try:
+        admin = redis.Redis.from_url(server.url)
+        admin.save()                       # dump.rdb holds empty books
+        ledger = make_ledger(journal_dir, server.url)
+        await ledger.start()
+        for i in range(1000):
+            ledger.add(record(i))
+        await flush_until_done(ledger)
+        assert read_totals(server.url)[0] == 1000
+        admin.execute_command("DEBUG", "RELOAD", "NOSAVE")
+        assert read_totals(server.url)[0] == 0          # acknowledged, then gone, and no error seen
+        admin.close()
+        for i in range(1000, 1500):
+            ledger.add(record(i))
+        await flush_until_done(ledger)
+        stats = ledger.stats()
+        await ledger.stop()
+        shares, difficulty, per_account, countries = read_totals(server.url)
+    finally:
+        server.stop()
+    assert stats.redis_up and stats.groups_restored > 0, stats
+    assert (shares, difficulty, per_account) == expected_totals(1500)
+    assert countries == expected_countries(1500)

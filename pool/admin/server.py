@@ -34,7 +34,7 @@ from pool.json_depth import deeper_than
 log = logging.getLogger("geostratum.admin")
 
 SCOPE = web.RequestKey("geostratum.scope", Scope)
-STATIC_FILES = {"format.js": "text/javascript", "dashboard.js": "text/javascript", "dashboard.css": "text/css",
+STATIC_FILES = {"common.js": "text/javascript", "dashboard.js": "text/javascript", "dashboard.css": "text/css",
                 "miner.js": "text/javascript", "map.js": "text/javascript", "map.css": "text/css"}
 PAGES = {"/": "index.html", "/dashboard": "index.html", "/map": "map.html"}
 SECURITY_HEADERS = {

@@ -4,40 +4,15 @@
 // allows anonymous dashboard reads, no token is needed and the worker table stays hidden.
 "use strict";
 
-const TOKEN_KEY = "geostratum.readToken";
-const SVG_NS = "http://www.w3.org/2000/svg";
 let refreshSeconds = 5;
 let anonymousAllowed = false;
 let timer = null;
 
-function takeTokenFromFragment() {
-  const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
-  if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", window.location.pathname + window.location.search);
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-class Unauthorized extends Error {}
-
-async function api(path) {
-  const headers = { Accept: "application/json" };
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { headers, cache: "no-store" });
-  if (response.status === 401 || response.status === 403) throw new Unauthorized(path);
-  if (!response.ok) {
-    let reason = response.statusText;
-    try { reason = (await response.json()).reason; } catch (_) { /* not JSON */ }
-    throw new Error(path + ": " + response.status + " " + reason);
-  }
-  return response.json();
-}
+// takeTokenFromFragment(), Unauthorized, api(): common.js
 
 // ---- formatting ----------------------------------------------------------------------------
 
-// hashrate(): format.js
+// hashrate(): common.js
 function compact(value) {
   if (value === null || value === undefined || !isFinite(value)) return "–";
   const suffixes = ["", "k", "M", "G", "T", "P", "E"];

@@ -4,8 +4,6 @@
 // SVG (title, legend and sources inside it), so its SVG and PNG downloads are figures for a paper.
 "use strict";
 
-const TOKEN_KEY = "geostratum.readToken";
-const SVG_NS = "http://www.w3.org/2000/svg";
 // Share bins (fraction of the pool, or of the country for subdivisions) and their colours.
 const BINS = [0.01, 0.02, 0.05, 0.10, 0.25];
 const COLOURS = ["#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#e6550d", "#a63603"];
@@ -15,31 +13,7 @@ const TITLE_EM = 0.66;     // a bold sans-serif character's mean width in ems (g
 
 const state = { period: "monthly", date: null, view: null, geometry: null, kinds: [] };
 
-function takeTokenFromFragment() {
-  const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
-  if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", window.location.pathname + window.location.search);
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-class Unauthorized extends Error {}
-
-async function fetchOk(path, accept) {
-  const headers = { Accept: accept };
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { headers, cache: "no-store" });
-  if (response.status === 401 || response.status === 403) throw new Unauthorized(path);
-  if (!response.ok) {
-    let reason = response.statusText;
-    try { reason = (await response.json()).reason; } catch (_) { /* not JSON */ }
-    throw new Error(path + ": " + response.status + " " + reason);
-  }
-  return response;
-}
-const api = async (path) => (await fetchOk(path, "application/json")).json();
+// takeTokenFromFragment(), Unauthorized, fetchOk(), api(): common.js
 
 async function vendor(name) {
   const response = await fetch("/vendor/" + name);
@@ -53,7 +27,7 @@ async function vendor(name) {
 
 // ---- formatting ----------------------------------------------------------------------------
 
-// hashrate(): format.js
+// hashrate(): common.js
 const percent = (x) => (x === null || x === undefined) ? "unknown" : (x * 100).toFixed(2) + "%";
 // null: no ASN or Anonymous-IP database was in use, so hosting is not known (not 0 %).
 const hostingShare = (x) => (x === null || x === undefined) ? "unknown (no ASN database)" : percent(x);

@@ -4,21 +4,11 @@
 // in sessionStorage for this tab, as on the dashboard.
 "use strict";
 
-const TOKEN_KEY = "geostratum.readToken";
-const SVG_NS = "http://www.w3.org/2000/svg";
 const REFRESH_SECONDS = 10;
 const account = decodeURIComponent(window.location.pathname.replace(/^\/miner\//, ""));
 
-class Unauthorized extends Error {}
+// TOKEN_KEY, takeTokenFromFragment(), Unauthorized: common.js
 class Missing extends Error {}
-
-function takeTokenFromFragment() {
-  const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
-  if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", window.location.pathname + window.location.search);
-  }
-}
 
 async function fetchAccount() {
   const headers = { Accept: "application/json" };

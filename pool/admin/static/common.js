@@ -32,6 +32,15 @@ async function fetchOk(path, accept) {
 }
 const api = async (path) => (await fetchOk(path, "application/json")).json();
 
+// The API refused the token: forget it and show the page's sign-in form instead of its content.
+function askForToken(status) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("signin").hidden = false;
+  document.getElementById("main").hidden = true;
+  status.textContent = "token needed";
+  document.body.dataset.state = "unauthorized";
+}
+
 const UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"];
 function hashrate(value) {
   if (!isFinite(value) || value <= 0) return "0 H/s";

@@ -300,11 +300,7 @@ async function poll() {
     document.body.dataset.polls = String(Number(document.body.dataset.polls) + 1);
   } catch (err) {
     if (err instanceof Unauthorized) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      document.getElementById("signin").hidden = false;
-      document.getElementById("main").hidden = true;
-      status.textContent = "token needed";
-      document.body.dataset.state = "unauthorized";
+      askForToken(status);
       return; // polling resumes when a token is entered
     }
     status.textContent = "error: " + err.message;

@@ -381,11 +381,7 @@ async function load() {
     document.body.dataset.loads = String(Number(document.body.dataset.loads) + 1);
   } catch (err) {
     if (err instanceof Unauthorized) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      document.getElementById("signin").hidden = false;
-      document.getElementById("main").hidden = true;
-      status.textContent = "token needed";
-      document.body.dataset.state = "unauthorized";
+      askForToken(status);
       return;
     }
     status.textContent = "error: " + err.message; status.className = "pill bad";

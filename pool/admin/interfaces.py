@@ -212,15 +212,16 @@ class BlockInfo(msgspec.Struct, kw_only=True):
 class RegionRate(msgspec.Struct, kw_only=True):
     country: str                        # ISO 3166-1 alpha-2; "ZZ" unknown, "XP" private, "XX" other
     country_name: str
-    subdivision: str                    # "" for the whole country
+    subdivision: str                    # "" for the whole country; the exports' and the map's spelling
     hashrate: float                     # H/s over the seconds the region was observed in the window
     miners: int                         # distinct miners seen in the window
     share: float = 0.0                  # of the pool's hashrate, 0..1
     shares: int = 0                     # accepted shares counted
     low: float = 0.0                    # 95 % bounds from the share count (Poisson)
     high: float | None = None
-    covered_seconds: float = 0.0        # seconds observed (from the region's first share, at most the window)
+    covered_seconds: float = 0.0        # the pool's seconds observed in the window (every region's divisor)
     warming_up: bool = True             # fewer shares than the pool's warming_up_shares
+    subdivision_code: str | None = None  # ISO 3166-2 when known (e.g. "US-TX"), as in the exports
 
 
 class RegionsView(msgspec.Struct, kw_only=True):

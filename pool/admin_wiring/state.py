@@ -361,7 +361,7 @@ class PoolStateAdapter:
         total = sum(r.figure.difficulty for r in live.items)
         view.items = [
             RegionRate(country=r.country, country_name=world_bank_name(r.country), subdivision=r.subdivision,
-                       hashrate=r.figure.hashrate, miners=r.miners,
+                       subdivision_code=r.subdivision_code, hashrate=r.figure.hashrate, miners=r.miners,
                        share=r.figure.difficulty / total if total > 0 else 0.0, shares=r.figure.shares,
                        low=r.figure.low, high=r.figure.high, covered_seconds=r.figure.covered_seconds,
                        warming_up=r.figure.warming_up)

@@ -19,7 +19,7 @@ from pool.geo.locator import attribution_for
 from pool.geo.periods import days_in, periods_covering, to_epoch
 from pool.geo.privacy import Cell, Published, Rule, apply_rule
 from pool.geo.store import DayData, HllUnions, first_observations, merge_days, read_days
-from pool.geo.subdivisions import subdivision
+from pool.geo.subdivisions import canonical
 from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
 from pool.shares.hashrate import scaled_bounds
 
@@ -144,11 +144,11 @@ class _RowMaker:
     def __call__(self, cell: Cell, level: str, country_total: float | None, folded: bool) -> Row:
         hashrate = _ratio(cell.difficulty * HASHES_PER_DIFFICULTY, self.seconds)
         low, high = scaled_bounds(hashrate, cell.shares)
-        known = subdivision(cell.group, cell.item) if level == "subdivision" and cell.item != OTHER else None
+        code = canonical(cell.group, cell.item)[1] if level == "subdivision" and cell.item != OTHER else None
         return Row(
             level=level, country_iso=cell.group, country_name=world_bank_name(cell.group),
             item=None if level == "country" else (cell.item or "Unknown"),
-            subdivision_code=known.code if known else None,
+            subdivision_code=code,
             difficulty=cell.difficulty, hashrate=hashrate, hashrate_low=low, hashrate_high=high,
             share_of_pool=_ratio(cell.difficulty, self.total),
             share_of_country=None if country_total is None else _ratio(cell.difficulty, country_total),

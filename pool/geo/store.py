@@ -20,7 +20,7 @@ import msgspec
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
 from pool.geo.privacy import Cell
-from pool.geo.subdivisions import canonical_name
+from pool.geo.subdivisions import canonical, canonical_name
 from pool.shares.hashrate import (
     DEFAULT_MIN_SHARES,
     HashrateBook,
@@ -239,7 +239,8 @@ async def days_with_data(redis, keys: GeoKeys, days: Sequence[dt.date]) -> list[
 
 class LiveRegion(msgspec.Struct, kw_only=True):
     country: str
-    subdivision: str
+    subdivision: str                # the published spelling (pool.geo.subdivisions.canonical), "" for none
+    subdivision_code: str | None    # ISO 3166-2 when known, as in the exports and on the map
     figure: HashrateFigure          # divided by the pool's observed seconds of the window (see read_live_regions)
     miners: int                     # distinct miners: the largest hourly count of the window's hours
 
@@ -286,7 +287,11 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
             else:
                 pipe.hgetall(keys.hour(day, f"{when:%H}"))
         replies = await pipe.execute()
-    sums: dict[str, list[float]] = {}                 # "CC|sub" -> [difficulty, shares]
+    # Canonical region -> [difficulty, shares]; two spellings of one subdivision (an older database
+    # release's, say) are one region, read from both spellings' fields.
+    sums: dict[tuple[str, str, str | None], list[float]] = {}
+    spellings: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
+    named: dict[str, tuple[str, str, str | None]] = {}
     oldest: float | None = None                       # start of the first step with data
     for when, fields in zip(range(first, int(now) + 1, step), replies, strict=True):
         for raw_field, raw_value in fields.items():
@@ -294,9 +299,14 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
             if metric not in (K.DIFF, K.COUNT):
                 continue
             oldest = float(when) if oldest is None else oldest
-            cell = sums.get(region)
+            name = named.get(region)
+            if name is None:
+                country, subdivision = K.split_region(region)
+                name = named[region] = (country, *canonical(country, subdivision))
+                spellings[name].add(region)
+            cell = sums.get(name)
             if cell is None:
-                cell = sums[region] = [0.0, 0]
+                cell = sums[name] = [0.0, 0]
             cell[0 if metric == K.DIFF else 1] += float(raw_value)
     if observed_from is None:
         observed_from = (await first_observations(redis, keys, [K.ANY_REGION]))[0]
@@ -304,15 +314,16 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
     # counts from its step.
     if oldest is not None and (observed_from is None or oldest + step <= observed_from):
         observed_from = oldest
-    regions = sorted(sums, key=lambda r: -sums[r][0])
+    regions = sorted(sums, key=lambda r: (-sums[r][0], r[0], r[1]))
     items = []
-    for region in regions:
-        difficulty, shares = sums[region]
-        country, subdivision = K.split_region(region)
-        items.append(LiveRegion(country=country, subdivision=subdivision, miners=0, figure=hashrate_figure(
-            window, first, now, difficulty, int(shares), observed_from, min_shares)))
+    for name in regions:
+        difficulty, shares = sums[name]
+        country, subdivision, code = name
+        items.append(LiveRegion(country=country, subdivision=subdivision, subdivision_code=code, miners=0,
+                                figure=hashrate_figure(window, first, now, difficulty, int(shares), observed_from,
+                                                       min_shares)))
     covered = covered_seconds(first, now, observed_from)
-    country_miners = await _live_miners(redis, keys, items, stamps)
+    country_miners = await _live_miners(redis, keys, items, [sorted(spellings[name]) for name in regions], stamps)
     return LiveRegions(window_seconds=window, start=float(first), covered_seconds=covered, items=items,
                        country_miners=country_miners)
 
@@ -326,18 +337,19 @@ async def pool_regions(redis, book: HashrateBook, keys: GeoKeys, window: int, no
                                    observed_from=await book.pool_first(redis))
 
 
-async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], stamps: list[dt.datetime]) -> dict[str, int]:
+async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], spellings: list[list[str]],
+                       stamps: list[dt.datetime]) -> dict[str, int]:
+    """Distinct miners per item (the union of its spellings' HyperLogLogs, per hour) and per country."""
     hours = sorted({(when.date(), f"{when:%H}") for when in stamps})
     if not items or not hours:
         return {}
     regions_of: dict[str, list[str]] = defaultdict(list)
-    for item in items:
-        regions_of[item.country].append(K.region_id(item.country, item.subdivision))
+    for item, raw in zip(items, spellings, strict=True):
+        regions_of[item.country].extend(raw)
     async with redis.pipeline(transaction=False) as pipe:
-        for item in items:
-            region = K.region_id(item.country, item.subdivision)
+        for raw in spellings:
             for day, hour in hours:
-                pipe.execute_command("PFCOUNT", keys.miners_hour(day, hour, region))
+                pipe.execute_command("PFCOUNT", *(keys.miners_hour(day, hour, region) for region in raw))
         for regions in regions_of.values():
             for day, hour in hours:
                 pipe.execute_command("PFCOUNT", *(keys.miners_hour(day, hour, region) for region in regions))

@@ -135,10 +135,17 @@ def subdivision(country: str, name: str) -> Subdivision | None:
     return found
 
 
+def canonical(country: str, name: str) -> tuple[str, str | None]:
+    """(published spelling, ISO 3166-2 code) of a subdivision name as a database or an older release
+    spelled it; (the name as given, None) when it is not in the table. The one naming rule of every
+    reader: exports, the map and the live regions (dashboard, API, /metrics)."""
+    found = subdivision(country, name)
+    return (found.name, found.code) if found else (name, None)
+
+
 def canonical_name(country: str, name: str) -> str:
     """The published spelling, or the name as given when it is not in the table."""
-    found = subdivision(country, name)
-    return found.name if found else name
+    return canonical(country, name)[0]
 
 
 @functools.cache

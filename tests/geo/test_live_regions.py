@@ -49,7 +49,7 @@ async def test_a_late_region_reads_its_true_rate_and_a_gone_one_decays(aredis: a
     assert ohio.shares == 1800 and ohio.hashrate == pytest.approx(truth * 1800 / 3000)
     assert ohio.low < truth * 1800 / 3000 < ohio.high and not ohio.warming_up
     # Bavaria left 40 minutes ago: its hour average is 600 s of work over the 3000 s observed...
-    bavaria = by_region[("DE", "Bavaria")]
+    bavaria = by_region[("DE", "Bayern")]     # DB-IP writes "Bavaria"; ISO and the exports "Bayern"
     assert bavaria.hashrate == pytest.approx(600 * 10 * H / 3000)
     # The regions sum to the pool's figure: all 2,440 shares over the pool's 3000 s.
     assert sum(f.hashrate for f in by_region.values()) == pytest.approx(2440 * 10 * H / 3000)
@@ -76,3 +76,20 @@ async def test_regions_follow_the_pools_observation_start(aredis: aioredis.Redis
     # Without the pool's start the geo rollup's own first share of the pool is the start.
     alone = await read_live_regions(aredis, GeoKeys("gs"), 300, now=NOW)
     assert alone.covered_seconds == pytest.approx(60.0)
+
+
+async def test_live_regions_use_the_exports_names_and_codes(aredis: aioredis.Redis) -> None:
+    """Two database releases spelled Ningxia two ways and Bavaria in English: the live reader (the
+    dashboard bars, the API, /metrics) publishes one region per subdivision under the exports' and the
+    map's spelling and ISO 3166-2 code, its shares, difficulty and miners merged."""
+    records = [share(NOW - 100 + k, "CN", "Ningxia Hui Autonomous Region", "a.rig") for k in range(30)]
+    records += [share(NOW - 70 + k, "CN", "Ningxia", "b.rig") for k in range(20)]
+    records += [share(NOW - 50 + k, "DE", "Bavaria", "c.rig") for k in range(10)]
+    records += [share(NOW - 50 + k, "US", "", "d.rig") for k in range(5)]
+    await apply_ops(aredis, GeoRollup(GeoConfig()).ops(records, "b1"))
+    live = await read_live_regions(aredis, GeoKeys("gs"), 300, now=NOW, observed_from=NOW - 100)
+    got = [(r.country, r.subdivision, r.subdivision_code, r.figure.shares, r.miners) for r in live.items]
+    assert got == [("CN", "Ningxia", "CN-NX", 50, 2), ("DE", "Bayern", "DE-BY", 10, 1), ("US", "", None, 5, 1)]
+    ningxia = live.items[0].figure
+    assert ningxia.difficulty == 500.0 and ningxia.hashrate == pytest.approx(500 * H / 100)
+    assert live.country_miners == {"CN": 2, "DE": 1, "US": 1}

@@ -16,6 +16,9 @@ from pool.chain.types import Job
 # ----------------------------------------------------------------------------------------------------
 # Client -> server
 
+# What decoding a client's line or its params may raise (a bad message, never a server error).
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
 
 class Envelope(msgspec.Struct):
     """Any line a client sends: a request, a notification (id null) or a reply to our request."""

@@ -13,20 +13,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pool.chain.types import BlockCandidate, Job, JobSource
-from pool.config.errors import ConfigError
+from pool.chain.types import BlockCandidate, JobSource
 from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
 from pool.stratum import messages as m
 from pool.stratum.connection import Connection
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
+from pool.stratum.fanout import FailedSessions, JobFanout
 from pool.stratum.limits import Ban, BanList, IpCounter, OldestFirst, RejectBudget, TrustedProxies
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
-from pool.stratum.session_records import Counters, SentJob, SessionSnapshot
+from pool.stratum.session_records import Counters, SessionSnapshot
 from pool.stratum.stats import Timings, port_stats, port_totals, worker_rows
-from pool.stratum.tls import server_context
+from pool.stratum.tls import port_contexts
 
 log = logging.getLogger("pool.stratum")
 
@@ -86,8 +86,7 @@ class StratumServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._keepalive_seq = 0
-        self._last_broadcast = 0.0
+        self.fanout = JobFanout(jobs, self._sessions, self.timings, clock)
         self._listening = False
         jobs.add_listener(self._new_work)
 
@@ -108,7 +107,7 @@ class StratumServer:
             if port.port == 0:   # ephemeral (tests): report the one the OS chose
                 port.port = server.sockets[0].getsockname()[1]
         self._listening = True
-        self._last_broadcast = self.clock()
+        self.fanout.last_broadcast = self.clock()
         self._schedule(self.config.limits.sweep_interval, self._sweep)
         self._schedule(self.config.notify_interval, self._keepalive)
         log.info("stratum listening on %s", ", ".join(f"{p.host}:{p.port}" for p in self.config.ports))
@@ -215,14 +214,7 @@ class StratumServer:
     def reload_tls(self) -> list[int]:
         """(Re)load every TLS port's certificate and key; the ports reloaded. New connections use the
         new ones, open connections keep theirs. All load or none is swapped (ConfigError names the port)."""
-        fresh = {}
-        for i, port in enumerate(self.config.ports):
-            if port.tls:
-                try:
-                    fresh[id(port)] = server_context(port.tls_cert_file, port.tls_key_file)
-                except (OSError, ValueError) as exc:       # ssl.SSLError is an OSError
-                    raise ConfigError(f"stratum.ports[{i}].tls_cert_file",
-                                      f"certificate and key of port {port.port} do not load: {exc}") from None
+        fresh = port_contexts(self.config.ports)
         self.tls_contexts.update(fresh)
         return [port.port for port in self.config.ports if id(port) in fresh]
 
@@ -350,84 +342,21 @@ class StratumServer:
         if not self._listening:
             return
         try:
-            self._broadcast(clean_jobs, keepalive=False)
+            self.fanout.broadcast(clean_jobs, keepalive=False)
         except Exception:
             log.exception("broadcast failed")
 
     def _keepalive(self) -> None:
-        if self.clock() - self._last_broadcast >= self.config.notify_interval - 0.5:
-            self._broadcast(False, keepalive=True)
-
-    def _broadcast(self, clean: bool, *, keepalive: bool) -> None:
-        started = time.perf_counter()
-        now = self.clock()
-        self._last_broadcast = now
-        jobs: dict[str, tuple[Job, str, int, bytes, dict[float, SentJob]] | None] = {}
-        if keepalive:
-            self._keepalive_seq += 1
-        first_write = 0.0
-        sent = 0
-        failed: list[Connection] = []
-        for proto in self._sessions:
-            session = proto.session
-            if session is None or not session.working:
-                continue
-            key = session.payout_key
-            entry = jobs.get(key, False)
-            if entry is False:
-                entry = jobs[key] = self._job_entry(key, keepalive, now, clean)
-            if entry is None:
-                continue
-            try:   # free unless it raises (3.11): one broken session must not stop the others' work
-                data = session.push_job(entry[0], entry[1], entry[2], clean, entry[3], now, entry[4])
-            except Exception:
-                self._session_failed(failed, proto, "job broadcast")
-                continue
-            if data is not None:
-                proto.transport.write(data)
-                if not sent:
-                    first_write = time.time()
-                sent += 1
-        if failed:
-            self._failed_sessions(failed, "job broadcast")
-        finished = time.perf_counter()
-        job = next((e[0] for e in jobs.values() if e), None)
-        self.timings.record_fanout(finished - started, sent)
-        if clean and job is not None and sent:
-            self.timings.record_block_to_notify(max(0.0, first_write - job.created_at))
-
-    def _job_entry(self, payout_key: str, keepalive: bool, now: float,
-                   clean: bool) -> tuple[Job, str, int, bytes, dict[float, SentJob]] | None:
-        job = self.jobs.current_job(payout_key)
-        if job is None:
-            return None
-        wire_id, ntime = job.job_id, job.ntime
-        if keepalive:
-            wire_id, ntime = f"{job.job_id}.k{self._keepalive_seq:x}", max(job.ntime, int(now))
-        return job, wire_id, ntime, m.job_wire(job).notify(wire_id, ntime, clean), {}
+        if self.clock() - self.fanout.last_broadcast >= self.config.notify_interval - 0.5:
+            self.fanout.broadcast(False, keepalive=True)
 
     # ------------------------------------------------------------------------------------------------
     # housekeeping
 
-    def _session_failed(self, failed: list[Connection], proto: Connection, where: str) -> None:
-        """Called in an except block: a session's code raised (a bug a client found). The pass it was
-        in carries on for everyone else; the first traceback of the pass is logged, the rest counted."""
-        if not failed:
-            log.exception("%s failed for the session of %s; dropping it", where, proto.socket_ip)
-        failed.append(proto)
-
-    def _failed_sessions(self, failed: list[Connection], where: str) -> None:
-        if len(failed) > 1:
-            log.error("%s failed for %d sessions in one pass; dropped them", where, len(failed))
-        for proto in failed:
-            if proto.session is not None:
-                proto.session.halt(self.clock())
-            proto.transport.close()
-
     def _sweep(self) -> None:
         now = self.clock()
         limits = self.config.limits
-        failed: list[Connection] = []
+        failed = FailedSessions("housekeeping sweep", self.clock)
         self.reject_budget.prune(now, limits.ban_window_seconds)
         self._arrivals.prune(self._unauthorized)
         for proto in list(self._protocols):
@@ -446,9 +375,9 @@ class StratumServer:
                 if session.out or session.close_reason:
                     proto.flush(session)
             except Exception:
-                self._session_failed(failed, proto, "housekeeping sweep")
-        if failed:
-            self._failed_sessions(failed, "housekeeping sweep")
+                failed.add(proto)
+        if failed.connections:
+            failed.close()
 
     @property
     def ports(self) -> list[tuple[str, int]]:

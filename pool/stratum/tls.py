@@ -15,6 +15,9 @@ import logging
 import ssl
 from typing import Any
 
+from pool.config.errors import ConfigError
+from pool.config.stratum import PortConfig
+
 log = logging.getLogger("pool.stratum")
 
 READ_CHUNK = 65536
@@ -32,6 +35,20 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def port_contexts(ports: list[PortConfig]) -> dict[int, ssl.SSLContext]:
+    """A server context for every TLS port, keyed by id(port): all load or ConfigError names the first
+    port whose certificate or key does not (so a refused reload changes nothing)."""
+    contexts = {}
+    for i, port in enumerate(ports):
+        if port.tls:
+            try:
+                contexts[id(port)] = server_context(port.tls_cert_file, port.tls_key_file)
+            except (OSError, ValueError) as exc:       # ssl.SSLError is an OSError
+                raise ConfigError(f"stratum.ports[{i}].tls_cert_file",
+                                  f"certificate and key of port {port.port} do not load: {exc}") from None
+    return contexts
 
 
 def looks_like_tls(data: bytes) -> bool:

@@ -31,6 +31,7 @@ from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
 from pool.money.service import MoneyService
+from pool.shares.blocks import RefusedBlock
 from pool.shares.ledger import Ledger
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
@@ -96,9 +97,17 @@ class PoolApp:
         del self.blocks[:-100]
         if self.ledger is not None and result.block_hash and not result.accepted:
             # A candidate the node refused is still the share it was (an accepted one closed its round
-            # with its own ShareRecord in it).
+            # with its own ShareRecord in it); and it is recorded in Redis, so the blocks list and the
+            # alerts (worker 0) see it whichever process found it.
             self.ledger.best.note_candidate(result.account, result.worker, result.block_hash, result.found_at)
-        verdict = "ACCEPTED" if result.accepted else f"refused ({result.error or result.node_results})"
+            try:
+                self.ledger.record_refused(RefusedBlock(
+                    block_hash=result.block_hash, height=result.height, account=result.account,
+                    worker=result.worker, node=self.node, found_at=result.found_at,
+                    reward_sat=result.coinbase_value, reason=result.refusal))
+            except OSError:          # the journal's disk: the candidate stays in this process's list
+                log.exception("refused block %s not journaled", result.block_hash)
+        verdict = "ACCEPTED" if result.accepted else f"refused ({result.refusal}; {result.node_results})"
         log.warning("block %s at height %d by %s: %s", result.block_hash, result.height, result.worker, verdict)
         if not result.accepted or self.ledger is None or self.jobs is None:
             return

@@ -140,11 +140,11 @@ class AlertRules:
             if first or before == b.status:
                 continue                                        # the first look only learns what exists
             fields = {"account": b.account, "worker": b.worker,
-                      "details": {"height": b.height, "hash": b.hash, "status": b.status}}
+                      "details": {"height": b.height, "hash": b.hash, "status": b.status, "reason": b.reason}}
             if b.status == "rejected":
                 out.append(self._alert("block_rejected", f"Block {b.height} rejected by the node",
-                                       f"The candidate {b.hash} found by {b.worker} was refused by the node.",
-                                       now, **fields))
+                                       f"The candidate {b.hash} found by {b.worker} was refused by the node: "
+                                       f"{b.reason or 'no reason given'}.", now, **fields))
             elif b.status == "orphaned":
                 out.append(self._alert("block_orphaned", f"Block {b.height} orphaned",
                                        f"Block {b.hash} found by {b.worker} is no longer in the chain.", now, **fields))

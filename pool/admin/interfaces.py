@@ -207,6 +207,7 @@ class BlockInfo(msgspec.Struct, kw_only=True):
     confirmations: int = 0
     network_difficulty: float = 0.0
     effort: float | None = None         # round shares / network difficulty
+    reason: str = ""                    # rejected: the node's word ("bad-txnmrklroot") or why it was never submitted
 
 
 class RegionRate(msgspec.Struct, kw_only=True):

@@ -329,15 +329,20 @@ class PoolStateAdapter:
                 confirmations=info.confirmations, network_difficulty=info.network_difficulty,
                 effort=round_difficulty / info.network_difficulty
                 if round_difficulty is not None and info.network_difficulty > 0 else None)
-        # This process's candidates the ledger has not got: refused by the node, or not flushed yet.
+        # Candidates no node took, found by any process (the ledger records them in Redis).
+        for refused in await self._soft(self.ledger.reader.refused_blocks(query.limit + BLOCK_SCAN), []):
+            out.setdefault(refused.block_hash, BlockInfo(
+                height=refused.height, hash=refused.block_hash, found_at=refused.found_at, worker=refused.worker,
+                account=refused.account, status="rejected", reward_sat=refused.reward_sat,
+                fees_sat=max(0, refused.reward_sat - subsidy_sat(refused.height, halving)), reason=refused.reason))
+        # This process's candidates Redis has not got yet (not flushed, or Redis is down).
         for result in self.parts.blocks:
-            if result.block_hash in out:
-                continue
-            out[result.block_hash] = BlockInfo(
+            out.setdefault(result.block_hash, BlockInfo(
                 height=result.height, hash=result.block_hash, found_at=result.found_at, worker=result.worker,
                 account=result.account, status="submitted" if result.accepted else "rejected",
                 reward_sat=result.coinbase_value,
-                fees_sat=max(0, result.coinbase_value - subsidy_sat(result.height, halving)))
+                fees_sat=max(0, result.coinbase_value - subsidy_sat(result.height, halving)),
+                reason=result.refusal))
         chosen = [b for b in out.values() if b.height >= query.min_height
                   and (query.before_height is None or b.height < query.before_height)]
         chosen.sort(key=lambda b: (-b.height, -b.found_at))

@@ -85,3 +85,16 @@ class BlockResult(msgspec.Struct, frozen=True, kw_only=True):
     coinbase_value: int                # satoshis the coinbase pays in total
     job_id: str = ""
     error: str = ""                    # set when the block could not even be assembled
+
+    @property
+    def refusal(self) -> str:
+        """Why no node took it, as the node said it ("bad-txnmrklroot"; "a: high-hash; b: inconclusive"
+        when nodes differ); "" for an accepted block."""
+        if self.accepted:
+            return ""
+        if self.error:
+            return self.error
+        verdicts = set(self.node_results.values())
+        if len(verdicts) == 1:
+            return verdicts.pop()
+        return "; ".join(f"{node}: {verdict}" for node, verdict in sorted(self.node_results.items())) or "refused"

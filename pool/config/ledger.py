@@ -83,6 +83,9 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     block_poll_interval_s: Positive = 30.0
     # Blocks stay watched for reorgs until this many confirmations.
     block_watch_confirmations: PositiveInt = 200
+    # Block candidates no node took (refused, or the submission failed), kept in Redis for the blocks
+    # list and the alerts of every process: the newest this many.
+    max_refused_blocks: PositiveInt = 1000
 
     def validate(self) -> None:
         check_fields(self)

@@ -21,6 +21,7 @@ from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
 from pool.shares.payouts import PayoutEngine
 from pool.shares.redis_conn import RedisClient, text
+from pool.shares.redis_ops import RedisOp
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,42 @@ class BlockChange(msgspec.Struct, frozen=True, kw_only=True):
     old_status: str
     new_status: str
     confirmations: int
+
+
+class RefusedBlock(msgspec.Struct, frozen=True, kw_only=True):
+    """A block candidate no node took (refused, or its submission failed), on any pool process. Kept in
+    Redis (through the ledger's journaled batches) so the blocks list and the alerts see every process's."""
+
+    block_hash: str
+    height: int
+    account: str
+    worker: str
+    node: str                  # the pool process that found it
+    found_at: float
+    reward_sat: int            # what the coinbase paid (0 when the block was not even assembled)
+    reason: str                # the node's word ("bad-txnmrklroot") or why it was never submitted
+
+
+_refused_encoder = msgspec.json.Encoder()
+_refused_decoder = msgspec.json.Decoder(RefusedBlock)
+
+
+def refused_ops(keys: Keys, block: RefusedBlock, keep: int) -> list[RedisOp]:
+    """One sorted set by found_at, the newest `keep` kept. A member is the block's JSON: re-applying
+    the same candidate adds nothing."""
+    return [RedisOp("ZADD", keys.refused_blocks, (repr(block.found_at), _refused_encoder.encode(block).decode())),
+            RedisOp("ZREMRANGEBYRANK", keys.refused_blocks, (0, -keep - 1))]
+
+
+async def list_refused(client: RedisClient, keys: Keys, limit: int) -> list[RefusedBlock]:
+    """Newest found first; a member that does not decode (another version's) is skipped."""
+    out = []
+    for raw in await client.zrevrange(keys.refused_blocks, 0, max(0, limit - 1)):
+        try:
+            out.append(_refused_decoder.decode(raw))
+        except msgspec.DecodeError:
+            log.warning("refused block record not readable: %.80r", raw)
+    return out
 
 
 def block_info(fields: dict[str, str]) -> BlockInfo:

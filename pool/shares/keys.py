@@ -146,6 +146,11 @@ class Keys:
         return f"{self.pay}:blocks"
 
     @property
+    def refused_blocks(self) -> str:
+        """Candidates no node took: a sorted set of RefusedBlock JSON by found_at (bounded)."""
+        return f"{self.pay}:refused"
+
+    @property
     def open_blocks(self) -> str:
         return f"{self.pay}:open"
 

@@ -31,7 +31,7 @@ from pool.aio import cancel_and_wait, wait_set
 from pool.config.ledger import LedgerConfig, PayoutConfig, RedisConfig
 from pool.shares import lua
 from pool.shares.best import BestShares
-from pool.shares.blocks import BlockWatcher, Confirmations
+from pool.shares.blocks import BlockWatcher, Confirmations, RefusedBlock, refused_ops
 from pool.shares.journal import BatchFrame, BlockFound, Journal
 from pool.shares.keys import Keys, key_slot
 from pool.shares.ledger_ops import LedgerOps, NetworkState
@@ -283,6 +283,18 @@ class Ledger:
         self._applier_wake.set()
         return block
 
+    def record_refused(self, block: RefusedBlock) -> None:
+        """A candidate no node took: a batch of its own, journaled and fsynced at once (it covers no
+        journaled record), then applied exactly once like any batch, wherever Redis is when it returns."""
+        if not self._started:
+            raise RuntimeError("ledger is not started")
+        self._seq += 1
+        now = time.time()
+        ops = refused_ops(self.keys, block, self.config.max_refused_blocks)
+        self._journal_batch(f"{self.node}.{self._boot}.{self._seq}", ops, 0, 0, [], now, now)
+        self._journal.sync()
+        self._applier_wake.set()
+
     def _append_block_log(self, block: BlockFound) -> None:
         path = Path(self.config.journal_dir) / self.node / "blocks.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -343,6 +355,10 @@ class Ledger:
                 ops.extend(self._contributed(contributor, records, batch_id))  # type: ignore[arg-type]
         for block in blocks:
             ops.extend(self._ops.block(block))
+        self._journal_batch(batch_id, ops, len(items), shares, [b.block_hash for b in blocks], first_added_at, now)
+
+    def _journal_batch(self, batch_id: str, ops: list[RedisOp], items: int, shares: int, blocks: list[str],
+                       first_added_at: float, now: float) -> None:
         groups: dict[int, list[RedisOp]] = {}
         for op in ops:
             slot = key_slot(op.key)
@@ -351,9 +367,8 @@ class Ledger:
                 groups[slot] = [op]
             else:
                 group.append(op)
-        frame = BatchFrame(batch_id=batch_id, items=len(items), shares=shares, cut_at=now,
-                           groups=[(slot, _ops_encoder.encode(g)) for slot, g in groups.items()],
-                           blocks=[b.block_hash for b in blocks])
+        frame = BatchFrame(batch_id=batch_id, items=items, shares=shares, cut_at=now,
+                           groups=[(slot, _ops_encoder.encode(g)) for slot, g in groups.items()], blocks=blocks)
         location = self._journal.append_batch(frame)
         self._enqueue(frame, location, first_added_at,
                       keep_frame=len(self._queue) < self.config.max_batches_in_memory)

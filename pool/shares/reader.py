@@ -9,7 +9,7 @@ from collections.abc import Callable
 import msgspec
 
 from pool.config.ledger import LedgerConfig
-from pool.shares.blocks import BlockInfo, block_info, list_blocks
+from pool.shares.blocks import BlockInfo, RefusedBlock, block_info, list_blocks, list_refused
 from pool.shares.hashrate import HashrateBook
 from pool.shares.keys import Keys
 from pool.shares.payouts import PayoutEngine
@@ -140,6 +140,10 @@ class LedgerReader:
     # -- blocks and balances ---------------------------------------------------------------------
     async def blocks(self, limit: int = 100) -> list[BlockInfo]:
         return await list_blocks(self.client, self.keys, limit)
+
+    async def refused_blocks(self, limit: int = 100) -> list[RefusedBlock]:
+        """Candidates no node took, on any process, newest found first."""
+        return await list_refused(self.client, self.keys, limit)
 
     async def blocks_with_effort(self, limit: int) -> list[tuple[BlockInfo, float | None]]:
         """The blocks, newest found first, each with the accepted difficulty of the round it closed

@@ -158,12 +158,15 @@ class InMemoryPool:
             accounts=len({w.split(".")[0] for w, c in self.connections.items() if c}),
             shares=ShareStats(window_seconds=3600, accepted=len(recent),
                               accepted_difficulty=sum(s.difficulty for s in recent), rejected=dict(rejected)),
-            blocks_found=len(self.blocks_found),
-            last_block_found_at=max((b.found_at for b in self.blocks_found), default=None),
+            blocks_found=len(self.found()),        # a candidate the node refused was not found
+            last_block_found_at=max((b.found_at for b in self.found()), default=None),
             started_at=self.started_at,
             round_opened_at=self.round_opened_at, round_shares=len(self.round_shares()),
             round_difficulty=sum(s.difficulty for s in self.round_shares()),
         )
+
+    def found(self) -> list[BlockInfo]:
+        return [b for b in self.blocks_found if b.status != "rejected"]
 
     def round_shares(self) -> list[ShareRecord]:
         """Shares since the round opened (the last block found)."""
@@ -427,7 +430,7 @@ class InMemoryPool:
             redis_up=self.components[0].ok,
             redis_latency_seconds=0.0004,
             nodes=[NodeHealth(name="http://rpcuser:hunter2@127.0.0.1:8332", up=True, latency_seconds=0.002)],
-            blocks_found=len(self.blocks_found),
+            blocks_found=len(self.found()),
             chain_height=self.network_info.height,
             network_difficulty=self.network_info.difficulty,
         )

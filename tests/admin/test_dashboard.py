@@ -22,6 +22,7 @@ import aiohttp
 import msgspec
 import pytest
 
+from pool.admin.interfaces import BlockInfo
 from pool.stratum.events import ShareRecord
 from tests.admin.conftest import READ_TOKEN, make_config, start_admin
 from tests.admin.providers import InMemoryPool
@@ -44,6 +45,7 @@ READ_DOM = """JSON.stringify({
     .map(id => [id, document.getElementById(id).textContent])),
   countries: [...document.querySelectorAll("#countries .bar-row")].map(r => r.dataset.country),
   blocks: [...document.querySelectorAll("#blocks tr td:first-child")].map(td => td.textContent),
+  blockStatus: [...document.querySelectorAll("#blocks tr td:nth-child(5)")].map(td => td.textContent),
   workers: [...document.querySelectorAll("#worker-rows tr td:first-child")].map(td => td.textContent),
   workersNoteHidden: document.getElementById("workers-note").hidden,
   signinHidden: document.getElementById("signin").hidden,
@@ -142,6 +144,10 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: Path) -> None:
+    # A candidate the node refused is listed with the node's reason.
+    pool_data.blocks_found.append(BlockInfo(
+        height=869_000, hash="00" * 31 + "ee", found_at=pool_data.clock() - 7_000_000, worker="bob.s19",
+        account="bob", status="rejected", reward_sat=320_000_000, reason="bad-txnmrklroot"))
     server = await start_admin(pool_data, make_config(dashboard_refresh_seconds=0.5))
     try:
         async with chromium() as page:
@@ -165,6 +171,8 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert dom["countries"][0] == "US" and dom["countries"][-1] == "KZ"   # CA and DE tie
             assert set(dom["countries"]) == {"US", "CA", "DE", "KZ"}
             assert dom["blocks"][:2] == ["879,990", "879,500"]
+            assert dom["blockStatus"] == ["confirmed", "confirmed", "orphaned", "confirmed",
+                                          "rejected: bad-txnmrklroot"]
             assert dom["workers"][0] in ("alice.rig1", "bob.s19", "carol.m30")
             assert dom["chartPoints"] > 40
             # Every figure states its window and its uncertainty on hover; the chart has a time axis

@@ -106,6 +106,7 @@ async def test_a_mined_block_is_submitted_recorded_and_followed_by_new_work(mana
     await manager.submit_block(candidate)
     assert manager.results[-1].node_results == {"devnet": "duplicate"} and manager.results[-1].accepted
     assert manager.figures().blocks_accepted == 2
+    assert result.refusal == "" and manager.results[-1].refusal == ""
 
 
 async def test_a_forged_candidate_is_recorded_as_an_error_not_raised(manager) -> None:
@@ -113,10 +114,22 @@ async def test_a_forged_candidate_is_recorded_as_an_error_not_raised(manager) ->
     candidate = msgspec.structs.replace(mine_candidate(job), nonce=0xFFFFFFFF)
     await manager.submit_block(candidate)
     assert not manager.results[-1].accepted and "rebuilt header" in manager.results[-1].error
+    assert manager.results[-1].refusal == manager.results[-1].error
     unknown = msgspec.structs.replace(candidate, job_id="nope")
     await manager.submit_block(unknown)
     assert "no longer known" in manager.results[-1].error
     assert manager.devnet.height == 0
+
+
+def test_a_refusal_is_the_nodes_word_or_each_nodes() -> None:
+    refused = BlockResult(height=1, block_hash="ab" * 32, prevhash="00" * 32, worker="alice.rig", account="alice",
+                          payout_key="", accepted=False, confirmed=False, node_results={"core": "bad-txnmrklroot"},
+                          found_at=1.0, submitted_at=1.0, coinbase_value=1)
+    assert refused.refusal == "bad-txnmrklroot"
+    both = msgspec.structs.replace(refused, node_results={"b": "inconclusive",
+                                                          "a": "rpc-error -22: Block decode failed"})
+    assert both.refusal == "a: rpc-error -22: Block decode failed; b: inconclusive"
+    assert msgspec.structs.replace(both, node_results={"a": "high-hash", "b": "high-hash"}).refusal == "high-hash"
 
 
 async def test_solo_jobs_pay_the_finder() -> None:

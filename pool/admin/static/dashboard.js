@@ -253,7 +253,7 @@ function renderBlocks(blocks) {
     cell(row, ago(b.found_at));
     cell(row, b.worker);
     cell(row, btc(b.reward_sat));
-    cell(row, b.status);
+    cell(row, b.reason ? b.status + ": " + b.reason : b.status);
     body.appendChild(row);
   }
   if (!blocks.length) { const row = document.createElement("tr"); cell(row, "No blocks yet.").colSpan = 5; body.appendChild(row); }

@@ -126,6 +126,22 @@ class ListQuery(msgspec.Struct, kw_only=True):
     offset: int = 0
 
 
+class BestShare(msgspec.Struct, kw_only=True):
+    difficulty: float                   # what the share's hash reached (diff-1 / hash)
+    found_at: float
+    worker: str
+
+
+class BestShares(msgspec.Struct, kw_only=True):
+    """Best share difficulty (what a share's hash reached: diff-1 target / hash, as ckpool's bestshare)
+    all time, in the current round (since the pool's last block) and, for a worker, on its live
+    connections (since they connected; null when offline)."""
+
+    ever: BestShare | None = None
+    round: BestShare | None = None
+    connection: float | None = None     # workers only: highest over its open connections
+
+
 class WorkerSummary(msgspec.Struct, kw_only=True):
     name: str
     account: str
@@ -138,6 +154,7 @@ class WorkerSummary(msgspec.Struct, kw_only=True):
     country: str = "ZZ"
     subdivision: str = ""
     firmware: str = "unknown"
+    best: BestShares | None = None      # None: the best-share books (Redis) did not answer
 
 
 class ConnectionInfo(msgspec.Struct, kw_only=True):
@@ -169,8 +186,10 @@ class AccountSummary(msgspec.Struct, kw_only=True):
     accepted: int
     rejected: int
     last_share_at: float | None = None
-    balance_sat: int | None = None      # unpaid balance, when the payout scheme keeps one
-    paid_sat: int | None = None
+    # Whole satoshis from the payout books: 0 when none yet; None when the pool keeps no books (chain.mode
+    # = "solo": the coinbase pays the finder) or they did not answer.
+    balance_sat: int | None = None      # unpaid balance
+    paid_sat: int | None = None         # debited into payout batches so far, net of cancelled ones
 
 
 class AccountDetail(msgspec.Struct, kw_only=True):

@@ -7,22 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from pool.admin.interfaces import AccountDetail, HashrateHistory
-
-
-class BestShare(msgspec.Struct, kw_only=True):
-    difficulty: float                   # what the share's hash reached (diff-1 / hash)
-    found_at: float
-    worker: str
-
-
-class BestShares(msgspec.Struct, kw_only=True):
-    """Best share difficulty all time, in the current round (since the pool's last block) and, for a
-    worker, on its live connections (since they connected)."""
-
-    ever: BestShare | None = None
-    round: BestShare | None = None
-    connection: float | None = None     # workers only: highest over its open connections
+from pool.admin.interfaces import AccountDetail, BestShares, HashrateHistory
 
 
 class AccountBest(msgspec.Struct, kw_only=True):
@@ -64,8 +49,8 @@ class SoloOdds(msgspec.Struct, kw_only=True):
 
 
 class PayoutEntry(msgspec.Struct, kw_only=True):
-    kind: str                           # credit, pps, fpps, payout, reversal, payout_cancel
-    amount_sat: float                   # signed; credits positive, payouts negative
+    kind: str                           # block_credit, pps, fpps, payout, reversal, payout_cancel
+    amount_msat: int                    # signed; credits positive, payouts negative (the books keep msat)
     at: float
     ref: str                            # block hash, batch id or payout key
 
@@ -85,9 +70,9 @@ class MinerExtras(msgspec.Struct, kw_only=True):
     earnings: Earnings | None = None
     solo: SoloOdds | None = None
     payouts: list[PayoutEntry] = msgspec.field(default_factory=list)
-    paid_sat: int | None = None         # sum of payouts so far
     stratum_urls: list[str] = msgspec.field(default_factory=list)   # stratum+tcp:// and stratum+ssl://
     chain: str = ""                     # "main", "test", ..., "devnet": amounts are test coins off main
+    home_url: str = "/"                 # the pool's home page (admin.public_home_url), for the page's back link
 
 
 class MinerAccount(AccountDetail, kw_only=True):

@@ -10,12 +10,11 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from pool.admin import earnings
-from pool.admin.interfaces import AccountDetail
-from pool.admin.miner_types import AccountBest, BestShare, BestShares, MinerExtras, PayoutEntry
+from pool.admin.interfaces import AccountDetail, BestShare, BestShares
+from pool.admin.miner_types import AccountBest, MinerExtras, PayoutEntry
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews
 from pool.shares import best as books
-from pool.shares.schemes import MSAT_PER_SAT
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
@@ -40,7 +39,10 @@ def _share(found: books.BestShare | None) -> BestShare | None:
     return BestShare(difficulty=found.difficulty, found_at=found.at, worker=found.worker) if found else None
 
 
-def _pair(pair: books.BestPair, connection: float | None = None) -> BestShares:
+def best_shares(pair: books.BestPair | None, connection: float | None = None) -> BestShares:
+    """The books' record as the API shows it; `connection`: the best on the live connections."""
+    if pair is None:
+        return BestShares(connection=connection)
     return BestShares(ever=_share(pair.ever), round=_share(pair.round), connection=connection)
 
 
@@ -53,7 +55,8 @@ class MinerReader:
     async def extras(self, account: str, detail: AccountDetail, host: str) -> MinerExtras:
         ledger = self.parts.ledger
         network = self.parts.config.chain.network
-        out = MinerExtras(stratum_urls=self.stratum_urls(host), chain="main" if network == "mainnet" else network)
+        out = MinerExtras(stratum_urls=self.stratum_urls(host), chain="main" if network == "mainnet" else network,
+                          home_url=self.parts.config.admin.public_home_url or "/")
         workers = [w.name for w in detail.workers]
         connection: dict[str, float] = {}
         for row in self.views.rows(await self.views.nodes()):
@@ -61,8 +64,8 @@ class MinerReader:
                 connection[row.worker] = max(connection.get(row.worker, 0.0), row.best_difficulty)
         try:
             found = await ledger.best.account(ledger.client, account, workers)
-            out.best = AccountBest(account=_pair(found.best),
-                                   workers={name: _pair(pair, connection.get(name))
+            out.best = AccountBest(account=best_shares(found.best),
+                                   workers={name: best_shares(pair, connection.get(name))
                                             for name, pair in found.workers.items()})
         except (RedisError, OSError) as exc:
             log.debug("miner page without best shares: %s", exc)
@@ -91,23 +94,22 @@ class MinerReader:
         return out
 
     async def _payouts(self, account: str, out: MinerExtras) -> None:
-        """Credits and payouts from the PostgreSQL books (SOLO keeps none: no rows). Unknown (None, no
-        rows) when the books do not answer."""
+        """Credits and payouts from the PostgreSQL books (SOLO keeps none: no rows; the amount paid so far
+        is the account summary's paid_sat)."""
         money = self.parts.money
         if money is None:
             return
         try:
             lines = await money.books.lines(account, MAX_PAYOUT_ROWS)
-            out.payouts = [PayoutEntry(kind=line.kind, amount_sat=line.msat / MSAT_PER_SAT, at=line.created_at,
-                                       ref=line.ref) for line in lines]
-            out.paid_sat = await money.books.paid_msat(account) // MSAT_PER_SAT
+            out.payouts = [PayoutEntry(kind=line.kind, amount_msat=line.msat, at=line.created_at, ref=line.ref)
+                           for line in lines]
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:   # the page shows the rest
             log.debug("miner page without payouts: %s", exc)
 
     async def pool_best(self) -> BestShares | None:
         ledger = self.parts.ledger
         try:
-            return _pair(await ledger.best.pool(ledger.client))
+            return best_shares(await ledger.best.pool(ledger.client))
         except (RedisError, OSError) as exc:
             log.debug("pool best share not read: %s", exc)
             return None

@@ -32,6 +32,7 @@ from pool.admin.interfaces import (
 )
 from pool.admin_wiring.health import health_status
 from pool.admin_wiring.local import ConnRow, NodeSnapshot
+from pool.admin_wiring.miner import best_shares
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews, reject_names
 from pool.config import keeps_balances
@@ -168,10 +169,12 @@ class PoolStateAdapter:
                            last_seen: dict[str, float]) -> list[WorkerSummary]:
         """Summaries of exactly these workers, in this order (windows read for them alone)."""
         windows = await self._windows("w", names, _owner)
+        bests = await self._soft(self.ledger.best.workers(self.client, names), None)
         out = []
         for name in names:
             conns = live.get(name, [])
             newest = max(conns, key=lambda r: r.connected_at) if conns else None
+            on_line = max((r.best_difficulty for r in conns), default=0.0) or None
             out.append(WorkerSummary(
                 name=name, account=_owner(name), connections=len(conns),
                 hashrate=windows.get("w:" + name, HashrateWindows()),
@@ -179,7 +182,8 @@ class PoolStateAdapter:
                 accepted=sum(r.accepted for r in conns), rejected=sum(sum(r.rejected.values()) for r in conns),
                 last_share_at=_last_share(name, live, last_seen) or None,
                 country=newest.country if newest else "ZZ", subdivision=newest.subdivision if newest else "",
-                firmware=newest.firmware if newest else "unknown"))
+                firmware=newest.firmware if newest else "unknown",
+                best=best_shares(bests.get(name), on_line) if bests is not None else None))
         return out
 
     async def _ordered(self, names: list[str], query: ListQuery, kind: str, tags: list[str],
@@ -257,9 +261,9 @@ class PoolStateAdapter:
     async def _account_rows(self, names: list[str], live: dict[str, list[ConnRow]], last_seen: dict[str, float],
                             info: dict[str, AccountInfo]) -> list[AccountSummary]:
         windows = await self._windows("a", names, lambda n: n)
-        balance_of = await self._balances(names)
         # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
         books = keeps_balances(self.parts.config)
+        owed, paid = await self._balances(names) if books else (None, None)
         workers_of: dict[str, list[str]] = {}
         for worker in set(live) | set(last_seen):
             workers_of.setdefault(_owner(worker), []).append(worker)
@@ -272,19 +276,24 @@ class PoolStateAdapter:
                 accepted=recorded.shares if recorded else sum(r.accepted for w in mine for r in live.get(w, [])),
                 rejected=sum(sum(r.rejected.values()) for w in mine for r in live.get(w, [])),
                 last_share_at=_account_last_share(name, mine, live, last_seen, info) or None,
-                balance_sat=balance_of.get(name, 0) // 1000 if books and balance_of is not None else None))
+                balance_sat=owed.get(name, 0) // 1000 if owed is not None else None,
+                paid_sat=paid.get(name, 0) // 1000 if paid is not None else None))
         return out
 
-    async def _balances(self, names: list[str]) -> dict[str, int] | None:
-        """msat per account from the PostgreSQL books (SOLO keeps none: {}). None when the books'
-        database does not answer (a balance shown as unknown, never as 0)."""
-        if not names or self.parts.money is None:
-            return {}
+    async def _balances(self, names: list[str]) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """(balance, paid so far) in msat per account from the PostgreSQL books; an account the books
+        never credited or paid is absent (0). (None, None) when there are no books or they do not
+        answer: an amount shown as unknown, never as 0."""
+        if self.parts.money is None:
+            return None, None
+        if not names:
+            return {}, {}
+        books = self.parts.money.books
         try:
-            return await self.parts.money.books.balances_of(names)
+            return await books.balances_of(names), await books.paid_of(names)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             log.warning("admin view without balances: %s", exc)
-            return None
+            return None, None
 
     async def _account_candidates(self, nodes: list[NodeSnapshot], only: str = "") -> tuple[
             dict[str, list[ConnRow]], dict[str, float], dict[str, AccountInfo]]:

@@ -31,6 +31,9 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The host name miners point at, for the stratum+tcp:// / stratum+ssl:// URLs on the miner page
     # ("" = the host the page was asked for).
     public_stratum_host: str = ""
+    # The pool's public web site (http:// or https://), which the miner page links back to for a visitor
+    # without an operator token ("" = this server's dashboard at /).
+    public_home_url: str = ""
     # The miner page charts this many of an account's workers (by name); the rest are listed.
     miner_page_worker_charts: int = 20
     # Token bucket per client (per token, or per address for requests without a valid token).
@@ -72,6 +75,9 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.public_stratum_host and not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]{1,253}", self.public_stratum_host):
             raise ConfigError("public_stratum_host",
                               f"must be a host name or address, got {self.public_stratum_host!r}")
+        if self.public_home_url and not re.fullmatch(r"https?://[^\s\"'<>]{1,2000}", self.public_home_url):
+            raise ConfigError("public_home_url",
+                              f"must be an http:// or https:// URL, got {self.public_home_url[:80]!r}")
         for field in ("read_tokens", "admin_tokens"):
             for i, token in enumerate(getattr(self, field)):
                 check_token_entry(token, f"{field}[{i}]")

@@ -136,12 +136,14 @@ class Books:
         rows = await self.pool.fetch("SELECT name, balance_msat FROM accounts WHERE name = ANY($1::text[])", accounts)
         return {r["name"]: r["balance_msat"] for r in rows}
 
-    async def paid_msat(self, account: str) -> int:
-        """What the account was debited into payout batches, net of cancelled ones (msat, >= 0)."""
-        value = await self.pool.fetchval(
-            "SELECT coalesce(-sum(e.amount_msat), 0) FROM entries e JOIN journal j ON j.id = e.journal_id "
-            "WHERE e.account = $1 AND j.kind IN ('payout', 'payout_cancel')", account)
-        return int(value or 0)
+    async def paid_of(self, accounts: list[str]) -> dict[str, int]:
+        """What each account was debited into payout batches, net of cancelled ones (msat, >= 0); an
+        account never paid is absent."""
+        rows = await self.pool.fetch(
+            "SELECT e.account, -sum(e.amount_msat) AS paid FROM entries e JOIN journal j ON j.id = e.journal_id "
+            "WHERE e.account = ANY($1::text[]) AND j.kind IN ('payout', 'payout_cancel') GROUP BY e.account",
+            accounts)
+        return {r["account"]: int(r["paid"]) for r in rows}
 
     async def balance(self, account: str) -> int:
         value = await self.pool.fetchval("SELECT balance_msat FROM accounts WHERE name = $1", account)

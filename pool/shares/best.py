@@ -162,6 +162,34 @@ class BestShares:
         return AccountBests(account=account, best=pairs["a:" + account],
                             workers={f[2:]: pairs[f] for f in wanted[1:]})
 
+    async def workers(self, client: RedisClient, workers: list[str]) -> dict[str, BestPair]:
+        """The bests of these workers (full names), all time and this round, in one round trip; a worker
+        without a record is absent."""
+        if not workers:
+            return {}
+        by_shard: dict[str, list[str]] = {}
+        for name in workers:
+            by_shard.setdefault(self.shard_key(name.split(".", 1)[0]), []).append("w:" + name)
+        round_fields = [ROUND_PREFIX + "w:" + name for name in workers]
+        async with client.pipeline(transaction=False) as pipe:
+            for key, fields in by_shard.items():
+                pipe.hmget(key, fields + [META_PREFIX + f for f in fields])
+            pipe.hmget(self.keys.round_current, round_fields + [META_PREFIX + f for f in round_fields])
+            replies = await pipe.execute()
+        ever: dict[str, BestShare | None] = {}
+        for fields, raw in zip(by_shard.values(), replies, strict=False):
+            half = len(fields)
+            for field, value, meta in zip(fields, raw[:half], raw[half:], strict=True):
+                ever[field[2:]] = _parse(text(value), text(meta))
+        raw = replies[-1]
+        half = len(workers)
+        out = {}
+        for name, value, meta in zip(workers, raw[:half], raw[half:], strict=True):
+            pair = BestPair(ever=ever.get(name), round=_parse(text(value), text(meta)))
+            if pair.ever is not None or pair.round is not None:
+                out[name] = pair
+        return out
+
     async def pool(self, client: RedisClient) -> BestPair:
         ever = await client.hmget(self.pool_key, ["pool", META_PREFIX + "pool"])
         rnd = await client.hmget(self.keys.round_current, [ROUND_PREFIX + "pool", META_PREFIX + ROUND_PREFIX + "pool"])

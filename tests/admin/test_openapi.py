@@ -54,3 +54,16 @@ def test_document_covers_every_route() -> None:
                                  HealthCheck.filter_too_much])
 def test_api_conforms(case: schemathesis.Case, server: ServerThread) -> None:
     case.call_and_validate(base_url=server.url, headers=dict(ADMIN))
+
+
+def test_worker_list_documents_best_shares() -> None:
+    """GET /api/v1/workers: each worker carries its best share, all time and this round, described."""
+    schemas = DOCUMENT["components"]["schemas"]
+    listed = DOCUMENT["paths"]["/api/v1/workers"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    page = schemas[listed["$ref"].rsplit("/", 1)[1]]
+    item = schemas[page["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[1]]
+    refs = {v["$ref"].rsplit("/", 1)[1] for v in item["properties"]["best"]["anyOf"] if "$ref" in v}
+    assert refs == {"BestShares"}
+    best = schemas["BestShares"]
+    assert {"ever", "round", "connection"} <= set(best["properties"])
+    assert "current round" in best["description"] and "diff-1" in best["description"]

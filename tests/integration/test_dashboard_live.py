@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pool.geo.fleet import draw_ips
-from tests.admin.test_dashboard import CHROMIUM, chromium, screenshot_dir
+from tests.admin.test_dashboard import CHROMIUM, Page, chromium, screenshot_dir
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
+    READ,
     READ_TOKEN,
     Miner,
     admin_api,
@@ -23,6 +25,16 @@ from tests.integration.support import (
     wait_for,
     write_config,
 )
+
+
+async def evaluate(page: Page, expression: str) -> Any:
+    """The value of `expression` in the page (None while a navigation replaces the document)."""
+    try:
+        result = await page.send("Runtime.evaluate", timeout=5.0, expression=expression, returnByValue=True)
+    except TimeoutError:
+        return None
+    return None if "exceptionDetails" in result else result["result"].get("value")
+
 
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"),
               pytest.mark.timeout(120)]
@@ -70,3 +82,40 @@ async def test_dashboard_shows_the_live_pool(redis_url: str, tmp_path: Path, fle
             path = screenshot_dir(tmp_path) / "dashboard-live.png"
             path.write_bytes(png)
             print(f"dashboard screenshot: {path}")
+
+            # Worker names link to their account's miner page; the best share column is the API's.
+            # (bests only grow: the page's, polled between two reads of the API, lies between them)
+            async def bests() -> dict[str, float]:
+                items = (await api.get("/api/v1/workers?limit=15&sort=hashrate", READ))["items"]
+                return {w["name"]: float(f"{w['best']['ever']['difficulty']:.3g}") for w in items}
+
+            before = await bests()
+            polls = (await page.dom())["polls"]
+            await page.wait_for(lambda d: d["polls"] > polls)
+            rows = await evaluate(page, """[...document.querySelectorAll("#worker-rows tr")].map(r => ({
+                name: r.cells[0].textContent, href: r.cells[0].querySelector("a")?.getAttribute("href"),
+                best: r.cells[6].textContent}))""")
+            after = await bests()
+            assert {r["name"] for r in rows} == set(before) == set(after)
+            for row in rows:
+                assert row["href"] == "/miner/" + row["name"].split(".", 1)[0]
+                assert before[row["name"]] <= float(row["best"]) <= after[row["name"]]
+
+            # The account search: an unknown account is a clean message, a part of a name offers the
+            # matches, an account (or ACCOUNT.WORKER) opens its page, whose back link is the dashboard.
+            async def search(text: str) -> str:
+                await evaluate(page, f"""(document.getElementById("account-query").value = {text!r},
+                    document.body.dataset.search = "", document.getElementById("account-result").textContent = "",
+                    document.getElementById("account-form").requestSubmit(), 1)""")
+                await wait_for(lambda: evaluate(page, "document.body.dataset.search || ''"), 10, "a search result")
+                return await evaluate(page, "document.getElementById('account-result').textContent")
+
+            assert await search("nobody") == "No account named “nobody” (none with a share in the last 24 h)."
+            assert await search("dor") == "No account named “dor” (none with a share in the last 24 h); similar: dora"
+            await evaluate(page, """(document.getElementById("account-query").value = "dora.de2",
+                document.getElementById("account-form").requestSubmit(), 1)""")
+            await wait_for(lambda: evaluate(page, "location.pathname === '/miner/dora' && document.body.dataset.state"
+                                                  " === 'ready'"), 20, "the miner page of dora")
+            back = await evaluate(page, "[document.getElementById('back').getAttribute('href'),"
+                                        " document.getElementById('back').textContent]")
+            assert back == ["/", "← operator dashboard"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.integration.support import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+DASH = "\u2013"             # the pages' range dash
 
 READ_PAGE = """JSON.stringify({
   state: document.body.dataset.state, polls: Number(document.body.dataset.polls || 0),
@@ -38,6 +40,8 @@ READ_PAGE = """JSON.stringify({
   rows: [...document.querySelectorAll("#workers tr")].map(r => [r.dataset.worker, r.dataset.status]),
   urls: [...document.querySelectorAll("#urls code")].map(c => c.textContent),
   soloHidden: document.getElementById("solo-card")?.hidden,
+  back: {href: document.getElementById("back").href, text: document.getElementById("back").textContent,
+         kind: document.getElementById("back").dataset.kind},
 })"""
 
 
@@ -90,6 +94,7 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
         await flushed(app)
         low = {"alice": truth(), "pool": pool_truth(), **{w: truth(w) for w in rigs}}
         status, body = await api.call("GET", "/api/v1/accounts/alice")     # no token: pages are public
+        listed = {w["name"]: w for w in (await api.get("/api/v1/workers?account=alice", READ))["items"]}
         overview = await api.get("/api/v1/overview")
         _, metrics = await api.call("GET", "/metrics", READ)
         await flushed(app)
@@ -117,6 +122,19 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
             assert low[name] <= mine["ever"]["difficulty"] <= high[name]
             assert mine["round"] is None or mine["round"]["difficulty"] <= mine["ever"]["difficulty"]
         assert best["workers"]["alice.old"]["connection"] is None            # no live connection
+        # The operator's worker list carries the same books' bests for every worker.
+        assert set(listed) == set(rigs)
+        for name, row in listed.items():
+            assert low[name] <= row["best"]["ever"]["difficulty"] <= high[name]
+            assert row["best"]["ever"]["difficulty"] in recorded and row["best"]["ever"]["worker"] == name
+            this_round = row["best"]["round"]
+            assert this_round is None or this_round["difficulty"] <= row["best"]["ever"]["difficulty"]
+        assert listed["alice.old"]["best"]["connection"] is None
+        # Books are kept and nothing is paid yet: 0 in the summary, in the miner JSON and the accounts list.
+        assert body["summary"]["paid_sat"] == 0 and body["summary"]["balance_sat"] == 0
+        accounts = (await api.get("/api/v1/accounts?search=alice", READ))["items"]
+        row = next(a for a in accounts if a["account"] == "alice")
+        assert row["paid_sat"] == 0 and row["balance_sat"] == 0
         for name in ("alice.rig1", "alice.rig2"):
             assert best["workers"][name]["connection"] <= high[name] + 0.0
         workers = {w["name"]: w for w in body["workers"]}
@@ -145,7 +163,7 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
         status, body = await api.call("GET", "/api/v1/accounts/nobody")
         assert status == 404 and body["error"] == "not_found"
         status, page_body = await api.call("GET", "/miner/nobody")
-        assert status == 404 and b"No such account" in page_body
+        assert status == 404 and b"No such account" in page_body and b'id="back" href="/"' in page_body
 
         async with chromium() as page:
             await page.send("Page.navigate", url=f"{app.admin.url}/miner/alice")
@@ -164,8 +182,28 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
             shown = float(dom["text"]["best-ever"])
             assert shown >= float(f"{ever['difficulty']:.3g}")
             assert any(float(f"{r.share_difficulty:.3g}") == shown for r in accepted if r.account == "alice")
-            earn = dom["text"]["earn-day"]
-            assert earn.startswith("warming up (") or earn.endswith("test BTC / day"), earn
+            # Earnings: one format for the value and both ends of the range (the same decimals).
+            earn, earn_range = dom["text"]["earn-day"], dom["text"]["earn-range"]
+            assert re.fullmatch(r"warming up \(\d[\d,]* shares?\)|[\d,]+(\.\d+)? test BTC/day", earn), earn
+            ends = re.fullmatch(rf"95 %: ([\d,]+(\.\d+)?) {DASH} ([\d,]+(\.\d+)?) test BTC/day · PPLNS, 1(\.0)? % fee",
+                                earn_range)
+            assert ends and len(ends.group(2) or "") == len(ends.group(4) or ""), earn_range
+            assert dom["back"] == {"href": f"{app.admin.url}/", "text": "← pool home", "kind": "home"}
+            # The page's formatters against hand-made truths.
+            truths = {
+                "perDay({value: 123456789012, low: 91357250000, high: 231000000000})":
+                    {"value": "1,234.57 test BTC/day", "range": f"913.57 {DASH} 2,310.00 test BTC/day"},
+                "perDay({value: 66218, low: 50000, high: null})":
+                    {"value": "0.00066218 test BTC/day", "range": f"0.00050000 {DASH} ? test BTC/day"},
+                "[plural(1, 'share'), plural(2, 'share'), plural(1204, 'share'), rateText({hashrate: 5, low: 1,"
+                " high: 9, shares: 1, warming_up: true})]":
+                    ["1 share", "2 shares", "1,204 shares", "warming up (1 share)"],
+                "msatAmount(60000000123, 'BTC')": "0.60000000 BTC",
+            }
+            for expression, expected in truths.items():
+                result = await page.send("Runtime.evaluate", timeout=5.0, expression=f"JSON.stringify({expression})",
+                                         returnByValue=True)
+                assert json.loads(result["result"]["value"]) == expected, expression
             assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
             shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             png = base64.b64decode(shot["data"])
@@ -222,7 +260,7 @@ async def test_solo_account_shows_its_odds_of_a_block(redis_url: str, tmp_path: 
                 return seen.get("state") == "ready"
 
             await wait_for(ready, 20, "the solo miner page")
-            assert seen["soloHidden"] is False and seen["text"]["balance"] == "n/a (solo)"
+            assert seen["soloHidden"] is False and seen["text"]["balance"] == "n/a (solo: blocks pay you directly)"
             shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             path = screenshot_dir(tmp_path) / "miner-page-solo.png"
             path.write_bytes(base64.b64decode(shot["data"]))

@@ -19,17 +19,18 @@ async def test_payouts_and_paid_so_far_from_the_books(books_pool: asyncpg.Pool) 
     reader = MinerReader(parts, None, None)  # type: ignore[arg-type]
     out = MinerExtras()
     await reader._payouts(ALICE, out)
-    assert [(p.kind, p.amount_sat, p.ref) for p in out.payouts] == [("block_credit", 60_000_000.123, H1)]
-    assert out.paid_sat == 0
+    assert [(p.kind, p.amount_msat, p.ref) for p in out.payouts] == [("block_credit", 60_000_000_123, H1)]
+    assert await books.paid_of([ALICE, "nobody"]) == {}             # never paid: absent, shown as 0
     payouts = Payouts(books_pool)
     batch = await payouts.create_batch(1000, address_for=only_addresses)
     assert batch is not None
     out = MinerExtras()
     await reader._payouts(ALICE, out)
-    assert [(p.kind, p.amount_sat) for p in out.payouts] == [("payout", -60_000_000.0),
-                                                              ("block_credit", 60_000_000.123)]
-    assert out.paid_sat == 60_000_000          # whole sats go into the batch; the 123 msat stay as balance
+    assert [(p.kind, p.amount_msat) for p in out.payouts] == [("payout", -60_000_000_000),
+                                                               ("block_credit", 60_000_000_123)]
+    # Whole sats go into the batch; the 123 msat stay as balance.
+    assert await books.paid_of([ALICE, "nobody"]) == {ALICE: 60_000_000_000}
     assert await payouts.cancel_batch(batch.key)
     out = MinerExtras()
     await reader._payouts(ALICE, out)
-    assert out.paid_sat == 0 and out.payouts[0].kind == "payout_cancel"
+    assert await books.paid_of([ALICE]) == {ALICE: 0} and out.payouts[0].kind == "payout_cancel"

@@ -66,8 +66,10 @@ async def test_matured_blocks_credit_the_books_and_the_api_reads_them(
             page = (await api.get(f"/api/v1/accounts/{name}"))["miner"]
             lines = await books.lines(name)
             assert {(p["kind"], p["ref"]) for p in page["payouts"]} == {("block_credit", line.ref) for line in lines}
-            assert sum(p["amount_sat"] for p in page["payouts"]) * 1000 == pytest.approx(await books.balance(name))
-            assert page["paid_sat"] == 0
+            assert sum(p["amount_msat"] for p in page["payouts"]) == await books.balance(name)
+            assert all(isinstance(p["amount_msat"], int) for p in page["payouts"])
+            summary = (await api.get(f"/api/v1/accounts/{name}"))["summary"]
+            assert summary["paid_sat"] == 0 and accounts[name]["paid_sat"] == 0   # nothing paid yet: 0, not null
             async with aiohttp.ClientSession() as session, session.get(f"{app.admin.url}/metrics",
                                                                       headers=READ) as response:
                 assert response.status == 200

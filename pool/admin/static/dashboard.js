@@ -12,32 +12,18 @@ let timer = null;
 
 // ---- formatting ----------------------------------------------------------------------------
 
-// hashrate(): common.js
-function compact(value) {
-  if (value === null || value === undefined || !isFinite(value)) return "–";
-  const suffixes = ["", "k", "M", "G", "T", "P", "E"];
-  let i = 0;
-  while (Math.abs(value) >= 1000 && i < suffixes.length - 1) { value /= 1000; i++; }
-  // Below 1 (CPU miners, test networks) keep three significant digits instead of rounding to 0.
-  if (i === 0 && value !== 0 && Math.abs(value) < 1) return Number(value.toPrecision(3)).toString();
-  return (i === 0 ? Math.round(value * 100) / 100 : value.toFixed(2)) + suffixes[i];
-}
-// A hashrate figure (value, 95 % bounds from the share count, seconds observed): the value, or
-// "warming up" when it rests on too few shares; the interval and the window go in the hover text.
+// hashrate(), compact(), integer(), plural(), ago(), figureText(), setText(), cell(), svg(): common.js
 function duration(seconds) {
   if (seconds < 90) return Math.round(seconds) + " s";
   if (seconds < 5400) return Math.round(seconds / 60) + " min";
   return (seconds / 3600).toFixed(seconds < 36000 ? 1 : 0) + " h";
 }
-function figureText(f) {
-  if (!f) return "–";
-  if (f.warming_up) return f.shares ? "warming up (" + integer(f.shares) + " shares)" : "no shares yet";
-  return hashrate(f.hashrate);
-}
+// A hashrate figure (value, 95 % bounds from the share count, seconds observed) shows its value or
+// "warming up" (figureText); the interval and the window go in the hover text.
 function figureHover(f) {
   if (!f) return "";
   const bounds = f.high === null ? "below " + hashrate(0) : hashrate(f.low) + " – " + hashrate(f.high);
-  return "95 % interval " + bounds + " · " + integer(f.shares) + " shares over " + duration(f.covered_seconds) +
+  return "95 % interval " + bounds + " · " + plural(f.shares, "share") + " over " + duration(f.covered_seconds) +
     " observed of a " + duration(f.window_seconds) + " window";
 }
 function figureSpread(f) {
@@ -51,15 +37,6 @@ function showFigure(id, f) {
   el.dataset.warmingUp = f && f.warming_up ? "1" : "0";
 }
 const percent = (x, digits = 2) => (x * 100).toFixed(digits) + "%";
-const integer = (x) => Number(x).toLocaleString("en-US");
-function ago(unixSeconds) {
-  if (!unixSeconds) return "never";
-  const s = Math.max(0, Date.now() / 1000 - unixSeconds);
-  if (s < 90) return Math.round(s) + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  if (s < 172800) return Math.round(s / 3600) + " h ago";
-  return Math.round(s / 86400) + " d ago";
-}
 function until(unixSeconds) {
   const s = unixSeconds - Date.now() / 1000;
   if (s <= 0) return "any time now";
@@ -68,9 +45,6 @@ function until(unixSeconds) {
   return "in about " + (s / 86400).toFixed(1) + " days";
 }
 const btc = (sat) => (sat / 1e8).toFixed(8) + " BTC";
-
-function setText(id, text) { document.getElementById(id).textContent = text; }
-function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
 
 // ---- renderers -------------------------------------------------------------------------------
 
@@ -133,12 +107,6 @@ function renderOverview(o) {
   setText("hashprice-btc", hashprice.toFixed(8) + " BTC");
   setText("hashprice-usd", satsPerTh + (rev.hashprice_usd_per_ph_day === null ? "no USD price"
     : "$" + rev.hashprice_usd_per_ph_day.toFixed(2) + " at $" + integer(Math.round(rev.btc_usd_price)) + "/BTC"));
-}
-
-function svg(tag, attrs) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
 }
 
 // Tick steps for a time axis, seconds; the first giving at most ~7 ticks is used.
@@ -264,15 +232,52 @@ function renderWorkers(page) {
   body.replaceChildren();
   for (const w of page.items) {
     const row = document.createElement("tr");
-    cell(row, w.name);
+    cell(row, "").appendChild(minerLink(w.account, w.name));
     for (const name of ["5m", "1h"]) cell(row, figureText(w.hashrate[name])).title = figureHover(w.hashrate[name]);
     cell(row, compact(w.difficulty));
     cell(row, integer(w.accepted));
     cell(row, integer(w.rejected));
+    const best = w.best || {};
+    const bestCell = cell(row, best.ever ? compact(best.ever.difficulty) : "–");
+    bestCell.title = "this round: " + (best.round ? compact(best.round.difficulty) : "none yet");
+    bestCell.dataset.round = best.round ? String(best.round.difficulty) : "";
     cell(row, ago(w.last_share_at));
     cell(row, w.country + (w.subdivision ? "-" + w.subdivision : ""));
     body.appendChild(row);
   }
+}
+
+// The account search: an exact account (or ACCOUNT.WORKER) opens its miner page; otherwise the
+// accounts whose name holds the text are offered (with a read token), or a clean "no such account".
+async function findAccount(event) {
+  event.preventDefault();
+  const text = document.getElementById("account-query").value.trim();
+  const note = document.getElementById("account-result");
+  note.replaceChildren();
+  if (!text) return;
+  const name = text.split(".", 1)[0];
+  try {
+    await api("/api/v1/accounts/" + encodeURIComponent(name) + "?history=1h");
+    window.location.assign("/miner/" + encodeURIComponent(name));
+    return;
+  } catch (err) {
+    if (!(err instanceof NotFound)) {
+      note.textContent = err instanceof Unauthorized ? "Account pages need a read token." : "Search failed: " + err.message;
+      return;
+    }
+  }
+  let similar = [];
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    try {
+      similar = (await api("/api/v1/accounts?limit=10&sort=name&order=asc&search=" + encodeURIComponent(name))).items;
+    } catch (_) { /* the message below stands alone */ }
+  }
+  note.append("No account named “" + name + "” (none with a share in the last 24 h)" + (similar.length ? "; similar: " : "."));
+  similar.forEach((a, i) => {
+    if (i) note.append(", ");
+    note.appendChild(minerLink(a.account, a.account));
+  });
+  document.body.dataset.search = similar.length ? "similar" : "missing";
 }
 
 // ---- polling ---------------------------------------------------------------------------------
@@ -318,6 +323,7 @@ async function boot() {
     anonymousAllowed = settings.anonymous;
   } catch (_) { /* keep defaults */ }
   setText("refresh", String(refreshSeconds));
+  document.getElementById("account-form").addEventListener("submit", findAccount);
   document.getElementById("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = document.getElementById("signin-token").value.trim();

@@ -13,7 +13,7 @@ const TITLE_EM = 0.66;     // a bold sans-serif character's mean width in ems (g
 
 const state = { period: "monthly", date: null, view: null, geometry: null, kinds: [] };
 
-// takeTokenFromFragment(), Unauthorized, fetchOk(), api(): common.js
+// takeTokenFromFragment(), Unauthorized, fetchOk(), api(), setText(), cell(): common.js
 
 async function vendor(name) {
   const response = await fetch("/vendor/" + name);
@@ -42,11 +42,6 @@ function binOf(share) {
   return i;
 }
 const colour = (share) => COLOURS[binOf(share)];
-function setText(id, text) { document.getElementById(id).textContent = text; }
-function cell(row, text, cls) {
-  const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls;
-  row.appendChild(td); return td;
-}
 function el(tag, attrs, text) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));

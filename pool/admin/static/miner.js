@@ -7,43 +7,12 @@
 const REFRESH_SECONDS = 10;
 const account = decodeURIComponent(window.location.pathname.replace(/^\/miner\//, ""));
 
-// TOKEN_KEY, takeTokenFromFragment(), Unauthorized: common.js
-class Missing extends Error {}
+// TOKEN_KEY, takeTokenFromFragment(), api(), Unauthorized, NotFound: common.js
+const fetchAccount = () => api("/api/v1/accounts/" + encodeURIComponent(account) + "?history=6h");
 
-async function fetchAccount() {
-  const headers = { Accept: "application/json" };
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch("/api/v1/accounts/" + encodeURIComponent(account) + "?history=6h",
-    { headers, cache: "no-store" });
-  if (response.status === 401 || response.status === 403) throw new Unauthorized();
-  if (response.status === 404) throw new Missing();
-  if (!response.ok) throw new Error(response.status + " " + response.statusText);
-  return response.json();
-}
+// ---- formatting (integer, plural, compact, ago, figureText, coinAmount, setText, cell, svg: common.js) ----
 
-// ---- formatting --------------------------------------------------------------------------------
-
-const SI = ["", "k", "M", "G", "T", "P", "E", "Z"];
-function scaled(value, unit) {
-  if (value === null || value === undefined || !isFinite(value)) return "–";
-  let i = 0;
-  while (Math.abs(value) >= 1000 && i < SI.length - 1) { value /= 1000; i++; }
-  // Below 1 (CPU miners, test networks) keep three significant digits instead of rounding to 0.
-  if (i === 0 && value !== 0 && Math.abs(value) < 1) return Number(value.toPrecision(3)) + " " + unit;
-  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
-  return value.toFixed(digits) + " " + SI[i] + unit;
-}
-const rate = (h) => scaled(h, "H/s");
-const diff = (d) => (d === null || d === undefined ? "–" : scaled(d, "").trim());
-function when(t) {
-  if (!t) return "never";
-  const s = Math.max(0, Date.now() / 1000 - t);
-  if (s < 90) return Math.round(s) + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  if (s < 172800) return Math.round(s / 3600) + " h ago";
-  return Math.round(s / 86400) + " d ago";
-}
+const diff = (d) => compact(d);
 function duration(s) {
   if (s === null || !isFinite(s)) return "never at this hashrate";
   if (s < 90) return Math.round(s) + " s";
@@ -53,49 +22,35 @@ function duration(s) {
   return (s / (365.25 * 86400)).toPrecision(3) + " years";
 }
 let coin = "BTC";
-const sats = (x) => (x === null || x === undefined ? "–" : (x / 1e8).toFixed(8) + " " + coin);
-function bigSats(x) {
-  if (x === null || x === undefined || !isFinite(x)) return "–";
-  const btcValue = x / 1e8;
-  return (btcValue >= 1000 ? scaled(btcValue, "").trim() : btcValue.toFixed(btcValue >= 1 ? 4 : 8)) + " " + coin;
-}
 function chance(p) {
   if (p === null || p === undefined) return "–";
   if (p > 0.9999) return "≈ 100 %";
   if (p >= 0.01) return (p * 100).toFixed(2) + " %";
-  return "1 in " + Math.round(1 / Math.max(p, 1e-300)).toLocaleString("en-US");
+  return "1 in " + integer(Math.round(1 / Math.max(p, 1e-300)));
+}
+// An estimate {value, low, high} of satoshis per day, every figure in the value's format.
+function perDay(e) {
+  const d = coinDecimals(e.value || e.high || 0);
+  const amount = (x) => coinAmount(x, coin, d).replace(" " + coin, "");
+  return {
+    value: coinAmount(e.value, coin, d) + "/day",
+    range: amount(e.low) + " – " + (e.high === null ? "?" : amount(e.high)) + " " + coin + "/day",
+  };
 }
 
-// A hashrate is a bare number or a figure {hashrate, low, high, shares, warming_up}.
+// A hashrate is a figure {hashrate, low, high, shares, warming_up}, or a bare number (no interval).
 function figure(value) {
   if (value === null || value === undefined) return { hashrate: 0, low: 0, high: null, shares: 0, known: false };
   if (typeof value === "number") return { hashrate: value, low: null, high: null, shares: null, known: false };
   return { hashrate: value.hashrate, low: value.low, high: value.high, shares: value.shares,
-           warming: value.warming_up, known: true };
+           warming_up: value.warming_up, known: true };
 }
-function rateText(value) {
-  const f = figure(value);
-  return f.warming ? "warming up (" + f.shares + " shares)" : rate(f.hashrate);
-}
+const rateText = (value) => figureText(figure(value));
 function rangeText(value) {
   const f = figure(value);
   if (!f.known) return "range: not known yet";
-  const high = f.high === null ? "?" : rate(f.high);
-  return "95 %: " + rate(f.low) + " – " + high + " (" + f.shares + " shares)";
-}
-
-function setText(id, text) { document.getElementById(id).textContent = text; }
-function cell(row, text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) td.className = cls;
-  row.appendChild(td);
-  return td;
-}
-function svg(tag, attrs) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
+  const high = f.high === null ? "?" : hashrate(f.high);
+  return "95 %: " + hashrate(f.low) + " – " + high + " (" + plural(f.shares, "share") + ")";
 }
 
 // ---- charts ------------------------------------------------------------------------------------
@@ -125,7 +80,7 @@ function chart(box, history, big) {
     for (const v of [top / 2, top]) {
       root.appendChild(svg("line", { x1: left, x2: W, y1: y(v), y2: y(v), class: "grid" }));
       const label = svg("text", { x: 4, y: y(v) + 4 });
-      label.textContent = rate(v);
+      label.textContent = hashrate(v);
       root.appendChild(label);
     }
     for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
@@ -146,13 +101,24 @@ function chart(box, history, big) {
 
 // ---- rendering ---------------------------------------------------------------------------------
 
-function renderBest(best) {
-  if (!best || !best.ever) return "–";
-  return diff(best.ever.difficulty);
+const bestText = (b) => (b ? diff(b.difficulty) : "–");
+// Back to the operator dashboard for a viewer holding a read token, else to the pool's home page.
+function backLink(home) {
+  const back = document.getElementById("back");
+  const operator = Boolean(sessionStorage.getItem(TOKEN_KEY));
+  back.href = operator ? "/" : home || "/";
+  back.textContent = operator ? "← operator dashboard" : "← pool home";
+  back.dataset.kind = operator ? "dashboard" : "home";
 }
+// The books' journal kinds (pool/money/migrations), in words.
+const PAYOUT_KINDS = { block_credit: "block credit", orphan_reversal: "orphaned block taken back",
+                       pps_credit: "share credit", payout: "payout", payout_sent: "payout sent",
+                       payout_cancel: "payout cancelled", opening_balance: "opening balance" };
 
 function render(data) {
   const s = data.summary, extra = data.miner || {};
+  coin = extra.chain && extra.chain !== "main" ? "test BTC" : "BTC";
+  backLink(extra.home_url);
   setText("account", s.account);
   setText("user-hint", s.account);
   const hr = s.hashrate;
@@ -163,21 +129,21 @@ function render(data) {
   const online = data.workers.filter((w) => w.connections > 0).length;
   setText("workers-online", online + " online");
   setText("workers-offline", String(data.workers.length - online));
-  setText("last-share", when(s.last_share_at));
-  setText("accepted", s.accepted.toLocaleString("en-US"));
-  setText("rejected", s.rejected.toLocaleString("en-US"));
-  const best = extra.best;
-  setText("best-ever", best ? renderBest(best.account) : "–");
+  setText("last-share", ago(s.last_share_at));
+  setText("accepted", integer(s.accepted));
+  setText("rejected", integer(s.rejected));
   setText("accepted-note", "rejected on live connections");
-  setText("best-round", best && best.account.round ? diff(best.account.round.difficulty) : "none yet");
-  setText("best-who", best && best.account.ever ? "by " + best.account.ever.worker + ", " + when(best.account.ever.found_at) : "");
+  const best = extra.best;
+  setText("best-ever", best ? bestText(best.account.ever) : "–");
+  setText("best-round", best && best.account.round ? bestText(best.account.round) : "none yet");
+  setText("best-who", best && best.account.ever ? "by " + best.account.ever.worker + ", " + ago(best.account.ever.found_at) : "");
   const e = extra.earnings;
-  coin = extra.chain && extra.chain !== "main" ? "test BTC" : "BTC";
   if (e) {
-    const day = e.sat_per_day;
-    setText("earn-day", e.warming_up ? "warming up (" + e.shares + " shares)" : bigSats(day.value) + " / day");
-    setText("earn-range", (e.shares ? "95 %: " + bigSats(day.low) + " – " + (day.high === null ? "?" : bigSats(day.high))
-      : "range: not known yet") + " · " + e.scheme.toUpperCase() + ", " + e.fee_percent + " % fee");
+    const day = perDay(e.sat_per_day);
+    const warming = e.warming_up ? "warming up (" + plural(e.shares, "share") + ")" : "";
+    setText("earn-day", warming || day.value);
+    setText("earn-range", (e.shares ? "95 %: " + day.range : "range: not known yet") + " · "
+      + e.scheme.toUpperCase() + ", " + e.fee_percent + " % fee");
     setText("earn-basis", "at the " + Math.round(e.window_seconds / 60) + "-min hashrate"
       + (coin === "BTC" ? "" : " on " + extra.chain + " (test coins, trivial difficulty)"));
   } else {
@@ -188,12 +154,16 @@ function render(data) {
   document.getElementById("solo-card").hidden = !solo;
   if (solo) {
     const c = solo.chance_per_day, wait = solo.expected_seconds_to_block;
-    setText("solo-chance", e && e.warming_up ? "warming up (" + e.shares + " shares)" : chance(c.value) + " per day");
+    setText("solo-chance", e && e.warming_up ? "warming up (" + plural(e.shares, "share") + ")" : chance(c.value) + " per day");
     setText("solo-wait", duration(wait.value) + (e && e.shares ? " (95 %: " + duration(wait.low) + " – "
       + duration(wait.high) + "; " + chance(c.low) + " – " + chance(c.high) + " a day)" : ""));
   }
-  setText("balance", s.balance_sat === null || s.balance_sat === undefined ? "n/a (solo)" : sats(s.balance_sat));
-  setText("paid", extra.paid_sat === null || extra.paid_sat === undefined ? "–" : sats(extra.paid_sat));
+  // null: this pool keeps no payout books (chain.mode = "solo": the coinbase pays the finder), or
+  // they are not answering; 0 is 0.
+  const noBooks = extra.earnings && extra.earnings.scheme === "solo" ? "n/a (solo: blocks pay you directly)"
+    : "unknown (payout books not answering)";
+  setText("balance", s.balance_sat === null || s.balance_sat === undefined ? noBooks : coinAmount(s.balance_sat, coin));
+  setText("paid", s.paid_sat === null || s.paid_sat === undefined ? "–" : coinAmount(s.paid_sat, coin));
   chart(document.getElementById("chart"), data.history, true);
   setText("chart-basis", "each point: the average over " + Math.round(data.history.step_seconds / 60)
     + " min; band: 95 % interval from its share count");
@@ -203,7 +173,7 @@ function render(data) {
   for (const w of data.workers) {
     const row = document.createElement("tr");
     const more = (extra.workers || {})[w.name] || {};
-    const wb = best && best.workers ? best.workers[w.name] : null;
+    const wb = w.best;
     cell(row, w.name.slice(w.account.length + 1) || w.name);
     cell(row, w.connections > 0 ? "online" : "offline", w.connections > 0 ? "online" : "offline");
     const hrCell = cell(row, rateText(w.hashrate["1h"]), "num");
@@ -212,13 +182,13 @@ function render(data) {
     chart(spark, more.history, false);
     // Share counts are those of the live connections: an offline worker has none to show.
     const live = w.connections > 0;
-    cell(row, live ? w.accepted.toLocaleString("en-US") : "–", "num");
+    cell(row, live ? integer(w.accepted) : "–", "num");
     const reasons = Object.entries(more.rejected_by_reason || {}).map(([k, v]) => k + " " + v).join(", ");
-    cell(row, live ? w.rejected + (reasons ? " (" + reasons + ")" : "") : "–", "num");
-    cell(row, wb ? [wb.ever, wb.round].map((b) => (b ? diff(b.difficulty) : "–")).join(" · ")
-      + " · " + (wb.connection ? diff(wb.connection) : "–") : "–", "num");
-    cell(row, when(w.last_share_at));
-    cell(row, more.connected_since ? when(more.connected_since) : "–");
+    cell(row, live ? integer(w.rejected) + (reasons ? " (" + reasons + ")" : "") : "–", "num");
+    cell(row, wb ? [bestText(wb.ever), bestText(wb.round), wb.connection ? diff(wb.connection) : "–"].join(" · ")
+      : "–", "num");
+    cell(row, ago(w.last_share_at));
+    cell(row, more.connected_since ? ago(more.connected_since) : "–");
     cell(row, w.firmware);
     cell(row, w.country + (w.subdivision ? "-" + w.subdivision : ""));
     row.dataset.worker = w.name;
@@ -230,15 +200,15 @@ function render(data) {
   pays.replaceChildren();
   for (const p of extra.payouts || []) {
     const row = document.createElement("tr");
-    cell(row, new Date(p.at * 1000).toISOString().slice(0, 16).replace("T", " "));
-    cell(row, p.kind);
-    cell(row, sats(p.amount_sat), "num");
-    cell(row, p.ref.slice(0, 16));
+    cell(row, new Date(p.at * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC");
+    cell(row, PAYOUT_KINDS[p.kind] || p.kind);
+    cell(row, msatAmount(p.amount_msat, coin), "num");
+    cell(row, p.ref.slice(0, 16)).title = p.ref;
     pays.appendChild(row);
   }
   if (!pays.children.length) {
     const row = document.createElement("tr");
-    cell(row, "none yet").colSpan = 4;
+    cell(row, s.balance_sat === null || s.balance_sat === undefined ? noBooks : "none yet").colSpan = 4;
     pays.appendChild(row);
   }
   const urls = document.getElementById("urls");
@@ -272,7 +242,7 @@ async function poll() {
       status.textContent = "token needed";
       return;
     }
-    if (err instanceof Missing) {
+    if (err instanceof NotFound) {
       document.getElementById("missing").hidden = false;
       document.getElementById("main").hidden = true;
       setText("missing-name", account);
@@ -294,4 +264,5 @@ document.getElementById("signin-form").addEventListener("submit", (event) => {
   if (value) { sessionStorage.setItem(TOKEN_KEY, value); poll(); }
 });
 takeTokenFromFragment();
+backLink(null);
 poll();

@@ -120,9 +120,9 @@ async def scenario(*, miners: int, hashrate: float, shares_per_second: float, ph
         ready = await asyncio.wait_for(flood.stdout.readline(), 60)
         if not ready.startswith(b"FLOOD-READY"):
             raise RuntimeError(f"flood did not start: {ready[:200]!r}")
-        at_start = server.stats()["totals"]["connections"]
+        at_start = server.snapshot().connections
         flooded = await measure(clients, phase, rss)
-        during = server.stats()
+        during = server.snapshot()
         log(f"flooded: {flooded}")
         line = await asyncio.wait_for(flood.stdout.readline(), phase + 60)
         await asyncio.wait_for(flood.wait(), 30)
@@ -138,7 +138,6 @@ async def scenario(*, miners: int, hashrate: float, shares_per_second: float, ph
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.stop(timeout=2.0)
-    totals = during["totals"]
     return {
         "miners": miners, "difficulty": difficulty, "phase_seconds": phase,
         "hostile": {"idle": idle, "slowloris": slowloris, "junk": junk, "rejecters": rejecters},
@@ -146,8 +145,8 @@ async def scenario(*, miners: int, hashrate: float, shares_per_second: float, ph
         "accepted_ratio": round(flooded["accepted_per_minute"] / baseline["accepted_per_minute"], 3),
         "latency_median_ratio": round(flooded["latency_median_ms"] / baseline["latency_median_ms"], 2),
         "rss_kb": {"before_flood": rss_before, "peak": max(rss), "growth": max(rss) - rss_before},
-        "server": {"connections_at_flood_start": at_start, "connections_at_end": totals["connections"],
-                   "bans": during["bans"], "rejected": totals["rejected"]},
+        "server": {"connections_at_flood_start": at_start, "connections_at_end": during.connections,
+                   "bans": during.bans, "rejected": during.rejected()},
         "flood": hostile_stats,
     }
 

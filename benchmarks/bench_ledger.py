@@ -102,7 +102,7 @@ async def sustained(url: str, records: list[ShareRecord], journal_dir: str, fsyn
     while not await ledger.flush():
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
-    stats = ledger.stats()
+    stats = ledger.snapshot()
     await ledger.stop()
     shares, _ = await _totals(url)
     assert shares == len(records), f"ledger holds {shares} shares, {len(records)} were added"

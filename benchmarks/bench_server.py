@@ -124,16 +124,16 @@ async def serve(args: argparse.Namespace) -> None:
                 command = json.loads(line)
                 reply: dict[str, Any] = {}
                 if command["cmd"] == "stats":
-                    stats = server.stats()
-                    reply = {"accepted": stats["totals"]["accepted"], "rejected": stats["totals"]["rejected"],
-                             "sessions": stats["totals"]["sessions"], "rss_kb": rss_kb()}
+                    stats = server.snapshot()
+                    reply = {"accepted": stats.accepted, "rejected": stats.rejected(),
+                             "sessions": stats.sessions, "rss_kb": rss_kb()}
                 elif command["cmd"] == "publish":
                     job = bench_job(command["job_id"], True)
                     published_at = time.time()
                     cpu = time.thread_time()             # the broadcast runs inside publish()
                     jobs.publish(job)
                     cpu = time.thread_time() - cpu       # CPU time excludes what the hypervisor stole
-                    reply = {**server.timings.snapshot(), "published_at": published_at, "cpu_s": cpu}
+                    reply = {**server.timings.recent(), "published_at": published_at, "cpu_s": cpu}
                 elif command["cmd"] == "profile":
                     import cProfile
                     import pstats

@@ -15,8 +15,9 @@ from msgspec import UNSET, Meta, UnsetType
 # Plain types from lower floors: the map view, and the figure types of the books' one read side.
 from pool.geo.mapview import MapView
 from pool.shares.hashrate import HashrateFigure, HashrateHistory, HashratePoint, HashrateWindows
+from pool.stratum.stats import HistogramSnapshot
 
-__all__ = ["HashrateFigure", "HashrateHistory", "HashratePoint", "HashrateWindows"]
+__all__ = ["HashrateFigure", "HashrateHistory", "HashratePoint", "HashrateWindows", "HistogramSnapshot"]
 
 DBIP_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0"
 
@@ -423,13 +424,6 @@ class CountryRate(msgspec.Struct, kw_only=True):
     hashrate: float                     # 5-minute window, over the seconds the country was observed
     low: float = 0.0                    # 95 % bounds
     high: float | None = None
-
-
-class HistogramSnapshot(msgspec.Struct, kw_only=True):
-    bounds: list[float]                 # upper bounds, ascending, without +Inf
-    counts: list[int]                   # per bucket (not cumulative), len(bounds) + 1 (last is +Inf)
-    sum: float
-    count: int
 
 
 class NodeHealth(msgspec.Struct, kw_only=True):

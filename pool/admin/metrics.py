@@ -1,42 +1,16 @@
 """Prometheus text exposition (format 0.0.4), written here rather than with prometheus_client so
-the numbers come straight from one MetricsSnapshot and nothing registers global state.
-
-LatencyHistogram is a small recorder pool/app.py can feed (fan-out and block-to-notify timings)
-and hand over as a HistogramSnapshot.
-"""
+the numbers come straight from one MetricsSnapshot and nothing registers global state."""
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from pool.admin.interfaces import BooksFigures, HistogramSnapshot, MetricsSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DEFAULT_LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _USERINFO = re.compile(r"//[^/@]*@")
-
-
-class LatencyHistogram:
-    """Cumulative counts of observations (seconds) per bucket."""
-
-    def __init__(self, bounds: Sequence[float] = DEFAULT_LATENCY_BOUNDS) -> None:
-        if list(bounds) != sorted(bounds) or len(set(bounds)) != len(bounds):
-            raise ValueError("histogram bounds must be strictly ascending")
-        self.bounds = tuple(float(b) for b in bounds)
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
-        self.count += 1
-
-    def snapshot(self) -> HistogramSnapshot:
-        return HistogramSnapshot(bounds=list(self.bounds), counts=list(self.counts), sum=self.sum, count=self.count)
 
 
 def _escape(value: str) -> str:

@@ -15,7 +15,6 @@ from pool.admin.notify import Notifier
 from pool.admin_wiring.cluster import ClusterLink
 from pool.admin_wiring.control import PoolControlAdapter
 from pool.admin_wiring.exports import GeoExports
-from pool.admin_wiring.local import install_timings
 from pool.admin_wiring.metrics import MetricsAdapter
 from pool.admin_wiring.miner import MinerReader
 from pool.admin_wiring.network import NetworkReader
@@ -29,7 +28,6 @@ __all__ = ["ClusterLink", "PoolParts", "build_admin", "build_alerts", "reload_ap
 
 async def start_cluster_link(parts: PoolParts) -> ClusterLink:
     """Call once the stratum server and the ledger are started."""
-    install_timings(parts)
     link = ClusterLink(parts)
     await link.start()
     return link

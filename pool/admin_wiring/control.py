@@ -115,7 +115,7 @@ class PoolControlAdapter:
     async def port_difficulties(self) -> list[PortDifficulty]:
         connections: dict[int, int] = {}
         for node in await self.views.nodes():
-            for port in node.ports:
+            for port in node.stratum.ports:
                 connections[port.port] = connections.get(port.port, 0) + port.connections
         return [PortDifficulty(port=p.port, start_difficulty=p.start_difficulty, min_difficulty=p.min_difficulty,
                                max_difficulty=p.max_difficulty, connections=connections.get(p.port, 0))

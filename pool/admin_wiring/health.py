@@ -60,7 +60,7 @@ async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     latency, why = await redis_ping(parts)
     components.append(ComponentHealth(name="redis", ok=latency is not None,
                                       detail=why or f"{latency * 1000:.1f} ms round trip"))
-    stats = parts.ledger.stats()
+    stats = parts.ledger.snapshot()
     components.append(ComponentHealth(
         name="ledger", ok=stats.lag_s < parts.config.admin.health_flush_lag_seconds,
         detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
@@ -85,9 +85,9 @@ async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     for peer in await views.link.peers():
         age = now - peer.at
         components.append(ComponentHealth(
-            name=f"worker:{peer.node}", ok=age < parts.config.admin.snapshot_ttl_seconds and peer.redis_up,
-            detail=f"{peer.connections} connections, snapshot {age:.1f} s old, ledger lag "
-                   f"{peer.ledger_lag_seconds:.2f} s"))
+            name=f"worker:{peer.node}", ok=age < parts.config.admin.snapshot_ttl_seconds and peer.ledger.redis_up,
+            detail=f"{peer.stratum.connections} connections, snapshot {age:.1f} s old, ledger lag "
+                   f"{peer.ledger.lag_s:.2f} s"))
     if views.link.last_error:
         components.append(ComponentHealth(name="cluster", ok=False, detail=views.link.last_error[:200]))
     return HealthStatus(ok=all(c.ok for c in components), components=components)

@@ -13,31 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pool.admin.interfaces import HistogramSnapshot
-from pool.admin.metrics import LatencyHistogram
-from pool.stratum.stats import Timings
+from pool.shares.ledger import LedgerSnapshot
+from pool.stratum.stats import StratumSnapshot
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
-
-
-class ObservedTimings(Timings):
-    """The server's Timings, also feeding cumulative histograms (Timings keeps only recent values)."""
-
-    def __init__(self, keep: int = 64) -> None:
-        super().__init__(keep)
-        self.fanout_histogram = LatencyHistogram()
-        self.block_to_notify_histogram = LatencyHistogram()
-
-    def record_fanout(self, seconds: float, connections: int) -> None:
-        super().record_fanout(seconds, connections)
-        self.fanout_histogram.observe(seconds)
-
-    def record_block_to_notify(self, seconds: float) -> None:
-        super().record_block_to_notify(seconds)
-        self.block_to_notify_histogram.observe(seconds)
 
 
 class ConnRow(msgspec.Struct, array_like=True):
@@ -60,18 +42,6 @@ class ConnRow(msgspec.Struct, array_like=True):
     best_difficulty: float = 0.0        # the hardest accepted share on this connection
 
 
-class PortRow(msgspec.Struct, array_like=True):
-    port: int
-    connections: int
-    accepted: int
-    accepted_difficulty: float
-    blocks: int
-    rejected: dict[str, int]            # stratum reject keys ("stale", "job_not_found", ...)
-    start_difficulty: float
-    min_difficulty: float
-    max_difficulty: float
-
-
 class BanRow(msgspec.Struct, array_like=True):
     target: str
     reason: str
@@ -79,63 +49,22 @@ class BanRow(msgspec.Struct, array_like=True):
     until: float                        # 0 = until removed
 
 
-# Resume claims through the shared directory: resumed, not found (fresh extranonce1), failed (timeout
-# or Redis error: fresh extranonce1 too).
-RESUME_OUTCOMES = ("claimed", "missed", "failed")
-
-
 class NodeSnapshot(msgspec.Struct, kw_only=True):
-    """Everything the admin views need from one process, small enough to publish every few seconds."""
+    """What one process publishes every few seconds: its components' own snapshots, and the rows
+    of its connected workers and its bans for the admin views."""
 
     node: str
     worker_index: int
     at: float
     started_at: float
-    connections: int                    # open sockets (sessions or not)
-    ports: list[PortRow]
+    stratum: StratumSnapshot
+    ledger: LedgerSnapshot
     rows: list[ConnRow]
     bans: list[BanRow]
-    fanout: HistogramSnapshot
-    block_to_notify: HistogramSnapshot
-    ledger_lag_seconds: float = 0.0
-    ledger_pending_shares: int = 0
-    journal_bytes: int = 0
-    journal_batches: int = 0
-    redis_up: bool = False
-    resumes: dict[str, int] = msgspec.field(default_factory=dict)   # mining.subscribe resume outcomes
-
-    @property
-    def accepted(self) -> int:
-        return sum(p.accepted for p in self.ports)
-
-    @property
-    def accepted_difficulty(self) -> float:
-        return sum(p.accepted_difficulty for p in self.ports)
-
-    def rejected(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for port in self.ports:
-            for key, count in port.rejected.items():
-                out[key] = out.get(key, 0) + count
-        return out
-
-
-def install_timings(parts: PoolParts) -> ObservedTimings:
-    server = parts.server
-    assert server is not None
-    if not isinstance(server.timings, ObservedTimings):
-        observed = ObservedTimings()
-        observed.fanout.extend(server.timings.fanout)
-        observed.block_to_notify.extend(server.timings.block_to_notify)
-        server.timings = observed
-    return server.timings
 
 
 def local_snapshot(parts: PoolParts) -> NodeSnapshot:
-    server, ledger = parts.server, parts.ledger
-    assert server is not None
-    timings = install_timings(parts)
-    stats = server.stats()
+    server = parts.server
     rows = []
     for row in server.workers():
         rows.append(ConnRow(
@@ -144,27 +73,10 @@ def local_snapshot(parts: PoolParts) -> NodeSnapshot:
             firmware=row["firmware"], country=row["country"], subdivision=row["subdivision"],
             accepted=row["accepted"], accepted_difficulty=row["accepted_difficulty"], rejected=row["rejected"],
             last_share_at=row["last_share_at"], best_difficulty=row.get("best_difficulty", 0.0)))
-    ports = [PortRow(port=p["port"], connections=p["connections"], accepted=p["accepted"],
-                     accepted_difficulty=p["accepted_difficulty"], blocks=p["blocks"], rejected=p["rejected"],
-                     start_difficulty=p["start_difficulty"], min_difficulty=p["min_difficulty"],
-                     max_difficulty=p["max_difficulty"]) for p in stats["ports"]]
     bans = [BanRow(target=b.target, reason=b.reason, created_at=b.created_at, until=b.until)
             for b in server.list_bans()]
-    snapshot = NodeSnapshot(
-        node=parts.node, worker_index=parts.worker_index, at=time.time(), started_at=parts.started_at,
-        connections=stats["totals"]["connections"], ports=ports, rows=rows, bans=bans,
-        fanout=timings.fanout_histogram.snapshot(), block_to_notify=timings.block_to_notify_histogram.snapshot())
-    resume = stats["extranonce"].get("resume")
-    if resume:
-        snapshot.resumes = {outcome: int(resume.get(outcome, 0)) for outcome in RESUME_OUTCOMES}
-    if ledger is not None:
-        ls = ledger.stats()
-        snapshot.ledger_lag_seconds = ls.lag_s
-        snapshot.ledger_pending_shares = ls.pending_shares + ls.queued_shares
-        snapshot.journal_bytes = ls.journal_bytes
-        snapshot.journal_batches = ls.queued_batches
-        snapshot.redis_up = ls.redis_up
-    return snapshot
+    return NodeSnapshot(node=parts.node, worker_index=parts.worker_index, at=time.time(), started_at=parts.started_at,
+                        stratum=server.snapshot(), ledger=parts.ledger.snapshot(), rows=rows, bans=bans)
 
 
 # ---------------------------------------------------------------------------------------------

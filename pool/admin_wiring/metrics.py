@@ -22,6 +22,7 @@ from pool.admin_wiring.health import redis_ping
 from pool.admin_wiring.views import PoolViews, merge_histograms, reject_name
 from pool.geo.store import pool_regions
 from pool.shares.hashrate import empty_figure, scaled_bounds
+from pool.stratum.resume_link import ResumeSnapshot
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
@@ -41,11 +42,11 @@ class MetricsAdapter:
     async def snapshot(self) -> MetricsSnapshot:
         parts = self.parts
         nodes = await self.views.nodes()
-        accepted = sum(n.accepted for n in nodes)
-        accepted_difficulty = sum(n.accepted_difficulty for n in nodes)
+        accepted = sum(n.stratum.accepted for n in nodes)
+        accepted_difficulty = sum(n.stratum.accepted_difficulty for n in nodes)
         rejected: dict[str, int] = {}
         for node in nodes:
-            for key, count in node.rejected().items():
+            for key, count in node.stratum.rejected().items():
                 name = reject_name(key)
                 rejected[name] = rejected.get(name, 0) + count
         # Rejected shares credit nothing: their difficulty sum is 0 by definition.
@@ -57,7 +58,7 @@ class MetricsAdapter:
         windowed = self.views.history.window(nodes, RATE_WINDOW, now)
         connections: dict[int, int] = {}
         for node in nodes:
-            for port in node.ports:
+            for port in node.stratum.ports:
                 connections[port.port] = connections.get(port.port, 0) + port.connections
 
         client = parts.ledger.client
@@ -79,7 +80,7 @@ class MetricsAdapter:
         latency, _ = await redis_ping(parts)
         ports = port_rates(pool_hashrate.hashrate, windowed.port_difficulty, connections)
 
-        stats = parts.ledger.stats()
+        stats = parts.ledger.snapshot()
         figures = parts.jobs.figures()
         blocks = 0
         try:
@@ -90,19 +91,19 @@ class MetricsAdapter:
             shares=shares, pool_hashrate=pool_hashrate, ports=ports,
             countries=[_country(c, h, int(n)) for c, (h, n) in sorted(countries.items())],
             workers=len({r.worker for r in self.views.rows(nodes)}),
-            notify_fanout_seconds=merge_histograms([n.fanout for n in nodes]),
-            block_to_notify_seconds=merge_histograms([n.block_to_notify for n in nodes]),
+            notify_fanout_seconds=merge_histograms([n.stratum.fanout for n in nodes]),
+            block_to_notify_seconds=merge_histograms([n.stratum.block_to_notify for n in nodes]),
             template_age_seconds=figures.template_age,
-            ledger_flush_lag_seconds=max(n.ledger_lag_seconds for n in nodes),
-            ledger_pending_shares=sum(n.ledger_pending_shares for n in nodes),
-            journal_bytes=sum(n.journal_bytes for n in nodes),
-            journal_entries=sum(n.journal_batches for n in nodes),
+            ledger_flush_lag_seconds=max(n.ledger.lag_s for n in nodes),
+            ledger_pending_shares=sum(n.ledger.pending_shares + n.ledger.queued_shares for n in nodes),
+            journal_bytes=sum(n.ledger.journal_bytes for n in nodes),
+            journal_entries=sum(n.ledger.queued_batches for n in nodes),
             redis_up=latency is not None and stats.redis_up, redis_latency_seconds=latency,
             nodes=[NodeHealth(name=n.name, up=n.healthy, latency_seconds=n.latency_ms / 1000 if n.healthy else None)
                    for n in figures.nodes],
             blocks_found=blocks, chain_height=max(0, figures.height - 1),
             network_difficulty=figures.network_difficulty,
-            session_resumes=_summed([n.resumes for n in nodes]),
+            session_resumes=_summed([_resumes(n.stratum.resume) for n in nodes]),
             best_share_difficulty=best.ever.difficulty if best and best.ever else None,
             round_best_share_difficulty=(best.round.difficulty if best.round else 0.0) if best else None,
             alerts={s.name: {"sent": s.sent, "failed": s.failed, "retried": s.retries, "rate_limited": s.rate_limited,
@@ -145,6 +146,10 @@ def port_rates(pool_rate: float, port_difficulty: dict[int, float], connections:
 def _country(country: str, rate: float, shares: int) -> CountryRate:
     low, high = scaled_bounds(rate, shares)
     return CountryRate(country=country, hashrate=rate, low=low, high=high)
+
+
+def _resumes(resume: ResumeSnapshot | None) -> dict[str, int]:
+    return {"claimed": resume.claimed, "missed": resume.missed, "failed": resume.failed} if resume else {}
 
 
 def _summed(counts: list[dict[str, int]]) -> dict[str, int]:

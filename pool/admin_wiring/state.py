@@ -109,7 +109,7 @@ class PoolStateAdapter:
             shares.accepted, shares.accepted_difficulty = hashrate.h1.shares, hashrate.h1.difficulty
             shares.observed_seconds = hashrate.h1.covered_seconds
         return PoolFigures(
-            hashrate=hashrate, connections=sum(n.connections for n in nodes),
+            hashrate=hashrate, connections=sum(n.stratum.connections for n in nodes),
             workers=len({r.worker for r in rows}), accounts=len({r.account for r in rows}),
             shares=shares, blocks_found=found, last_block_found_at=last_at,
             started_at=min(n.started_at for n in nodes),

@@ -48,8 +48,9 @@ class Counters(msgspec.Struct, array_like=True):
 
     @classmethod
     def of(cls, node: NodeSnapshot) -> Counters:
-        return cls(node.accepted, node.accepted_difficulty, node.rejected(),
-                   {p.port: p.accepted_difficulty for p in node.ports})
+        stratum = node.stratum
+        return cls(stratum.accepted, stratum.accepted_difficulty, stratum.rejected(),
+                   {p.port: p.accepted_difficulty for p in stratum.ports})
 
 
 ZERO = Counters(0, 0.0, {}, {})

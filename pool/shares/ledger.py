@@ -65,7 +65,7 @@ class LostWrites(Exception):
     """Redis no longer holds a group this ledger applied there moments ago (it had acknowledged it)."""
 
 
-class LedgerStats(msgspec.Struct, kw_only=True):
+class LedgerSnapshot(msgspec.Struct, kw_only=True):
     node: str
     redis_up: bool
     last_flush_at: float        # last time a batch reached Redis (0 = never)
@@ -606,12 +606,12 @@ class Ledger:
                 self._mark_down(exc)
 
     # -- health -------------------------------------------------------------------------------
-    def stats(self) -> LedgerStats:
+    def snapshot(self) -> LedgerSnapshot:
         now = time.time()
         oldest = [q.first_added_at for q in list(self._queue)[:1]]
         if self._pending:
             oldest.append(self._pending_since)
-        return LedgerStats(
+        return LedgerSnapshot(
             node=self.node, redis_up=self._redis_up, last_flush_at=self._last_flush_at,
             last_attempt_at=self._last_attempt_at, lag_s=max(0.0, now - min(oldest)) if oldest else 0.0,
             pending_shares=self._pending_shares, queued_shares=self._queued_shares,

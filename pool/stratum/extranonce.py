@@ -13,7 +13,16 @@ from __future__ import annotations
 import secrets
 from collections import deque
 
+import msgspec
+
 EXTRANONCE1_SIZE = 4
+
+
+class ExtranonceSnapshot(msgspec.Struct, kw_only=True):
+    prefix: int                         # this process's leased prefix
+    prefix_bits: int
+    live: int                           # extranonce1 values of open connections
+    parked: int                         # kept for a mining.subscribe resume
 
 
 class ExtranonceExhausted(RuntimeError):
@@ -129,6 +138,10 @@ class ExtranonceAllocator:
     @property
     def reserved(self) -> int:
         return len(self._reserved)
+
+    def snapshot(self) -> ExtranonceSnapshot:
+        return ExtranonceSnapshot(prefix=self.prefix, prefix_bits=self.prefix_bits, live=self.live,
+                                  parked=self.parked)
 
     def adopt(self, extranonce1: bytes, token: str) -> None:
         """A value claimed from the directory is live here now (a local park of it is taken over)."""

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+
+import msgspec
 
 from pool.aio import cancel_and_wait
 from pool.config.stratum import StratumConfig
@@ -23,6 +24,23 @@ log = logging.getLogger("pool.stratum.resume")
 
 PUBLISH_BATCH = 500    # parks per directory call (a mass disconnect becomes a few calls, not thousands)
 CLAIM_RETRY_SECONDS = 0.25   # asking again for a session live on a process that may have died
+
+
+class ResumeSnapshot(msgspec.Struct, kw_only=True):
+    """Counts since start of this process's resume traffic through the shared directory."""
+
+    claimed: int                        # a mining.subscribe resumed a session parked anywhere
+    missed: int                         # not found (or live elsewhere): a fresh extranonce1
+    failed: int                         # timeout or Redis error: a fresh extranonce1 too
+    published: int                      # parks written to the directory
+    publish_failed: int
+    syncs: int
+    sync_failed: int
+    taken_over: int                     # sessions here that another process resumed
+    announce_failed: int
+    heartbeat_failed: int
+    borrowed: int                       # values held through the directory (now)
+    reserved: int                       # values of this prefix held by other processes (now)
 
 
 class ResumeLink:
@@ -181,5 +199,5 @@ class ResumeLink:
             except Exception:
                 log.exception("resume sync failed")
 
-    def stats(self) -> dict[str, Any]:
-        return {**self.counts, "borrowed": self.allocator.borrowed, "reserved": self.allocator.reserved}
+    def snapshot(self) -> ResumeSnapshot:
+        return ResumeSnapshot(**self.counts, borrowed=self.allocator.borrowed, reserved=self.allocator.reserved)

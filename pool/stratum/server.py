@@ -25,7 +25,7 @@ from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
 from pool.stratum.session_records import Counters, SessionSnapshot
-from pool.stratum.stats import Timings, port_stats, port_totals, worker_rows
+from pool.stratum.stats import StratumSnapshot, Timings, port_snapshots, worker_rows
 from pool.stratum.tls import port_contexts
 
 log = logging.getLogger("pool.stratum")
@@ -387,16 +387,15 @@ class StratumServer:
     # the admin side: snapshots and controls (between socket events, on the event loop; sessions
     # are reached only through their public methods)
 
-    def stats(self) -> dict[str, Any]:
-        """Snapshot for the admin API / metrics: per port, totals and timing figures."""
-        ports = port_stats(self.config.ports, self.counters, self._sessions)
-        totals = {"connections": len(self._protocols), "sessions": len(self._sessions), **port_totals(ports),
-                  "share_write_failures": self.share_write_failures}
-        return {"node": self.node, "totals": totals, "ports": ports, "timings": self.timings.snapshot(),
-                "bans": len(self.bans.entries(self.clock())), "extranonce": {
-                    "prefix": self.allocator.prefix, "prefix_bits": self.allocator.prefix_bits,
-                    "live": self.allocator.live, "parked": self.allocator.parked,
-                    "resume": self.resume.stats() if self.resume is not None else None}}
+    def snapshot(self) -> StratumSnapshot:
+        """This process's stratum figures (/metrics, the admin API and the inter-process bus read it)."""
+        return StratumSnapshot(
+            connections=len(self._protocols), sessions=len(self._sessions),
+            share_write_failures=self.share_write_failures, bans=len(self.bans.entries(self.clock())),
+            ports=port_snapshots(self.config.ports, self.counters, self._sessions),
+            extranonce=self.allocator.snapshot(), resume=self.resume.snapshot() if self.resume is not None else None,
+            fanout=self.timings.fanout_histogram.snapshot(),
+            block_to_notify=self.timings.block_to_notify_histogram.snapshot())
 
     def workers(self) -> list[dict[str, Any]]:
         """One row per worker per connection, with the hashrate inputs (accepted difficulty, times)."""

@@ -48,10 +48,6 @@ class Counters:
         self.blocks = 0
         self.rejected: dict[str, int] = {}
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "accepted_difficulty": self.accepted_difficulty,
-                "blocks": self.blocks, "rejected": dict(self.rejected)}
-
 
 class WorkerStats:
     """One authorized worker on one connection; the hashrate inputs are accepted difficulty over time."""

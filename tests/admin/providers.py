@@ -54,12 +54,12 @@ from pool.admin.interfaces import (
     WorkerPage,
     WorkerSummary,
 )
-from pool.admin.metrics import LatencyHistogram
 from pool.config import ConfigError
 from pool.geo.mapview import MapRegion, MapView
 from pool.geo.report import Folding, Privacy
 from pool.shares.hashrate import hashrate_figure
 from pool.stratum.events import ShareRecord
+from pool.stratum.stats import LatencyHistogram
 
 T = TypeVar("T")
 DIFF1 = 2**32

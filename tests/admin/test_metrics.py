@@ -8,8 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool.admin.interfaces import CountryRate, HistogramSnapshot, MetricsSnapshot, NodeHealth, PortRate
-from pool.admin.metrics import CONTENT_TYPE, LatencyHistogram, render
+from pool.admin.metrics import CONTENT_TYPE, render
 from pool.shares.hashrate import empty_figure
+from pool.stratum.stats import LatencyHistogram
 from tests.admin.conftest import READ, Running
 
 

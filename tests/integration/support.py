@@ -154,9 +154,9 @@ class Miner(StratumClient):
 async def flushed(app: PoolApp) -> None:
     """Every share accepted before this call is in Redis (miners may go on submitting meanwhile)."""
     assert app.ledger is not None
-    added = app.ledger.stats().shares_added
+    added = app.ledger.snapshot().shares_added
     await app.ledger.flush()
-    stats = app.ledger.stats()
+    stats = app.ledger.snapshot()
     assert stats.redis_up and stats.shares_flushed >= added, stats
 
 

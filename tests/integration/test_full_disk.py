@@ -45,7 +45,7 @@ async def test_full_disk_shares_are_rejected_and_counted(redis_url: str, tmp_pat
         await wait_for(lambda: miner.stats.accepted >= accepted + 2, 20, "mining after the disk has room")
         await miner.finish()
 
-        failures = app.server.stats()["totals"]["share_write_failures"]
+        failures = app.server.snapshot().share_write_failures
         assert failures == miner.stats.reject_reasons["Share not recorded"]
         status, body = await api.call("GET", "/metrics", READ)
         assert status == 200

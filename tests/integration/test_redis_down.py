@@ -38,7 +38,7 @@ async def test_admin_without_redis(tmp_path: Path, fleet: Fleet) -> None:
             await wait_for(lambda: stays.stats.accepted >= 2 and goes.stats.accepted >= 2, 20, "shares")
 
             redis.kill()
-            await wait_for(lambda: not app.ledger.stats().redis_up, 10, "the ledger to notice")
+            await wait_for(lambda: not app.ledger.snapshot().redis_up, 10, "the ledger to notice")
             status, body = await api.call("POST", "/api/v1/workers/lena.rig2/kick", ADMIN)
             assert status == 200 and body["connections"] == 1                  # this process's connection
             await wait_for(lambda: goes.disconnected, 5, "the kicked miner to be disconnected")
@@ -61,7 +61,7 @@ async def test_admin_without_redis(tmp_path: Path, fleet: Fleet) -> None:
             mined = stays.stats.accepted
             await wait_for(lambda: stays.stats.accepted >= mined + 3, 20, "mining through the outage")
             redis.start()                                                       # same port, empty
-            await wait_for(lambda: app.ledger.stats().redis_up, 20, "the ledger to reach Redis again")
+            await wait_for(lambda: app.ledger.snapshot().redis_up, 20, "the ledger to reach Redis again")
             counted = stays.stats.accepted    # flushed() covers every share accepted before it is called
             await flushed(app)
 

@@ -151,5 +151,5 @@ async def connected(client: aioredis.Redis, n: int) -> dict[str, NodeSnapshot] |
 
 async def port_start_everywhere(client: aioredis.Redis, value: float) -> bool:
     nodes = await snapshots(client)
-    return len(nodes) == 2 and all(n.ports[0].start_difficulty == value for n in nodes.values())
+    return len(nodes) == 2 and all(n.stratum.ports[0].start_difficulty == value for n in nodes.values())
 

@@ -68,7 +68,7 @@ async def flush_until_done(ledger: Ledger, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not await ledger.flush():
         if time.monotonic() > deadline:
-            raise AssertionError(f"ledger did not drain: {ledger.stats()}")
+            raise AssertionError(f"ledger did not drain: {ledger.snapshot()}")
         await asyncio.sleep(0.05)
 
 

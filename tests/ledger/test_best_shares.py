@@ -150,5 +150,5 @@ async def test_a_batch_of_thousands_of_workers_keeps_every_best(redis_url: str, 
     assert all(p.ever is not None and p.round is not None and p.ever.difficulty == 1000.0 + int(w[6:])
                and p.round == p.ever for w, p in farm.workers.items())
     assert farm.best.ever == BestShare(difficulty=5999.0, at=t0 + 4.999, worker="farm.w4999")
-    assert ledger.stats().contributor_errors == 0
+    assert ledger.snapshot().contributor_errors == 0
     await ledger.stop()

@@ -56,14 +56,14 @@ async def kill_redis_mid_run(ledger: Ledger, kill: callable, restart: callable) 
     stop = asyncio.Event()
     producer = asyncio.create_task(produce(ledger, stop))
     await asyncio.sleep(0.6)
-    assert ledger.stats().redis_up
+    assert ledger.snapshot().redis_up
     kill()
     await asyncio.sleep(1.2)
     deadline = time.monotonic() + 15          # a slow machine notices the outage later
-    while ledger.stats().redis_up or not ledger.stats().queued_batches:
-        assert time.monotonic() < deadline, ledger.stats()
+    while ledger.snapshot().redis_up or not ledger.snapshot().queued_batches:
+        assert time.monotonic() < deadline, ledger.snapshot()
         await asyncio.sleep(0.1)
-    down = ledger.stats()
+    down = ledger.snapshot()
     assert not down.redis_up, down
     assert down.queued_batches > 0 and down.queued_shares > 0, down
     await asyncio.to_thread(restart)
@@ -71,7 +71,7 @@ async def kill_redis_mid_run(ledger: Ledger, kill: callable, restart: callable) 
     stop.set()
     handed = await producer
     await flush_until_done(ledger)
-    stats = ledger.stats()
+    stats = ledger.snapshot()
     await ledger.stop()
     assert stats.shares_flushed == handed
     return handed, down.queued_shares
@@ -181,7 +181,7 @@ async def test_crash_between_groups_replays_exactly(redis_url: str, journal_dir:
     second = make_ledger(journal_dir, redis_url)
     await second.start()
     await flush_until_done(second)
-    stats = second.stats()
+    stats = second.snapshot()
     await second.stop()
     assert stats.groups_replayed == applied_groups
     assert_exact(redis_url, "single", 3000)
@@ -195,7 +195,7 @@ async def test_replaying_a_committed_batch_changes_nothing(redis_url: str, journ
     await flush_until_done(ledger)
     frame = ledger._journal.read_batch(next(iter(_batch_locations(ledger))))
     await ledger._apply_batch(frame)  # a lost reply: the same batch sent again
-    stats = ledger.stats()
+    stats = ledger.snapshot()
     await ledger.stop()
     assert stats.groups_replayed == len(frame.groups)
     assert_exact(redis_url, "single", 500)
@@ -215,8 +215,8 @@ async def test_redis_down_at_start_then_up(journal_dir: Path) -> None:
     for i in range(2000):
         ledger.add(record(i))
     await asyncio.sleep(0.2)
-    assert not ledger.stats().redis_up
-    assert ledger.stats().journal_bytes > 0
+    assert not ledger.snapshot().redis_up
+    assert ledger.snapshot().journal_bytes > 0
     server.start()
     try:
         await flush_until_done(ledger)

@@ -37,7 +37,7 @@ async def test_totals_batches_and_contributor_applied_once(redis_url: str, journ
     for i in range(4321):
         ledger.add(record(i))
     await flush_until_done(ledger)
-    stats = ledger.stats()
+    stats = ledger.snapshot()
     await ledger.stop()
     shares, diff, per_account, countries = read_totals(redis_url)
     want = expected_totals(4321)
@@ -93,7 +93,7 @@ async def test_a_failing_contributor_never_costs_shares(redis_url: str, journal_
     for i in range(10, 30):
         ledger.add(record(i))
     await flush_until_done(ledger)
-    stats = ledger.stats()
+    stats = ledger.snapshot()
     await ledger.stop()
     assert read_totals(redis_url)[0] == 30
     assert stats.contributor_errors == 3  # the exception, then FLUSHALL and "not an op"

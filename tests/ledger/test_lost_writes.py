@@ -33,10 +33,10 @@ async def test_acknowledged_writes_redis_lost_are_applied_again(journal_dir: Pat
         server.kill()
         for i in range(1000, 1500):
             ledger.add(record(i))
-        await wait_for(lambda: not ledger.stats().redis_up, 15, "the ledger to notice the outage")
+        await wait_for(lambda: not ledger.snapshot().redis_up, 15, "the ledger to notice the outage")
         server.start()                     # same port and folder: it loads the older snapshot
         await flush_until_done(ledger)
-        stats = ledger.stats()
+        stats = ledger.snapshot()
         await ledger.stop()
         shares, difficulty, per_account, countries = read_totals(server.url)
     finally:
@@ -70,7 +70,7 @@ async def test_writes_lost_without_an_error_are_noticed_and_applied_again(journa
         for i in range(1000, 1500):
             ledger.add(record(i))
         await flush_until_done(ledger)
-        stats = ledger.stats()
+        stats = ledger.snapshot()
         await ledger.stop()
         shares, difficulty, per_account, countries = read_totals(server.url)
     finally:

@@ -132,7 +132,7 @@ async def test_pps_waits_for_network_difficulty(redis_url: str, journal_dir: Pat
     await ledger.start()
     ledger.add(share("alice", 1000, time.time()))
     assert not await ledger.flush()  # nothing is credited at an unknown value...
-    assert "network difficulty" in ledger.stats().last_error
+    assert "network difficulty" in ledger.snapshot().last_error
     ledger.set_network(1e6, subsidy_sat=312_500_000)
     await flush_until_done(ledger)   # ...and nothing is lost either: the credit waits for the books
     ((_, fields),) = await ledger.client.xrange(ledger.keys.pps_outbox)

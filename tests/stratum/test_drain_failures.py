@@ -73,10 +73,10 @@ async def test_block_candidate_is_submitted_when_the_share_write_fails(caplog: p
         for reply in replies.values():
             assert reply["result"] is False and reply["error"][0] == 20
             assert reply["error"][1] == "Share not recorded"
-        totals = server.stats()["totals"]
-        assert totals["share_write_failures"] == 2
-        assert totals["accepted"] == 0 and totals["accepted_difficulty"] == 0.0
-        assert totals["rejected"] == {"not_recorded": 2}
+        totals = server.snapshot()
+        assert totals.share_write_failures == 2
+        assert totals.accepted == 0 and totals.accepted_difficulty == 0.0
+        assert totals.rejected() == {"not_recorded": 2}
         assert server.workers()[0]["rejected"] == {"not_recorded": 2} and server.workers()[0]["accepted"] == 0
         assert any("ShareRecord" in r.getMessage() and r.exc_info for r in caplog.records)
         writer.close()

@@ -190,7 +190,7 @@ async def test_a_full_server_gives_up_its_oldest_unauthorized_connection_not_the
     pool = await make_pool(config(difficulty=1e-9, limits=LimitsConfig(max_connections=6)))
     honest = [await miner(pool, f"127.0.6.{n}") for n in (1, 2)]          # authorized first
     idle = [await connect(pool.port, source="127.0.6.9") for _ in range(4)]  # then four that never authorize
-    await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 6, 5, "six connections")
+    await wait_for(lambda: pool.server.snapshot().connections == 6, 5, "six connections")
     newcomer = await miner(pool, "127.0.6.3")                              # the seventh: the oldest idle goes
     assert await ended(idle[0])
     assert (await newcomer.share(1))["result"] is True

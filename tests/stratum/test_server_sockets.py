@@ -130,9 +130,9 @@ async def test_pipelined_handshake_share_block_and_fanout(make_pool: Any) -> Non
     assert pool.jobs.submitted[-1][1] is True
     pool.jobs.publish(make_job("w2", height=201))
     assert (await client.until(lambda m: m.get("method") == "mining.notify"))["params"][0] == "w2"
-    stats = pool.server.stats()
-    assert stats["totals"]["accepted"] == 1 and stats["ports"][0]["workers"] == 1
-    assert stats["timings"]["notify_fanout_last_connections"] == 1
+    stats = pool.server.snapshot()
+    assert stats.accepted == 1 and stats.ports[0].workers == 1
+    assert pool.server.timings.recent()["notify_fanout_last_connections"] == 1 and stats.fanout.count == 1
     assert pool.server.workers()[0]["worker"] == "acct.rig1"
     client.close()
 
@@ -192,7 +192,7 @@ async def test_per_ip_connection_limit(make_pool: Any) -> None:
     elsewhere = await connect(pool.port, "127.0.0.7")
     await elsewhere.handshake()
     second.close()
-    await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 2, 5, "the closed connection to go")
+    await wait_for(lambda: pool.server.snapshot().connections == 2, 5, "the closed connection to go")
     fourth = await connect(pool.port, "127.0.0.6")
     await fourth.handshake(worker="acct.w4")
 
@@ -210,13 +210,13 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving(make_pool: 
                     {"id": 2, "method": "mining.authorize", "params": ["acct.slow"]})
     fast = await connect(pool.port, "127.0.0.9")
     await fast.handshake()
-    await wait_for(lambda: pool.server.stats()["totals"]["sessions"] == 2, 5, "both sessions")
+    await wait_for(lambda: pool.server.snapshot().sessions == 2, 5, "both sessions")
     for i in range(200):      # 200 notifies of ~90 KB: far more than the kernel buffers hold
         pool.jobs.publish(make_job(f"big{i + 1}", coinbase_pad=45_000, clean=False))
         await fast.until(lambda m, i=i: m.get("method") == "mining.notify" and m["params"][0] == f"big{i + 1}")
-        if pool.server.stats()["totals"]["sessions"] == 1:
+        if pool.server.snapshot().sessions == 1:
             break
-    assert pool.server.stats()["totals"]["sessions"] == 1
+    assert pool.server.snapshot().sessions == 1
     assert [row["worker"] for row in pool.server.workers()] == ["acct.w"]
 
 
@@ -261,7 +261,7 @@ async def test_reuse_port_lets_two_servers_share_the_port(make_pool: Any) -> Non
     clients = [await connect(first.port, f"127.0.1.{i}") for i in range(1, 9)]
     for client in clients:
         await client.handshake()
-    assert first.server.stats()["totals"]["sessions"] + second.server.stats()["totals"]["sessions"] == 8
+    assert first.server.snapshot().sessions + second.server.snapshot().sessions == 8
 
 
 async def test_admin_controls_and_clean_stop(make_pool: Any) -> None:

@@ -180,7 +180,7 @@ async def test_a_client_that_refuses_the_certificate_is_closed(tls_pool: Any, tm
             await asyncio.wait_for(tls_connect(pool.port(), other), 5)
         # The client's alert ends the handshake on the server: closed with a log line naming it.
         await wait_for(lambda: f"on TLS port {pool.port()}" in caplog.text, 5, "the refused handshake's log line")
-        await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 0, 5, "the connection to close")
+        await wait_for(lambda: pool.server.snapshot().connections == 0, 5, "the connection to close")
     # Either the client's alert (unknown CA) or its leaving mid-handshake is what the line says.
     assert "unknown ca" in caplog.text.lower() or "left during the handshake" in caplog.text
     client = await tls_connect(pool.port(), tls_pool_cert(pool))
@@ -235,7 +235,7 @@ async def test_a_client_close_notify_is_answered_and_the_connection_ends(tls_poo
     pool = await tls_pool()
     client = await tls_connect(pool.port(), cert[0])
     await client.handshake("acct.bye")
-    assert pool.server.stats()["totals"]["connections"] == 1
+    assert pool.server.snapshot().connections == 1
     client.writer.close()
     await asyncio.wait_for(client.writer.wait_closed(), 5)      # asyncio's own shutdown timeout is 30 s
-    await wait_for(lambda: pool.server.stats()["totals"]["connections"] == 0, 5, "the pool to drop it")
+    await wait_for(lambda: pool.server.snapshot().connections == 0, 5, "the pool to drop it")

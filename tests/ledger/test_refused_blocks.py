@@ -30,7 +30,7 @@ async def test_refused_candidates_are_listed_once_newest_first_and_bounded(redis
     assert [(b.height, b.reason) for b in listed] == [(113, "rpc-error -22: Block decode failed"),
                                                       (112, "high-hash"), (111, "bad-txnmrklroot")]
     # The share before the candidates is in the books as usual (a refused batch covers no record).
-    assert ledger.stats().shares_flushed == 1
+    assert ledger.snapshot().shares_flushed == 1
     # Only the newest max_refused_blocks are kept.
     ledger.record_refused(refused(3, t0 + 3))
     await flush_until_done(ledger)

@@ -1,7 +1,7 @@
-"""The asyncio server: listening ports, admission (limits, bans, tagging), the session events'
-consumers, the resume directory, fan-out of new work, the housekeeping sweep, and the admin's
-controls and snapshots. Every protocol decision lives in session.py (sans-IO); one connection's I/O
-in connection.py.
+"""The asyncio server: admission (limits, bans, tagging), the session events' consumers, the resume
+directory, the housekeeping sweep, and the admin's controls and snapshots. Every protocol decision
+lives in session.py (sans-IO); one connection's I/O in connection.py; the listening ports and timers
+in listeners.py; the fan-out of new work in fanout.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pool.chain.types import BlockCandidate, JobSource
@@ -21,6 +21,7 @@ from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.fanout import FailedSessions, JobFanout
 from pool.stratum.limits import Ban, BanList, IpCounter, OldestFirst, RejectBudget, TrustedProxies
+from pool.stratum.listeners import Listeners
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
@@ -83,50 +84,33 @@ class StratumServer:
         self._protocols: dict[Connection, None] = {}    # every open connection
         self._arrivals: OldestFirst[Connection] = OldestFirst()   # those not (yet) authorized, oldest first
         self._sessions: dict[Connection, None] = {}     # those with a session
-        self._servers: list[asyncio.AbstractServer] = []
-        self._timers: list[asyncio.TimerHandle] = []
+        self.listeners = Listeners(config)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.fanout = JobFanout(jobs, self._sessions, self.timings, clock)
-        self._listening = False
         jobs.add_listener(self._new_work)
 
     # ------------------------------------------------------------------------------------------------
     # lifecycle
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.resume is not None:
             await self.resume.start()
         self.reload_tls()
         for port in self.config.ports:
             self.counters.setdefault(id(port), Counters())
-            server = await loop.create_server(
-                lambda port=port: Connection(self, port), host=port.host or None, port=port.port,
-                reuse_port=self.config.reuse_port or None, backlog=self.config.backlog)
-            self._servers.append(server)
-            if port.port == 0:   # ephemeral (tests): report the one the OS chose
-                port.port = server.sockets[0].getsockname()[1]
-        self._listening = True
+        await self.listeners.open(lambda port: Connection(self, port))
         self.fanout.last_broadcast = self.clock()
-        self._schedule(self.config.limits.sweep_interval, self._sweep)
-        self._schedule(self.config.notify_interval, self._keepalive)
-        log.info("stratum listening on %s", ", ".join(f"{p.host}:{p.port}" for p in self.config.ports))
+        self.listeners.every(self.config.limits.sweep_interval, self._sweep)
+        self.listeners.every(self.config.notify_interval, self._keepalive)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, tell miners to reconnect (another worker process/host takes them), close."""
-        self._listening = False
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        for server in self._servers:
-            server.close()
+        self.listeners.close()
         for proto in list(self._protocols):
             if proto.session is not None and self.config.reconnect_on_shutdown:
                 proto.transport.write(m.reconnect())
             proto.transport.close()
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
+        await self.listeners.wait_closed()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=timeout)
         deadline = time.monotonic() + timeout
@@ -137,21 +121,6 @@ class StratumServer:
         if self.resume is not None:
             await asyncio.sleep(0)           # let the aborted ones park before the last publish
             await self.resume.stop()
-
-    def _schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        loop = asyncio.get_running_loop()
-
-        def run() -> None:
-            if not self._listening:
-                return
-            try:
-                callback()
-            except Exception:
-                log.exception("stratum timer %s failed", callback.__name__)
-            self._schedule(delay, callback)
-
-        self._timers = [h for h in self._timers if not h.cancelled()][-8:]
-        self._timers.append(loop.call_later(delay, run))
 
     # ------------------------------------------------------------------------------------------------
     # connections
@@ -306,9 +275,7 @@ class StratumServer:
         proto.session = None                # fan-out and the sweep leave it alone meanwhile
         proto.resuming = session
         proto.transport.pause_reading()
-        task = asyncio.ensure_future(self._resume(proto, session, token))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._resume(proto, session, token))
 
     async def _resume(self, proto: Connection, session: Session, token: str) -> None:
         assert self.resume is not None
@@ -331,7 +298,11 @@ class StratumServer:
     def _submit_block(self, candidate: BlockCandidate) -> None:
         log.warning("BLOCK CANDIDATE height %d by %s: %s", candidate.height, candidate.worker,
                     candidate.header_hash[::-1].hex())
-        task = asyncio.ensure_future(self.jobs.submit_block(candidate))
+        self._spawn(self.jobs.submit_block(candidate))
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` as a task stop() waits for (a block submission, a resume look-up)."""
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -339,7 +310,7 @@ class StratumServer:
     # fan-out
 
     def _new_work(self, clean_jobs: bool) -> None:
-        if not self._listening:
+        if not self.listeners.listening:
             return
         try:
             self.fanout.broadcast(clean_jobs, keepalive=False)

@@ -71,7 +71,12 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.connected_at = self.host.clock()
         peer = transport.get_extra_info("peername")
-        self.socket_ip = proxy.normalize_ip(peer[0]) if peer else ""
+        if not peer:
+            # The peer reset the connection before the accept reached us (a port probe, a miner giving
+            # up): there is no address to limit, ban or locate, and nobody to serve.
+            transport.abort()
+            return
+        self.socket_ip = proxy.normalize_ip(peer[0])
         self.host.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:

@@ -8,6 +8,9 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import Any, NoReturn
+
+from pool.config.options import config_option
 
 
 def _version() -> str:
@@ -57,19 +60,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from pool import config
 
+    if args.file is not None and args.config is not None and args.file != args.config:
+        print(f"check-config: two files given ({args.file} and --config {args.config}): check one at a time",
+              file=sys.stderr)
+        return 2
+    path = args.file if args.file is not None else args.config
+    if path is None:
+        print("check-config: give the config file to check: geostratum check-config FILE", file=sys.stderr)
+        return 2
     try:
-        config.require_books(config.load(args.file))
+        config.require_books(config.load(path))
     except config.ConfigError as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.file}: ok")
+    print(f"{path}: ok")
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """Errors in one line: what is wrong, then where the usage is (argparse prints the usage first)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "command_parser"):    # the innermost command parsed first: it names itself
+            parsed.command_parser = self
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and "required" in message:
+                message = f"{message} (one of: {', '.join(action.choices)})"
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geostratum", description="Stratum V1 mining pool with regional telemetry")
+    parser = Parser(prog="geostratum", description="Stratum V1 mining pool with regional telemetry",
+                    epilog="--config FILE may come before or after the command and its action.")
     parser.add_argument("--version", action="version", version=f"geostratum {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config TOML for the command that follows (the same as its own --config)")
+    parser.set_defaults(config=None, reads_config=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("info", help="version, platform and the active SHA-256 back end").set_defaults(func=cmd_info)
 
@@ -83,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=7)
     bench.set_defaults(func=cmd_bench)
 
-    check = sub.add_parser("check-config", help="validate a config file; names the bad key and why")
-    check.add_argument("file")
+    check = sub.add_parser("check-config", help="validate a config file; names the bad key and why",
+                           parents=[config_option("the config file to check (or give it as FILE)")])
+    check.add_argument("file", nargs="?", default=None, help="the config file to check")
     check.set_defaults(func=cmd_check_config)
 
     for extend in _EXTENSIONS:
@@ -107,7 +139,8 @@ def _register_simulate(sub: argparse._SubParsersAction) -> None:
 def _register_export(sub: argparse._SubParsersAction) -> None:
     from pool.geo import export_cli
 
-    parser = sub.add_parser("export", help="research exports (CCAF layouts, rich CSV/JSON, charts)")
+    parser = sub.add_parser("export", help="research exports (CCAF layouts, rich CSV/JSON, charts)",
+                            parents=[config_option()])
     export_cli.add_arguments(parser)
     parser.set_defaults(func=export_cli.run)
 
@@ -137,7 +170,12 @@ _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [_register_run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extras = build_parser().parse_known_args(argv)
+    if extras:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if args.config is not None and not args.reads_config:
+        args.command_parser.error(f"--config: {args.command} reads no config file (these do: run, export, geo update, "
+                                  "payouts, db, check-config)")
     return int(args.func(args) or 0)
 
 

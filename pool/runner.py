@@ -21,6 +21,7 @@ import uvloop
 
 from pool import config as config_module
 from pool.config import Config
+from pool.config.options import config_option
 
 log = logging.getLogger("geostratum")
 
@@ -134,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("run", help="run the pool (configs/devnet.toml: the embedded devnet)")
-    parser.add_argument("--config", default=None, help="TOML config (default: built-in devnet defaults)")
+    parser = sub.add_parser("run", help="run the pool (configs/devnet.toml: the embedded devnet)",
+                            parents=[config_option()])
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the stratum port")
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(func=run)

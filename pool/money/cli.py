@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from pool import config as config_module
+from pool.config.options import config_option
 from pool.money.db import redacted
 from pool.money.schema import current_revision, head_revision, migrate
 
@@ -50,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("db", help="the payout books' PostgreSQL schema (migrate, status)")
-    parser.add_argument("--config", default=None)
-    actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("migrate", help="apply every schema migration not yet applied (idempotent)")
-    actions.add_parser("status", help="the schema revision in the database and the one this version needs")
+    config = [config_option()]
+    parser = sub.add_parser("db", help="the payout books' PostgreSQL schema (migrate, status)", parents=config)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("migrate", help="apply every schema migration not yet applied (idempotent)", parents=config)
+    actions.add_parser("status", help="the schema revision in the database and the one this version needs",
+                       parents=config)
     parser.set_defaults(func=run)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
+from pool.bitcoin.amount import btc_amount
 from pool.config import Config
 from pool.money.books import IN_FLIGHT, OPENING, ORPHAN_LOSSES, PAID, post
 from pool.money.db import open_pool
 from pool.money.schema import current_revision, head_revision
 from pool.shares.keys import Keys
-from pool.shares.payouts import PayoutBatch, btc_amount
+from pool.shares.payouts import PayoutBatch
 from pool.shares.redis_conn import RedisClient, create_redis, text
 from pool.shares.schemes import MSAT_PER_SAT
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from pool.bitcoin.amount import btc_amount
 from pool.config.ledger import PayoutConfig
 from pool.shares import lua
 from pool.shares.keys import Keys
@@ -60,11 +61,6 @@ class PayoutBatch(msgspec.Struct, kw_only=True):
     txid: str = ""
     attempts: int = 0
     last_error: str = ""
-
-
-def btc_amount(sat: int) -> str:
-    """Exact decimal string for Bitcoin Core (no float rounding)."""
-    return f"{sat // 100_000_000}.{sat % 100_000_000:08d}"
 
 
 class PayoutEngine:

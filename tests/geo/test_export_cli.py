@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from pool.cli import build_parser
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, apply_ops
-from pool.geo.export_cli import ProgressBar, add_arguments, run
+from pool.geo.export_cli import ProgressBar, run
 from tests.geo.fleet_sim import build_fleet, shares
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(["export", *argv])
 
 
 async def test_cli_writes_the_export(locator: GeoLocator, aredis: aioredis.Redis, redis_url: str,

@@ -21,9 +21,10 @@ import redis.asyncio as aioredis
 
 from pool.admin import AdminServer
 from pool.admin_wiring.exports import GeoExports
+from pool.cli import build_parser
 from pool.config.geo import GeoConfig
 from pool.geo import GeoLocator, GeoRollup, apply_ops
-from pool.geo.export_cli import add_arguments, run
+from pool.geo.export_cli import run
 from pool.geo.exports import EXPORTS, LAYOUTS, SHORTHANDS
 from tests.admin.conftest import READ, make_config
 from tests.admin.providers import InMemoryPool
@@ -36,9 +37,7 @@ DAY = dt.date(2026, 3, 10)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(["export", *argv])
 
 
 async def cli(redis_url: str, *argv: str) -> tuple[int, bytes, str]:

@@ -13,8 +13,10 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from pool.admin.interfaces import (
     AccountSummary,
@@ -30,6 +32,7 @@ from pool.aio import cancel_and_wait
 from pool.config.alerts import AlertsConfig
 
 log = logging.getLogger("geostratum.alerts")
+T = TypeVar("T")
 
 WINDOW_FIELDS = {"1m": "m1", "5m": "m5", "15m": "m15", "1h": "h1", "6h": "h6", "24h": "h24"}
 SEVERITY: dict[str, Severity] = {
@@ -38,6 +41,38 @@ SEVERITY: dict[str, Severity] = {
     "redis_down": "critical", "redis_up": "info", "geo_stale": "warning",
 }
 BLOCK_SCAN = 50
+STORE_TIMEOUT = 5.0                 # seconds one read or write of the alert state may take
+StateMap = dict[str, dict[str, str]]   # kind -> field -> value (the rules' memory, as Redis hashes hold it)
+Changes = dict[str, tuple[dict[str, str], list[str]]]     # kind -> (fields to set, fields to delete)
+
+
+class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert a target took and has not been through with yet (the store's outbox)."""
+
+    target: str
+    alert: Alert
+
+
+class AlertStore(Protocol):
+    """Where the monitor keeps what it already said and what it has not delivered yet (Redis), so a
+    restarted pool neither repeats nor misses an alert. Outbox entries are opaque bytes to it."""
+
+    async def load(self) -> tuple[StateMap, list[bytes]]: ...
+
+    async def save(self, changes: Changes, outbox: list[bytes]) -> None: ...
+
+    async def delivered(self, entry: bytes) -> None: ...
+
+
+def state_changes(old: StateMap, new: StateMap) -> Changes:
+    out: Changes = {}
+    for kind in dict.fromkeys([*old, *new]):
+        before, after = old.get(kind, {}), new.get(kind, {})
+        sets = {k: v for k, v in after.items() if before.get(k) != v}
+        gone = [k for k in before if k not in after]
+        if sets or gone:
+            out[kind] = (sets, gone)
+    return out
 
 
 def _rate(value: Any) -> tuple[float, float]:
@@ -68,6 +103,26 @@ class AlertRules:
         self._blocks: dict[str, str] | None = None        # hash -> status (None until the first look)
         self._down: dict[str, bool] = {}                  # component -> down
         self._geo_alerted: str = ""                       # the day the stale database was last reported
+
+    # -- what was already said, as plain string maps (kept in Redis by the monitor's store) ----------
+    def state(self) -> StateMap:
+        meta = {"geo_alerted": self._geo_alerted} if self._geo_alerted else {}
+        if self._blocks is not None:
+            meta["blocks_seen"] = "1"
+        return {"seen": dict.fromkeys(self._seen_online, "1"), "offline": dict.fromkeys(self._offline, "1"),
+                "dropped": dict.fromkeys(self._dropped, "1"), "blocks": dict(self._blocks or {}),
+                "down": {name: "1" if down else "0" for name, down in self._down.items()}, "meta": meta}
+
+    def restore(self, stored: StateMap) -> None:
+        """Take what a previous run had said. What this run has learnt of the node and Redis meanwhile
+        (they are watched before the stored state could be read) stays."""
+        meta = stored.get("meta", {})
+        self._seen_online = set(stored.get("seen", {}))
+        self._offline = set(stored.get("offline", {}))
+        self._dropped = set(stored.get("dropped", {}))
+        self._blocks = dict(stored.get("blocks", {})) if meta.get("blocks_seen") else None
+        self._down = {**{name: v == "1" for name, v in stored.get("down", {}).items()}, **self._down}
+        self._geo_alerted = max(self._geo_alerted, meta.get("geo_alerted", ""))
 
     def _alert(self, event: str, title: str, message: str, now: float, **fields: Any) -> Alert:
         return Alert(event=event, severity=SEVERITY[event], title=title, message=message, at=now, pool=self.pool,
@@ -195,17 +250,29 @@ class AlertRules:
 
 
 class AlertMonitor:
-    """Every check_interval_seconds: snapshots -> rules -> notifier. A failing read skips that rule."""
+    """Every check_interval_seconds: snapshots -> rules -> notifier. A failing read skips that rule.
+
+    With a store, what the rules remember and every alert a target took but has not been through with
+    are saved before the alert is queued: a restart reads both back, so it repeats no transition, misses
+    none, and sends what the last run had not (an alert cut off mid-send may arrive twice).
+    """
 
     def __init__(self, config: AlertsConfig, state: PoolState, notifier: Notifier, pool: str = "",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, store: AlertStore | None = None) -> None:
         self.config = config
         self.state = state
         self.notifier = notifier
         self.rules = AlertRules(config, pool, clock())
         self.clock = clock
+        self.store = store
         self.checks = 0
+        self.restored = store is None          # the stored state has been read (or there is none to read)
+        self._saved: StateMap = {}             # what the store holds
+        self._entries: dict[tuple[str, int], bytes] = {}    # (target, id(alert)) -> its outbox entry
         self._task: asyncio.Task[None] | None = None
+        self._checking = asyncio.Lock()
+        if store is not None:
+            notifier.on_done = self._delivered
 
     async def start(self) -> None:
         await self.notifier.start()
@@ -221,28 +288,100 @@ class AlertMonitor:
             await self.check()
             await asyncio.sleep(self.config.check_interval_seconds)
 
+    async def _restore(self) -> None:
+        assert self.store is not None
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                stored, outbox = await self.store.load()
+        except Exception as exc:       # Redis down: only the node and Redis rules run until it answers
+            log.warning("alert state not read yet: %r", exc)
+            return
+        self.rules.restore(stored)
+        self._saved = stored
+        self.restored = True
+        decoder = msgspec.json.Decoder(Outgoing)
+        for entry in outbox:
+            try:
+                item = decoder.decode(entry)
+            except msgspec.DecodeError:
+                item = None
+            if item is not None and self.notifier.put(item.target, item.alert):
+                self._entries[(item.target, id(item.alert))] = entry
+            else:                      # unreadable, a target no longer configured, or a full queue
+                await self._forget(entry)
+        if outbox:
+            log.info("alerts: %d undelivered alert(s) of the last run queued again", len(outbox))
+
+    async def _delivered(self, target: str, alert: Alert) -> None:
+        entry = self._entries.pop((target, id(alert)), None)
+        if entry is not None:
+            await self._forget(entry)
+
+    async def _forget(self, entry: bytes) -> None:
+        assert self.store is not None
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await self.store.delivered(entry)
+        except Exception as exc:       # left in the outbox: the next start sends it again
+            log.warning("alert outbox entry not removed: %r", exc)
+
     async def check(self) -> list[Alert]:
-        """One round of every rule; the alerts offered."""
+        """One round of every rule; the alerts offered. The Redis-backed rules wait while Redis is down
+        (the views would answer from this process alone) or the stored state is not read yet."""
+        async with self._checking:          # one at a time (the loop's and a caller's)
+            return await self._check()
+
+    async def _check(self) -> list[Alert]:
+        if not self.restored:
+            await self._restore()
         rules, state = self.rules, self.state
         limit = self.config.max_accounts_watched
-        steps = [
-            ("workers", lambda: state.workers(ListQuery(limit=limit * 10)),
-             lambda page, now: rules.observe_workers(page.items, now)),
-            ("accounts", lambda: state.accounts(ListQuery(limit=limit)),
-             lambda page, now: rules.observe_accounts(page.items, now)),
-            ("blocks", lambda: state.blocks(BlockQuery(limit=BLOCK_SCAN)), rules.observe_blocks),
-            ("health", state.health, rules.observe_health),
-            ("geo", lambda: state.regions(60),
-             lambda view, now: rules.observe_geo(view.database, view.database_build, now)),
-        ]
         alerts: list[Alert] = []
-        for name, read, rule in steps:
-            try:
-                snapshot = await read()
-                alerts += rule(snapshot, self.clock())
-            except Exception as exc:       # one rule's read failing must not stop the others
-                log.warning("alert check %s skipped: %r", name, exc)
-        for alert in alerts:
-            self.notifier.offer(alert)
+        health = await self._read("health", state.health)
+        if health is not None:
+            alerts += rules.observe_health(health, self.clock())
+        if self.restored and health is not None and all(c.ok for c in health.components if c.name == "redis"):
+            workers = await self._read("workers", lambda: state.workers(ListQuery(limit=limit * 10)))
+            if workers is not None:
+                alerts += rules.observe_workers(workers.items, self.clock())
+            accounts = await self._read("accounts", lambda: state.accounts(ListQuery(limit=limit)))
+            if accounts is not None:
+                alerts += rules.observe_accounts(accounts.items, self.clock())
+            blocks = await self._read("blocks", lambda: state.blocks(BlockQuery(limit=BLOCK_SCAN)))
+            if blocks is not None:
+                alerts += rules.observe_blocks(blocks, self.clock())
+        regions = await self._read("geo", lambda: state.regions(60))
+        if regions is not None:
+            alerts += rules.observe_geo(regions.database, regions.database_build, self.clock())
+        await self._send(alerts)
         self.checks += 1
         return alerts
+
+    async def _read(self, name: str, read: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            return await read()
+        except Exception as exc:       # one rule's read failing must not stop the others
+            log.warning("alert check %s skipped: %r", name, exc)
+            return None
+
+    async def _send(self, alerts: list[Alert]) -> None:
+        """Admit, save (the rules' changes and the admitted alerts, one write), then queue."""
+        outgoing = [Outgoing(target=name, alert=alert) for alert in alerts for name in self.notifier.admit(alert)]
+        entries = [msgspec.json.encode(item) for item in outgoing]
+        if self.store is not None and self.restored:
+            current = self.rules.state()
+            changes = state_changes(self._saved, current)
+            if changes or entries:
+                try:
+                    async with asyncio.timeout(STORE_TIMEOUT):
+                        await self.store.save(changes, entries)
+                    self._saved = current
+                    self._entries.update({(item.target, id(item.alert)): entry
+                                          for item, entry in zip(outgoing, entries, strict=True)})
+                except Exception as exc:   # sent all the same; saved with the next check's changes
+                    log.warning("alert state not saved: %r", exc)
+        for item in outgoing:
+            if not self.notifier.put(item.target, item.alert):
+                entry = self._entries.pop((item.target, id(item.alert)), None)
+                if entry is not None:
+                    await self._forget(entry)

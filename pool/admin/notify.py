@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import aiohttp
@@ -45,6 +45,9 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     account: str = ""                   # account events: whose
     worker: str = ""
     details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+Delivered = Callable[[str, "Alert"], Awaitable[None]]      # (target name, alert): the target is through with it
 
 
 class TargetStats(msgspec.Struct, kw_only=True):
@@ -102,7 +105,9 @@ class TargetSender:
             return True                 # the operator's target
         return alert.event in ACCOUNT_EVENTS and alert.account in self._accounts
 
-    def offer(self, alert: Alert) -> bool:
+    def admit(self, alert: Alert) -> bool:
+        """Whether the target takes the alert: its filter, its rate limit (a True spends a token) and
+        room in its queue. The caller then `put`s it."""
         if not self.wants(alert):
             return False
         now = self._clock()
@@ -113,17 +118,27 @@ class TargetSender:
             self.stats.rate_limited += 1
             log.warning("alert target %s: rate limit reached, %s dropped", self.target.name, alert.event)
             return False
+        if self.queue.full():
+            self.stats.queue_full += 1
+            log.warning("alert target %s: queue full, %s dropped", self.target.name, alert.event)
+            return False
+        self._tokens -= 1
+        return True
+
+    def put(self, alert: Alert) -> bool:
         try:
             self.queue.put_nowait(alert)
         except asyncio.QueueFull:
             self.stats.queue_full += 1
             log.warning("alert target %s: queue full, %s dropped", self.target.name, alert.event)
             return False
-        self._tokens -= 1
         self.stats.queued = self.queue.qsize()
         return True
 
-    async def run(self, session: aiohttp.ClientSession) -> None:
+    def offer(self, alert: Alert) -> bool:
+        return self.admit(alert) and self.put(alert)
+
+    async def run(self, session: aiohttp.ClientSession, on_done: Delivered | None = None) -> None:
         while True:
             alert = await self.queue.get()
             try:
@@ -131,6 +146,11 @@ class TargetSender:
             except Exception:             # never let one alert stop the target's queue
                 log.exception("alert target %s: delivering %s failed", self.target.name, alert.event)
             self.stats.queued = self.queue.qsize()
+            if on_done is not None:
+                try:
+                    await on_done(self.target.name, alert)
+                except Exception:
+                    log.exception("alert target %s: after delivering %s", self.target.name, alert.event)
 
     async def deliver(self, session: aiohttp.ClientSession, alert: Alert) -> bool:
         target = self.target
@@ -175,17 +195,24 @@ def _seconds(value: str | None) -> float | None:
 
 
 class Notifier:
-    """Every target's sender; `offer` fans an alert out to those that want it."""
+    """Every target's sender; `offer` fans an alert out to those that want it. `on_done(target, alert)`
+    is awaited once a target is through with an alert (sent, or given up)."""
 
-    def __init__(self, targets: list[AlertTarget], environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, targets: list[AlertTarget], environ: Mapping[str, str] | None = None,
+                 on_done: Delivered | None = None) -> None:
         self.senders = [TargetSender(t, environ) for t in targets]
+        self.on_done = on_done
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
-        self._tasks = [asyncio.create_task(s.run(self._session), name=f"alerts-{s.target.name}")
+        self._tasks = [asyncio.create_task(s.run(self._session, self._done), name=f"alerts-{s.target.name}")
                        for s in self.senders]
+
+    async def _done(self, target: str, alert: Alert) -> None:
+        if self.on_done is not None:
+            await self.on_done(target, alert)
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
@@ -196,8 +223,18 @@ class Notifier:
 
     def offer(self, alert: Alert) -> int:
         """Queue the alert for every target that wants it; how many took it."""
+        return sum(self.put(name, alert) for name in self.admit(alert))
+
+    def admit(self, alert: Alert) -> list[str]:
+        """The targets that take the alert (filter, rate limit, room); `put` it to each of them then."""
         log.info("alert %s: %s", alert.event, alert.title)
-        return sum(sender.offer(alert) for sender in self.senders)
+        return [sender.target.name for sender in self.senders if sender.admit(alert)]
+
+    def put(self, target: str, alert: Alert) -> bool:
+        """Queue an admitted alert (or one a previous run had not delivered); False: no such target,
+        or its queue is full."""
+        sender = next((s for s in self.senders if s.target.name == target), None)
+        return sender is not None and sender.put(alert)
 
     def stats(self) -> list[TargetStats]:
         return [msgspec.structs.replace(s.stats) for s in self.senders]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pool.admin import AdminServer
 from pool.admin.alerts import AlertMonitor
 from pool.admin.notify import Notifier
+from pool.admin_wiring.alert_store import RedisAlertStore
 from pool.admin_wiring.cluster import ClusterLink
 from pool.admin_wiring.control import PoolControlAdapter
 from pool.admin_wiring.exports import GeoExports
@@ -53,5 +54,7 @@ def build_alerts(parts: PoolParts, link: ClusterLink | None = None) -> AlertMoni
         return None
     link = link or ClusterLink(parts)
     views = PoolViews(parts, link)
+    store = RedisAlertStore(lambda: parts.ledger.client, parts.ledger.keys.pool,
+                            max_outbox=sum(t.queue_size for t in config.targets))
     return AlertMonitor(config, PoolStateAdapter(parts, views, NetworkReader(parts)), Notifier(config.targets),
-                        pool=parts.config.pool.name)
+                        pool=parts.config.pool.name, store=store)

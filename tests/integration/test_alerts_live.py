@@ -70,3 +70,33 @@ async def test_block_and_offline_alerts_reach_their_targets(redis_url: str, tmp_
     finally:
         await ops.stop()
         await hanging.stop()
+
+
+async def test_a_restarted_pool_neither_repeats_nor_misses_an_alert(redis_url: str, tmp_path: Path,
+                                                                    fleet: Fleet) -> None:
+    ops = Receiver()
+    await ops.start()
+    try:
+        data = base_config(redis_url, tmp_path)
+        data["alerts"] = {"check_interval_seconds": 0.2, "worker_offline_minutes": 0.02,
+                          "targets": [{"name": "ops", "url": ops.url + "/hook", "events": ["worker_offline",
+                                                                                             "worker_online"]}]}
+        config_path = write_config(tmp_path / "pool.toml", data)
+
+        def said() -> list[tuple[str, str]]:
+            return [(e["event"], e["worker"]) for e in (json.loads(body) for _, _, body in ops.requests)]
+
+        async with running_pool(config_path) as app:
+            alice = fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
+            await wait_for(lambda: alice.stats.accepted >= 3, 20, "alice's shares")
+            await alice.finish()
+            await wait_for(lambda: said() == [("worker_offline", "alice.rig")], 20, "the offline alert")
+        async with running_pool(config_path) as app:
+            assert app.alerts is not None
+            await wait_for(lambda: app.alerts.checks >= 5 and app.alerts.restored, 20, "checks after the restart")
+            assert said() == [("worker_offline", "alice.rig")]                 # not said again
+            fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
+            await wait_for(lambda: len(said()) == 2, 20, "the back-online alert")
+            assert said() == [("worker_offline", "alice.rig"), ("worker_online", "alice.rig")]
+    finally:
+        await ops.stop()

@@ -7,9 +7,19 @@ first edge common to the ledger's buckets and the geo rollups' at or after now -
 than the window; the regions read the same span and divide by the pool's seconds, so they sum to
 the pool), and covers from the later of that start and the field's first observation to now. First
 observations are durable (sorted sets written by the ledger with ZADD LT: the pool's start, each
-worker's and account's first share), so a pool 40 s old, a worker that joined late or a restarted
-process is never divided by time nobody observed. Share arrivals are Poisson: the 95 % bounds come
-from the share count (buckets hold it beside the difficulty).
+worker's and account's first authorize, carried by its shares, and first share), so a pool 40 s
+old, a worker that joined late or a restarted process is never divided by time nobody observed.
+Share arrivals are Poisson: the 95 % bounds come from the share count (buckets hold it beside the
+difficulty).
+
+The estimator. A miner of hashrate h finds shares of difficulty D as a Poisson process of rate
+lambda = h / (D x 2^32). Observed from a start time fixed independently of the arrivals (the pool's
+start, a worker's authorize, a window's edge), the count N over T seconds is Poisson(lambda T), so
+N / T is unbiased (and the maximum-likelihood estimate): the figure is accepted difficulty x 2^32 / T.
+When only the first share's time is known, that share is what started the clock, not a random
+arrival inside it: counting it biases a young miner upwards (a 1 kH/s miner seen 25 s from its
+first share reads 1 share in 25 s). The arrivals after it are again Poisson over the T seconds since
+it, so such a figure counts N - 1 (`first_share_excluded`), only for workers with no authorize time.
 """
 
 from __future__ import annotations
@@ -41,8 +51,8 @@ RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each 
 REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read minute buckets, longer ones hours
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start, on a "
          "bucket edge at or after now - window, and the first observation: the pool's start for the pool and "
-         "every region, the first share of a worker or account, which then is not counted); 95 % interval "
-         "from the share count (Poisson, Wilson-Hilferty)")
+         "every region, the first authorize of a worker or account, else its first share, which then is not "
+         "counted); 95 % interval from the share count (Poisson, Wilson-Hilferty)")
 
 
 def hashrate(difficulty: float, seconds: float) -> float:
@@ -107,9 +117,10 @@ def covered_seconds(window_start: float, now: float, first_observed: float | Non
 class HashrateFigure(msgspec.Struct, frozen=True, kw_only=True):
     """One hashrate figure as shown to a person: value, what it covers and how sure it is.
 
-    A worker's or account's clock starts at its first share: that share says when observation
-    began, not how fast it mines, so it is not counted (n - 1 shares over the time since it; the
-    interval from n - 1 too): counting it would bias a young miner upwards (1 share in 25 s).
+    A worker's or account's clock starts at its first authorize (every share counts: N / T is the
+    unbiased Poisson rate). Where no authorize time is known it starts at its first share, which
+    says when observation began, not how fast it mines: that share is not counted (N - 1 shares over
+    the time since it; the interval from N - 1 too). See the module's docstring.
     """
 
     hashrate: float             # H/s: difficulty x 2^32 / covered_seconds
@@ -128,8 +139,10 @@ def hashrate_figure(window_seconds: int, window_start: float, now: float, diffic
                     first_is_share: bool = False) -> HashrateFigure:
     """The figure for `shares` accepted shares of total `difficulty` in a window starting at
     `window_start` (the oldest bucket read). `first_is_share`: `first_observed` is the time of the
-    entity's first share (a worker or account, not the pool's start); when it falls inside the
-    window that share started the clock and is left out (its difficulty taken as the mean)."""
+    entity's first share (a worker or account with no authorize time, not the pool's start); when
+    it falls inside the window that share started the clock and is left out (its difficulty taken
+    as the mean). Otherwise `first_observed` (the pool's start, a worker's authorize) was fixed
+    before any share it counts: N shares over the T seconds since is the unbiased rate."""
     seconds = covered_seconds(window_start, now, first_observed)
     excluded = first_is_share and first_observed is not None and first_observed > window_start and shares > 0
     counted, work = (shares - 1, difficulty * (shares - 1) / shares) if excluded else (shares, difficulty)
@@ -211,6 +224,33 @@ def first_in_buckets(fine_first: int | None, coarse_first: int | None, coarse: i
     return float(coarse_first)
 
 
+def observation_start(first: float | None, authorized: float | None) -> tuple[float | None, bool]:
+    """(start of observation, started by a share) of a worker or account from its durable first
+    share and first authorize. An authorize at or before the first share starts the clock with no
+    share in hand: every share counts. Otherwise the first share started it (see hashrate_figure)."""
+    if authorized is not None and (first is None or authorized <= first):
+        return authorized, False
+    return first, first is not None
+
+
+async def _scores(client: RedisClient, pairs: Sequence[tuple[str, str]]) -> list[float | None]:
+    """ZMSCORE of (sorted set, member) pairs, one call per set, pipelined."""
+    by_key: dict[str, list[tuple[int, str]]] = {}
+    for i, (key, member) in enumerate(pairs):
+        by_key.setdefault(key, []).append((i, member))
+    out: list[float | None] = [None] * len(pairs)
+    if not by_key:
+        return out
+    async with client.pipeline(transaction=False) as pipe:
+        for key, members in by_key.items():
+            pipe.zmscore(key, [m for _, m in members])
+        replies = await pipe.execute()
+    for members, scores in zip(by_key.values(), replies, strict=True):
+        for (i, _), score in zip(members, scores, strict=True):
+            out[i] = None if score is None else float(score)
+    return out
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -259,20 +299,24 @@ class HashrateBook:
         return self.keys.first_seen(tag, kind), name
 
     async def first_observed(self, client: RedisClient, tag: str, fields: Sequence[str]) -> list[float | None]:
-        """Durable first observations of fields of one hash tag (None where none is recorded)."""
-        by_key: dict[str, list[tuple[int, str]]] = {}
-        for i, field in enumerate(fields):
-            key, member = self.first_key(tag, field)
-            by_key.setdefault(key, []).append((i, member))
-        out: list[float | None] = [None] * len(fields)
-        async with client.pipeline(transaction=False) as pipe:
-            for key, members in by_key.items():
-                pipe.zmscore(key, [m for _, m in members])
-            replies = await pipe.execute()
-        for members, scores in zip(by_key.values(), replies, strict=True):
-            for (i, _), score in zip(members, scores, strict=True):
-                out[i] = None if score is None else float(score)
-        return out
+        """Durable first observations of fields of one hash tag (None where none is recorded): the
+        pool's first start, a worker's or account's first share."""
+        return await _scores(client, [self.first_key(tag, field) for field in fields])
+
+    async def observation_starts(self, client: RedisClient, tag: str,
+                                 fields: Sequence[str]) -> list[tuple[float | None, bool]]:
+        """Where the books started observing each field, durably: (time, whether that time is a
+        share's). The pool's first start; a worker's first authorize (an account's: of any of its
+        workers), or its first share where no authorize was recorded (shares from before authorize
+        times were kept, or from a client that did not say): see estimate_clock."""
+        pairs = [self.first_key(tag, field) for field in fields]
+        if tag == self.keys.pool:
+            return [(first, False) for first in await _scores(client, pairs)]
+        auth = [(self.keys.authorized(tag, field.partition(":")[0]), member) for field, (_, member) in zip(
+            fields, pairs, strict=True)]
+        scores = await _scores(client, pairs + auth)
+        return [observation_start(first, authorized) for first, authorized in
+                zip(scores[:len(pairs)], scores[len(pairs):], strict=True)]
 
     async def windows(self, client: RedisClient, tag: str, fields: Sequence[str],
                       now: float | None = None) -> dict[str, HashrateWindows]:
@@ -322,17 +366,18 @@ class HashrateBook:
         return fine_starts, coarse_starts, masks
 
     async def _sums(self, client: RedisClient, tag: str, fields: list[str], now: float,
-                    ) -> tuple[list[Any], list[float | None], list[int], list[int]]:
+                    ) -> tuple[list[Any], list[tuple[float | None, bool]], list[int], list[int]]:
         fine_starts, coarse_starts, masks = self._reads(now)
         keys = [self.keys.bucket(tag, self.config.fine_bucket_s, s) for s in fine_starts]
         keys += [self.keys.bucket(tag, self.config.coarse_bucket_s, s) for s in coarse_starts]
         args: list[str | int] = [len(fine_starts), len(WINDOWS), *masks]
         for field in fields:
             args += [field, count_field(field)]
-        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, keys, args), self.first_observed(client, tag, fields))
+        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, keys, args),
+                                             self.observation_starts(client, tag, fields))
         return sums, durable, fine_starts, coarse_starts
 
-    def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[float | None],
+    def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[tuple[float | None, bool]],
                  list[int], list[int]], fields: list[str], now: float) -> dict[str, HashrateWindows]:
         sums, durable, fine_starts, coarse_starts = read
         coarse, units = self.config.coarse_bucket_s, self.config.bucket_units
@@ -343,8 +388,7 @@ class HashrateBook:
             fine_at, coarse_at = int(row[-2]), int(row[-1])
             in_buckets = first_in_buckets(fine_starts[fine_at - 1] if fine_at else None,
                                           coarse_starts[coarse_at - 1] if coarse_at else None, coarse)
-            first = durable[i]
-            is_share = field != "d" and first is not None     # workers' and accounts': their first share
+            first, is_share = durable[i]
             # Data older than the recorded first share (written before first shares were kept) wins.
             if first is None or (in_buckets is not None and in_buckets + coarse <= first):
                 first, is_share = in_buckets, False
@@ -411,7 +455,7 @@ class HashrateBook:
             for start in starts:
                 pipe.hmget(self.keys.bucket(tag, resolution, start), [field, count])
             replies = await pipe.execute()
-        durable = (await self.first_observed(client, tag, [field]))[0]
+        durable = (await self.observation_starts(client, tag, [field]))[0][0]
         per_step: dict[int, list[float]] = {}
         first_step = int((now - window) // step * step)
         for t in range(first_step, int(now) + 1, step):

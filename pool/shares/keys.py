@@ -5,8 +5,9 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
 - ``{P:sN}``  worker/account data of shard N (an account and all its workers live in one shard):
   time buckets ``{P:sN}:b:<res>:<start>`` (fields ``w:<worker>`` / ``a:<account>`` -> difficulty sum
   x 1000 as an integer), all-time per-account totals ``{P:sN}:acct:d`` / ``{P:sN}:acct:n``,
-  last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a`` and first seen ``{P:sN}:first:w`` / ``{P:sN}:first:a``
-  (sorted sets by unix time); bucket fields ``wn:<worker>`` / ``an:<account>`` count the shares;
+  last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a``, first share ``{P:sN}:first:w`` / ``{P:sN}:first:a``
+  and first authorize ``{P:sN}:auth:w`` / ``{P:sN}:auth:a`` (sorted sets by unix time); bucket fields
+  ``wn:<worker>`` / ``an:<account>`` count the shares;
   per-minute rank sets ``{P:sN}:rk:w:<minute>`` / ``{P:sN}:rk:a:<minute>`` (difficulty per name).
 - ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
   the pool's first start ``{P:pool}:first``,
@@ -109,6 +110,12 @@ class Keys:
         """Sorted set of first observations (unix time, kept by ZADD LT): ``{P:sN}:first:w`` (workers),
         ``{P:sN}:first:a`` (accounts); the pool's ``{P:pool}:first`` (member ``d``: its first start)."""
         return f"{tag}:first:{kind}" if kind else f"{tag}:first"
+
+    @staticmethod
+    def authorized(tag: str, kind: str) -> str:
+        """Sorted set of the earliest authorize (unix time, kept by ZADD LT) of each worker (kind "w")
+        and of any worker of each account ("a"): where the books start observing them."""
+        return f"{tag}:auth:{kind}"
 
     # -- pool-wide ----------------------------------------------------------------------------
     @property

@@ -62,7 +62,7 @@ class LedgerOps:
         """Ops for the shares of one batch; returns (ops, share count).
 
         Per worker: its fine and coarse bucket fields (difficulty and share count), its last-seen
-        time and (once) its first observation. Per account: the same, all-time totals, the round, the
+        time and (once) its first share and first authorize. Per account: the same, all-time totals, the round, the
         PPLNS slice and (PPS/FPPS) its credit."""
         fine_s = self.config.fine_bucket_s
         coarse_s = self.config.coarse_bucket_s
@@ -79,7 +79,7 @@ class LedgerOps:
             key = (record.worker, fine)
             slot = per_worker.get(key)
             if slot is None:
-                per_worker[key] = [record.account, record.difficulty, 1, ts, ts]
+                per_worker[key] = [record.account, record.difficulty, 1, ts, ts, record.authorized_at or math.inf]
             else:
                 slot[1] += record.difficulty
                 slot[2] += 1
@@ -87,6 +87,8 @@ class LedgerOps:
                     slot[3] = ts
                 elif ts < slot[4]:
                     slot[4] = ts
+                if 0 < record.authorized_at < slot[5]:
+                    slot[5] = record.authorized_at
         if not count:
             return [], 0
 
@@ -99,9 +101,10 @@ class LedgerOps:
         per_account_bucket: dict[tuple[str, int], list[float]] = {}
         pool_buckets: dict[tuple[int, int], list[float]] = {}
         first: dict[str, float] = {}           # "w:x" / "a:x" -> earliest share of the batch (not yet sent)
+        authorized: dict[str, float] = {}      # "w:x" / "a:x" -> earliest authorize of the batch's shares
         ranks: dict[tuple[str, str, int], dict[str, float]] = {}   # (shard, kind, minute) -> name -> difficulty
         sent = self._first_sent
-        for (worker, fine), (account, diff, n, ts, earliest) in per_worker.items():
+        for (worker, fine), (account, diff, n, ts, earliest, since) in per_worker.items():
             acc = per_account.get(account)
             if acc is None:
                 acc = per_account[account] = [0.0, 0, 0.0, shard_of(account)]
@@ -119,8 +122,11 @@ class LedgerOps:
                 fields[field] = fields.get(field, 0.0) + diff
                 fields[count_field] = fields.get(count_field, 0) + n
             for name in (field, "a:" + account):
-                if name not in sent and earliest < first.get(name, math.inf):
-                    first[name] = earliest
+                if name not in sent:
+                    if earliest < first.get(name, math.inf):
+                        first[name] = earliest
+                    if since < authorized.get(name, math.inf):
+                        authorized[name] = since
             minute = fine - fine % RANK_MINUTE
             for kind, name in (("w", worker), ("a", account)):
                 members = ranks.get((shard, kind, minute))
@@ -198,7 +204,7 @@ class LedgerOps:
             for tag, members in zsets.items():
                 ops.append(RedisOp("GS.ZMAX", make_key(tag),
                                    tuple(flat((ts, m) for m, ts in members.items()))))
-        ops.extend(self._first_observations(first, per_account))
+        ops.extend(self._first_observations(first, authorized, per_account))
         for (tag, kind, minute), members in ranks.items():
             key = keys.rank(tag, kind, minute)
             ops.append(RedisOp("GS.ZINCR", key, tuple(flat((_fmt(d), name) for name, d in members.items()))))
@@ -217,14 +223,20 @@ class LedgerOps:
             ops.extend(self._per_share_credits(per_account, batch_id, now, network))
         return ops, count
 
-    def _first_observations(self, first: dict[str, float], per_account: dict[str, list]) -> list[RedisOp]:
-        """ZADD LT of the first share of workers and accounts this process has not reported yet."""
+    def _first_observations(self, first: dict[str, float], authorized: dict[str, float],
+                            per_account: dict[str, list]) -> list[RedisOp]:
+        """ZADD LT of the first share and the first authorize (where the shares carry it) of workers
+        and accounts this process has not reported yet: in the batch of their first shares, so no
+        bucket of a worker reaches Redis before its observation start does."""
         by_key: dict[str, list[str | float]] = {}
-        for name, ts in first.items():
-            kind, _, member = name.partition(":")
-            owner = member.split(".", 1)[0] if kind == "w" else member
-            tag = per_account[owner][3] if owner in per_account else self.keys.shard(owner)
-            by_key.setdefault(self.keys.first_seen(tag, kind), []).extend((_fmt(ts), member))
+        for times, make_key in ((first, self.keys.first_seen), (authorized, self.keys.authorized)):
+            for name, ts in times.items():
+                if ts == math.inf:
+                    continue                    # shares that did not say when their worker authorized
+                kind, _, member = name.partition(":")
+                owner = member.split(".", 1)[0] if kind == "w" else member
+                tag = per_account[owner][3] if owner in per_account else self.keys.shard(owner)
+                by_key.setdefault(make_key(tag, kind), []).extend((_fmt(ts), member))
         if len(self._first_sent) > 1_000_000:
             self._first_sent.clear()
         self._first_sent.update(first)

@@ -31,6 +31,8 @@ class ShareRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     firmware: str = "unknown"  # hardware/firmware family from the subscribe user agent
     node: str = ""            # pool node that accepted it
     block_hash: str = ""      # display-order hash when this share solved a block
+    authorized_at: float = 0.0  # when the worker authorized on this connection (0: unknown): where the
+                                # books start observing it (pool.shares.hashrate), durable with the share
 
 
 SessionEvent = ShareRecord | BlockCandidate | ResumeLookup

@@ -105,7 +105,8 @@ def submit(session: SessionCore, msg: m.Envelope, now: float) -> None:
         timestamp=now, account=worker.account, worker=worker.name, difficulty=difficulty,
         share_difficulty=reached, height=job.height,
         country=session.country, subdivision=session.subdivision, hosting=session.hosting,
-        farm_proxy=session.farm_proxy, firmware=session.firmware, node=session.node, block_hash=block_hash)
+        farm_proxy=session.farm_proxy, firmware=session.firmware, node=session.node, block_hash=block_hash,
+        authorized_at=worker.authorized_at)
     session.events.append(record)
     worker.accepted += 1
     worker.accepted_difficulty += difficulty

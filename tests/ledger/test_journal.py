@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pool.shares.journal import BatchFrame, BlockFound, Journal
+import msgspec
+
+from pool.shares.journal import BatchFrame, BlockFound, Journal, _frame
+from pool.stratum.events import ShareRecord
 from tests.ledger.support import record
 
 
@@ -152,3 +155,12 @@ def test_add_path_is_one_unbuffered_write(tmp_path: Path) -> None:
     assert segment.stat().st_size > 0
     assert os.read(os.open(segment, os.O_RDONLY), 1 << 16)[-1:] != b""
     journal.close()
+
+
+def test_records_journaled_before_authorize_times_were_kept_still_decode(tmp_path: Path) -> None:
+    """A journal written by the release before ShareRecord.authorized_at replays after an upgrade."""
+    older = msgspec.msgpack.encode(msgspec.msgpack.decode(msgspec.msgpack.encode(record(0, 5.0)))[:-1])
+    (tmp_path / f"seg-{1:012d}.wal").write_bytes(_frame(b"R", older))
+    recovered = Journal(tmp_path, 1 << 30).open().pending
+    assert len(recovered) == 1 and isinstance(recovered[0], ShareRecord)
+    assert recovered[0].authorized_at == 0.0 and recovered[0].timestamp == 5.0

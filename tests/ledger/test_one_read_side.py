@@ -17,7 +17,7 @@ from pool.config.geo import GeoConfig
 from pool.config.ledger import LedgerConfig
 from pool.geo.rollup import GeoRollup
 from pool.geo.store import pool_regions
-from pool.shares.hashrate import WINDOW_FIELDS, WINDOWS, HashrateBook, hashrate_figure
+from pool.shares.hashrate import WINDOW_FIELDS, WINDOWS, HashrateBook, hashrate_figure, observation_start
 from pool.shares.keys import Keys
 from pool.stratum.events import ShareRecord
 from tests.ledger.support import flush_until_done, make_ledger
@@ -111,6 +111,76 @@ def test_the_young_worker_estimate_is_unbiased() -> None:
         counted.append(n / horizon)
     assert sum(kept) / len(kept) == pytest.approx(rate, rel=0.03)
     assert sum(counted) / len(counted) > rate * 1.05
+
+
+def test_a_worker_observed_from_its_authorize_is_unbiased() -> None:
+    """The same simulated Poisson miners, each observed from its authorize (a time fixed before any
+    share) for 30 s: every share counts (N / T) and the mean estimate holds the truth; the ones with
+    no share yet read 0 with an upper bound instead of being left out."""
+    rng = random.Random(11)
+    rate, horizon, estimates = 0.5, 30.0, []
+    for _ in range(4000):
+        t, n = rng.expovariate(rate), 0
+        while t <= horizon:
+            n += 1
+            t += rng.expovariate(rate)
+        start, excluded = observation_start(first=None if n == 0 else horizon - 1.0, authorized=0.0)
+        figure = hashrate_figure(3600, horizon - 3600, horizon, float(n), n, first_observed=start,
+                                 first_is_share=excluded)
+        assert not figure.first_share_excluded and figure.covered_seconds == horizon
+        assert figure.high is not None and figure.high > 0
+        estimates.append(figure.hashrate / H)
+    assert sum(estimates) / len(estimates) == pytest.approx(rate, rel=0.03)
+    # Without an authorize time the first share starts the clock (and is left out).
+    assert observation_start(first=12.0, authorized=None) == (12.0, True)
+    assert observation_start(first=12.0, authorized=15.0) == (12.0, True)     # older shares than the authorize
+
+
+async def test_workers_and_accounts_are_observed_from_their_authorize(redis_url: str, journal_dir: Path) -> None:
+    """Shares carry their worker's authorize time; through the real ledger into Redis, a worker's and
+    its account's windows run from it (durably: a restarted process with a later authorize keeps it),
+    count every share, and a worker whose shares do not say keeps the first-share rule."""
+    now = time.time()
+    ledger = make_ledger(journal_dir, redis_url)
+    await ledger.start()
+
+    def record(ts: float, worker: str, authorized_at: float) -> ShareRecord:
+        return ShareRecord(timestamp=ts, account=worker.split(".")[0], worker=worker, difficulty=4.0,
+                           share_difficulty=5.0, height=1, authorized_at=authorized_at)
+
+    try:
+        # acct.a authorized 95 s ago, first share 15 s later, then one every 10 s (9 shares); acct.b
+        # authorized 50 s ago, shares 45 s and 5 s ago; old.rig's shares do not say (40 s and 20 s ago).
+        for k in range(9):
+            ledger.add(record(now - 80 + 10 * k, "acct.a", now - 95))
+        ledger.add(record(now - 45, "acct.b", now - 50))
+        ledger.add(record(now - 5, "acct.b", now - 50))
+        ledger.add(record(now - 40, "old.rig", 0.0))
+        ledger.add(record(now - 20, "old.rig", 0.0))
+        await flush_until_done(ledger)
+    finally:
+        await ledger.stop()
+    again = make_ledger(journal_dir, redis_url)
+    await again.start()
+    try:
+        again.add(record(now - 1, "acct.a", now - 3))       # a reconnect on a restarted process
+        await flush_until_done(again)
+        book, client, keys = again.reader.hashrate, again.client, again.keys
+        tag = keys.shard("acct")
+        figures = await book.windows(client, tag, ["w:acct.a", "w:acct.b", "a:acct"], now=now)
+        worker = figures["w:acct.a"].m5
+        assert (worker.shares, worker.covered_seconds, worker.first_share_excluded) == (10, pytest.approx(95.0), False)
+        assert worker.hashrate == pytest.approx(10 * 4 * H / 95)
+        late = figures["w:acct.b"].m5
+        assert (late.shares, late.covered_seconds) == (2, pytest.approx(50.0))
+        account = figures["a:acct"].m5           # from the earliest authorize of its workers
+        assert (account.shares, account.covered_seconds) == (12, pytest.approx(95.0))
+        assert account.hashrate == pytest.approx(12 * 4 * H / 95) and not account.first_share_excluded
+        old = (await book.windows(client, keys.shard("old"), ["w:old.rig"], now=now))["w:old.rig"].m5
+        assert old.first_share_excluded and (old.shares, old.covered_seconds) == (2, pytest.approx(40.0))
+        assert old.hashrate == pytest.approx(4 * H / 40)
+    finally:
+        await again.stop()
 
 
 async def test_a_history_step_is_divided_by_the_minutes_the_pool_ran(redis_url: str) -> None:

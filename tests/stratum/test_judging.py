@@ -60,6 +60,7 @@ def test_vector_block_is_accepted_and_submitted(block: dict) -> None:
     assert records[0].block_hash == expected["block_hash"]
     assert records[0].share_difficulty == pytest.approx(expected["share_difficulty"], rel=1e-9)
     assert records[0].difficulty == 1.0 and records[0].height == block["block"]["height"]
+    assert records[0].authorized_at == now      # where the books start observing the worker
 
 
 @pytest.mark.parametrize("block", VECTORS, ids=[b["name"] for b in VECTORS])

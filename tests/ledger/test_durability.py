@@ -219,7 +219,8 @@ async def test_redis_down_at_start_then_up(journal_dir: Path) -> None:
     await ledger.start()  # Redis is not running yet: the ledger starts anyway
     for i in range(2000):
         ledger.add(record(i))
-    await asyncio.sleep(0.2)
+    # The ledger tries Redis, fails, and keeps the shares in its journal.
+    await wait_for(lambda: ledger.snapshot().last_error, 30, "the ledger to fail its first attempt at Redis")
     assert not ledger.snapshot().redis_up
     assert ledger.snapshot().journal_bytes > 0
     server.start()

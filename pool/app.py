@@ -36,6 +36,7 @@ from pool.shares.ledger import Ledger
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.server import StratumServer, untagged
+from pool.stratum.session_records import drain_worker_rejects
 
 log = logging.getLogger("geostratum")
 
@@ -218,6 +219,8 @@ class PoolApp:
             tag_connection=self.locator.tag_connection if self.locator else untagged,
             classify_firmware=classify_firmware, node=self.node, solo=config.chain.mode == "solo")
         await self.server.start()
+        server = self.server
+        self.ledger.tallies.rejects = lambda: drain_worker_rejects(server.counters.values())
         self._tasks.append(asyncio.create_task(self._push_network_view()))
         if self.locator is not None and config.geo.reload_check_seconds > 0:
             self._tasks.append(asyncio.create_task(watch_databases(self.locator, config.geo.reload_check_seconds)))

@@ -149,8 +149,11 @@ class WorkerSummary(msgspec.Struct, kw_only=True):
     connections: int
     hashrate: HashrateWindows
     difficulty: float                   # current share difficulty (highest of its connections)
+    # Shares counted by the books (Redis) since `counted_since`, online or offline; when the books do not
+    # answer, those of the live connections (since they connected) and `counted_since` is None.
     accepted: int
     rejected: int
+    counted_since: float | None = None
     last_share_at: float | None = None
     country: str = "ZZ"
     subdivision: str = ""
@@ -171,7 +174,7 @@ class ConnectionInfo(msgspec.Struct, kw_only=True):
 class WorkerDetail(msgspec.Struct, kw_only=True):
     summary: WorkerSummary
     connections: list[ConnectionInfo]
-    rejected_by_reason: dict[str, int]
+    rejected_by_reason: dict[str, int]  # over the same span as summary.rejected
     history: HashrateHistory
 
 
@@ -184,8 +187,9 @@ class AccountSummary(msgspec.Struct, kw_only=True):
     account: str
     workers: int
     hashrate: HashrateWindows
-    accepted: int
-    rejected: int
+    accepted: int                       # all time (the books)
+    rejected: int                       # counted by the books since `rejected_since` (None: live connections')
+    rejected_since: float | None = None
     last_share_at: float | None = None
     # Whole satoshis from the payout books: 0 when none yet; None when the pool keeps no books (chain.mode
     # = "solo": the coinbase pays the finder) or they did not answer.

@@ -170,19 +170,27 @@ class PoolStateAdapter:
         """Summaries of exactly these workers, in this order (windows read for them alone)."""
         windows = await self._windows("w", names, _owner)
         bests = await self._soft(self.ledger.best.workers(self.client, names), None)
+        tallies = await self._soft(self.ledger.tallies.workers(self.client, names), None)
         out = []
         for name in names:
             conns = live.get(name, [])
             newest = max(conns, key=lambda r: r.connected_at) if conns else None
             on_line = max((r.best_difficulty for r in conns), default=0.0) or None
+            tally = tallies.get(name) if tallies is not None else None
+            if tally is not None and tally.since is None:   # nothing counted by the books yet
+                tally = None
             out.append(WorkerSummary(
                 name=name, account=_owner(name), connections=len(conns),
                 hashrate=windows.get("w:" + name, HashrateWindows()),
                 difficulty=max((r.difficulty for r in conns), default=0.0),
-                accepted=sum(r.accepted for r in conns), rejected=sum(sum(r.rejected.values()) for r in conns),
+                accepted=tally.accepted if tally else sum(r.accepted for r in conns),
+                rejected=tally.rejected if tally else sum(sum(r.rejected.values()) for r in conns),
+                counted_since=tally.since if tally else None,
                 last_share_at=_last_share(name, live, last_seen) or None,
-                country=newest.country if newest else "ZZ", subdivision=newest.subdivision if newest else "",
-                firmware=newest.firmware if newest else "unknown",
+                # Offline: as its last share was tagged (the books keep it).
+                country=newest.country if newest else tally.country if tally else "ZZ",
+                subdivision=newest.subdivision if newest else tally.subdivision if tally else "",
+                firmware=newest.firmware if newest else tally.firmware if tally else "unknown",
                 best=best_shares(bests.get(name), on_line) if bests is not None else None))
         return out
 
@@ -246,9 +254,13 @@ class PoolStateAdapter:
         summary = (await self._worker_rows([name], live, last_seen))[0]
         conns = live.get(name, [])
         rejected: dict[str, int] = {}
-        for row in conns:
-            for key, count in reject_names(row.rejected).items():
-                rejected[key] = rejected.get(key, 0) + count
+        if summary.counted_since is not None:       # the books' count: the reasons of the same span
+            by_reason = await self._soft(self.ledger.tallies.reasons(self.client, [name]), {})
+            rejected = reject_names(by_reason.get(name, {}))
+        else:
+            for row in conns:
+                for key, count in reject_names(row.rejected).items():
+                    rejected[key] = rejected.get(key, 0) + count
         history = await self.book.history(self.client, self.keys.shard(_owner(name)), "w:" + name, history_seconds)
         return WorkerDetail(
             summary=summary, rejected_by_reason=rejected, history=history,
@@ -264,6 +276,7 @@ class PoolStateAdapter:
         # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
         books = keeps_balances(self.parts.config)
         owed, paid = await self._balances(names) if books else (None, None)
+        rejects = await self._soft(self.ledger.tallies.account_rejected(self.client, names), None)
         workers_of: dict[str, list[str]] = {}
         for worker in set(live) | set(last_seen):
             workers_of.setdefault(_owner(worker), []).append(worker)
@@ -271,10 +284,14 @@ class PoolStateAdapter:
         for name in names:
             mine = workers_of.get(name, [])
             recorded = info.get(name)
+            counted = rejects.get(name) if rejects is not None else None
+            counted = counted if counted and counted[1] is not None else None
             out.append(AccountSummary(
                 account=name, workers=len(mine), hashrate=windows.get("a:" + name, HashrateWindows()),
                 accepted=recorded.shares if recorded else sum(r.accepted for w in mine for r in live.get(w, [])),
-                rejected=sum(sum(r.rejected.values()) for w in mine for r in live.get(w, [])),
+                rejected=counted[0] if counted else sum(sum(r.rejected.values()) for w in mine
+                                                        for r in live.get(w, [])),
+                rejected_since=counted[1] if counted else None,
                 last_share_at=_account_last_share(name, mine, live, last_seen, info) or None,
                 balance_sat=owed.get(name, 0) // 1000 if owed is not None else None,
                 paid_sat=paid.get(name, 0) // 1000 if paid is not None else None))

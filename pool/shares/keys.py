@@ -8,7 +8,10 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
   last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a``, first share ``{P:sN}:first:w`` / ``{P:sN}:first:a``
   and first authorize ``{P:sN}:auth:w`` / ``{P:sN}:auth:a`` (sorted sets by unix time); bucket fields
   ``wn:<worker>`` / ``an:<account>`` count the shares;
-  per-minute rank sets ``{P:sN}:rk:w:<minute>`` / ``{P:sN}:rk:a:<minute>`` (difficulty per name).
+  per-minute rank sets ``{P:sN}:rk:w:<minute>`` / ``{P:sN}:rk:a:<minute>`` (difficulty per name);
+  share counts per worker ``{P:sN}:tally`` (``wa:<worker>`` accepted, ``wr:<worker>`` / ``ar:<account>``
+  rejected, ``wt:<worker>`` its last firmware and region), since ``{P:sN}:tally:since`` (``w:<worker>`` /
+  ``a:<account>``), and a worker's rejects by reason ``{P:sN}:rej:<worker>`` (see pool.shares.tallies).
 - ``{P:pool}`` pool-wide: buckets ``{P:pool}:b:<res>:<start>`` (``d``, ``n``), totals ``{P:pool}:tot``,
   the pool's first start ``{P:pool}:first``,
   the current round ``{P:pool}:round:cur`` (``_d``, ``_n``, ``_opened``) and closed rounds
@@ -98,6 +101,18 @@ class Keys:
     @staticmethod
     def seen_accounts(tag: str) -> str:
         return f"{tag}:seen:a"
+
+    @staticmethod
+    def tally(tag: str) -> str:
+        return f"{tag}:tally"
+
+    @staticmethod
+    def tally_since(tag: str) -> str:
+        return f"{tag}:tally:since"
+
+    @staticmethod
+    def worker_rejects(tag: str, worker: str) -> str:
+        return f"{tag}:rej:{worker}"
 
     @staticmethod
     def rank(tag: str, kind: str, minute: int | str) -> str:

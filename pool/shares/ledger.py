@@ -41,6 +41,7 @@ from pool.shares.recent import RecentBatches
 from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
 from pool.shares.redis_ops import MAX_OP_ARGS, RedisOp
 from pool.shares.schemes import block_subsidy_sat
+from pool.shares.tallies import ShareTallies
 from pool.stratum.events import ShareRecord
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class Ledger:
         self._client_factory = client_factory or (lambda: create_redis(redis_config))
         self._client: RedisClient | None = None
         self.best = BestShares(self.keys)
-        self._contributors: list[Contributor] = [self.best]   # best shares ride in every batch
+        # Per-worker share counts; the app points `tallies.rejects` at the sessions' reject counters.
+        self.tallies = ShareTallies(self.keys)
+        self._contributors: list[Contributor] = [self.best, self.tallies]   # they ride in every batch
         self._journal = Journal(Path(config.journal_dir) / node, config.journal_segment_bytes,
                                 config.journal_fsync)
         self._apply = Script(lua.APPLY)

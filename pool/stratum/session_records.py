@@ -3,6 +3,7 @@ its difficulty), each authorized worker, and the per-port counters its shares ad
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -38,15 +39,33 @@ class SentJob:
 
 
 class Counters:
-    """Accepted/rejected totals; one instance per port, shared by its sessions."""
+    """Accepted/rejected totals; one instance per port, shared by its sessions. `worker_rejects` holds
+    each worker's rejects (worker -> reject key -> count) until the ledger takes them into its next
+    batch (drain_worker_rejects), which makes them durable per worker."""
 
-    __slots__ = ("accepted", "accepted_difficulty", "blocks", "rejected")
+    __slots__ = ("accepted", "accepted_difficulty", "blocks", "rejected", "worker_rejects")
 
     def __init__(self) -> None:
         self.accepted = 0
         self.accepted_difficulty = 0.0
         self.blocks = 0
         self.rejected: dict[str, int] = {}
+        self.worker_rejects: dict[str, dict[str, int]] = {}
+
+
+def drain_worker_rejects(counters: Iterable[Counters]) -> dict[str, dict[str, int]]:
+    """The rejects per worker counted since the last drain, taken out of every port's counters."""
+    out: dict[str, dict[str, int]] = {}
+    for one in counters:
+        taken, one.worker_rejects = one.worker_rejects, {}
+        for worker, reasons in taken.items():
+            mine = out.get(worker)
+            if mine is None:
+                out[worker] = reasons
+            else:
+                for key, count in reasons.items():
+                    mine[key] = mine.get(key, 0) + count
+    return out
 
 
 class WorkerStats:

@@ -154,8 +154,14 @@ def share_not_recorded(session: SessionCore, record: ShareRecord) -> bool:
 def _count_reject(session: SessionCore, key: str, worker: WorkerStats | None) -> None:
     book = worker.rejected if worker is not None else session.rejected
     book[key] = book.get(key, 0) + 1
-    rejected = session.counters.rejected
+    counters = session.counters
+    rejected = counters.rejected
     rejected[key] = rejected.get(key, 0) + 1
+    if worker is not None:                  # for the ledger's per-worker books
+        pending = counters.worker_rejects.get(worker.name)
+        if pending is None:
+            pending = counters.worker_rejects[worker.name] = {}
+        pending[key] = pending.get(key, 0) + 1
 
 
 def _reject(session: SessionCore, rid: Any, reject: m.Reject, worker: WorkerStats | None, now: float) -> None:

@@ -9,6 +9,7 @@ import base64
 import json
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,21 @@ READ_PAGE = """JSON.stringify({
   rows: [...document.querySelectorAll("#workers tr")].map(r => [r.dataset.worker, r.dataset.status]),
   urls: [...document.querySelectorAll("#urls code")].map(c => c.textContent),
   soloHidden: document.getElementById("solo-card")?.hidden,
+  old: (r => r && {accepted: r.cells[4].textContent, rejected: r.cells[5].textContent, since: r.dataset.counted})(
+    document.querySelector("#workers tr[data-worker='alice.old']")),
   back: {href: document.getElementById("back").href, text: document.getElementById("back").textContent,
          kind: document.getElementById("back").dataset.kind},
 })"""
+
+
+class Resubmitting(Miner):
+    """A miner that sends every other share twice: the second copy is a reject (a duplicate, or stale
+    when the job moved on meanwhile)."""
+
+    async def _submit(self, work: Any, extranonce2: bytes, nonce: int, version_bits: int, is_block: bool) -> None:
+        await super()._submit(work, extranonce2, nonce, version_bits, is_block)
+        if self.stats.submitted % 2 and not is_block:
+            await super()._submit(work, extranonce2, nonce, version_bits, False)
 
 
 async def read_page(page: Page) -> dict[str, Any]:
@@ -76,13 +89,23 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
 
         app.ledger.add = recording  # type: ignore[method-assign]
         port = stratum_port(app)
-        rigs = {name: fleet.add(Miner("127.0.0.1", port, name)) for name in ("alice.rig1", "alice.rig2", "alice.old")}
+        rigs = {name: fleet.add(Miner("127.0.0.1", port, name)) for name in ("alice.rig1", "alice.rig2")}
+        old = rigs["alice.old"] = fleet.add(Resubmitting("127.0.0.1", port, "alice.old"))
         fleet.add(Miner("127.0.0.1", port, "bob.rig"))
         await wait_for(lambda: all(m.stats.accepted >= 3 for m in fleet) and any(b.accepted for b in app.blocks),
                        30, "shares from every miner and a block")
         await rigs["alice.old"].finish()                       # goes offline, its books stay
         await wait_for(lambda: all(row["worker"] != "alice.old" for row in app.server.workers()), 10,
                        "the offline worker's connection to close")
+        assert old.stats.rejected > 0
+
+        # The offline worker's counts are the books': exactly what the pool answered it (its replies are
+        # all in: it waited for them), once the next batch has taken them in.
+        async def offline_counts() -> bool:
+            row = (await api.get("/api/v1/workers?account=alice&search=old", READ))["items"][0]
+            return (row["accepted"], row["rejected"]) == (old.stats.accepted, old.stats.rejected)
+
+        await wait_for(offline_counts, 10, "the offline worker's counts in the books")
 
         def truth(worker: str | None = None) -> float:
             return max(r.share_difficulty for r in accepted if r.account == "alice"
@@ -141,6 +164,15 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
         assert set(workers) == set(rigs)
         assert workers["alice.old"]["connections"] == 0 and workers["alice.rig1"]["connections"] == 1
         assert miner["workers"]["alice.old"]["connected_since"] is None
+        gone = workers["alice.old"]
+        assert (gone["accepted"], gone["rejected"]) == (old.stats.accepted, old.stats.rejected)
+        # ... and its firmware and region, as its last share was tagged.
+        rig1 = workers["alice.rig1"]
+        assert (gone["firmware"], gone["country"]) == (rig1["firmware"], rig1["country"]) != ("unknown", "ZZ")
+        assert gone["counted_since"] is not None and gone["counted_since"] <= time.time()
+        by_reason = miner["workers"]["alice.old"]["rejected_by_reason"]
+        assert sum(by_reason.values()) == old.stats.rejected and set(by_reason) <= {"duplicate", "stale", "unknown-job"}
+        assert body["summary"]["rejected"] >= old.stats.rejected and body["summary"]["rejected_since"] is not None
         assert miner["workers"]["alice.rig1"]["connected_since"] > 0
         assert miner["stratum_urls"] == [f"stratum+tcp://127.0.0.1:{port}"]
         assert not {"address", "peer", "ip"} & walk_keys(body), "a miner page never shows IP addresses"
@@ -177,6 +209,9 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
             dom = deadline_dom
             assert dom["text"]["account"] == "alice"
             assert sorted(dom["rows"]) == [["alice.old", "offline"], ["alice.rig1", "online"], ["alice.rig2", "online"]]
+            assert dom["old"]["accepted"] == f"{old.stats.accepted:,}"
+            assert dom["old"]["rejected"].startswith(f"{old.stats.rejected:,} (")       # with its reasons
+            assert dom["old"]["since"].startswith("since ") and dom["old"]["since"].endswith(" UTC")
             assert dom["text"]["workers-online"] == "2 online" and dom["text"]["workers-offline"] == "1"
             # The page shows a share the pool accepted from alice, to three significant digits.
             shown = float(dom["text"]["best-ever"])

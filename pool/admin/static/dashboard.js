@@ -235,8 +235,10 @@ function renderWorkers(page) {
     cell(row, "").appendChild(minerLink(w.account, w.name));
     for (const name of ["5m", "1h"]) cell(row, figureText(w.hashrate[name])).title = figureHover(w.hashrate[name]);
     cell(row, compact(w.difficulty));
-    cell(row, integer(w.accepted));
-    cell(row, integer(w.rejected));
+    const counted = w.counted_since ? "counted since " + new Date(w.counted_since * 1000).toLocaleString()
+      : "on its live connections";
+    cell(row, integer(w.accepted)).title = counted;
+    cell(row, integer(w.rejected)).title = counted;
     const best = w.best || {};
     const bestCell = cell(row, best.ever ? compact(best.ever.difficulty) : "–");
     bestCell.title = "this round: " + (best.round ? compact(best.round.difficulty) : "none yet");

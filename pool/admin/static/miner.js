@@ -102,6 +102,7 @@ function chart(box, history, big) {
 // ---- rendering ---------------------------------------------------------------------------------
 
 const bestText = (b) => (b ? diff(b.difficulty) : "–");
+const day = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
 // Back to the operator dashboard for a viewer holding a read token, else to the pool's home page.
 function backLink(home) {
   const back = document.getElementById("back");
@@ -132,7 +133,7 @@ function render(data) {
   setText("last-share", ago(s.last_share_at));
   setText("accepted", integer(s.accepted));
   setText("rejected", integer(s.rejected));
-  setText("accepted-note", "rejected on live connections");
+  setText("accepted-note", s.rejected_since ? "rejected since " + day(s.rejected_since) : "rejected on live connections");
   const best = extra.best;
   setText("best-ever", best ? bestText(best.account.ever) : "–");
   setText("best-round", best && best.account.round ? bestText(best.account.round) : "none yet");
@@ -180,11 +181,13 @@ function render(data) {
     hrCell.title = rangeText(w.hashrate["1h"]);
     const spark = cell(row, "", "spark");
     chart(spark, more.history, false);
-    // Share counts are those of the live connections: an offline worker has none to show.
-    const live = w.connections > 0;
-    cell(row, live ? integer(w.accepted) : "–", "num");
+    // The books' counts since counting began (online or offline); without them, the live connections'.
+    const counted = w.counted_since ? "since " + day(w.counted_since) : w.connections > 0 ? "live connections" : "";
+    const shown = counted ? null : "–";
+    cell(row, shown || integer(w.accepted), "num").title = counted;
     const reasons = Object.entries(more.rejected_by_reason || {}).map(([k, v]) => k + " " + v).join(", ");
-    cell(row, live ? integer(w.rejected) + (reasons ? " (" + reasons + ")" : "") : "–", "num");
+    cell(row, shown || integer(w.rejected) + (reasons ? " (" + reasons + ")" : ""), "num").title = counted;
+    row.dataset.counted = counted;
     cell(row, wb ? [bestText(wb.ever), bestText(wb.round), wb.connection ? diff(wb.connection) : "–"].join(" · ")
       : "–", "num");
     cell(row, ago(w.last_share_at));
@@ -200,7 +203,7 @@ function render(data) {
   pays.replaceChildren();
   for (const p of extra.payouts || []) {
     const row = document.createElement("tr");
-    cell(row, new Date(p.at * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC");
+    cell(row, day(p.at));
     cell(row, PAYOUT_KINDS[p.kind] || p.kind);
     cell(row, msatAmount(p.amount_msat, coin), "num");
     cell(row, p.ref.slice(0, 16)).title = p.ref;

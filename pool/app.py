@@ -76,7 +76,7 @@ class PoolApp:
         self.jobs: JobManager | None = None
         self.server: StratumServer | None = None
         self.admin: AdminServer | None = None
-        self.alerts: AlertMonitor | None = None   # worker 0, when alert targets are configured
+        self.alerts: AlertMonitor | None = None   # worker 0 (idle without alert targets)
         self.cluster: ClusterLink | None = None   # snapshots + controls across processes
         self.parts: PoolParts | None = None       # the started components, as the admin wiring reads them
         self.lease: PrefixLease | None = None
@@ -236,8 +236,7 @@ class PoolApp:
             log.info("admin API and dashboard on %s", self.admin.url)
         if self.worker_index == 0:          # one monitor for the pool (it reads every process's snapshot)
             self.alerts = self.parts.alerts = build_alerts(self.parts, self.cluster)
-            if self.alerts is not None:
-                await self.alerts.start()
+            await self.alerts.start()
 
     async def reload_config(self) -> ReloadResult:
         """Re-read config_path and apply what can change live (SIGHUP)."""

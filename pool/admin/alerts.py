@@ -28,7 +28,7 @@ from pool.admin.interfaces import (
     WorkerSummary,
 )
 from pool.admin.notify import Alert, Notifier, Severity
-from pool.aio import cancel_and_wait
+from pool.aio import cancel_and_wait, wait_set
 from pool.config.alerts import AlertsConfig
 
 log = logging.getLogger("geostratum.alerts")
@@ -271,6 +271,7 @@ class AlertMonitor:
         self._entries: dict[tuple[str, int], bytes] = {}    # (target, id(alert)) -> its outbox entry
         self._task: asyncio.Task[None] | None = None
         self._checking = asyncio.Lock()
+        self._wake = asyncio.Event()
         if store is not None:
             notifier.on_done = self._delivered
 
@@ -285,8 +286,21 @@ class AlertMonitor:
 
     async def _run(self) -> None:
         while True:
-            await self.check()
-            await asyncio.sleep(self.config.check_interval_seconds)
+            if self.config.enabled and self.config.targets:   # off, or nobody to tell: idle (a reload may
+                await self.check()                            # turn it on)
+            self._wake.clear()
+            await wait_set(self._wake, self.config.check_interval_seconds)
+
+    def apply_config(self, config: AlertsConfig) -> None:
+        """A config reload (SIGHUP, POST /api/v1/reload): thresholds, windows and the interval from the
+        next check on (which comes at once), targets as Notifier.reconfigure says. What the rules
+        remember stays."""
+        self.config = self.rules.config = config
+        self.notifier.reconfigure(config.targets)
+        names = {t.name for t in config.targets}
+        # A removed target's undelivered entries stay in the outbox; the next start drops them.
+        self._entries = {key: entry for key, entry in self._entries.items() if key[0] in names}
+        self._wake.set()
 
     async def _restore(self) -> None:
         assert self.store is not None

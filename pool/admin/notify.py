@@ -97,6 +97,7 @@ class TargetSender:
         self._tokens_at = clock()
         self._events = set(target.events)
         self._accounts = set(target.accounts)
+        self.current: Alert | None = None       # the alert being sent
 
     def wants(self, alert: Alert) -> bool:
         if alert.event not in self._events:
@@ -140,11 +141,12 @@ class TargetSender:
 
     async def run(self, session: aiohttp.ClientSession, on_done: Delivered | None = None) -> None:
         while True:
-            alert = await self.queue.get()
+            alert = self.current = await self.queue.get()
             try:
                 await self.deliver(session, alert)
             except Exception:             # never let one alert stop the target's queue
                 log.exception("alert target %s: delivering %s failed", self.target.name, alert.event)
+            self.current = None
             self.stats.queued = self.queue.qsize()
             if on_done is not None:
                 try:
@@ -186,6 +188,13 @@ class TargetSender:
         return False
 
 
+def _drain(queue: asyncio.Queue[Alert]) -> list[Alert]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
 def _seconds(value: str | None) -> float | None:
     with contextlib.suppress(TypeError, ValueError):
         seconds = float(value)  # type: ignore[arg-type]
@@ -200,26 +209,62 @@ class Notifier:
 
     def __init__(self, targets: list[AlertTarget], environ: Mapping[str, str] | None = None,
                  on_done: Delivered | None = None) -> None:
+        self.environ = environ
         self.senders = [TargetSender(t, environ) for t in targets]
         self.on_done = on_done
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._retired: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
-        self._tasks = [asyncio.create_task(s.run(self._session, self._done), name=f"alerts-{s.target.name}")
-                       for s in self.senders]
+        for sender in self.senders:
+            self._run(sender)
+
+    def _run(self, sender: TargetSender) -> None:
+        assert self._session is not None
+        self._tasks[sender.target.name] = asyncio.create_task(sender.run(self._session, self._done),
+                                                              name=f"alerts-{sender.target.name}")
 
     async def _done(self, target: str, alert: Alert) -> None:
         if self.on_done is not None:
             await self.on_done(target, alert)
 
     async def stop(self) -> None:
-        await cancel_and_wait(*self._tasks)
-        self._tasks = []
+        await cancel_and_wait(*self._tasks.values(), *self._retired)
+        self._tasks, self._retired = {}, []
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def reconfigure(self, targets: list[AlertTarget]) -> None:
+        """A config reload: an unchanged target keeps its sender (queue, rate limit, counts); a changed
+        one gets a new sender that takes over the old one's queue (the alert being sent first) and
+        counts; a removed one is dropped with its queue."""
+        old = {s.target.name: s for s in self.senders}
+        senders = []
+        for target in targets:
+            sender = old.pop(target.name, None)
+            if sender is None or sender.target != target:
+                fresh = TargetSender(target, self.environ)
+                if sender is not None:
+                    self._retire(sender.target.name)
+                    fresh.stats = msgspec.structs.replace(sender.stats, kind=target.kind)
+                    for alert in ([sender.current] if sender.current else []) + _drain(sender.queue):
+                        fresh.put(alert)
+                sender = fresh
+                if self._session is not None:
+                    self._run(sender)
+            senders.append(sender)
+        for name in old:
+            self._retire(name)
+        self.senders = senders
+
+    def _retire(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            self._retired = [t for t in self._retired if not t.done()] + [task]
 
     def offer(self, alert: Alert) -> int:
         """Queue the alert for every target that wants it; how many took it."""

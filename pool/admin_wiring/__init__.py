@@ -47,14 +47,13 @@ def build_admin(parts: PoolParts, link: ClusterLink | None = None) -> AdminServe
     return admin
 
 
-def build_alerts(parts: PoolParts, link: ClusterLink | None = None) -> AlertMonitor | None:
-    """The alert monitor over a started pool's parts, or None when alerts are off or have no target."""
+def build_alerts(parts: PoolParts, link: ClusterLink | None = None) -> AlertMonitor:
+    """The alert monitor over a started pool's parts (idle while alerts are off or have no target: a
+    reload can turn them on)."""
     config = parts.config.alerts
-    if not config.enabled or not config.targets:
-        return None
     link = link or ClusterLink(parts)
     views = PoolViews(parts, link)
     store = RedisAlertStore(lambda: parts.ledger.client, parts.ledger.keys.pool,
-                            max_outbox=sum(t.queue_size for t in config.targets))
+                            max_outbox=lambda: sum(t.queue_size for t in parts.config.alerts.targets))
     return AlertMonitor(config, PoolStateAdapter(parts, views, NetworkReader(parts)), Notifier(config.targets),
                         pool=parts.config.pool.name, store=store)

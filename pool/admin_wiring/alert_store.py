@@ -14,7 +14,7 @@ FIELDS_PER_COMMAND = 1000
 
 
 class RedisAlertStore:
-    def __init__(self, client: Callable[[], RedisClient], tag: str, max_outbox: int) -> None:
+    def __init__(self, client: Callable[[], RedisClient], tag: str, max_outbox: Callable[[], int]) -> None:
         self._client = client
         self.prefix = f"{tag}:alerts"
         self.max_outbox = max_outbox
@@ -45,7 +45,7 @@ class RedisAlertStore:
                     pipe.hdel(self.key(kind), *gone[i:i + FIELDS_PER_COMMAND])
             if outbox:
                 pipe.rpush(self.outbox, *outbox)
-                pipe.ltrim(self.outbox, -self.max_outbox, -1)
+                pipe.ltrim(self.outbox, -max(1, self.max_outbox()), -1)
             await pipe.execute()
 
     async def delivered(self, entry: bytes) -> None:

@@ -2,8 +2,9 @@
 
 Applied live: [stratum.limits] (every connection at once), the per-port start/min/max difficulty
 (new connections; live ones at their next retarget), the [admin] section except host/port/enabled,
-the [geo] section except `enabled` (database files are swapped by GeoLocator.reload). Any other
-changed key is listed under requires_restart and the running value stays in force.
+the [geo] section except `enabled` (database files are swapped by GeoLocator.reload), the [alerts]
+section (AlertMonitor.apply_config). Any other changed key is listed under requires_restart and the
+running value stays in force.
 """
 
 from __future__ import annotations
@@ -158,7 +159,15 @@ def _apply(parts: PoolParts, new: Config) -> ReloadResult:
             parts.admin.apply_config(parts.config.admin)
             applied += live
 
-    for section in ("pool", "chain", "redis", "ledger", "payouts", "alerts"):
+    # alerts: the whole section, in the process that runs the monitor (elsewhere nothing reads it).
+    alert_changes = changed_keys(_plain(old.alerts), _plain(new.alerts), "alerts")
+    if alert_changes:
+        parts.config.alerts = new.alerts
+        if parts.alerts is not None:
+            parts.alerts.apply_config(new.alerts)
+        applied += alert_changes
+
+    for section in ("pool", "chain", "redis", "ledger", "payouts"):
         restart += changed_keys(_plain(getattr(old, section)), _plain(getattr(new, section)), section)
     log.info("config reloaded from %s: applied %s; needs a restart: %s", parts.config_path,
              ", ".join(applied) or "nothing", ", ".join(restart) or "nothing")

@@ -58,7 +58,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 def monitor(pool: InMemoryPool, client: aioredis.Redis, receiver: Receiver, clock: Clock) -> AlertMonitor:
     config = AlertsConfig(worker_offline_minutes=10, targets=[target(receiver.url + "/hook")])
     return AlertMonitor(config, pool, Notifier(config.targets), pool="p", clock=clock,
-                        store=RedisAlertStore(lambda: client, TAG, max_outbox=100))
+                        store=RedisAlertStore(lambda: client, TAG, max_outbox=lambda: 100))
 
 
 def events(receiver: Receiver) -> list[tuple[str, str]]:
@@ -161,7 +161,7 @@ async def test_redis_down_at_start_runs_only_the_node_and_redis_rules_until_it_a
     current: Callable[[], aioredis.Redis] = lambda: reachable[0]  # noqa: E731
     config = AlertsConfig(targets=[target(receiver.url + "/hook")])
     watcher = AlertMonitor(config, pool, Notifier(config.targets), clock=clock,
-                           store=RedisAlertStore(current, TAG, max_outbox=100))
+                           store=RedisAlertStore(current, TAG, max_outbox=lambda: 100))
     await watcher.notifier.start()                       # checks are run by the test
     try:
         pool.components = [ComponentHealth(name="redis", ok=False, detail="connection refused"),

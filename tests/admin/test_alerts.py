@@ -257,6 +257,32 @@ async def test_rate_limit_filter_and_full_queue_drop_and_count(receiver: Receive
     assert [tiny.offer(ALERT), tiny.offer(ALERT)] == [True, False] and tiny.stats.queue_full == 1
 
 
+async def test_a_reload_moves_a_changed_targets_queue_to_its_new_sender(receiver: Receiver) -> None:
+    stuck = Receiver()
+    await stuck.start()
+    stuck.hang.clear()                                          # takes the first request, never answers
+    kept = target(receiver.url + "/kept", name="kept")
+    notifier = Notifier([target(stuck.url + "/old", name="moved"), kept])
+    await notifier.start()
+    try:
+        alerts = [msgspec.structs.replace(ALERT, title=f"alert {i}") for i in range(3)]
+        for alert in alerts:
+            assert notifier.offer(alert) == 2
+        await wait_for(lambda: stuck.requests, 5, "the stuck send")
+        unchanged = notifier.senders[1]
+        notifier.reconfigure([target(receiver.url + "/new", name="moved"), kept])
+        assert notifier.senders[1] is unchanged                 # its queue and rate limit go on as they were
+        await wait_for(lambda: len(receiver.requests) == 6, 5, "every alert at the new URL and the kept target")
+        titles = [json.loads(body)["title"] for path, _, body in receiver.requests if path == "/new"]
+        assert titles == ["alert 0", "alert 1", "alert 2"]     # the one being sent first, then the queue
+        await wait_for(lambda: notifier.stats()[0].sent == 3, 5, "the new sender's replies")
+        notifier.reconfigure([])                                # a removed target: nothing goes there any more
+        assert notifier.offer(ALERT) == 0 and notifier.stats() == []
+    finally:
+        await notifier.stop()
+        await stuck.stop()
+
+
 async def test_deliveries_are_on_metrics(pool_data: Any) -> None:
     from pool.admin.metrics import render
 

@@ -11,7 +11,16 @@ import pytest
 
 from tests.admin.test_alerts import Receiver
 from tests.integration.conftest import Fleet
-from tests.integration.support import Miner, base_config, running_pool, stratum_port, wait_for, write_config
+from tests.integration.support import (
+    ADMIN,
+    Miner,
+    admin_api,
+    base_config,
+    running_pool,
+    stratum_port,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -98,5 +107,44 @@ async def test_a_restarted_pool_neither_repeats_nor_misses_an_alert(redis_url: s
             fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
             await wait_for(lambda: len(said()) == 2, 20, "the back-online alert")
             assert said() == [("worker_offline", "alice.rig"), ("worker_online", "alice.rig")]
+    finally:
+        await ops.stop()
+
+
+async def test_alerts_are_turned_on_and_retargeted_by_a_reload(redis_url: str, tmp_path: Path,
+                                                               fleet: Fleet) -> None:
+    ops = Receiver()
+    await ops.start()
+    try:
+        data = base_config(redis_url, tmp_path)
+        config_path = write_config(tmp_path / "pool.toml", data)
+        async with running_pool(config_path) as app, admin_api(app) as api:
+            assert app.alerts is not None and app.alerts.notifier.senders == []     # idle: no target
+            alice = fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
+            await wait_for(lambda: alice.stats.accepted >= 2, 20, "alice's shares")
+
+            async def reload(path: str) -> list[str]:
+                data["alerts"] = {"check_interval_seconds": 0.2, "worker_offline_minutes": 0.02, "targets": [
+                    {"name": "ops", "url": ops.url + path, "events": ["worker_offline", "worker_online"]}]}
+                write_config(config_path, data)
+                status, result = await api.call("POST", "/api/v1/reload", ADMIN)
+                assert status == 200 and result["ok"] and result["requires_restart"] == [], result
+                return sorted(result["applied"])
+
+            assert await reload("/first") == ["alerts.check_interval_seconds", "alerts.targets",
+                                               "alerts.worker_offline_minutes"]
+            checks = app.alerts.checks
+            await wait_for(lambda: app.alerts.checks >= checks + 2, 10, "checks with the new interval")
+            await alice.finish()
+
+            def heard(path: str) -> list[tuple[str, str]]:
+                return [(json.loads(b)["event"], json.loads(b)["worker"]) for p, _, b in ops.requests if p == path]
+
+            await wait_for(lambda: heard("/first") == [("worker_offline", "alice.rig")], 20, "the offline alert")
+            assert await reload("/second") == ["alerts.targets[0].url"]
+            fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
+            await wait_for(lambda: heard("/second") == [("worker_online", "alice.rig")], 20, "the online alert")
+            assert heard("/first") == [("worker_offline", "alice.rig")]
+            assert [s.sent for s in app.alerts.notifier.stats()] == [2]     # the changed target kept its counts
     finally:
         await ops.stop()

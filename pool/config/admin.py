@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import msgspec
 
@@ -10,7 +11,7 @@ from pool.config.constraints import FiniteNonNegative, FinitePositive, PortNumbe
 from pool.config.errors import ConfigError
 
 # Endpoint groups that may be opened to requests without a token (see docker/README.md).
-ANONYMOUS_GROUPS = ("dashboard", "health", "metrics", "miner")
+AnonymousGroup = Literal["dashboard", "health", "metrics", "miner"]
 MIN_TOKEN_LENGTH = 16
 _HASHED_TOKEN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -27,7 +28,7 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Groups readable without a token: "dashboard" (overview, history, blocks, regions with
     # small regions folded), "health", "metrics", "miner" (an account's own page and its JSON, as on
     # public-pool and solo pools where the address is the key). Empty: every data endpoint needs a token.
-    anonymous: list[str] = msgspec.field(default_factory=list)
+    anonymous: list[AnonymousGroup] = msgspec.field(default_factory=list)
     # The host name miners point at, for the stratum+tcp:// / stratum+ssl:// URLs on the miner page
     # ("" = the host the page was asked for).
     public_stratum_host: str = ""
@@ -81,9 +82,6 @@ class AdminConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for field in ("read_tokens", "admin_tokens"):
             for i, token in enumerate(getattr(self, field)):
                 check_token_entry(token, f"{field}[{i}]")
-        for i, group in enumerate(self.anonymous):
-            if group not in ANONYMOUS_GROUPS:
-                raise ConfigError(f"anonymous[{i}]", f"must be one of {', '.join(ANONYMOUS_GROUPS)}, got {group!r}")
         if self.snapshot_ttl_seconds <= self.snapshot_interval_seconds:
             raise ConfigError("snapshot_ttl_seconds", "must be longer than snapshot_interval_seconds")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -11,12 +11,12 @@ from pool.bitcoin.address import AddressError, address_to_script
 from pool.config.constraints import NonNegative, NonNegativeInt, PortNumber, Positive, PositiveInt, check_fields
 from pool.config.errors import ConfigError
 
-BACKENDS = ("devnet", "bitcoind")
-NETWORKS = ("mainnet", "testnet", "testnet4", "signet", "regtest", "devnet")
+Backend = Literal["devnet", "bitcoind"]
+Network = Literal["mainnet", "testnet", "testnet4", "signet", "regtest", "devnet"]
+Mode = Literal["pool", "solo"]
 # Networks mined at a fixed trivial difficulty: no pool address needed, and their difficulty says
 # nothing about the network's hashrate (no share of network, no hashprice).
 FIXED_DIFFICULTY_NETWORKS = ("regtest", "devnet")
-MODES = ("pool", "solo")
 MAX_POOL_TAG_BYTES = 64
 
 
@@ -68,11 +68,11 @@ class DevnetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "devnet" runs the in-process chain; "bitcoind" talks to `nodes`.
-    backend: str = "devnet"
-    network: str = "devnet"
+    backend: Backend = "devnet"
+    network: Network = "devnet"
     nodes: list[NodeConfig] = msgspec.field(default_factory=list)
     # "pool": the coinbase pays pool_address; "solo": it pays the finder's address.
-    mode: str = "pool"
+    mode: Mode = "pool"
     # Required in pool mode except on devnet/regtest (a fixed devnet burn address stands in).
     pool_address: str = ""
     pool_tag: str = "/geostratum/"
@@ -108,12 +108,6 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def validate(self) -> None:
         check_fields(self)
-        if self.backend not in BACKENDS:
-            raise ConfigError("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.network not in NETWORKS:
-            raise ConfigError("network", f"must be one of {', '.join(NETWORKS)}, got {self.network!r}")
-        if self.mode not in MODES:
-            raise ConfigError("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.backend == "bitcoind" and not self.nodes:
             raise ConfigError("nodes", "backend 'bitcoind' needs at least one node")
         for i, node in enumerate(self.nodes):

@@ -1,13 +1,15 @@
-"""Range checks on single config fields, said once as msgspec Meta constraints on their types, and
-the ConfigError that names the key when one fails: while decoding a file (`from_msgspec`), and for
-a section built in code (a reload, an admin change) by `check_fields`. Cross-field rules stay in
-each section's validate()."""
+"""Range checks on single config fields, said once as msgspec Meta constraints on their types (a
+closed set of values as a Literal), and the ConfigError that names the key when one fails: while
+decoding a file (`from_msgspec`), and for a section built in code (a reload, an admin change) by
+`check_fields`. Cross-field rules stay in each section's validate()."""
 
 from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any
+import types
+import typing
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -42,11 +44,15 @@ def from_msgspec(exc: msgspec.ValidationError, data: Any, root: type, prefix: st
     unknown = re.search(r"unknown field `([^`]+)`", reason)
     if unknown:
         return ConfigError(f"{key}.{unknown.group(1)}" if key else unknown.group(1), "unknown key")
-    bounds = _field_bounds(root, path)
+    info = _field_type(root, path)
+    bounds = {op: getattr(info, op) for op in _BOUNDS if getattr(info, op, None) is not None}
     if bounds and reason.startswith("Expected `") and ", got" not in reason:
         found = _value_at(data, path)
         return ConfigError(key, f"{_say_range(bounds)}, got {found!r}" if found is not _MISSING else
                            _say_range(bounds))
+    if isinstance(info, msgspec.inspect.LiteralType) and reason.startswith("Invalid enum value"):
+        values = _declared_literal(root, path) or info.values
+        return ConfigError(key, f"must be one of {', '.join(map(str, values))}, got {_value_at(data, path)!r}")
     return ConfigError(key, reason)
 
 
@@ -99,8 +105,9 @@ def _value_at(data: Any, path: str) -> Any:
     return data
 
 
-def _field_bounds(root: type, path: str) -> dict[str, float]:
-    """The range constraint (gt/ge/lt/le) of the field at `path` in `root`, or {} if it has none."""
+def _field_type(root: type, path: str) -> Any:
+    """The msgspec.inspect type of the field at `path` in `root` (a range constraint's Metadata, a
+    LiteralType, ...), or None when the path leads nowhere."""
     info: Any = msgspec.inspect.type_info(root)
     for step in _steps(path):
         while isinstance(info, msgspec.inspect.Metadata):
@@ -112,9 +119,37 @@ def _field_bounds(root: type, path: str) -> dict[str, float]:
         elif isinstance(step, str) and isinstance(info, msgspec.inspect.DictType):
             info = info.value_type
         else:
-            return {}
+            return None
         if info is None:
-            return {}
+            return None
     if isinstance(info, msgspec.inspect.UnionType):
         info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
-    return {op: getattr(info, op) for op in _BOUNDS if getattr(info, op, None) is not None}
+    return info
+
+
+def _declared_literal(root: type, path: str) -> tuple[Any, ...]:
+    """The values of the Literal declared for the field at `path`, in the order written (msgspec.inspect
+    sorts them; "1m, 5m, 15m, 1h" reads better than sorted), or () when the path holds no Literal."""
+    hint: Any = root
+    for step in _steps(path):
+        hint = _bare(hint)
+        if isinstance(step, int) and typing.get_origin(hint) is list:
+            hint = typing.get_args(hint)[0]
+        elif isinstance(step, str) and isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+            hint = typing.get_type_hints(hint, include_extras=True).get(step)
+        elif isinstance(step, str) and typing.get_origin(hint) is dict:
+            hint = typing.get_args(hint)[1]
+        else:
+            return ()
+    hint = _bare(hint)
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+def _bare(hint: Any) -> Any:
+    """`hint` without Annotated metadata and without `| None`."""
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        rest = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    return hint

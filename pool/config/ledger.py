@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -10,13 +10,13 @@ from msgspec import Meta
 from pool.config.constraints import NonNegative, Positive, PositiveInt, check_fields
 from pool.config.errors import ConfigError
 
-REDIS_MODES = ("single", "sentinel", "cluster")
-PAYOUT_SCHEMES = ("pplns", "pps", "fpps", "solo")
+RedisMode = Literal["single", "sentinel", "cluster"]
+PayoutScheme = Literal["pplns", "pps", "fpps", "solo"]
 
 
 class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "single", "sentinel" or "cluster"
-    mode: str = "single"
+    mode: RedisMode = "single"
     # single: the server; cluster: any one node (more in `urls`); sentinel: unused (see `urls`).
     url: str = "redis://127.0.0.1:6379/0"
     # cluster: extra startup nodes; sentinel: the sentinels, e.g. ["redis://10.0.0.1:26379", ...]
@@ -30,8 +30,6 @@ class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def validate(self) -> None:
         check_fields(self)
-        if self.mode not in REDIS_MODES:
-            raise ConfigError("mode", f"must be one of {', '.join(REDIS_MODES)}, got {self.mode!r}")
         if self.mode == "sentinel" and not self.urls:
             raise ConfigError("urls", "sentinel mode needs at least one sentinel address")
         if not self.key_prefix or any(c in self.key_prefix for c in "{}: \t"):
@@ -76,7 +74,7 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_batches_in_memory: PositiveInt = 1000
     # After Redis was unreachable, the batches applied in the last this many seconds (at most this many
     # bytes of them) are applied again: Redis skips what it kept and takes what a failover to a lagging
-    # replica or an fsync-everysec restart lost (pool/shares/recent.py). 0 turns it off.
+    # replica or an fsync-everysec restart lost (pool/shares/recent_batches.py). 0 turns it off.
     replay_after_outage_s: NonNegative = 30.0
     replay_after_outage_max_bytes: PositiveInt = 32 * 1024 * 1024
     # How often found blocks are followed on the node (confirmations).
@@ -104,7 +102,7 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "pplns", "pps", "fpps" or "solo". In pool mode each keeps balances, in PostgreSQL only: money.dsn
     # required (SOLO may run without it on devnet/regtest; chain.mode = "solo" owes nothing).
-    scheme: str = "pplns"
+    scheme: PayoutScheme = "pplns"
     fee_percent: Annotated[float, Meta(ge=0, lt=100)] = 1.0
     # PPLNS window N = pplns_factor x network difficulty (by difficulty sum).
     pplns_factor: Positive = 2.0
@@ -133,7 +131,5 @@ class PayoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def validate(self) -> None:
         check_fields(self)
-        if self.scheme not in PAYOUT_SCHEMES:
-            raise ConfigError("scheme", f"must be one of {', '.join(PAYOUT_SCHEMES)}, got {self.scheme!r}")
         if not self.pool_account.startswith("@"):
             raise ConfigError("pool_account", "must start with '@' so it can never be a miner's account")

@@ -33,6 +33,20 @@ def test_shipped_config_is_valid(path: Path, capsys: pytest.CaptureFixture[str])
         ('[pool]\nnode_id = 300\n', "pool.node_id", "must be 0..255"),
         ('[admin]\nport = 70000\n', "admin.port", ""),
         ('[ledger]\nbucket_units = 0\n', "ledger.bucket_units", "must be 1..1e12"),
+        # A closed set of values is a Literal: the values and what was found, from one translator.
+        ('[redis]\nmode = "ring"\n', "redis.mode", "must be one of single, sentinel, cluster, got 'ring'"),
+        ('[payouts]\nscheme = "prop"\n', "payouts.scheme", "must be one of pplns, pps, fpps, solo, got 'prop'"),
+        ('[admin]\nanonymous = ["health", "wallets"]\n', "admin.anonymous[1]",
+         "must be one of dashboard, health, metrics, miner, got 'wallets'"),
+        ('[alerts]\nhashrate_drop_long_window = "2d"\n', "alerts.hashrate_drop_long_window",
+         "must be one of 1m, 5m, 15m, 1h, 6h, 24h, got '2d'"),
+        ('[[alerts.targets]]\nname = "a"\nurl = "http://x"\nevents = ["block_found", "tea"]\n',
+         "alerts.targets[0].events[1]", "must be one of worker_offline, "),
+        # [alerts] ranges are Meta constraints like every other section's.
+        ('[alerts]\ncheck_interval_seconds = 0\n', "alerts.check_interval_seconds", "must be > 0 and finite, got 0"),
+        ('[alerts]\nhashrate_drop_percent = 100\n', "alerts.hashrate_drop_percent", "must be in (0, 100), got 100"),
+        ('[[alerts.targets]]\nname = "a"\nurl = "http://x"\nqueue_size = 0\n', "alerts.targets[0].queue_size",
+         "must be > 0, got 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, key: str,

@@ -20,6 +20,7 @@ from pool.admin import AdminServer
 from pool.admin.alerts import AlertMonitor
 from pool.admin.interfaces import ReloadResult
 from pool.admin_wiring import ClusterLink, PoolParts, build_admin, build_alerts, reload_app, start_cluster_link
+from pool.aio import cancel_and_wait
 from pool.bitcoin.address import is_valid_address
 from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
@@ -246,9 +247,7 @@ class PoolApp:
 
     async def stop(self) -> None:
         """Reverse order: stop taking shares, then stop work, then flush the books."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks, absorb_errors=True)
         if self.alerts is not None:
             await self.alerts.stop()
         if self.admin is not None:

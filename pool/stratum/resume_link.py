@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -69,8 +69,11 @@ class ResumeLink:
     async def start(self) -> None:
         await self.heartbeat_once()
         await self.sync_once()     # reserved values of our prefix before the first allocation
-        self._loop_task = asyncio.create_task(self._sync_loop(), name="resume-sync")
-        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="resume-heartbeat")
+        self._loop_task = asyncio.create_task(
+            self._every(lambda: self.config.resume_sync_seconds, self.sync_once, "resume sync"), name="resume-sync")
+        self._heartbeat_task = asyncio.create_task(
+            self._every(lambda: self.config.resume_heartbeat_seconds, self.heartbeat_once, "resume heartbeat"),
+            name="resume-heartbeat")
 
     async def stop(self) -> None:
         """Publish what the closing connections parked (other processes resume them), stop syncing."""
@@ -183,21 +186,16 @@ class ResumeLink:
             self.on_taken(taken)
         return True
 
-    async def _heartbeat_loop(self) -> None:
+    @staticmethod
+    async def _every(seconds: Callable[[], float], step: Callable[[], Awaitable[bool]], what: str) -> None:
+        """`step` every `seconds()` (read each time: a reload applies) until cancelled; a failure is
+        logged and the next round comes all the same."""
         while True:
-            await asyncio.sleep(self.config.resume_heartbeat_seconds)
+            await asyncio.sleep(seconds())
             try:
-                await self.heartbeat_once()
+                await step()
             except Exception:
-                log.exception("resume heartbeat failed")
-
-    async def _sync_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.resume_sync_seconds)
-            try:
-                await self.sync_once()
-            except Exception:
-                log.exception("resume sync failed")
+                log.exception("%s failed", what)
 
     def snapshot(self) -> ResumeSnapshot:
         return ResumeSnapshot(**self.counts, borrowed=self.allocator.borrowed, reserved=self.allocator.reserved)

@@ -9,9 +9,9 @@ Wiring (pool/app.py):
     await export(redis, config.geo, layout, period, first, last, prefix=...) -> ExportResult
 """
 
+from pool.geo.country_ips import draw_ips
 from pool.geo.exports import LAYOUTS, ExportResult, export, export_many
 from pool.geo.firmware import FirmwareClassifier, classify_firmware
-from pool.geo.fleet import draw_ips
 from pool.geo.locator import DatabaseInfo, GeoLocator, GeoTag, default_city_db
 from pool.geo.periods import PERIODS
 from pool.geo.report import Report, build_report

@@ -37,7 +37,7 @@ from pool.shares.keys import Keys, key_slot
 from pool.shares.ledger_ops import LedgerOps, NetworkState
 from pool.shares.payouts import PayoutEngine
 from pool.shares.reader import LedgerReader
-from pool.shares.recent import RecentBatches
+from pool.shares.recent_batches import RecentBatches
 from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
 from pool.shares.redis_ops import MAX_OP_ARGS, RedisOp
 from pool.shares.schemes import block_subsidy_sat

@@ -29,7 +29,7 @@ def parse_countries(text: str) -> dict[str, float]:
 
 def ip_drawer(db_path: str = "") -> IpDrawer:
     """Real public IPs per country (or subdivision) from the geo database (pool.geo)."""
-    from pool.geo.fleet import draw_ips
+    from pool.geo.country_ips import draw_ips
 
     def draw(country: str, subdivision: str | None, n: int, rng: random.Random) -> list[str]:
         return draw_ips(country, n, rng, subdivision=subdivision, db_path=db_path or None)

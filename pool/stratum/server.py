@@ -16,11 +16,11 @@ from typing import Any
 from pool.chain.types import BlockCandidate, JobSource
 from pool.config.stratum import LimitsConfig, PortConfig, StratumConfig
 from pool.stratum import messages as m
+from pool.stratum.admission import Ban, BanList, IpCounter, OldestFirst, RejectBudget, TrustedProxies
 from pool.stratum.connection import Connection
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.fanout import FailedSessions, JobFanout
-from pool.stratum.limits import Ban, BanList, IpCounter, OldestFirst, RejectBudget, TrustedProxies
 from pool.stratum.listeners import Listeners
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink

@@ -12,8 +12,8 @@ import pytest
 
 from pool.admin.auth import Scope
 from pool.admin.routes import ROUTES
+from pool.geo.country_ips import draw_ips
 from pool.geo.firmware import classify_firmware
-from pool.geo.fleet import draw_ips
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
     ADMIN,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pool.geo.fleet import draw_ips
+from pool.geo.country_ips import draw_ips
 from tests.admin.test_dashboard import CHROMIUM, Page, chromium, screenshot_dir
 from tests.integration.conftest import Fleet
 from tests.integration.support import (

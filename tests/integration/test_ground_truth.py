@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pool import native
-from pool.geo.fleet import draw_ips
+from pool.geo.country_ips import draw_ips
 from pool.native import work as native_work
 from pool.sim.client import StratumClient
 from tests.admin.test_dashboard import CHROMIUM, chromium

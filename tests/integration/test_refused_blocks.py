@@ -22,7 +22,7 @@ from aiohttp import web
 
 from pool.chain.devnet_server import DevnetRpcServer, serve_devnet
 from pool.config.chain import DevnetConfig
-from pool.geo.fleet import draw_ips
+from pool.geo.country_ips import draw_ips
 from pool.shares.blocks import RefusedBlock
 from tests.admin.test_alerts import Receiver
 from tests.chain.fixture_node import load_fixture

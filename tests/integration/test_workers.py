@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from pool.admin_wiring.cluster import ClusterKeys
 from pool.admin_wiring.local import NodeSnapshot
-from pool.geo.fleet import draw_ips
+from pool.geo.country_ips import draw_ips
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
     ADMIN,

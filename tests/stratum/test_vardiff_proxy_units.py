@@ -8,8 +8,8 @@ import pytest
 
 from pool.config.stratum import PortConfig
 from pool.stratum import proxy
+from pool.stratum.admission import BanList
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
-from pool.stratum.limits import BanList
 from pool.stratum.vardiff import VarDiff
 from tests.stratum.support import NOW, TestJobSource, config, make_job, new_session, send, take
 

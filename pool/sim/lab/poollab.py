@@ -29,7 +29,7 @@ import redis
 
 from pool.admin_wiring.cluster import ClusterKeys
 from pool.admin_wiring.local import NodeSnapshot
-from pool.geo.fleet import draw_ips
+from pool.geo.country_ips import draw_ips
 from pool.sim.lab.netlab import BALANCER_PUBLIC, NetLab
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,4 +1,5 @@
-"""Connection admission: per-IP counts, the ban list and trusted load-balancer addresses (sans-IO)."""
+"""Connection admission (sans-IO): per-IP counts, the ban list, trusted load-balancer addresses, the
+per-address reject budget that earns a ban, and who makes room when the server is full."""
 
 from __future__ import annotations
 

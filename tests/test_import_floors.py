@@ -2,13 +2,16 @@
 higher floor, no modules import each other in a circle, and the lower floors import none of the
 libraries that belong higher up (the sans-IO stratum core knows no Redis, GeoIP or HTTP).
 
-Read from the source with ast, so TYPE_CHECKING blocks and imports inside functions count too."""
+Read from the source with ast, so TYPE_CHECKING blocks and imports inside functions count too; and read
+again by grimp (a second, independent import graph: the issue's "no circle, no upward arrow")."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +193,45 @@ def test_the_walker_finds_a_circle_and_an_upward_import(tmp_path: Path) -> None:
     assert upward_imports(edges) == ["pool.stratum.c (floor 3) imports pool.admin (floor 6)",
                                      "pool.stratum.c (floor 3) imports pool.admin.routes (floor 6)"]
     assert libraries["pool.admin.routes"] == {"redis"}
+
+
+def grimp_findings(package: str, floors: dict[str, int]) -> tuple[list[str], list[tuple[str, str]]]:
+    """grimp's graph of `package`: (imports from a floor to a higher one, module edges on a circle)."""
+    graph = grimp.build_graph(package, exclude_type_checking_imports=False)
+    by_floor: dict[int, list[str]] = {}
+    for name, floor in floors.items():
+        if name != package and name in graph.modules:
+            by_floor.setdefault(floor, []).append(name)
+    layers = [grimp.Layer(*sorted(by_floor[floor]), independent=False) for floor in sorted(by_floor, reverse=True)]
+    upward = sorted(f"{d.importer} -> {d.imported}: {head} -> {tail}"
+                    for d in graph.find_illegal_dependencies_for_layers(layers=layers)
+                    for route in d.routes for head in route.heads for tail in route.tails)
+    circular = sorted((a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+                      if graph.chain_exists(importer=b, imported=a))
+    return upward, circular
+
+
+def test_grimp_sees_no_upward_import_and_no_circle() -> None:
+    upward, circular = grimp_findings("pool", FLOORS)
+    assert upward == []
+    assert circular == []
+
+
+def test_grimp_finds_a_planted_circle_and_upward_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "floorsdemo"
+    for package in ("", "low", "high"):
+        (root / package).mkdir(exist_ok=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "low" / "a.py").write_text("from floorsdemo.low import b\n")
+    (root / "low" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from floorsdemo.low.a import X\n")
+    (root / "low" / "c.py").write_text("def f():\n    from floorsdemo.high import d\n")
+    (root / "high" / "d.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    upward, circular = grimp_findings("floorsdemo", {"floorsdemo.low": 1, "floorsdemo.high": 2})
+    assert upward == ["floorsdemo.low -> floorsdemo.high: floorsdemo.low.c -> floorsdemo.high.d"]   # inside a function
+    assert circular == [("floorsdemo.low.a", "floorsdemo.low.b"), ("floorsdemo.low.b", "floorsdemo.low.a")]
+    sys.modules.pop("floorsdemo", None)
 
 
 def test_benchmarks_import_no_test_helpers() -> None:

@@ -68,3 +68,16 @@ def test_bench_tls_small_run_reports_every_figure() -> None:
         assert result[key] > 0, (key, result)
     # The ratio is of the unrounded medians: within rounding of the printed figures.
     assert abs(result["tls_vs_plain_shares"] - result["tls_shares_per_s"] / result["plain_shares_per_s"]) < 0.01
+
+
+def test_bench_session_small_run_reports_both_paths_and_the_ratio() -> None:
+    """Every submit of the run is judged and accepted (the benchmark raises otherwise); against a
+    second tree (here the same one) it reports each tree's figures and this/against."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_session.py"), "--submits", "256", "--sessions", "50",
+               "--repeats", "1", "--rounds", "1", "--against", str(ROOT)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, cwd=ROOT).stdout
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    for tree in ("this", "against"):
+        assert result[tree]["submit_shares_per_cpu_s"] > 0 and result[tree]["push_job_ms"] > 0, result
+    ratio = result["ratio_this_vs_against"]
+    assert ratio["push_job_ms"] == result["this"]["push_job_ms"] / result["against"]["push_job_ms"]

@@ -239,13 +239,26 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
                 result = await page.send("Runtime.evaluate", timeout=5.0, expression=f"JSON.stringify({expression})",
                                          returnByValue=True)
                 assert json.loads(result["result"]["value"]) == expected, expression
-            assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
             shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             png = base64.b64decode(shot["data"])
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
             path = screenshot_dir(tmp_path) / "miner-page.png"
             path.write_bytes(png)
             print(f"miner page screenshot: {path}")
+
+            # A long payout history shows its newest 10 lines until the miner asks for the rest.
+            lines = [{"kind": "block_credit", "amount_msat": 1000 * (i + 1), "at": 1.8e9 - i, "ref": f"{i:064x}"}
+                     for i in range(12)]
+            _, fresh = await api.call("GET", "/api/v1/accounts/alice")
+            fresh["miner"]["payouts"] = lines
+            shown = """(() => { render(%s); const a = document.querySelectorAll("#payouts tr").length;
+                document.getElementById("more-payouts").click();
+                return [a, document.querySelectorAll("#payouts tr").length,
+                        document.querySelector("#payouts tr td:nth-child(3)").textContent]; })()"""
+            result = await page.send("Runtime.evaluate", timeout=5.0, expression=shown % json.dumps(fresh),
+                                     returnByValue=True)
+            assert result["result"]["value"] == [11, 12, "0.00000001 test BTC"]
+            assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
 
             await page.send("Page.navigate", url=f"{app.admin.url}/miner/nobody")
             await wait_for(lambda: read_missing(page), 10, "the 404 page")

@@ -111,6 +111,8 @@ function backLink(home) {
   back.textContent = operator ? "← operator dashboard" : "← pool home";
   back.dataset.kind = operator ? "dashboard" : "home";
 }
+const PAYOUT_ROWS = 10;             // the newest lines shown until the miner asks for the rest
+let showAllPayouts = false;
 // The books' journal kinds (pool/money/migrations), in words.
 const PAYOUT_KINDS = { block_credit: "block credit", orphan_reversal: "orphaned block taken back",
                        pps_credit: "share credit", payout: "payout", payout_sent: "payout sent",
@@ -201,12 +203,24 @@ function render(data) {
 
   const pays = document.getElementById("payouts");
   pays.replaceChildren();
-  for (const p of extra.payouts || []) {
+  const lines = extra.payouts || [];
+  for (const p of showAllPayouts ? lines : lines.slice(0, PAYOUT_ROWS)) {
     const row = document.createElement("tr");
     cell(row, day(p.at));
     cell(row, PAYOUT_KINDS[p.kind] || p.kind);
     cell(row, msatAmount(p.amount_msat, coin), "num");
     cell(row, p.ref.slice(0, 16)).title = p.ref;
+    pays.appendChild(row);
+  }
+  if (lines.length > PAYOUT_ROWS && !showAllPayouts) {
+    const row = document.createElement("tr");
+    const more = cell(row, "");
+    more.colSpan = 4;
+    const button = document.createElement("button");
+    button.id = "more-payouts";
+    button.textContent = "show " + plural(lines.length - PAYOUT_ROWS, "older line");
+    button.addEventListener("click", () => { showAllPayouts = true; render(data); });
+    more.appendChild(button);
     pays.appendChild(row);
   }
   if (!pays.children.length) {

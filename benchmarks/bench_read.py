@@ -44,6 +44,7 @@ def pool_config(url: str, workdir: str) -> dict[str, Any]:
     return {
         "pool": {"name": "bench", "data_dir": f"{workdir}/var"},
         "chain": {"backend": "devnet", "network": "devnet", "devnet": {"rpc_port": 0}},
+        "payouts": {"scheme": "solo"},          # no PostgreSQL books on devnet: the figures are the point
         "stratum": {"ports": [{"port": 0, "host": "127.0.0.1"}]},
         "redis": {"url": url, "key_prefix": "gs"},
         "ledger": {"journal_dir": f"{workdir}/journal", "journal_fsync": False},

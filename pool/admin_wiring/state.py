@@ -38,6 +38,7 @@ from pool.admin_wiring.views import PoolViews, reject_names
 from pool.config import keeps_balances
 from pool.geo.store import LiveRegions, pool_regions
 from pool.geo.tables import world_bank_name
+from pool.shares.ranking import rank_key
 from pool.shares.reader import AccountInfo
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ log = logging.getLogger("geostratum.admin")
 T = TypeVar("T")
 
 SHARE_WINDOW = 3600                 # the overview's share counts cover the last hour
-RANK_SECONDS = 300                  # lists sorted by hashrate rank by the accepted work of the last 5 minutes
 RECENT_SECONDS = 86_400             # workers/accounts without a connection are listed this long after a share
 BLOCK_SCAN = 1000                   # blocks read from the ledger beyond the page asked for
 REDIS_ERRORS = (RedisError, OSError)
@@ -82,6 +82,7 @@ class PoolStateAdapter:
         self.ledger = parts.ledger
         self.keys = parts.ledger.keys
         self.book = parts.ledger.reader.hashrate
+        self.ranking = parts.ledger.reader.ranking
 
     @property
     def client(self):  # type: ignore[no-untyped-def]
@@ -159,16 +160,22 @@ class PoolStateAdapter:
         since = time.time() - RECENT_SECONDS
         return live, await self._soft(self.ledger.reader.last_seen_workers(account or None, since), {})
 
-    async def _windows(self, kind: str, names: list[str], owner: Callable[[str], str]) -> dict[str, HashrateWindows]:
+    def _by_shard(self, names: list[str], owner: Callable[[str], str], prefix: str = "") -> dict[str, list[str]]:
         by_shard: dict[str, list[str]] = {}
         for name in names:
-            by_shard.setdefault(self.keys.shard(owner(name)), []).append(f"{kind}:{name}")
-        return await self._soft(self.book.windows_by_tag(self.client, by_shard), {})
+            by_shard.setdefault(self.keys.shard(owner(name)), []).append(prefix + name)
+        return by_shard
+
+    async def _windows(self, kind: str, names: list[str], owner: Callable[[str], str],
+                       now: float | None = None) -> dict[str, HashrateWindows]:
+        by_shard = self._by_shard(names, owner, kind + ":")
+        return await self._soft(self.book.windows_by_tag(self.client, by_shard, now), {})
 
     async def _worker_rows(self, names: list[str], live: dict[str, list[ConnRow]],
-                           last_seen: dict[str, float]) -> list[WorkerSummary]:
-        """Summaries of exactly these workers, in this order (windows read for them alone)."""
-        windows = await self._windows("w", names, _owner)
+                           last_seen: dict[str, float], now: float | None = None) -> list[WorkerSummary]:
+        """Summaries of exactly these workers, in this order (windows read for them alone, at `now`:
+        the instant their ranking was read, so the 5-minute figures shown are the ones ranked)."""
+        windows = await self._windows("w", names, _owner, now)
         bests = await self._soft(self.ledger.best.workers(self.client, names), None)
         tallies = await self._soft(self.ledger.tallies.workers(self.client, names), None)
         out = []
@@ -194,29 +201,33 @@ class PoolStateAdapter:
                 best=best_shares(bests.get(name), on_line) if bests is not None else None))
         return out
 
-    async def _ordered(self, names: list[str], query: ListQuery, kind: str, tags: list[str],
-                       last_share: Callable[[str], float]) -> list[str]:
-        """`names` matching the search, in the query's order. By hashrate: the accepted work of the
-        last RANK_SECONDS, summed inside Redis, so 50,000 workers are ranked without reading their
-        buckets (the page's own figures are then read for its rows only)."""
+    async def _ordered(self, names: list[str], query: ListQuery, kind: str, owner: Callable[[str], str],
+                       last_share: Callable[[str], float], now: float) -> list[str]:
+        """`names` matching the search, in the query's order. By hashrate: by the 5-minute figure
+        (warming-up ones after the others, pool.shares.ranking), read from the rank windows, so
+        50,000 workers are ranked without reading their buckets (the page's own figures are then
+        read for its rows only)."""
         needle = query.search.lower()
         chosen = [n for n in names if needle in n.lower()]
         if query.sort == "hashrate":
-            work = await self._soft(self.book.recent_work(self.client, kind, tags, RANK_SECONDS), {})
-            chosen.sort(key=lambda n: (work.get(n, 0.0), n), reverse=query.descending)
+            by_shard = self._by_shard(chosen, owner)
+            figures = await self._soft(self.ranking.figures_of(self.client, kind, by_shard, now), {})
+            empty = HashrateWindows().m5
+            chosen.sort(key=lambda n: rank_key(n, figures.get(n, empty)), reverse=query.descending)
         elif query.sort == "name":
             chosen.sort(reverse=query.descending)
         else:
             chosen.sort(key=lambda n: (last_share(n), n), reverse=query.descending)
         return chosen
 
-    async def _fastest_workers(self, nodes: list[NodeSnapshot], query: ListQuery) -> WorkerPage | None:
-        """The first pages of all workers by hashrate without listing them: the top names from
-        Redis's ranking, the total from counts. None when the page reaches past the ranked workers
-        (it holds ones without recent work, ordered by name): then the full listing answers."""
+    async def _fastest_workers(self, nodes: list[NodeSnapshot], query: ListQuery, now: float) -> WorkerPage | None:
+        """The first pages of all workers by hashrate without listing them: the top names from the
+        rank windows, the total from counts. None when the page reaches the ranked workers that read
+        0 H/s (the full listing orders them by name among those without a share): then the full
+        listing answers."""
         want = query.offset + query.limit
-        top = await self.book.top_work(self.client, "w", self.keys.all_shards(), RANK_SECONDS, want)
-        if len(top) < want:
+        top = await self.ranking.top(self.client, "w", self.keys.all_shards(), want, now)
+        if len(top) < want or (top[-1][1].warming_up and top[-1][1].hashrate == 0):
             return None
         live: dict[str, list[ConnRow]] = {}
         for row in self.views.rows(nodes):
@@ -227,24 +238,24 @@ class PoolStateAdapter:
         total = await reader.count_seen_workers(since) + sum(1 for w in live if seen_live.get(w, 0.0) < since)
         names = [name for name, _ in top[query.offset:want]]
         last_seen = await reader.last_seen_of(names)
-        return WorkerPage(total=total, items=await self._worker_rows(names, live, last_seen))
+        return WorkerPage(total=total, items=await self._worker_rows(names, live, last_seen, now))
 
     async def workers(self, query: ListQuery) -> WorkerPage:
         nodes = await self.views.nodes()
+        now = time.time()
         if query.sort == "hashrate" and query.descending and not query.search and not query.account:
             try:
-                page = await self._fastest_workers(nodes, query)
+                page = await self._fastest_workers(nodes, query, now)
             except REDIS_ERRORS as exc:
                 log.debug("worker ranking without Redis: %s", exc)
                 page = None
             if page is not None:
                 return page
         live, last_seen = await self._worker_candidates(nodes, query.account)
-        tags = [self.keys.shard(query.account)] if query.account else self.keys.all_shards()
-        names = await self._ordered(list(set(live) | set(last_seen)), query, "w", tags,
-                                    lambda n: _last_share(n, live, last_seen))
+        names = await self._ordered(list(set(live) | set(last_seen)), query, "w", _owner,
+                                    lambda n: _last_share(n, live, last_seen), now)
         page = names[query.offset:query.offset + query.limit]
-        return WorkerPage(total=len(names), items=await self._worker_rows(page, live, last_seen))
+        return WorkerPage(total=len(names), items=await self._worker_rows(page, live, last_seen, now))
 
     async def worker(self, name: str, history_seconds: int) -> WorkerDetail | None:
         nodes = await self.views.nodes()
@@ -271,8 +282,8 @@ class PoolStateAdapter:
     # -- accounts -------------------------------------------------------------------------------
 
     async def _account_rows(self, names: list[str], live: dict[str, list[ConnRow]], last_seen: dict[str, float],
-                            info: dict[str, AccountInfo]) -> list[AccountSummary]:
-        windows = await self._windows("a", names, lambda n: n)
+                            info: dict[str, AccountInfo], now: float | None = None) -> list[AccountSummary]:
+        windows = await self._windows("a", names, lambda n: n, now)
         # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
         books = keeps_balances(self.parts.config)
         owed, paid = await self._balances(names) if books else (None, None)
@@ -324,10 +335,11 @@ class PoolStateAdapter:
         workers_of: dict[str, list[str]] = {}
         for worker in set(live) | set(last_seen):
             workers_of.setdefault(_owner(worker), []).append(worker)
-        names = await self._ordered(list(owners), query, "a", self.keys.all_shards(),
-                                    lambda a: _account_last_share(a, workers_of.get(a, []), live, last_seen, info))
+        now = time.time()
+        names = await self._ordered(list(owners), query, "a", lambda a: a,
+                                    lambda a: _account_last_share(a, workers_of.get(a, []), live, last_seen, info), now)
         page = names[query.offset:query.offset + query.limit]
-        return AccountPage(total=len(names), items=await self._account_rows(page, live, last_seen, info))
+        return AccountPage(total=len(names), items=await self._account_rows(page, live, last_seen, info, now))
 
     async def account(self, name: str, history_seconds: int) -> AccountDetail | None:
         nodes = await self.views.nodes()

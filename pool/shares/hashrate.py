@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +46,6 @@ FINE_WINDOW_LIMIT = 3600            # windows up to this read fine buckets, long
 HISTORY_POINTS = 120                # a history has at most about this many points
 FIELDS_PER_CALL = 1000              # fields summed by one WINDOW_SUMS call (Lua's unpack() takes ~8000 values)
 _WINDOW_SUMS = Script(lua.WINDOW_SUMS)
-RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each (pool.shares.ledger_ops)
 REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read minute buckets, longer ones hours
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start, on a "
          "bucket edge at or after now - window, and the first observation: the pool's start for the pool and "
@@ -400,38 +398,6 @@ class HashrateBook:
                                                               first, self.min_shares, is_share)
             out[field] = HashrateWindows(**values)
         return out
-
-    async def recent_work(self, client: RedisClient, kind: str, tags: Sequence[str], seconds: int,
-                          now: float | None = None) -> dict[str, float]:
-        """Accepted difficulty of every worker (kind "w") or account ("a") of `tags` over the last
-        `seconds` in whole minutes (the one in progress included), summed inside Redis from the
-        per-minute rank sets: ranking 50,000 workers reads one number each, not their buckets."""
-        now = time.time() if now is None else now
-        minutes = bucket_starts(now, seconds, RANK_MINUTE)
-        async with client.pipeline(transaction=False) as pipe:
-            for tag in tags:
-                pipe.zunion([self.keys.rank(tag, kind, m) for m in minutes], withscores=True)
-            replies = await pipe.execute()
-        return {text(name): float(score) for reply in replies for name, score in reply}
-
-    async def top_work(self, client: RedisClient, kind: str, tags: Sequence[str], seconds: int, limit: int,
-                       now: float | None = None) -> list[tuple[str, float]]:
-        """The `limit` names with the most accepted work over the last `seconds` (see recent_work),
-        largest first: each shard's union is stored and cut inside Redis, so a page of the 100
-        fastest of 50,000 workers reads 100 names per shard."""
-        now = time.time() if now is None else now
-        minutes = bucket_starts(now, seconds, RANK_MINUTE)
-        token = secrets.token_hex(6)
-        async with client.pipeline(transaction=False) as pipe:
-            for tag in tags:
-                scratch = self.keys.rank(tag, kind, f"top:{token}")
-                pipe.zunionstore(scratch, [self.keys.rank(tag, kind, m) for m in minutes])
-                pipe.zrevrange(scratch, 0, limit - 1, withscores=True)
-                pipe.delete(scratch)
-            replies = await pipe.execute()
-        found = [(text(name), float(score)) for reply in replies[1::3] for name, score in reply]
-        found.sort(key=lambda item: (item[1], item[0]), reverse=True)
-        return found[:limit]
 
     async def pool_windows(self, client: RedisClient, now: float | None = None) -> HashrateWindows:
         return (await self.windows(client, self.keys.pool, ["d"], now))["d"]

@@ -8,7 +8,8 @@ Every key carries a hash tag so related keys share a Redis Cluster slot:
   last seen ``{P:sN}:seen:w`` / ``{P:sN}:seen:a``, first share ``{P:sN}:first:w`` / ``{P:sN}:first:a``
   and first authorize ``{P:sN}:auth:w`` / ``{P:sN}:auth:a`` (sorted sets by unix time); bucket fields
   ``wn:<worker>`` / ``an:<account>`` count the shares;
-  per-minute rank sets ``{P:sN}:rk:w:<minute>`` / ``{P:sN}:rk:a:<minute>`` (difficulty per name);
+  per-minute rank sets ``{P:sN}:rk:w:d:<minute>`` / ``{P:sN}:rk:w:n:<minute>`` (and ``rk:a:``; difficulty
+  and shares per name) and the rank windows summed from them ``{P:sN}:rk:w:win*`` (Keys.rank_base);
   share counts per worker ``{P:sN}:tally`` (``wa:<worker>`` accepted, ``wr:<worker>`` / ``ar:<account>``
   rejected, ``wt:<worker>`` its last firmware and region), since ``{P:sN}:tally:since`` (``w:<worker>`` /
   ``a:<account>``), and a worker's rejects by reason ``{P:sN}:rej:<worker>`` (see pool.shares.tallies).
@@ -115,10 +116,15 @@ class Keys:
         return f"{tag}:rej:{worker}"
 
     @staticmethod
-    def rank(tag: str, kind: str, minute: int | str) -> str:
-        """Sorted set of accepted difficulty per worker (kind "w") or account ("a") in one minute:
-        summed inside Redis (ZUNION) to rank thousands without reading their buckets."""
-        return f"{tag}:rk:{kind}:{minute}"
+    def rank_base(tag: str, kind: str) -> str:
+        """Prefix of the rank sets of workers (kind "w") or accounts ("a"): per minute ``:d:<minute>``
+        (difficulty in bucket units) and ``:n:<minute>`` (shares) per name, and the rank window
+        ``:win`` (its sums ``:win:n``, ``:win:ok``, ``:win:warm``; see pool.shares.ranking)."""
+        return f"{tag}:rk:{kind}"
+
+    @classmethod
+    def rank_window(cls, tag: str, kind: str) -> str:
+        return f"{cls.rank_base(tag, kind)}:win"
 
     @staticmethod
     def first_seen(tag: str, kind: str = "") -> str:

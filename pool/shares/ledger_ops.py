@@ -15,6 +15,7 @@ import msgspec
 from pool.config.ledger import LedgerConfig, PayoutConfig
 from pool.shares.journal import BlockFound
 from pool.shares.keys import Keys
+from pool.shares.ranking import RANK_KEEP_S, RANK_MINUTE
 from pool.shares.redis_ops import RedisOp
 from pool.shares.schemes import share_value_msat
 from pool.stratum.events import ShareRecord
@@ -33,8 +34,19 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-RANK_MINUTE = 60                 # the rank sets hold one minute each
-RANK_KEEP_S = 900                # and live this long after it (the ranking window is 5 minutes)
+
+
+def _rank(ranks: dict[tuple[str, str, int], dict[str, list[int]]], at: tuple[str, str, int], name: str,
+          difficulty: int, shares: int) -> None:
+    members = ranks.get(at)
+    if members is None:
+        members = ranks[at] = {}
+    sums = members.get(name)
+    if sums is None:
+        members[name] = [difficulty, shares]
+    else:
+        sums[0] += difficulty
+        sums[1] += shares
 
 
 def _is_count(field: str) -> bool:
@@ -102,7 +114,10 @@ class LedgerOps:
         pool_buckets: dict[tuple[int, int], list[float]] = {}
         first: dict[str, float] = {}           # "w:x" / "a:x" -> earliest share of the batch (not yet sent)
         authorized: dict[str, float] = {}      # "w:x" / "a:x" -> earliest authorize of the batch's shares
-        ranks: dict[tuple[str, str, int], dict[str, float]] = {}   # (shard, kind, minute) -> name -> difficulty
+        # (shard, kind, minute) -> name -> [difficulty in bucket units, shares]: the same integers as
+        # the buckets' (pool.shares.ranking ranks by the figure read from them)
+        ranks: dict[tuple[str, str, int], dict[str, list[int]]] = {}
+        units = self.config.bucket_units
         sent = self._first_sent
         for (worker, fine), (account, diff, n, ts, earliest, since) in per_worker.items():
             acc = per_account.get(account)
@@ -127,12 +142,7 @@ class LedgerOps:
                         first[name] = earliest
                     if since < authorized.get(name, math.inf):
                         authorized[name] = since
-            minute = fine - fine % RANK_MINUTE
-            for kind, name in (("w", worker), ("a", account)):
-                members = ranks.get((shard, kind, minute))
-                if members is None:
-                    members = ranks[(shard, kind, minute)] = {}
-                members[name] = members.get(name, 0.0) + diff
+            _rank(ranks, (shard, "w", fine - fine % RANK_MINUTE), worker, round(diff * units), n)
             sw = seen_w.get(shard)
             if sw is None:
                 sw = seen_w[shard] = {}
@@ -154,6 +164,7 @@ class LedgerOps:
 
         for (account, fine), (diff, n) in per_account_bucket.items():
             shard = per_account[account][3]
+            _rank(ranks, (shard, "a", fine - fine % RANK_MINUTE), account, round(diff * units), n)
             field, count_field = "a:" + account, "an:" + account
             for resolution, start in ((fine_s, fine), (coarse_s, fine - fine % coarse_s)):
                 fields = buckets.get((shard, resolution, start))
@@ -186,7 +197,6 @@ class LedgerOps:
 
         flat = chain.from_iterable
         ops: list[RedisOp] = []
-        units = self.config.bucket_units
         for (tag, resolution, start), fields in buckets.items():
             key = keys.bucket(tag, resolution, start)
             # Bucket sums are integers (HINCRBY is cheaper than HINCRBYFLOAT, and these are hot).
@@ -206,9 +216,8 @@ class LedgerOps:
                                    tuple(flat((ts, m) for m, ts in members.items()))))
         ops.extend(self._first_observations(first, authorized, per_account))
         for (tag, kind, minute), members in ranks.items():
-            key = keys.rank(tag, kind, minute)
-            ops.append(RedisOp("GS.ZINCR", key, tuple(flat((_fmt(d), name) for name, d in members.items()))))
-            ops.append(RedisOp("EXPIREAT", key, (minute + RANK_MINUTE + RANK_KEEP_S,)))
+            ops.append(RedisOp("GS.RANK", keys.rank_base(tag, kind), (minute, minute + RANK_MINUTE + RANK_KEEP_S, *flat(
+                (name, d, n) for name, (d, n) in members.items()))))
         if self._started_at is not None:
             ops.append(self.pool_start(min(self._started_at, min(v[4] for v in per_worker.values()))))
             self._started_at = None

@@ -2,6 +2,36 @@
 
 from __future__ import annotations
 
+# The rank window of one shard and kind (pool.shares.ranking): base = "{P:sN}:rk:w" (or ":rk:a").
+# Per minute m the ledger adds each name's work to base:d:m (difficulty in bucket units) and base:n:m
+# (shares). While base:win (hash: from = the oldest minute included, min = the warming-up threshold)
+# exists, the same increments also go to the running sums of the minutes from `from` on: base:win:n
+# (shares) and the difficulty in base:win:ok (names with at least `min` shares) or base:win:warm
+# (fewer), so the fastest names are the head of a sorted set. rank_add moves a name between the two
+# as its count crosses `min`, and drops it when its count reaches 0 (a minute leaving the window is
+# added with negative counts). The sums are integers, so taking a minute out is exact.
+RANK_ADD = r"""
+local function rank_add(base, member, dd, dn, min)
+  local n = tonumber(redis.call('ZINCRBY', base .. ':win:n', dn, member))
+  if n <= 0 then
+    redis.call('ZREM', base .. ':win:n', member)
+    redis.call('ZREM', base .. ':win:ok', member)
+    redis.call('ZREM', base .. ':win:warm', member)
+    return
+  end
+  local ok_now, ok_before = n >= min, n - dn >= min
+  local to = base .. (ok_now and ':win:ok' or ':win:warm')
+  if ok_now == ok_before then
+    redis.call('ZINCRBY', to, dd, member)
+  else
+    local from = base .. (ok_before and ':win:ok' or ':win:warm')
+    local d = tonumber(redis.call('ZSCORE', from, member) or '0') + dd
+    redis.call('ZREM', from, member)
+    redis.call('ZADD', to, d, member)
+  end
+end
+"""
+
 # Applies one group of a batch (all ops in one slot) exactly once.
 # KEYS[1] = the group's marker key; KEYS[2] (optional) = the marker of the previous group this ledger
 # applied in the slot: when Redis no longer has it, it lost acknowledged writes (a failover the client
@@ -13,12 +43,13 @@ from __future__ import annotations
 #   GS.ZMAX key score m score m ... ZADD GT in chunks (keeps the newest "last seen")
 #   GS.HMAX key f v meta ...        per triple: f = v and @f = meta when v beats f (best shares)
 #   GS.ZMIN key score m score m ... ZADD LT in chunks (keeps the earliest "first seen")
-#   GS.ZINCR key incr m incr m ...  ZINCRBY per pair (the per-minute rank sets)
+#   GS.ZINCR key incr m incr m ...  ZINCRBY per pair (rank sets of older versions, in old journals)
+#   GS.RANK base minute expire_at name d n ...  a minute's work per name (see RANK_ADD)
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
 # A failing op is counted (returned), never aborts the rest: the marker is already set, and a
 # half-applied group would be worse than one bad op.
-APPLY = r"""
+APPLY = RANK_ADD + r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
@@ -59,6 +90,20 @@ for i = 1, #ops do
     end
   elseif cmd == 'GS.ZINCR' then
     for j = 1, #args, 2 do check(redis.pcall('ZINCRBY', key, args[j], args[j + 1])) end
+  elseif cmd == 'GS.RANK' then
+    local dkey, nkey = key .. ':d:' .. args[1], key .. ':n:' .. args[1]
+    local held = redis.call('HMGET', key .. ':win', 'from', 'min')
+    local from, min = tonumber(held[1]), tonumber(held[2])
+    local live = from ~= nil and min ~= nil and tonumber(args[1]) >= from
+    for j = 3, #args, 3 do
+      check(redis.pcall('ZINCRBY', dkey, args[j + 1], args[j]))
+      check(redis.pcall('ZINCRBY', nkey, args[j + 2], args[j]))
+      if live and not pcall(rank_add, key, args[j], tonumber(args[j + 1]), tonumber(args[j + 2]), min) then
+        errors = errors + 1
+      end
+    end
+    check(redis.pcall('EXPIREAT', dkey, args[2]))
+    check(redis.pcall('EXPIREAT', nkey, args[2]))
   elseif cmd == 'GS.ZMIN' then
     for j = 1, #args, 400 do
       check(redis.pcall('ZADD', key, 'LT', unpack(args, j, math.min(j + 399, #args))))
@@ -199,6 +244,88 @@ for f = 1, n_fields do
   end
   out[#out + 1] = first_fine[f]
   out[#out + 1] = first_coarse[f]
+end
+return out
+"""
+
+# Brings one rank window (see RANK_ADD) to the window starting at minute `ws`, then reads it.
+# KEYS[1] = base:win, KEYS[2] = the kind's first-seen sorted set. ARGV: base, ws, the current minute,
+# min, ttl, max_lag, step (60), then mode "top" k | "of" name...
+# The window moves by taking the minutes before ws out of the sums; it is rebuilt from the minute
+# sets when it is missing, was built for another threshold, lags more than max_lag (the minute sets
+# expire) or is ahead of ws by more than a step (a reader whose clock is behind).
+# "top": per part (ok, warm) its k largest names that are not young, and every young name (first
+# seen after ws: its estimate leaves its first share out, so its order is not its sum's); "of": the
+# given names. Returns name, difficulty, shares, first seen ("" unless young) per name in the window.
+RANK_WINDOW = RANK_ADD + r"""
+local meta, first_key, base = KEYS[1], KEYS[2], ARGV[1]
+local ws, cur, min = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl, max_lag, step, mode = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local nk, okk, warmk = base .. ':win:n', base .. ':win:ok', base .. ':win:warm'
+local held = redis.call('HMGET', meta, 'from', 'min')
+local from, held_min = tonumber(held[1]), tonumber(held[2])
+if from == nil or held_min ~= min or ws - from > max_lag or from - ws > step then
+  local dkeys, nkeys = {}, {}
+  for m = ws, cur + step, step do
+    dkeys[#dkeys + 1] = base .. ':d:' .. m
+    nkeys[#nkeys + 1] = base .. ':n:' .. m
+  end
+  local all, okn = base .. ':win:all', base .. ':win:okn'
+  redis.call('DEL', nk, okk, warmk)
+  redis.call('ZUNIONSTORE', nk, #nkeys, unpack(nkeys))
+  redis.call('ZUNIONSTORE', all, #dkeys, unpack(dkeys))
+  redis.call('ZRANGESTORE', okn, nk, min, '+inf', 'BYSCORE')
+  redis.call('ZINTERSTORE', okk, 2, all, okn, 'WEIGHTS', 1, 0)
+  redis.call('ZDIFFSTORE', warmk, 2, all, okn)
+  redis.call('DEL', all, okn)
+  redis.call('HSET', meta, 'from', ws, 'min', min)
+elseif from < ws then
+  for m = from, ws - step, step do
+    local names = redis.call('ZRANGE', base .. ':n:' .. m, 0, -1, 'WITHSCORES')
+    for i = 1, #names, 1000 do
+      local batch = {}
+      for j = i, math.min(i + 998, #names), 2 do batch[#batch + 1] = names[j] end
+      local ds = redis.call('ZMSCORE', base .. ':d:' .. m, unpack(batch))
+      for b = 1, #batch do
+        rank_add(base, batch[b], -(tonumber(ds[b]) or 0), -tonumber(names[i + 2 * b - 1]), min)
+      end
+    end
+  end
+  redis.call('HSET', meta, 'from', ws)
+end
+redis.call('EXPIRE', meta, ttl)
+for _, k in ipairs({nk, okk, warmk}) do redis.call('EXPIRE', k, ttl + step) end
+local out = {}
+local function emit(name, first)
+  local n = redis.call('ZSCORE', nk, name)
+  if not n then return end
+  local d = redis.call('ZSCORE', okk, name) or redis.call('ZSCORE', warmk, name) or '0'
+  out[#out + 1] = name; out[#out + 1] = d; out[#out + 1] = n; out[#out + 1] = first or ''
+end
+if mode == 'top' then
+  local k = tonumber(ARGV[9])
+  local young = redis.call('ZRANGEBYSCORE', first_key, '(' .. ws, '+inf', 'WITHSCORES')
+  local is_young = {}
+  for i = 1, #young, 2 do
+    is_young[young[i]] = true
+    emit(young[i], young[i + 1])
+  end
+  for _, part in ipairs({okk, warmk}) do
+    local head = redis.call('ZREVRANGE', part, 0, k - 1 + #young / 2)
+    local taken = 0
+    for i = 1, #head do
+      if taken >= k then break end
+      if not is_young[head[i]] then
+        emit(head[i], nil)
+        taken = taken + 1
+      end
+    end
+  end
+else
+  for j = 9, #ARGV do
+    local first = redis.call('ZSCORE', first_key, ARGV[j])
+    emit(ARGV[j], first and tonumber(first) > ws and first or nil)
+  end
 end
 return out
 """

@@ -1,6 +1,6 @@
 """Read-only views of the books for the admin API, /metrics and the CLI: the one read side of the
-ledger's Redis data (hashrate windows and histories through HashrateBook, workers, accounts, the
-round, blocks with the effort of the round each closed)."""
+ledger's Redis data (hashrate windows and histories through HashrateBook, rankings by them through
+Ranking, workers, accounts, the round, blocks with the effort of the round each closed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pool.shares.blocks import BlockInfo, RefusedBlock, block_info, list_blocks,
 from pool.shares.hashrate import HashrateBook
 from pool.shares.keys import Keys
 from pool.shares.payouts import PayoutEngine
+from pool.shares.ranking import Ranking
 from pool.shares.redis_conn import RedisClient, text
 
 
@@ -43,6 +44,7 @@ class LedgerReader:
         self.config = config
         self.payouts = payouts
         self.hashrate = HashrateBook(keys, config)
+        self.ranking = Ranking(keys, config, self.hashrate)
 
     @property
     def client(self) -> RedisClient:

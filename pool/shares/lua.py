@@ -249,16 +249,18 @@ return out
 """
 
 # Brings one rank window (see RANK_ADD) to the window starting at minute `ws`, then reads it.
-# KEYS[1] = base:win, KEYS[2] = the kind's first-seen sorted set. ARGV: base, ws, the current minute,
+# KEYS[1] = base:win, KEYS[2] = the kind's first-share sorted set, KEYS[3] its first-authorize one.
+# ARGV: base, ws, the current minute,
 # min, ttl, max_lag, step (60), then mode "top" k | "of" name...
 # The window moves by taking the minutes before ws out of the sums; it is rebuilt from the minute
 # sets when it is missing, was built for another threshold, lags more than max_lag (the minute sets
 # expire) or is ahead of ws by more than a step (a reader whose clock is behind).
 # "top": per part (ok, warm) its k largest names that are not young, and every young name (first
-# seen after ws: its estimate leaves its first share out, so its order is not its sum's); "of": the
-# given names. Returns name, difficulty, shares, first seen ("" unless young) per name in the window.
+# share after ws: its observation may start inside the window, so its order is not its sum's); "of":
+# the given names. Returns per name in the window: name, difficulty, shares, first share and first
+# authorize ("" unless young or not recorded).
 RANK_WINDOW = RANK_ADD + r"""
-local meta, first_key, base = KEYS[1], KEYS[2], ARGV[1]
+local meta, first_key, auth_key, base = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local ws, cur, min = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, max_lag, step, mode = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local nk, okk, warmk = base .. ':win:n', base .. ':win:ok', base .. ':win:warm'
@@ -300,7 +302,9 @@ local function emit(name, first)
   local n = redis.call('ZSCORE', nk, name)
   if not n then return end
   local d = redis.call('ZSCORE', okk, name) or redis.call('ZSCORE', warmk, name) or '0'
+  local auth = first and redis.call('ZSCORE', auth_key, name)
   out[#out + 1] = name; out[#out + 1] = d; out[#out + 1] = n; out[#out + 1] = first or ''
+  out[#out + 1] = auth or ''
 end
 if mode == 'top' then
   local k = tonumber(ARGV[9])
@@ -322,10 +326,7 @@ if mode == 'top' then
     end
   end
 else
-  for j = 9, #ARGV do
-    local first = redis.call('ZSCORE', first_key, ARGV[j])
-    emit(ARGV[j], first and tonumber(first) > ws and first or nil)
-  end
+  for j = 9, #ARGV do emit(ARGV[j], redis.call('ZSCORE', first_key, ARGV[j])) end
 end
 return out
 """

@@ -8,8 +8,9 @@ by the warming-up threshold into two sorted sets by difficulty (see lua.RANK_ADD
 window to the 5-minute figure's start (taking the minutes that left it out of the sums, exactly: they
 are integers) and reads the head of each set: the 100 fastest of 50,000 workers read a few hundred
 names, not 50,000. Names older than the window share one divisor (seconds since the window's start),
-so their order is their sums' order; a young name (first share inside the window) is divided by the
-time since its first share, which it does not count, so each is read and figured on its own.
+so their order is their sums' order; a young name (first share inside the window) may be observed
+from inside it (from its authorize, or from its first share, which then does not count: see
+hashrate.observation_start), so each is read and figured on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from collections.abc import Sequence
 
 from pool.config.ledger import LedgerConfig
 from pool.shares import lua
-from pool.shares.hashrate import WINDOWS, HashrateBook, HashrateFigure, empty_figure, hashrate_figure
+from pool.shares.hashrate import (
+    WINDOWS,
+    HashrateBook,
+    HashrateFigure,
+    empty_figure,
+    hashrate_figure,
+    observation_start,
+)
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, Script, text
 
@@ -48,15 +56,16 @@ class Ranking:
     async def _call(self, client: RedisClient, kind: str, tag: str, now: float, mode: list[str | int]) -> list[bytes]:
         ws = self.book.window_start(RANK_WINDOW_S, now)
         base = self.keys.rank_base(tag, kind)
-        keys = [self.keys.rank_window(tag, kind), self.keys.first_seen(tag, kind)]
+        keys = [self.keys.rank_window(tag, kind), self.keys.first_seen(tag, kind), self.keys.authorized(tag, kind)]
         args = [base, ws, int(now // RANK_MINUTE) * RANK_MINUTE, self.config.warming_up_shares, RANK_KEEP_S,
                 RANK_MAX_LAG_S, RANK_MINUTE, *mode]
         return await _RANK_WINDOW(client, keys, args)
 
-    def _figure(self, ws: int, now: float, d: bytes, n: bytes, first: bytes) -> HashrateFigure:
-        at = text(first)
+    def _figure(self, ws: int, now: float, d: bytes, n: bytes, first: bytes, authorized: bytes) -> HashrateFigure:
+        """The 5-minute figure as HashrateBook reads it from the buckets (the same integers)."""
+        start, is_share = observation_start(*(float(text(v)) if text(v) else None for v in (first, authorized)))
         return hashrate_figure(RANK_WINDOW_S, ws, now, float(text(d)) / self.config.bucket_units, int(float(text(n))),
-                               float(at) if at else None, self.config.warming_up_shares, first_is_share=True)
+                               start, self.config.warming_up_shares, is_share)
 
     async def top(self, client: RedisClient, kind: str, tags: Sequence[str], limit: int,
                   now: float | None = None) -> list[tuple[str, HashrateFigure]]:
@@ -65,7 +74,7 @@ class Ranking:
         now = time.time() if now is None else now
         ws = self.book.window_start(RANK_WINDOW_S, now)
         replies = await asyncio.gather(*(self._call(client, kind, tag, now, ["top", limit]) for tag in tags))
-        rows = [reply[i:i + 4] for reply in replies for i in range(0, len(reply), 4)]
+        rows = [reply[i:i + 5] for reply in replies for i in range(0, len(reply), 5)]
         found = [(text(r[0]), self._figure(ws, now, *r[1:])) for r in rows if r[3]]    # young: each its own
         # The others share the divisor, so rank_key orders them as (enough shares, difficulty, name):
         # only the first `limit` of them can be in the page, and only theirs are figured.
@@ -86,6 +95,6 @@ class Ranking:
         ws = self.book.window_start(RANK_WINDOW_S, now)
         out = {name: empty_figure(RANK_WINDOW_S) for _, names in wanted for name in names}
         for reply in replies:
-            for i in range(0, len(reply), 4):
-                out[text(reply[i])] = self._figure(ws, now, *reply[i + 1:i + 4])
+            for i in range(0, len(reply), 5):
+                out[text(reply[i])] = self._figure(ws, now, *reply[i + 1:i + 5])
         return out

@@ -25,12 +25,13 @@ def _now() -> float:
     return math.floor(time.time() / 60) * 60 - 60 + 30
 
 
-def _shares(ledger: Ledger, worker: str, difficulty: float, every: float, start: float, end: float) -> int:
+def _shares(ledger: Ledger, worker: str, difficulty: float, every: float, start: float, end: float,
+            authorized: float = 0.0) -> int:
     count = 0
     t = start
     while t <= end:
         ledger.add(ShareRecord(timestamp=t, account=worker.split(".")[0], worker=worker, difficulty=difficulty,
-                               share_difficulty=difficulty, height=1))
+                               share_difficulty=difficulty, height=1, authorized_at=authorized))
         count += 1
         t += every
     return count
@@ -38,16 +39,20 @@ def _shares(ledger: Ledger, worker: str, difficulty: float, every: float, start:
 
 def _fleet(ledger: Ledger, now: float) -> None:
     """The window is [now - 270, now]. By summed work the order would be young.one (1e6), old.warm
-    (15 x 1,000), old.big, old.mid, young.fast; by the figure it is the one in EXPECTED."""
+    (15 x 1,000), old.big, old.mid, young.fast, auth.early, auth.late; by the figure it is EXPECTED."""
     _shares(ledger, "old.big", 8.0, 2.0, now - 1200, now)        # 8 / 2 s: 4 x 2^32 H/s
     _shares(ledger, "old.mid", 4.0, 2.0, now - 1200, now)        # 2 x 2^32 H/s
     _shares(ledger, "young.fast", 8.0, 1.0, now - 60, now)       # first share 60 s ago: 8 x 2^32 H/s
     _shares(ledger, "old.warm", 1000.0, 18.0, now - 1200, now)   # 15 shares in the window: warming up
     _shares(ledger, "young.one", 1e6, 1.0, now - 10, now - 10)   # its one share starts its clock: 0 H/s
+    # Observed from their authorize: all shares count. Early: 51 x 8 over the window's 270 s (not
+    # 50 x 8 in 100 s from its first share); late: 31 x 8 in the 40 s since it.
+    _shares(ledger, "auth.early", 8.0, 2.0, now - 100, now, authorized=now - 1000)
+    _shares(ledger, "auth.late", 8.0, 1.0, now - 30, now, authorized=now - 40)
     _shares(ledger, "gone.away", 64.0, 1.0, now - 900, now - 400)  # nothing in the window
 
 
-EXPECTED = ["young.fast", "old.big", "old.mid", "old.warm", "young.one"]
+EXPECTED = ["young.fast", "auth.late", "old.big", "old.mid", "auth.early", "old.warm", "young.one"]
 
 
 async def _check_against_figures(ledger: Ledger, now: float, names: list[str]) -> list[str]:
@@ -87,11 +92,15 @@ async def test_top_workers_ranked_by_the_five_minute_figure(redis_url: str, jour
     assert fast.hashrate == 60 * 8 * HASHES_PER_DIFFICULTY / 60
     assert (top["old.warm"].shares, top["old.warm"].warming_up) == (15, True)
     assert (top["young.one"].hashrate, top["young.one"].warming_up) == (0.0, True)
+    early, late = top["auth.early"], top["auth.late"]
+    assert (early.hashrate, early.first_share_excluded) == (51 * 8 * HASHES_PER_DIFFICULTY / 270, False)
+    assert (late.hashrate, late.covered_seconds) == (31 * 8 * HASHES_PER_DIFFICULTY / 40, 40.0)
     two = await reader.ranking.top(reader.client, "w", ledger.keys.all_shards(), 2, now=now)
     assert [n for n, _ in two] == EXPECTED[:2]
     accounts = await reader.ranking.top(reader.client, "a", ledger.keys.all_shards(), 10, now=now)
-    # young: 62 shares of 1,000,488 since its first 60 s ago, that one not counted; old: 16,632 in 270 s.
-    assert [a for a, _ in accounts] == ["young", "old"]
+    # young: 62 shares of 1,000,488 since its first 60 s ago, that one not counted; old: 16,632 in 270 s;
+    # auth (authorized 1,000 s ago): 656 in 270 s.
+    assert [a for a, _ in accounts] == ["young", "old", "auth"]
     await _check_against_figures(ledger, now, [*EXPECTED, "gone.away"])
     await ledger.stop()
 
@@ -114,9 +123,11 @@ async def test_rank_window_moves_and_takes_new_shares(redis_url: str, journal_di
     _shares(ledger, "old.big", 8.0, 2.0, now + 2, later)
     await flush_until_done(ledger)
     # The window moved 2 minutes to [now - 150, later]: old.warm has 8 + 37 shares (45,000 in 300 s),
-    # late.comer 90 of 64 counted in 90 s, young.fast 60 of 8 in 210 s, old.big 151 of 8, old.mid 76 of 4.
+    # late.comer 90 of 64 counted in 90 s, young.fast 60 of 8 in 210 s, old.big 151 of 8, auth.early 51
+    # of 8 in 300 s, auth.late 31 of 8 in the 190 s since its authorize, old.mid 76 of 4.
     order = await _check_against_figures(ledger, later, names)
-    assert order == ["old.warm", "late.comer", "old.big", "young.fast", "old.mid", "young.one"]
+    assert order == ["old.warm", "late.comer", "old.big", "young.fast", "auth.early", "auth.late", "old.mid",
+                     "young.one"]
     client = aioredis.Redis.from_url(redis_url)
     try:
         moved = await ledger.reader.ranking.top(ledger.reader.client, "w", ledger.keys.all_shards(), 10, now=later)

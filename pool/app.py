@@ -113,7 +113,7 @@ class PoolApp:
         log.warning("block %s at height %d by %s: %s", result.block_hash, result.height, result.worker, verdict)
         if not result.accepted or self.ledger is None or self.jobs is None:
             return
-        figures = self.jobs.figures()
+        figures = self.jobs.snapshot()
         await self.ledger.record_block(
             result.block_hash, result.height, result.account, result.worker, result.coinbase_value,
             figures.network_difficulty or 1.0, found_at=result.found_at)
@@ -164,7 +164,7 @@ class PoolApp:
         """Keep the ledger (PPLNS window, PPS value) and the geo coverage figures on the chain's numbers."""
         assert self.jobs is not None and self.ledger is not None
         while True:
-            figures = self.jobs.figures()
+            figures = self.jobs.snapshot()
             if figures.ready and figures.network_difficulty > 0:
                 self.ledger.set_network(figures.network_difficulty, height=figures.height)
                 # A fixed trivial difficulty would give the exports a share of network of thousands of %.

@@ -12,9 +12,15 @@ from typing import Annotated, Literal, Protocol
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-# Plain types from lower floors: the map view, and the figure types of the books' one read side.
+# Plain types from lower floors: the map view, the figure types of the books' one read side, and
+# the components' snapshots /metrics renders.
+from pool.admin.notify import TargetStats
+from pool.chain.jobs import ChainSnapshot
+from pool.cluster.snapshot import NodeSnapshot
+from pool.geo.locator import GeoSnapshot
 from pool.geo.mapview import MapView
-from pool.shares.hashrate import HashrateFigure, HashrateHistory, HashratePoint, HashrateWindows
+from pool.money.books import BooksSnapshot
+from pool.shares.hashrate import HashrateFigure, HashrateHistory, HashratePoint, HashrateWindows, empty_figure
 from pool.stratum.stats import HistogramSnapshot
 
 __all__ = ["HashrateFigure", "HashrateHistory", "HashratePoint", "HashrateWindows", "HistogramSnapshot"]
@@ -55,6 +61,27 @@ class Rejected(Exception):
 # ---------------------------------------------------------------------------------------------
 # Pool state
 # ---------------------------------------------------------------------------------------------
+
+
+# Stratum reject keys -> the admin API's (and /metrics') reason names.
+REJECT_NAMES = {
+    "stale": "stale", "job_not_found": "unknown-job", "duplicate": "duplicate",
+    "low_difficulty": "low-difficulty", "unauthorized": "unauthorized", "not_subscribed": "unauthorized",
+    "ntime_out_of_range": "bad-time", "bad_ntime": "bad-time", "bad_extranonce2": "invalid",
+    "bad_nonce": "invalid", "bad_version": "invalid", "malformed": "invalid", "rate_limited": "rate-limited",
+}
+
+
+def reject_name(key: str) -> str:
+    return REJECT_NAMES.get(key) or key.replace("_", "-")
+
+
+def reject_names(counts: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, count in counts.items():
+        name = reject_name(key)
+        out[name] = out.get(name, 0) + count
+    return out
 
 
 class ShareStats(msgspec.Struct, kw_only=True):
@@ -410,17 +437,9 @@ class ExportProvider(Protocol):
 # ---------------------------------------------------------------------------------------------
 
 
-class ShareCount(msgspec.Struct, kw_only=True):
-    result: Literal["accepted", "rejected"]
-    reason: str                         # "" for accepted
-    count: int                          # since process start
-    difficulty: float                   # sum of credited difficulty since process start
-
-
 class PortRate(msgspec.Struct, kw_only=True):
     port: int
-    hashrate: float
-    connections: int
+    hashrate: float                     # the pool's 5-minute figure split by the port's accepted work
 
 
 class CountryRate(msgspec.Struct, kw_only=True):
@@ -430,60 +449,27 @@ class CountryRate(msgspec.Struct, kw_only=True):
     high: float | None = None
 
 
-class NodeHealth(msgspec.Struct, kw_only=True):
-    name: str                           # a label, never a URL with credentials
-    up: bool
-    latency_seconds: float | None = None
-
-
-class BooksFigures(msgspec.Struct, kw_only=True):
-    """The payout books (PostgreSQL) read in one transaction; up=False when the database did not answer."""
-
-    up: bool
-    unpaid_sat: float = 0.0            # owed to miners
-    unpaid_accounts: int = 0
-    in_flight_sat: float = 0.0         # in payout batches created or sending
-    paid_sat: float = 0.0              # sent by the wallet, all time
-    last_payout_at: float = 0.0        # unix time of the last batch sent, 0 if none
-    last_payout_sat: int = 0
-    inconsistent_accounts: int = 0     # balance differs from the sum of its journal entries
-    total_msat: int = 0                # sum of every balance: 0 when the journal balances
-
-
 class MetricsSnapshot(msgspec.Struct, kw_only=True):
-    shares: list[ShareCount]
-    pool_hashrate: HashrateFigure       # 5-minute window, with its bounds and the seconds observed
-    ports: list[PortRate]
-    countries: list[CountryRate]
-    workers: int
-    notify_fanout_seconds: HistogramSnapshot       # one job written to every session
-    block_to_notify_seconds: HistogramSnapshot     # new tip seen -> first clean notify sent
-    template_age_seconds: float
-    ledger_flush_lag_seconds: float     # age of the oldest share not yet in Redis
-    ledger_pending_shares: int
-    journal_bytes: int
-    journal_entries: int
-    redis_up: bool
+    """What one /metrics scrape renders: the components' own snapshots as they published them, and
+    the figures read from Redis for this scrape. pool/admin/metrics.py renders every field (or names
+    it in NOT_RENDERED with the reason); a new metric is a field on a component's snapshot and one
+    line there."""
+
+    at: float                           # when the scrape was taken (ages are counted from it)
+    processes: list[NodeSnapshot]       # every live pool process, this one first
+    chain: ChainSnapshot                # this process's job source (every process mines the same tip)
+    geo: GeoSnapshot | None = None      # None: geo disabled
+    alert_targets: list[TargetStats] = msgspec.field(default_factory=list)
+    books_configured: bool = False      # money.dsn is set
+    books: BooksSnapshot | None = None  # None: not configured, or PostgreSQL did not answer this scrape
+    # Read from Redis for this scrape (None / empty when Redis did not answer).
     redis_latency_seconds: float | None = None
-    nodes: list[NodeHealth] = msgspec.field(default_factory=list)
+    pool_hashrate: HashrateFigure = msgspec.field(default_factory=lambda: empty_figure(300))
+    ports: list[PortRate] = msgspec.field(default_factory=list)
+    countries: list[CountryRate] = msgspec.field(default_factory=list)
     blocks_found: int = 0
-    chain_height: int = 0
-    network_difficulty: float = 0.0
-    session_resumes: dict[str, int] = msgspec.field(default_factory=dict)   # outcome -> count
     best_share_difficulty: float | None = None          # the pool's best share ever (hash-reached difficulty)
     round_best_share_difficulty: float | None = None    # ... since the pool's last block (0: no share yet)
-    # Alert deliveries since start: target name -> outcome (sent, failed, retried, rate_limited, queue_full).
-    alerts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
-    books: BooksFigures | None = None   # None: no books' database configured (SOLO, or the Redis ledger)
-    geo_databases: list[GeoDatabaseAge] = msgspec.field(default_factory=list)
-
-
-class GeoDatabaseAge(msgspec.Struct, kw_only=True):
-    role: str                      # "location", "asn", "anonymous-ip"
-    type: str                      # e.g. "DBIP-City-Lite"
-    build_epoch: int
-    age_seconds: float
-    max_age_seconds: float         # geo.max_database_age_days: older is a warning
 
 
 class MetricsSource(Protocol):

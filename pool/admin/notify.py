@@ -281,5 +281,5 @@ class Notifier:
         sender = next((s for s in self.senders if s.target.name == target), None)
         return sender is not None and sender.put(alert)
 
-    def stats(self) -> list[TargetStats]:
+    def snapshot(self) -> list[TargetStats]:
         return [msgspec.structs.replace(s.stats) for s in self.senders]

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import msgspec
 from redis.exceptions import RedisError
 
-from pool.admin_wiring.local import BanRow, ControlOp, ControlReply, LocalActions, NodeSnapshot, local_snapshot
+from pool.admin_wiring.local import ControlOp, ControlReply, LocalActions, local_snapshot
 from pool.aio import cancel_and_wait
+from pool.cluster.snapshot import BanRow, NodeSnapshot
 from pool.config.admin import AdminConfig
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from pool.admin.interfaces import (
     ReloadResult,
 )
 from pool.admin_wiring.cluster import Broadcast
-from pool.admin_wiring.local import BanRow, ControlOp
+from pool.admin_wiring.local import ControlOp
 from pool.admin_wiring.views import PoolViews
+from pool.cluster.snapshot import BanRow
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts

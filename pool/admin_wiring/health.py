@@ -31,7 +31,7 @@ async def redis_ping(parts: PoolParts) -> tuple[float | None, str]:
 
 
 def template_health(parts: PoolParts) -> ComponentHealth:
-    figures = parts.jobs.figures()
+    figures = parts.jobs.snapshot()
     limit = max(parts.config.admin.health_template_age_seconds, 3 * parts.config.chain.template_refresh_interval)
     if not figures.ready:
         return ComponentHealth(name="template", ok=False, detail="no block template yet")
@@ -69,7 +69,7 @@ async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
     components.append(ComponentHealth(
         name="journal", ok=stats.queued_batches < max_batches,
         detail=f"{stats.journal_bytes} bytes, {stats.queued_batches} batches not yet in Redis"))
-    for node in parts.jobs.figures().nodes:
+    for node in parts.jobs.snapshot().nodes:
         detail = f"{node.latency_ms:.1f} ms" if node.healthy else f"failing: {node.last_error[:120]}"
         components.append(ComponentHealth(name=f"node:{node.name}", ok=node.healthy, detail=detail))
     components.append(template_health(parts))

@@ -1,4 +1,4 @@
-"""One process's stratum view as plain data, and the control actions it runs on itself.
+"""This process's NodeSnapshot, and the control actions it runs on itself.
 
 `local_snapshot(parts)` is what every process publishes to Redis and what the admin adapters merge;
 `LocalActions` runs a control operation (kick, reconnect, ban, port difficulty, reload) on this
@@ -13,54 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pool.shares.ledger import LedgerSnapshot
-from pool.stratum.stats import StratumSnapshot
+from pool.cluster.snapshot import BanRow, ConnRow, NodeSnapshot
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
-
-
-class ConnRow(msgspec.Struct, array_like=True):
-    """One authorized worker on one connection."""
-
-    worker: str
-    account: str
-    port: int
-    address: str
-    connected_at: float
-    difficulty: float
-    user_agent: str
-    firmware: str
-    country: str
-    subdivision: str
-    accepted: int
-    accepted_difficulty: float
-    rejected: dict[str, int]
-    last_share_at: float
-    best_difficulty: float = 0.0        # the hardest accepted share on this connection
-
-
-class BanRow(msgspec.Struct, array_like=True):
-    target: str
-    reason: str
-    created_at: float
-    until: float                        # 0 = until removed
-
-
-class NodeSnapshot(msgspec.Struct, kw_only=True):
-    """What one process publishes every few seconds: its components' own snapshots, and the rows
-    of its connected workers and its bans for the admin views."""
-
-    node: str
-    worker_index: int
-    at: float
-    started_at: float
-    stratum: StratumSnapshot
-    ledger: LedgerSnapshot
-    rows: list[ConnRow]
-    bans: list[BanRow]
 
 
 def local_snapshot(parts: PoolParts) -> NodeSnapshot:

@@ -131,6 +131,8 @@ def _apply(parts: PoolParts, new: Config) -> ReloadResult:
         parts.config.geo = msgspec.structs.replace(new.geo, enabled=enabled)
         if parts.rollup is not None:
             parts.rollup.config = parts.config.geo
+        if parts.locator is not None:
+            parts.locator.config = parts.config.geo     # max_database_age_days: the staleness it reports
         applied += geo_changes
 
     # stratum: limits at once, port difficulties for new connections; the rest needs a restart.

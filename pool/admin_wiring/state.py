@@ -29,12 +29,13 @@ from pool.admin.interfaces import (
     WorkerDetail,
     WorkerPage,
     WorkerSummary,
+    reject_names,
 )
 from pool.admin_wiring.health import health_status
-from pool.admin_wiring.local import ConnRow, NodeSnapshot
 from pool.admin_wiring.miner import best_shares
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
-from pool.admin_wiring.views import PoolViews, reject_names
+from pool.admin_wiring.views import PoolViews
+from pool.cluster.snapshot import ConnRow, NodeSnapshot
 from pool.config import keeps_balances
 from pool.geo.store import LiveRegions, pool_regions
 from pool.geo.tables import world_bank_name
@@ -140,7 +141,7 @@ class PoolStateAdapter:
             return await self.network_reader.info()
         except Exception as exc:  # the node is down: the chain watcher's last view, flagged in health
             log.warning("admin: node not answering (%s); using the last template's figures", exc)
-            f = self.parts.jobs.figures()
+            f = self.parts.jobs.snapshot()
             return NetworkInfo(chain=self.parts.config.chain.network, height=max(0, f.height - 1),
                                difficulty=f.network_difficulty, tip_time=int(f.last_new_block_at),
                                retargets=self.parts.config.chain.network not in ("regtest", "devnet"))

@@ -9,36 +9,16 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pool.admin.interfaces import HistogramSnapshot, ShareStats
+from pool.admin.interfaces import ShareStats, reject_names
 from pool.admin_wiring.cluster import ClusterLink
-from pool.admin_wiring.local import ConnRow, NodeSnapshot, local_snapshot
+from pool.admin_wiring.local import local_snapshot
+from pool.cluster.snapshot import ConnRow, NodeSnapshot
 
 if TYPE_CHECKING:
     from pool.admin_wiring.parts import PoolParts
 
 SAMPLE_SECONDS = 2.0                # at most one counter sample per this many seconds
 KEEP_SECONDS = 3600 + 300           # samples older than the longest window asked for are dropped
-
-# Stratum reject keys -> the admin API's reason names.
-REJECT_NAMES = {
-    "stale": "stale", "job_not_found": "unknown-job", "duplicate": "duplicate",
-    "low_difficulty": "low-difficulty", "unauthorized": "unauthorized", "not_subscribed": "unauthorized",
-    "ntime_out_of_range": "bad-time", "bad_ntime": "bad-time", "bad_extranonce2": "invalid",
-    "bad_nonce": "invalid", "bad_version": "invalid", "malformed": "invalid", "rate_limited": "rate-limited",
-}
-
-
-def reject_name(key: str) -> str:
-    return REJECT_NAMES.get(key) or key.replace("_", "-")
-
-
-def reject_names(counts: dict[str, int]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for key, count in counts.items():
-        name = reject_name(key)
-        out[name] = out.get(name, 0) + count
-    return out
-
 
 class Counters(msgspec.Struct, array_like=True):
     accepted: int
@@ -101,19 +81,6 @@ class CounterHistory:
                 out.port_difficulty[port] = out.port_difficulty.get(port, 0.0) + diff - base.ports.get(port, 0.0)
         out.seconds = max(1.0, min(seconds, now - earliest))
         return out
-
-
-def merge_histograms(parts: list[HistogramSnapshot]) -> HistogramSnapshot:
-    first = parts[0]
-    counts = [0] * len(first.counts)
-    total, n = 0.0, 0
-    for part in parts:
-        if part.bounds != first.bounds:
-            continue                                         # another version's buckets: not addable
-        counts = [a + b for a, b in zip(counts, part.counts, strict=True)]
-        total += part.sum
-        n += part.count
-    return HistogramSnapshot(bounds=list(first.bounds), counts=counts, sum=total, count=n)
 
 
 class PoolViews:

@@ -40,11 +40,12 @@ DEVNET_BURN_SCRIPT = b"\x00\x20" + sha256d(b"geostratum devnet burn")
 
 BlockResultCallback = Callable[[BlockResult], Awaitable[None] | None]
 
-__all__ = ["DEVNET_BURN_SCRIPT", "ChainFigures", "JobManager"]
+__all__ = ["DEVNET_BURN_SCRIPT", "ChainSnapshot", "JobManager"]
 
 
-class ChainFigures(msgspec.Struct, kw_only=True):
-    """Read-only state for the admin API."""
+class ChainSnapshot(msgspec.Struct, kw_only=True):
+    """The job source at one instant: the template behind the current job, the nodes, new-block timings
+    (/metrics, health and the admin API read it)."""
 
     backend: str
     network: str
@@ -396,10 +397,10 @@ class JobManager:
 
     # --- figures -----------------------------------------------------------------------------------------
 
-    def figures(self) -> ChainFigures:
+    def snapshot(self) -> ChainSnapshot:
         t = self._template
         nodes = list(self.backend.nodes) if isinstance(self.backend, NodeSet) else [self.backend]
-        return ChainFigures(
+        return ChainSnapshot(
             backend=self.config.backend, network=self.config.network, mode=self.config.mode, ready=self.ready,
             height=t.height if t else 0, prevhash=t.previousblockhash if t else "",
             network_difficulty=target_to_difficulty(t.network_target) if t else 0.0,

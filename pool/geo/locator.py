@@ -59,6 +59,13 @@ class DatabaseInfo(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.role}|{self.type}|{self.build_date}"
 
 
+class GeoSnapshot(msgspec.Struct, kw_only=True):
+    """The databases in use and the age past which they are stale."""
+
+    databases: list[DatabaseInfo]
+    max_database_age_days: int
+
+
 class GeoTag(msgspec.Struct, frozen=True, array_like=True):
     country: str         # ISO alpha-2, "XP" private/reserved, "ZZ" unknown
     subdivision: str     # first-level subdivision name (or code when the database has no name), "" if none
@@ -262,6 +269,9 @@ class GeoLocator:
         for reader in old:
             if reader is not None:
                 reader.close()
+
+    def snapshot(self) -> GeoSnapshot:
+        return GeoSnapshot(databases=list(self.databases), max_database_age_days=self.config.max_database_age_days)
 
     def files_changed(self) -> bool:
         """Whether the database files now differ from the ones open (a `geo update` swapped them)."""

@@ -45,6 +45,20 @@ class LatencyHistogram:
         return HistogramSnapshot(bounds=list(self.bounds), counts=list(self.counts), sum=self.sum, count=self.count)
 
 
+def merge_histograms(parts: list[HistogramSnapshot]) -> HistogramSnapshot:
+    """The sum of several processes' histograms (one of a different version's buckets is left out)."""
+    first = parts[0]
+    counts = [0] * len(first.counts)
+    total, n = 0.0, 0
+    for part in parts:
+        if part.bounds != first.bounds:
+            continue                                         # another version's buckets: not addable
+        counts = [a + b for a, b in zip(counts, part.counts, strict=True)]
+        total += part.sum
+        n += part.count
+    return HistogramSnapshot(bounds=list(first.bounds), counts=counts, sum=total, count=n)
+
+
 class Timings:
     """Fan-out durations and new-block-to-first-notify latencies (seconds): every one in a
     cumulative histogram, the most recent ones kept for the benchmarks."""

@@ -38,7 +38,6 @@ from pool.admin.interfaces import (
     ListQuery,
     MetricsSnapshot,
     NetworkInfo,
-    NodeHealth,
     PoolFigures,
     PortDifficulty,
     PortDifficultyUpdate,
@@ -48,18 +47,20 @@ from pool.admin.interfaces import (
     RegionsView,
     Rejected,
     ReloadResult,
-    ShareCount,
     ShareStats,
     WorkerDetail,
     WorkerPage,
     WorkerSummary,
 )
+from pool.chain.rpc import NodeHealth
+from pool.cluster.snapshot import ConnRow
 from pool.config import ConfigError
 from pool.geo.mapview import MapRegion, MapView
 from pool.geo.report import Folding, Privacy
 from pool.shares.hashrate import hashrate_figure
 from pool.stratum.events import ShareRecord
 from pool.stratum.stats import LatencyHistogram
+from tests.support import snapshots
 
 T = TypeVar("T")
 DIFF1 = 2**32
@@ -398,39 +399,32 @@ class InMemoryPool:
     # -- metrics -----------------------------------------------------------------------------
 
     async def snapshot(self) -> MetricsSnapshot:
-        counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
-        for share in self.shares:
-            counts[("accepted", "")][0] += 1
-            counts[("accepted", "")][1] += share.difficulty
+        """One process whose stratum snapshot holds these shares, rejects and connections."""
+        rejected: dict[str, int] = defaultdict(int)
         for rej in self.rejects:
-            counts[("rejected", rej.reason)][0] += 1
-            counts[("rejected", rej.reason)][1] += rej.difficulty
+            rejected[rej.reason] += 1
+        connected = [c for cs in self.connections.values() for c in cs]
         windows = self._windows(self.shares)
         per_country: dict[str, float] = defaultdict(float)
         now = self.clock()
         for share in self.shares:
             if now - share.timestamp < 300:
                 per_country[share.country] += share.difficulty * DIFF1 / 300
-        return MetricsSnapshot(
-            shares=[ShareCount(result=r, reason=why, count=int(c), difficulty=d)  # type: ignore[arg-type]
-                    for (r, why), (c, d) in sorted(counts.items())],
-            pool_hashrate=windows.m5,
-            ports=[PortRate(port=p, hashrate=windows.m5.hashrate,
-                            connections=sum(1 for cs in self.connections.values() for c in cs if c.port == p))
-                   for p in self.ports],
+        ports = [snapshots.port(p, connections=sum(1 for c in connected if c.port == p)) for p in self.ports]
+        ports[0].accepted = len(self.shares)
+        ports[0].accepted_difficulty = sum(s.difficulty for s in self.shares)
+        ports[0].rejected = dict(rejected)
+        rows = [snapshots.zeroed(ConnRow, worker=w, account=w.split(".")[0], port=c.port)
+                for w, cs in self.connections.items() for c in cs]
+        node = snapshots.process(
+            stratum={"connections": len(connected), "ports": ports, "fanout": self.fanout.snapshot(),
+                     "block_to_notify": self.block_to_notify.snapshot()},
+            ledger={"lag_s": 0.08, "pending_shares": 3, "redis_up": self.components[0].ok}, rows=rows)
+        return snapshots.metrics(
+            node, at=now, pool_hashrate=windows.m5, redis_latency_seconds=0.0004,
+            chain={"template_age": 12.5, "height": self.network_info.height + 1,
+                   "network_difficulty": self.network_info.difficulty,
+                   "nodes": [NodeHealth(name="http://rpcuser:hunter2@127.0.0.1:8332", url="", latency_ms=2.0)]},
+            ports=[PortRate(port=p, hashrate=windows.m5.hashrate) for p in self.ports],
             countries=[CountryRate(country=c, hashrate=h) for c, h in sorted(per_country.items())],
-            workers=len([w for w, c in self.connections.items() if c]),
-            notify_fanout_seconds=self.fanout.snapshot(),
-            block_to_notify_seconds=self.block_to_notify.snapshot(),
-            template_age_seconds=12.5,
-            ledger_flush_lag_seconds=0.08,
-            ledger_pending_shares=3,
-            journal_bytes=0,
-            journal_entries=0,
-            redis_up=self.components[0].ok,
-            redis_latency_seconds=0.0004,
-            nodes=[NodeHealth(name="http://rpcuser:hunter2@127.0.0.1:8332", up=True, latency_seconds=0.002)],
-            blocks_found=len(self.found()),
-            chain_height=self.network_info.height,
-            network_difficulty=self.network_info.difficulty,
-        )
+            blocks_found=len(self.found()))

@@ -22,7 +22,7 @@ from pool.admin.interfaces import (
     HealthStatus,
     WorkerSummary,
 )
-from pool.admin.notify import Alert, Notifier, TargetSender
+from pool.admin.notify import Alert, Notifier, TargetSender, TargetStats
 from pool.config import ConfigError, from_dict
 from pool.config.alerts import AlertsConfig, AlertTarget
 from tests.support.redis_server import free_port
@@ -198,7 +198,7 @@ async def test_every_format_reaches_a_real_receiver(receiver: Receiver) -> None:
     try:
         assert notifier.offer(ALERT) == 4
         await wait_for(lambda: len(receiver.requests) == 4, 10, "four deliveries")
-        await wait_for(lambda: sum(s.sent for s in notifier.stats()) == 4, 10, "four sends counted")
+        await wait_for(lambda: sum(s.sent for s in notifier.snapshot()) == 4, 10, "four sends counted")
     finally:
         await notifier.stop()
     got = {path: (headers, body) for path, headers, body in receiver.requests}
@@ -286,7 +286,8 @@ async def test_a_reload_moves_a_changed_targets_queue_to_its_new_sender(receiver
 async def test_deliveries_are_on_metrics(pool_data: Any) -> None:
     from pool.admin.metrics import render
 
-    snap = msgspec.structs.replace(await pool_data.snapshot(), alerts={"ops": {"sent": 3, "failed": 1}})
+    snap = msgspec.structs.replace(await pool_data.snapshot(),
+                                   alert_targets=[TargetStats(name="ops", kind="webhook", sent=3, failed=1)])
     text = render(snap, admin_requests={}, rate_limited=0)
     assert 'geostratum_alerts_total{target="ops",outcome="sent"} 3' in text
     assert 'geostratum_alerts_total{target="ops",outcome="failed"} 1' in text

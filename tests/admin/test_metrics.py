@@ -7,11 +7,14 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pool.admin.interfaces import CountryRate, HistogramSnapshot, MetricsSnapshot, NodeHealth, PortRate
+from pool.admin.interfaces import CountryRate, PortRate
 from pool.admin.metrics import CONTENT_TYPE, render
+from pool.chain.rpc import NodeHealth
 from pool.shares.hashrate import empty_figure
+from pool.stratum.resume_link import ResumeSnapshot
 from pool.stratum.stats import LatencyHistogram
 from tests.admin.conftest import READ, Running
+from tests.support import snapshots
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,14 +68,10 @@ async def test_metrics_endpoint(admin: Running) -> None:
 def test_label_escaping_and_special_values() -> None:
     hist = LatencyHistogram([0.1, 1.0])
     hist.observe(5.0)
-    snap = MetricsSnapshot(
-        shares=[], pool_hashrate=msgspec.structs.replace(empty_figure(300), hashrate=float("nan")), ports=[],
-        countries=[], workers=0,
-        notify_fanout_seconds=hist.snapshot(),
-        block_to_notify_seconds=HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0),
-        template_age_seconds=float("inf"), ledger_flush_lag_seconds=0, ledger_pending_shares=0, journal_bytes=0,
-        journal_entries=0, redis_up=False, nodes=[NodeHealth(name='we"ird\\node\nname', up=False)],
-    )
+    snap = snapshots.metrics(
+        snapshots.process(stratum={"fanout": hist.snapshot()}),
+        pool_hashrate=msgspec.structs.replace(empty_figure(300), hashrate=float("nan")),
+        chain={"template_age": float("inf"), "nodes": [NodeHealth(name='we"ird\\node\nname', url="", healthy=False)]})
     text = render(snap, admin_requests={200: 3}, rate_limited=0)
     values = samples(text)
     assert values[("geostratum_node_up", (("node", 'we"ird\\node\nname'),))] == 0
@@ -83,21 +82,43 @@ def test_label_escaping_and_special_values() -> None:
     assert "geostratum_redis_latency_seconds" not in text   # unknown, so absent rather than 0
 
 
-def test_session_resumes_by_outcome() -> None:
-    empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
-    snap = MetricsSnapshot(
-        shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
-        block_to_notify_seconds=empty, template_age_seconds=0.0, ledger_flush_lag_seconds=0,
-        ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True,
-        session_resumes={"claimed": 7, "missed": 2, "failed": 1},
-    )
-    families = {f.name: f.type for f in text_string_to_metric_families(render(snap, admin_requests={},
-                                                                              rate_limited=0))}
+def test_session_resumes_by_outcome_summed_over_processes() -> None:
+    def resumes(claimed: int, missed: int, failed: int) -> dict[str, ResumeSnapshot]:
+        return {"resume": snapshots.zeroed(ResumeSnapshot, claimed=claimed, missed=missed, failed=failed)}
+
+    snap = snapshots.metrics(snapshots.process("a", stratum=resumes(5, 2, 0)),
+                             snapshots.process("b", stratum=resumes(2, 0, 1)), snapshots.process("c"))
+    text = render(snap, admin_requests={}, rate_limited=0)
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert families["geostratum_session_resumes"] == "counter"
-    values = samples(render(snap, admin_requests={}, rate_limited=0))
+    values = samples(text)
     assert values[("geostratum_session_resumes_total", (("outcome", "claimed"),))] == 7
     assert values[("geostratum_session_resumes_total", (("outcome", "missed"),))] == 2
     assert values[("geostratum_session_resumes_total", (("outcome", "failed"),))] == 1
+    # Without a shared resume directory anywhere there is no such family.
+    assert "geostratum_session_resumes" not in render(snapshots.metrics(), admin_requests={}, rate_limited=0)
+
+
+def test_processes_are_summed_per_port() -> None:
+    one = snapshots.process("a", stratum={"ports": [snapshots.port(3333, connections=2, accepted=10,
+                                                                   accepted_difficulty=80.0,
+                                                                   rejected={"stale": 1, "bad_nonce": 2})]},
+                            ledger={"lag_s": 0.5, "pending_shares": 2, "queued_shares": 3, "journal_bytes": 100})
+    two = snapshots.process("b", stratum={"ports": [snapshots.port(3333, connections=1, accepted=5,
+                                                                   accepted_difficulty=40.0,
+                                                                   rejected={"malformed": 4}),
+                                                    snapshots.port(3334, connections=4)]},
+                            ledger={"lag_s": 2.0, "pending_shares": 1, "journal_bytes": 50})
+    values = samples(render(snapshots.metrics(one, two), admin_requests={}, rate_limited=0))
+    assert values[("geostratum_connections", (("port", "3333"),))] == 3
+    assert values[("geostratum_connections", (("port", "3334"),))] == 4
+    assert values[("geostratum_shares_total", (("reason", ""), ("result", "accepted")))] == 15
+    assert values[("geostratum_share_difficulty_total", (("reason", ""), ("result", "accepted")))] == 120.0
+    assert values[("geostratum_shares_total", (("reason", "invalid"), ("result", "rejected")))] == 6
+    assert values[("geostratum_shares_total", (("reason", "stale"), ("result", "rejected")))] == 1
+    assert values[("geostratum_ledger_flush_lag_seconds", ())] == 2.0          # the furthest behind
+    assert values[("geostratum_ledger_pending_shares", ())] == 6
+    assert values[("geostratum_journal_bytes", ())] == 150
 
 
 def test_histogram_bounds_must_ascend() -> None:
@@ -106,13 +127,10 @@ def test_histogram_bounds_must_ascend() -> None:
 
 
 def test_country_bounds_and_windows_are_stated() -> None:
-    empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
-    snap = MetricsSnapshot(
-        shares=[], pool_hashrate=empty_figure(300), ports=[PortRate(port=3333, hashrate=5.0, connections=1)],
+    snap = snapshots.metrics(
+        ports=[PortRate(port=3333, hashrate=5.0)],
         countries=[CountryRate(country="US", hashrate=100.0, low=80.0, high=125.0),
-                   CountryRate(country="DE", hashrate=0.0, low=0.0, high=None)], workers=0,
-        notify_fanout_seconds=empty, block_to_notify_seconds=empty, template_age_seconds=0.0,
-        ledger_flush_lag_seconds=0, ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True)
+                   CountryRate(country="DE", hashrate=0.0, low=0.0, high=None)])
     text = render(snap, admin_requests={}, rate_limited=0)
     values = samples(text)
     assert values[("geostratum_country_hashrate_low_hps", (("country", "US"),))] == 80.0

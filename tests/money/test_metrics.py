@@ -6,14 +6,13 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool import config as config_module
-from pool.admin.interfaces import HistogramSnapshot, MetricsSnapshot
+from pool.admin.interfaces import MetricsSnapshot
 from pool.admin.metrics import render
 from pool.admin_wiring.health import books_health
-from pool.admin_wiring.metrics import books_figures
-from pool.money.books import PAID, Books
+from pool.money.books import PAID, Books, BooksSnapshot
 from pool.money.payments import Payouts
 from pool.money.service import MoneyService
-from pool.shares.hashrate import empty_figure
+from tests.support import snapshots
 
 H1 = "00" * 31 + "01"
 
@@ -23,12 +22,8 @@ def scrape(text: str) -> dict[str, float]:
             if s.name.startswith("geostratum_books")}
 
 
-def metrics(books: object) -> MetricsSnapshot:
-    empty = HistogramSnapshot(bounds=[], counts=[0], count=0, sum=0.0)
-    return MetricsSnapshot(shares=[], pool_hashrate=empty_figure(300), ports=[], countries=[], workers=0,
-                           notify_fanout_seconds=empty, block_to_notify_seconds=empty, template_age_seconds=0.0,
-                           ledger_flush_lag_seconds=0.0, ledger_pending_shares=0, journal_bytes=0,
-                           journal_entries=0, redis_up=True, books=books)  # type: ignore[arg-type]
+def metrics(books: BooksSnapshot | None) -> MetricsSnapshot:
+    return snapshots.metrics(books_configured=True, books=books)
 
 
 async def test_books_gauges_read_the_database(books_dsn: str, books_pool: asyncpg.Pool) -> None:
@@ -47,7 +42,7 @@ async def test_books_gauges_read_the_database(books_dsn: str, books_pool: asyncp
     config = config_module.from_dict({"money": {"dsn": books_dsn}})
     service = await MoneyService.open(config)
     try:
-        figures = scrape(render(metrics(await books_figures(service)), admin_requests={}, rate_limited=0))
+        figures = scrape(render(metrics(await service.snapshot()), admin_requests={}, rate_limited=0))
     finally:
         await service.close()
     assert figures == {
@@ -70,7 +65,7 @@ async def test_books_down_reads_as_up_zero() -> None:
                                                 "connect_timeout_s": 2.0}})
     service = await MoneyService.open(config)
     try:
-        figures = scrape(render(metrics(await books_figures(service)), admin_requests={}, rate_limited=0))
+        figures = scrape(render(metrics(await service.snapshot()), admin_requests={}, rate_limited=0))
         health = await books_health(service)
     finally:
         await service.close()
@@ -80,4 +75,4 @@ async def test_books_down_reads_as_up_zero() -> None:
 
 
 def test_no_database_no_books_gauges() -> None:
-    assert scrape(render(metrics(None), admin_requests={}, rate_limited=0)) == {}
+    assert scrape(render(snapshots.metrics(), admin_requests={}, rate_limited=0)) == {}   # no money.dsn

@@ -28,7 +28,7 @@ import msgspec
 import redis
 
 from pool.admin_wiring.cluster import ClusterKeys
-from pool.admin_wiring.local import NodeSnapshot
+from pool.cluster.snapshot import NodeSnapshot
 from pool.geo.country_ips import draw_ips
 from pool.sim.lab.netlab import BALANCER_PUBLIC, NetLab
 

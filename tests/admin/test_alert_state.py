@@ -139,7 +139,7 @@ async def test_what_a_stopped_monitor_had_not_delivered_is_sent_by_the_next(
     try:
         assert await second.check() == []                   # not said again as new ...
         await sent(receiver, 3)                             # ... but the undelivered one is sent
-        await wait_for(lambda: second.notifier.stats()[0].sent == 1, 10, "the resent alert's reply")
+        await wait_for(lambda: second.notifier.snapshot()[0].sent == 1, 10, "the resent alert's reply")
         await wait_for(lambda: _outbox_empty(redis_client), 10, "the outbox emptied")
     finally:
         await second.notifier.stop()

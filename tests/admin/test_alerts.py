@@ -275,9 +275,9 @@ async def test_a_reload_moves_a_changed_targets_queue_to_its_new_sender(receiver
         await wait_for(lambda: len(receiver.requests) == 6, 5, "every alert at the new URL and the kept target")
         titles = [json.loads(body)["title"] for path, _, body in receiver.requests if path == "/new"]
         assert titles == ["alert 0", "alert 1", "alert 2"]     # the one being sent first, then the queue
-        await wait_for(lambda: notifier.stats()[0].sent == 3, 5, "the new sender's replies")
+        await wait_for(lambda: notifier.snapshot()[0].sent == 3, 5, "the new sender's replies")
         notifier.reconfigure([])                                # a removed target: nothing goes there any more
-        assert notifier.offer(ALERT) == 0 and notifier.stats() == []
+        assert notifier.offer(ALERT) == 0 and notifier.snapshot() == []
     finally:
         await notifier.stop()
         await stuck.stop()

@@ -146,6 +146,6 @@ async def test_alerts_are_turned_on_and_retargeted_by_a_reload(redis_url: str, t
             fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
             await wait_for(lambda: heard("/second") == [("worker_online", "alice.rig")], 20, "the online alert")
             assert heard("/first") == [("worker_offline", "alice.rig")]
-            assert [s.sent for s in app.alerts.notifier.stats()] == [2]     # the changed target kept its counts
+            assert [s.sent for s in app.alerts.notifier.snapshot()] == [2]     # the changed target kept its counts
     finally:
         await ops.stop()

@@ -203,6 +203,8 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
         out.sample("geostratum_connections", count, [("port", str(port))])
     out.gauge("geostratum_workers", "Distinct authorized workers connected.",
               len({row.worker for p in snap.processes for row in p.rows}))
+    out.gauge("geostratum_extranonce_free", "Extranonce1 values left on the fullest process; at 0 it refuses miners.",
+              min((s.extranonce.free for s in stratum), default=0))
 
     if stratum:
         out.histogram("geostratum_notify_fanout_seconds", "Time to write one mining.notify to every session.",

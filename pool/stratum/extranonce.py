@@ -23,6 +23,7 @@ class ExtranonceSnapshot(msgspec.Struct, kw_only=True):
     prefix_bits: int
     live: int                           # extranonce1 values of open connections
     parked: int                         # kept for a mining.subscribe resume
+    free: int                           # left for new connections (0: refused); errs low after a prefix change
 
 
 class ExtranonceExhausted(RuntimeError):
@@ -141,7 +142,8 @@ class ExtranonceAllocator:
 
     def snapshot(self) -> ExtranonceSnapshot:
         return ExtranonceSnapshot(prefix=self.prefix, prefix_bits=self.prefix_bits, live=self.live,
-                                  parked=self.parked)
+                                  parked=self.parked,
+                                  free=max(0, self.capacity - self.live - len(self._parked_values) - self.reserved))
 
     def adopt(self, extranonce1: bytes, token: str) -> None:
         """A value claimed from the directory is live here now (a local park of it is taken over)."""

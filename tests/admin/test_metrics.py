@@ -10,7 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pool.admin.interfaces import CountryRate, PortRate
 from pool.admin.metrics import CONTENT_TYPE, render
 from pool.chain.rpc import NodeHealth
+from pool.cluster.snapshot import NodeSnapshot
 from pool.shares.hashrate import empty_figure
+from pool.stratum.extranonce import ExtranonceSnapshot
 from pool.stratum.resume_link import ResumeSnapshot
 from pool.stratum.stats import LatencyHistogram
 from tests.admin.conftest import READ, Running
@@ -119,6 +121,16 @@ def test_processes_are_summed_per_port() -> None:
     assert values[("geostratum_ledger_flush_lag_seconds", ())] == 2.0          # the furthest behind
     assert values[("geostratum_ledger_pending_shares", ())] == 6
     assert values[("geostratum_journal_bytes", ())] == 150
+    assert values[("geostratum_extranonce_free", ())] == 0       # neither has filled in any extranonce1 yet
+
+
+def test_extranonce_free_is_the_fullest_processs() -> None:
+    def with_free(node: str, free: int) -> NodeSnapshot:
+        return snapshots.process(node, stratum={"extranonce": snapshots.zeroed(ExtranonceSnapshot, free=free)})
+
+    text = render(snapshots.metrics(with_free("a", 900), with_free("b", 12), with_free("c", 4000)),
+                  admin_requests={}, rate_limited=0)
+    assert samples(text)[("geostratum_extranonce_free", ())] == 12
 
 
 def test_histogram_bounds_must_ascend() -> None:

@@ -166,6 +166,11 @@ async def test_every_endpoint_on_a_live_pool(redis_url: str, tmp_path: Path, fle
             status, metrics = await api.call("GET", "/metrics", READ)
             text = metrics.decode()
             assert status == 200 and "geostratum_workers 4" in text
+            # The process leases an 8-bit prefix: 2^24 extranonce1 values, of which the 4 rigs hold one each
+            # (and the few parked by reconnects in this test one each).
+            free = int(next(line for line in text.splitlines() if line.startswith("geostratum_extranonce_free ")
+                            ).split()[1])
+            assert 2**24 - 20 <= free <= 2**24 - 4
             accepted_line = next(line for line in text.splitlines()
                                  if line.startswith('geostratum_shares_total{result="accepted"'))
             assert int(accepted_line.split()[-1]) >= before

@@ -142,6 +142,20 @@ def test_extranonce_allocator_prefix_unique_park_resume_expire() -> None:
         ExtranonceAllocator(prefix=256, prefix_bits=8)
 
 
+def test_extranonce_free_counts_what_a_new_connection_can_still_get() -> None:
+    small = ExtranonceAllocator(prefix=5, prefix_bits=22, park_seconds=600)      # 1,024 values
+    assert small.snapshot().free == 1024
+    taken = [small.allocate(0.0) for _ in range(1000)]
+    small.park(*taken[0], 1.0)                  # parked: still held (for its resume)
+    small.release(taken[1][0])                  # released: free again
+    assert (small.snapshot().live, small.snapshot().parked, small.snapshot().free) == (998, 1, 25)
+    for _ in range(25):
+        small.allocate(2.0)
+    assert small.snapshot().free == 0
+    with pytest.raises(ExtranonceExhausted):    # 0 is exactly when miners are refused
+        small.allocate(2.0)
+
+
 def test_ban_list_addresses_networks_expiry() -> None:
     bans = BanList()
     bans.add("198.51.100.7", 60, "flood", 0.0)

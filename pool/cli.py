@@ -36,7 +36,10 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
     try:
         results = check_file(args.file)
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for result in results:
@@ -71,7 +74,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config.require_books(config.load(path))
     except config.ConfigError as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}" if exc.key else str(exc), file=sys.stderr)   # a file-level error names the file
         return 1
     print(f"{path}: ok")
     return 0
@@ -105,13 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="version, platform and the active SHA-256 back end").set_defaults(func=cmd_info)
 
     vectors = sub.add_parser("vectors", help="check a vectors file with the reference and every back end")
-    vectors.add_argument("file")
+    vectors.add_argument("file", help="a JSON file of Stratum jobs and submits with known results "
+                                      "(tests/data/vectors/mainnet_blocks.json: real mainnet blocks)")
     vectors.set_defaults(func=cmd_vectors)
 
-    bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["validate"])
-    bench.add_argument("--checks", type=int, default=100_000)
-    bench.add_argument("--repeats", type=int, default=7)
+    bench = sub.add_parser("bench", help="benchmarks (validate: share checks per second, each SHA-256 back end "
+                                         "against hashlib)")
+    bench.add_argument("what", choices=["validate"], help="validate: the share check (the pool's hot path)")
+    bench.add_argument("--checks", type=int, default=100_000, help="share checks per repeat (default: 100000)")
+    bench.add_argument("--repeats", type=int, default=7, help="repeats; the median is reported (default: 7)")
     bench.set_defaults(func=cmd_bench)
 
     check = sub.add_parser("check-config", help="validate a config file; names the bad key and why",

@@ -57,6 +57,12 @@ async def _serve_one(config: Config, worker_index: int, config_path: str | None)
     finally:
         log.info("stopping %s", app.node)
         await app.stop()
+        if app.ledger is not None:     # what a person stopping the pool wants to know: were shares lost?
+            stats = app.ledger.snapshot()
+            left = stats.pending_shares + stats.queued_shares
+            log.info("stopped %s: %d shares accepted since start, %d written to Redis%s", app.node,
+                     stats.shares_added, stats.shares_flushed,
+                     f", {left} kept in the journal for the next start ({stats.last_error})" if left else "")
 
 
 def _worker_env(config: Config, index: int, devnet_node: Any | None) -> dict[str, str]:
@@ -116,16 +122,13 @@ async def _supervise(config: Config, config_path: str | None, workers: int) -> i
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+    logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_module.load(args.config)
         config_module.require_books(config)
     except config_module.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("--workers must be at least 1", file=sys.stderr)
         return 2
     if args.workers == 1:
         worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0"))
@@ -134,9 +137,24 @@ def run(args: argparse.Namespace) -> int:
     return uvloop.run(_supervise(config, args.config, args.workers))
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
+
+
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1 process")
+    return workers
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="run the pool (configs/devnet.toml: the embedded devnet)",
                             parents=[config_option()])
-    parser.add_argument("--workers", type=int, default=1, help="processes sharing the stratum port")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="processes sharing the stratum port (SO_REUSEPORT; default: 1)")
+    parser.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS,
+                        help="the least important lines logged (default: info)")
     parser.set_defaults(func=run)

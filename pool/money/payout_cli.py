@@ -184,23 +184,23 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("balances", help="unpaid balance per account", parents=config)
     listing = actions.add_parser("list", help="recent payout batches", parents=config)
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=int, default=20, help="the newest N batches (default: 20)")
     create = actions.add_parser("create", help="debit every account above the threshold into a batch and export it",
                                 parents=config)
     create.add_argument("--threshold", type=_threshold, default=None, metavar="AMOUNT",
                         help="pay accounts holding at least this much: 0.01BTC or 1000000sat (a bare whole "
                              "number is satoshis; default: payouts.threshold_sat)")
-    create.add_argument("--out", default="", help="export directory (default: payouts.export_dir)")
+    create.add_argument("--out", default="", metavar="DIR", help="export directory (default: payouts.export_dir)")
     export = actions.add_parser("export", help="write a batch's JSON + CSV again (e.g. after a crash at create)",
                                 parents=config)
-    export.add_argument("key")
-    export.add_argument("--out", default="", help="export directory (default: payouts.export_dir)")
+    export.add_argument("key", help="the batch's key (the first column of `payouts list`)")
+    export.add_argument("--out", default="", metavar="DIR", help="export directory (default: payouts.export_dir)")
     send = actions.add_parser("send", help="pay a batch with the wallet's sendmany (idempotent)", parents=config)
-    send.add_argument("key")
+    send.add_argument("key", help="the batch's key (the first column of `payouts list`)")
     actions.add_parser("confirm", help="mark sent batches confirmed once the wallet shows "
                                        "payouts.payout_confirmations", parents=config)
     cancel = actions.add_parser("cancel", help="credit a never-sent batch back", parents=config)
-    cancel.add_argument("key")
+    cancel.add_argument("key", help="the batch's key (the first column of `payouts list`)")
     actions.add_parser("migrate-from-redis", help="move the Redis ledger's balances and batches into PostgreSQL",
                        parents=config)
     parser.set_defaults(func=run)

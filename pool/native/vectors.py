@@ -118,6 +118,8 @@ def check_file(path: str | Path) -> list[VectorResult]:
         data = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not JSON (not even text: a raw block?)") from None
     if not isinstance(data, dict) or "blocks" not in data:
         raise ValueError(f"{path} is not in the vectors format (no 'blocks' list)")
     return check_vectors(data)

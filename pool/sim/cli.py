@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import os
 import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from pool.sim.fleet import DEFAULT_COUNTRIES, DEMO_REGIONS, FleetConfig, IpDrawer, plan_fleet, run_fleet
+import aiohttp
+
+from pool.sim.client import ClientStats
+from pool.sim.fleet import (
+    DEFAULT_COUNTRIES,
+    DEMO_REGIONS,
+    FleetConfig,
+    FleetMember,
+    IpDrawer,
+    format_hashrate,
+    plan_fleet,
+    run_fleet,
+)
+
+TOKEN_ENV = "GEOSTRATUM_READ_TOKEN"
+API_TIMEOUT_S = 3.0
 
 
 def parse_countries(text: str) -> dict[str, float]:
@@ -38,12 +59,14 @@ def ip_drawer(db_path: str = "") -> IpDrawer:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3333)
-    parser.add_argument("--miners", type=int, default=20)
-    parser.add_argument("--hashrate", type=float, default=20_000.0, help="hashes/s per simulated miner")
+    parser.add_argument("--host", default="127.0.0.1", help="the pool's stratum address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3333, help="the pool's stratum port (default: 3333)")
+    parser.add_argument("--miners", type=int, default=20, help="simulated miners, one connection each (default: 20)")
+    parser.add_argument("--hashrate", type=float, default=20_000.0, metavar="H/S",
+                        help="hashes per second per miner, really computed (default: 20000; the progress lines "
+                             "say what the fleet achieved)")
     parser.add_argument("--accounts", type=int, default=0, help="number of accounts (0: one per miner)")
-    parser.add_argument("--account-prefix", default="sim")
+    parser.add_argument("--account-prefix", default="sim", help="account names: PREFIX0, PREFIX1, ... (default: sim)")
     parser.add_argument("--address", action="append", default=[],
                         help="payout address to mine to (repeatable; SOLO mode needs real addresses)")
     parser.add_argument("--countries", type=parse_countries, default=None,
@@ -55,12 +78,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--miners and --countries)")
     parser.add_argument("--proxy", choices=["none", "v1", "v2"], default="none",
                         help="send a PROXY header carrying a real public IP drawn for the miner's country")
-    parser.add_argument("--geo-db", default="", help=".mmdb to draw IPs from (default: the configured one)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds to run (default: forever)")
+    parser.add_argument("--geo-db", default="", metavar="MMDB",
+                        help=".mmdb to draw IPs from (default: the configured one)")
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                        help="seconds to run (default: until Ctrl-C, which stops every miner after its answers)")
     parser.add_argument("--reconnect", action="store_true",
                         help="when the pool closes a connection, connect again and resume with the session id "
                              "(as cgminer and bmminer do), instead of ending that miner")
-    parser.add_argument("--seed", type=int, default=2022)
+    parser.add_argument("--seed", type=int, default=2022, help="the fleet's plan (addresses, firmware) is the same "
+                                                               "for the same seed (default: 2022)")
+    parser.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between progress lines (default: 10)")
+    parser.add_argument("--pool-api", metavar="URL", default="",
+                        help="the pool's admin API (e.g. http://127.0.0.1:8080): each progress line adds the pool's "
+                             f"1m hashrate beside the fleet's own count (read token from ${TOKEN_ENV})")
+
+
+def describe_pool_figure(overview: dict[str, Any]) -> str:
+    """The pool's 1m figure from GET /api/v1/overview, with its window and 95 % bounds."""
+    figure = overview["pool"]["hashrate"]["1m"]
+    if figure["warming_up"]:
+        return f"pool warming up (1m window, {figure['shares']} shares so far)"
+    high = "?" if figure["high"] is None else format_hashrate(figure["high"])
+    return (f"pool {format_hashrate(figure['hashrate'])} (1m estimate over {figure['covered_seconds']:.0f} s, "
+            f"95 % {format_hashrate(figure['low'])} to {high}, {figure['shares']} shares)")
+
+
+def pool_figure(http: aiohttp.ClientSession, base_url: str, token: str) -> Callable[[], Awaitable[str]]:
+    url = base_url.rstrip("/") + "/api/v1/overview"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def says() -> str:
+        try:
+            async with http.get(url, headers=headers) as response:
+                if response.status != 200:
+                    return f"pool API answered HTTP {response.status} ({TOKEN_ENV} set?)"
+                return describe_pool_figure(await response.json())
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+            return f"pool API gave no figure ({type(exc).__name__}: {exc})"
+
+    return says
+
+
+async def _fleet(config: FleetConfig, members: list[FleetMember], args: argparse.Namespace) -> dict[str, ClientStats]:
+    stop = asyncio.Event()          # SIGINT/SIGTERM: every miner stops, its last answers are counted
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    report = functools.partial(print, flush=True)     # a line as it happens, also through a pipe
+    if not args.pool_api:
+        return await run_fleet(config, members, report=report, report_every=args.report_every, stop=stop)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S)) as http:
+        return await run_fleet(config, members, report=report, report_every=args.report_every, stop=stop,
+                               compare=pool_figure(http, args.pool_api, os.environ.get(TOKEN_ENV, "")))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,11 +141,15 @@ def run(args: argparse.Namespace) -> int:
                          addresses=args.address, seed=args.seed, duration=args.duration,
                          reconnect=args.reconnect)
     members = plan_fleet(config, ip_drawer(args.geo_db) if args.proxy != "none" else None)
-    stats = asyncio.run(run_fleet(config, members))
+    started = time.monotonic()
+    stats = asyncio.run(_fleet(config, members, args))
+    elapsed = time.monotonic() - started
     accepted = sum(s.accepted for s in stats.values())
     rejected = sum(s.rejected for s in stats.values())
     print(f"fleet done: {len(stats)} miners, {accepted} accepted, {rejected} rejected, "
-          f"{sum(s.blocks for s in stats.values())} block candidates")
+          f"{sum(s.blocks for s in stats.values())} block candidates; hashed "
+          f"{format_hashrate(sum(s.hashes for s in stats.values()) / max(elapsed, 1e-9))} on average over "
+          f"{elapsed:.0f} s (set {format_hashrate(args.hashrate * len(stats))})")
     return 0
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -122,8 +123,41 @@ def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMemb
     return members
 
 
+TRUTH_WINDOW_S = 60.0      # the progress line's achieved hashrate covers the last minute (as the pool's 1m)
+
+
+def format_hashrate(rate: float) -> str:
+    for unit in ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s"):
+        if abs(rate) < 1000 or unit == "PH/s":
+            return f"{rate:.3g} {unit}"
+        rate /= 1000
+    raise AssertionError("unreachable")
+
+
+class HashCounter:
+    """The fleet's achieved hashrate, the truth a pool's estimate is compared with: hashes the miners
+    really computed between samples, over the newest `window` seconds of samples."""
+
+    def __init__(self, started: float, window: float = TRUTH_WINDOW_S) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque([(started, 0)])
+
+    def add(self, now: float, hashes: int) -> tuple[float, float]:
+        """(H/s, seconds covered) over the oldest sample still within the window and now."""
+        self.samples.append((now, hashes))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
+            self.samples.popleft()
+        then, before = self.samples[0]
+        return (hashes - before) / max(now - then, 1e-9), now - then
+
+
 async def run_fleet(config: FleetConfig, members: list[FleetMember],
-                    report: Callable[[str], None] = print, report_every: float = 10.0) -> dict[str, ClientStats]:
+                    report: Callable[[str], None] = print, report_every: float = 10.0,
+                    compare: Callable[[], Awaitable[str]] | None = None,
+                    stop: asyncio.Event | None = None) -> dict[str, ClientStats]:
+    """Run the fleet; every `report_every` s a progress line with the hashrate the miners achieved over
+    the last minute and, with `compare`, what the pool says (its text, appended). Setting `stop` stops
+    every miner as `StratumClient.stop` does (the answers to shares in flight are waited for)."""
     clients = {}
     for member in members:
         header = b""
@@ -138,19 +172,31 @@ async def run_fleet(config: FleetConfig, members: list[FleetMember],
     started = time.monotonic()
 
     async def progress() -> None:
+        truth = HashCounter(started)
         while True:
             await asyncio.sleep(report_every)
+            now = time.monotonic()
             accepted = sum(c.stats.accepted for c in clients.values())
             rejected = sum(c.stats.rejected for c in clients.values())
             blocks = sum(c.stats.blocks for c in clients.values())
-            report(f"[{time.monotonic() - started:6.0f}s] {len(clients)} miners: {accepted} accepted, "
-                   f"{rejected} rejected, {blocks} block candidates")
+            rate, covered = truth.add(now, sum(c.stats.hashes for c in clients.values()))
+            line = (f"[{now - started:6.0f}s] {len(clients)} miners, {accepted} accepted, {rejected} rejected, "
+                    f"{blocks} block candidates | hashrate: fleet {format_hashrate(rate)} "
+                    f"(counted, last {covered:.0f} s)")
+            report(line + (f", {await compare()}" if compare is not None else ""))
 
-    reporter = asyncio.create_task(progress())
+    async def stop_all() -> None:
+        if stop is not None:
+            await stop.wait()
+            for client in clients.values():
+                client.stop()
+
+    reporter, stopper = asyncio.create_task(progress()), asyncio.create_task(stop_all())
     try:
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         reporter.cancel()
+        stopper.cancel()
     for username, result in zip(clients, results, strict=True):
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             report(f"{username}: {type(result).__name__}: {result}")

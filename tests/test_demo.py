@@ -56,8 +56,8 @@ def test_demo_compares_the_fleet_with_the_pool_and_stops_the_pool_before_its_sto
     progress = re.findall(r"^\[ *\d+s\] 6 miners, .* \| hashrate: fleet [0-9.]+ k?H/s \(counted, last \d+ s\), "
                           r"pool (.*)$", out, re.M)
     assert progress, out
-    assert all(re.match(r"(warming up \(1m window|[0-9.]+ k?H/s \(1m estimate over \d+ s, 95 % )", p)
-               for p in progress), progress
+    assert all(re.match(r"(warming up \(1m window|[0-9.]+ k?H/s \(1m estimate over \d+ s, 95 % |"
+                        r"API gave no figure \(TimeoutError)", p) for p in progress), progress
     done = re.search(r"^fleet done: 6 miners, (\d+) accepted, ", out, re.M)
     assert done and int(done.group(1)) > 0, out
 

@@ -8,6 +8,7 @@ import functools
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -133,6 +134,14 @@ async def _fleet(config: FleetConfig, members: list[FleetMember], args: argparse
                                compare=pool_figure(http, args.pool_api, os.environ.get(TOKEN_ENV, "")))
 
 
+def _reasons(stats: dict[str, ClientStats]) -> str:
+    reasons: dict[str, int] = {}
+    for s in stats.values():
+        for reason, n in s.reject_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    return "; rejected: " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) if reasons else ""
+
+
 def run(args: argparse.Namespace) -> int:
     config = FleetConfig(host=args.host, port=args.port, miners=args.miners, hashrate=args.hashrate,
                          accounts=args.accounts, account_prefix=args.account_prefix,
@@ -149,8 +158,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"fleet done: {len(stats)} miners, {accepted} accepted, {rejected} rejected, "
           f"{sum(s.blocks for s in stats.values())} block candidates; hashed "
           f"{format_hashrate(sum(s.hashes for s in stats.values()) / max(elapsed, 1e-9))} on average over "
-          f"{elapsed:.0f} s (set {format_hashrate(args.hashrate * len(stats))})")
-    return 0
+          f"{elapsed:.0f} s (set {format_hashrate(args.hashrate * len(stats))})" + _reasons(stats))
+    failed = sum(bool(s.error) for s in stats.values())
+    if failed:
+        print(f"simulate: {failed} of {len(stats)} miners ended early (the lines above say why)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

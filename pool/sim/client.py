@@ -38,6 +38,7 @@ class ClientStats(msgspec.Struct, kw_only=True):
     connections: int = 0                 # connections opened (1 + reconnects)
     resumed: int = 0                     # reconnects that got the same extranonce1 back
     unanswered: int = 0                  # submits whose connection closed before the answer
+    error: str = ""                      # what ended the miner's run early ("" when it ran its course)
     # Seconds from writing each submit to reading its reply (the newest MAX_LATENCIES; the pool's reply
     # latency as this miner sees it, including its own event loop's delay).
     reply_seconds: list[float] = msgspec.field(default_factory=list)

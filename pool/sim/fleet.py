@@ -126,12 +126,16 @@ def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMemb
 TRUTH_WINDOW_S = 60.0      # the progress line's achieved hashrate covers the last minute (as the pool's 1m)
 
 
+HASHRATE_UNITS = ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s")
+
+
 def format_hashrate(rate: float) -> str:
-    for unit in ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s"):
-        if abs(rate) < 1000 or unit == "PH/s":
+    """Three significant digits in the largest unit that keeps the number under 1000."""
+    for unit in HASHRATE_UNITS[:-1]:
+        if float(f"{abs(rate):.3g}") < 1000:
             return f"{rate:.3g} {unit}"
         rate /= 1000
-    raise AssertionError("unreachable")
+    return f"{rate:,.0f} {HASHRATE_UNITS[-1]}"
 
 
 class HashCounter:
@@ -197,7 +201,11 @@ async def run_fleet(config: FleetConfig, members: list[FleetMember],
     finally:
         reporter.cancel()
         stopper.cancel()
+    errors: dict[str, list[str]] = {}      # one line per distinct error, not one per miner
     for username, result in zip(clients, results, strict=True):
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            report(f"{username}: {type(result).__name__}: {result}")
+            clients[username].stats.error = f"{type(result).__name__}: {result}"
+            errors.setdefault(clients[username].stats.error, []).append(username)
+    for error, names in errors.items():
+        report(f"{names[0]}: {error}" if len(names) == 1 else f"{len(names)} miners ({names[0]}, ...): {error}")
     return {name: client.stats for name, client in clients.items()}

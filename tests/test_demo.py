@@ -63,6 +63,7 @@ def test_demo_compares_the_fleet_with_the_pool_and_stops_the_pool_before_its_sto
 
     pool_log = (demo_dir / "pool.log").read_text()
     assert not re.search(r" (ERROR|CRITICAL) ", pool_log), pool_log[-3000:]
+    assert "alembic.runtime.plugins" not in pool_log and "not an IP address" not in pool_log   # no noise at start
     stopped = re.search(r"^(\S+ \S+) INFO geostratum: stopped \S+: (\d+) shares accepted since start, (\d+) written "
                         r"to Redis$", pool_log, re.M)
     assert stopped, pool_log[-2000:]

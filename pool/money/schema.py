@@ -8,6 +8,7 @@ time: Alembic's `op` and `context` are module-level proxies.)
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,9 @@ import asyncpg
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "schema_version"
 MIGRATION_LOCK = 0x6765_6F73  # pg_advisory_xact_lock key held while migrating ("geos")
+# Alembic announces each of its own plugins at INFO when it is first imported ("setup plugin
+# alembic.autogenerate.tables", seven lines at every pool start): nothing for an operator.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def run_sql_file(name: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import sys
 from typing import Any
 
@@ -81,10 +82,12 @@ async def _actions(args: argparse.Namespace, config: Config, books: Books, batch
         if not found:
             print("no payout batch yet (`geostratum payouts create` makes one)")
         else:
-            print(f"{'batch':<32}  {'status':<9}  {'payments':>8}  {'total BTC':>16}  txid or last error")
+            print(f"{'batch':<32}  {'created (UTC)':<16}  {'status':<9}  {'payments':>8}  {'total BTC':>16}  "
+                  "txid or last error")
         for batch in found:
-            print(f"{batch.key:<32}  {batch.status:<9}  {len(batch.payments):>8}  {btc_amount(batch.total_sat):>16}  "
-                  f"{batch.txid or batch.last_error}")
+            created = dt.datetime.fromtimestamp(batch.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            print(f"{batch.key:<32}  {created:<16}  {batch.status:<9}  {len(batch.payments):>8}  "
+                  f"{btc_amount(batch.total_sat):>16}  {batch.txid or batch.last_error}")
     elif args.action == "create":
         network = config.chain.network
         threshold = config.payouts.threshold_sat if args.threshold is None else args.threshold

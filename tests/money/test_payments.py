@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -183,7 +184,10 @@ async def test_payout_commands_on_postgres(books_dsn: str, books_pool: asyncpg.P
         code, out = await cli("send", key)
         assert code == 0 and out.split()[-1] == txid
         code, out = await cli("list")
-        assert out.splitlines()[1].split() == [key, "sent", "2", "1.00000000", txid]
+        assert out.splitlines()[0].split()[:3] == ["batch", "created", "(UTC)"]
+        created = (await Payouts(books_pool).batch(key)).created_at
+        assert out.splitlines()[1].split() == [key, *time.strftime("%Y-%m-%d %H:%M", time.gmtime(created)).split(),
+                                               "sent", "2", "1.00000000", txid]
         code, out = await cli("confirm")
         assert code == 0 and out.strip() == "0 batches reached payouts.payout_confirmations = 6 confirmations"
         for t in wallet.transactions:
@@ -192,7 +196,7 @@ async def test_payout_commands_on_postgres(books_dsn: str, books_pool: asyncpg.P
         assert code == 0 and out.splitlines() == [f"batch {key} confirmed",
                                                   "1 batch reached payouts.payout_confirmations = 6 confirmations"]
         code, out = await cli("list")
-        assert out.splitlines()[1].split()[:2] == [key, "confirmed"]
+        assert out.splitlines()[1].split()[:4:3] == [key, "confirmed"]
         code, out = await cli("cancel", key)
         assert code == 1 and "not in status created" in out
         code, out = await cli("send", "0" * 32)

@@ -98,7 +98,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="geostratum", description="Stratum V1 mining pool with regional telemetry",
-                    epilog="--config FILE may come before or after the command and its action.")
+                    epilog="--config FILE may come before or after the command and its action. To see it all run: "
+                           "./scripts/demo.sh (a pool on the embedded devnet, a simulated fleet, the dashboard); "
+                           "`geostratum COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"geostratum {_version()}")
     parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="config TOML for the command that follows (the same as its own --config)")

@@ -21,6 +21,13 @@ REDIS_PORT="${REDIS_PORT:-6390}"
 PG_PORT="${PG_PORT:-6392}"
 MINERS="${MINERS:-0}"
 HASHRATE="${HASHRATE:-1000}"
+# A port already taken (another demo on this machine?) would have the demo talk to someone else's server.
+for port in "$STRATUM_PORT" "$ADMIN_PORT" "$REDIS_PORT" "$PG_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port on 127.0.0.1 is in use; choose others with STRATUM_PORT, ADMIN_PORT, REDIS_PORT, PG_PORT" >&2
+    exit 1
+  fi
+done
 # PostgreSQL will not run as root: then the server runs as the postgres user the package created.
 as_pg() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"

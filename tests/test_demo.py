@@ -76,3 +76,20 @@ def test_demo_compares_the_fleet_with_the_pool_and_stops_the_pool_before_its_sto
     for port in (stratum, admin, redis, pg):              # nothing it started is left listening
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, port
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GEOSTRATUM")}
+        stratum, admin, pg = free_ports(3)
+        env.update(SKIP_SETUP="1", DEMO_DIR=str(tmp_path / "demo"), STRATUM_PORT=str(stratum), ADMIN_PORT=str(admin),
+                   REDIS_PORT=str(port), PG_PORT=str(pg))
+        done = subprocess.run([str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"demo: port {port} on 127.0.0.1 is in use; choose others with STRATUM_PORT, ADMIN_PORT, "
+                           "REDIS_PORT, PG_PORT\n")
+    assert not (tmp_path / "demo" / "redis").exists()

@@ -164,8 +164,8 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert "DB-IP" in text["geo-attribution"] and "CC BY 4.0" in text["geo-attribution"]
             # The database and its age (the provider's: built 2023-04-01, read at its clock), stale past 45 days.
             age = int((pool_data.clock() - dt.datetime(2023, 4, 1, tzinfo=dt.UTC).timestamp()) // 86400)
-            assert text["geo-database"] == f"Geolocation: DB-IP City Lite built 2023-04-01, {age} days ago"
-            assert text["geo-stale"].startswith(f"Stale geolocation: DB-IP City Lite is {age} days old (more than "
+            assert text["geo-database"] == f"Geolocation: DB-IP City Lite built 2023-04-01, {age:,} days ago"
+            assert text["geo-stale"].startswith(f"Stale geolocation: DB-IP City Lite is {age:,} days old (more than "
                                                 "geo.max_database_age_days = 45)")
             assert dom["geoStaleHidden"] is False
             assert dom["countries"][0] == "US" and dom["countries"][-1] == "KZ"   # CA and DE tie

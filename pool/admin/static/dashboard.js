@@ -68,10 +68,10 @@ function renderOverview(o) {
   setText("best-ever", best.ever ? compact(best.ever.difficulty) : "none yet");
   setText("best-round", best.round ? compact(best.round.difficulty) : "none yet");
   setText("best-who", best.ever ? "by " + best.ever.worker + ", " + ago(best.ever.found_at) : "");
-  setText("recent-window", integer(o.pool_share.recent_blocks_window) + " blocks");
+  setText("recent-window", plural(o.pool_share.recent_blocks_window, "block"));
   setText("block-share", percent(o.pool_share.of_recent_blocks));
   setText("round-effort", o.round.effort === null ? "–" : percent(o.round.effort, o.round.effort < 0.01 ? 4 : 1));
-  document.getElementById("round-effort").title = integer(o.round.shares) + " shares since " +
+  document.getElementById("round-effort").title = plural(o.round.shares, "share") + " since " +
     (o.round.opened_at ? new Date(o.round.opened_at * 1000).toLocaleString() : "the start") +
     "; 100 % is one block's expected work";
   // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.
@@ -79,8 +79,8 @@ function renderOverview(o) {
   const net = o.network;
   setText("net-hashrate", net.hashrate === null ? "not meaningful on " + net.chain : hashrate(net.hashrate));
   document.getElementById("net-hashrate").title = net.note ||
-    "difficulty x 2^32 / 600 s" + (net.hashrate_from_blocks === null ? "" : "; from the last " +
-    integer(net.blocks_counted) + " blocks' times: " + hashrate(net.hashrate_from_blocks));
+    "difficulty x 2^32 / 600 s" + (net.hashrate_from_blocks === null ? "" : "; from the times of the last " +
+    plural(net.blocks_counted, "block") + ": " + hashrate(net.hashrate_from_blocks));
   setText("net-height", integer(net.height));
   setText("net-difficulty", compact(net.difficulty));
   setText("pool-share", o.pool_share.of_network_hashrate === null ? "n/a" : percent(o.pool_share.of_network_hashrate, 4));
@@ -88,11 +88,11 @@ function renderOverview(o) {
   if (adj) {
     const sign = adj.projected_change_percent >= 0 ? "+" : "";
     setText("adj-change", sign + adj.projected_change_percent.toFixed(2) + "%");
-    setText("adj-blocks", integer(adj.blocks_left));
+    setText("adj-blocks", plural(adj.blocks_left, "block") + " left");
     setText("adj-eta", until(adj.estimated_at));
   } else {
     setText("adj-change", "none");
-    setText("adj-blocks", "–");
+    setText("adj-blocks", "– blocks left");
     setText("adj-eta", "this chain does not retarget");
   }
   const rev = o.revenue;
@@ -200,11 +200,11 @@ function renderCountries(regions) {
   if (!top.length) box.textContent = "No hashrate in the last hour.";
   const age = regions.database_age_days;
   setText("geo-database", "Geolocation: " + (regions.database || "none") + (regions.database_build
-    ? " built " + regions.database_build + (age === null || age === undefined ? "" : ", " + Math.floor(age) + " days ago")
+    ? " built " + regions.database_build + (age === null || age === undefined ? "" : ", " + plural(Math.floor(age), "day") + " ago")
     : ""));
   const stale = document.getElementById("geo-stale");
   stale.hidden = !regions.database_stale;
-  stale.textContent = regions.database_stale ? `Stale geolocation: ${regions.database} is ${Math.floor(age)} days old `
+  stale.textContent = regions.database_stale ? `Stale geolocation: ${regions.database} is ${plural(Math.floor(age), "day")} old `
     + `(more than geo.max_database_age_days = ${regions.max_database_age_days}); IP blocks move between countries: `
     + "refresh it with geostratum geo update." : "";
   const attribution = document.getElementById("geo-attribution");

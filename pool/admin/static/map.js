@@ -255,14 +255,14 @@ function renderTables(view) {
   const stale = [];
   setText("databases", "Databases: " + (view.databases.map((d) => {
     const age = Math.round((end - Date.parse(d.build_date + "T00:00:00Z")) / 86400000);
-    if (age > view.max_database_age_days) stale.push(`${d.type} was ${age} days old`);
-    return `${d.type} (${d.role}) built ${d.build_date}, ${age} days before the period's end (or today), `
+    if (age > view.max_database_age_days) stale.push(`${d.type} was ${plural(age, "day")} old`);
+    return `${d.type} (${d.role}) built ${d.build_date}, ${plural(age, "day")} before the period's end (or today), `
       + `${percent(d.share)} of the period's difficulty`;
   }).join("; ") || "none recorded for this period"));
   const warning = document.getElementById("db-warning");
   warning.hidden = stale.length === 0;
   warning.textContent = stale.length ? `Stale geolocation: ${stale.join(", ")} at the period's end or today (more than `
-    + `${view.max_database_age_days} days); refresh it with geostratum geo update.` : "";
+    + `${plural(view.max_database_age_days, "day")}); refresh it with geostratum geo update.` : "";
   setText("attribution", view.attribution);
 }
 

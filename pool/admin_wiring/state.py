@@ -3,6 +3,7 @@ stratum servers of every process (connections, workers, rejects) and the chain."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -176,9 +177,11 @@ class PoolStateAdapter:
                            last_seen: dict[str, float], now: float | None = None) -> list[WorkerSummary]:
         """Summaries of exactly these workers, in this order (windows read for them alone, at `now`:
         the instant their ranking was read, so the 5-minute figures shown are the ones ranked)."""
-        windows = await self._windows("w", names, _owner, now)
-        bests = await self._soft(self.ledger.best.workers(self.client, names), None)
-        tallies = await self._soft(self.ledger.tallies.workers(self.client, names), None)
+        # The three reads overlap: one round trip's wait for a page (the top-workers list is timed).
+        windows, bests, tallies = await asyncio.gather(
+            self._windows("w", names, _owner, now),
+            self._soft(self.ledger.best.workers(self.client, names), None),
+            self._soft(self.ledger.tallies.workers(self.client, names), None))
         out = []
         for name in names:
             conns = live.get(name, [])

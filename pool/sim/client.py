@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from pool import native
+from pool.aio import cancel_and_wait
 from pool.native.work import difficulty_to_target, target_bytes
 
 # Nonces hashed between yields to the event loop.
@@ -185,11 +186,8 @@ class StratumClient:
             if stopping in done:
                 await self._finish_submits(mining, reading)
         finally:
-            stopping.cancel()
             self._closed = True
-            for task in (reading, mining):
-                task.cancel()
-            await asyncio.gather(reading, mining, return_exceptions=True)
+            await cancel_and_wait(stopping, reading, mining, absorb_errors=True)
             self._writer.close()
             self.stats.unanswered += sum(method == "mining.submit" for method in self._pending.values())
             self._pending.clear()
@@ -202,8 +200,7 @@ class StratumClient:
 
     async def _finish_submits(self, mining: asyncio.Task[None], reading: asyncio.Task[None],
                               timeout: float = 5.0) -> None:
-        mining.cancel()
-        await asyncio.gather(mining, return_exceptions=True)
+        await cancel_and_wait(mining, absorb_errors=True)
         deadline = time.monotonic() + timeout
         while (any(m == "mining.submit" for m in self._pending.values()) and not reading.done()
                and time.monotonic() < deadline):

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from pool.aio import cancel_and_wait
 from pool.sim.client import ClientStats, MinerProfile, StratumClient
 from pool.sim.proxy_header import proxy_v1, proxy_v2
 
@@ -199,8 +200,7 @@ async def run_fleet(config: FleetConfig, members: list[FleetMember],
     try:
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        reporter.cancel()
-        stopper.cancel()
+        await cancel_and_wait(reporter, stopper, absorb_errors=True)
     errors: dict[str, list[str]] = {}      # one line per distinct error, not one per miner
     for username, result in zip(clients, results, strict=True):
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 
+from pool.aio import cancel_and_wait
+
 KINDS = ("idle", "slowloris", "junk", "rejecters")
 
 
@@ -204,9 +206,7 @@ class Flood:
 
     async def stop(self) -> None:
         self.stopping = True
-        for task in list(self._pending):
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await cancel_and_wait(*self._pending, absorb_errors=True)
         for transport in self._transports:
             transport.abort()
         await asyncio.sleep(0)

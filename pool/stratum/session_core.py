@@ -42,7 +42,7 @@ class SessionCore:
                  "_window_rejects", "_window_start", "_window_total", "allocator", "auth_failures", "bad_messages",
                  "ban_reason", "classify_firmware", "close_reason", "config", "connected_at", "counters", "country",
                  "difficulty", "events", "extranonce1", "extranonce2_size", "extranonce_subscribed", "farm_proxy",
-                 "firmware", "fixed_difficulty", "hosting", "info", "jobs", "last_activity", "last_notify_at", "node",
+                 "firmware", "fixed_difficulty", "hosting", "info", "jobs", "last_activity", "node",
                  "out", "payout_key", "peer", "pending_difficulty", "port", "reconnect_deadline", "rejected", "rejects",
                  "resume_lookups", "sent_jobs", "session_id", "solo", "state", "subdivision", "submits", "subscribed",
                  "suggested_floor", "target", "user_agent", "validate_account", "vardiff", "version_mask", "workers",
@@ -110,7 +110,6 @@ class SessionCore:
         self._max_jobs = config.max_jobs_per_connection
         self._seen: dict[str, set[bytes]] = {}
         self._reissues = 0
-        self.last_notify_at = 0.0
         self.reconnect_deadline = 0.0
 
         self._tokens = config.limits.submit_burst
@@ -221,7 +220,6 @@ class SessionCore:
             del jobs[next(iter(jobs))]
         if clean and self._seen:
             self._forget_seen_except(job.job_id)
-        self.last_notify_at = now
         return data
 
     def _send_job(self, job: Job, wire_id: str, ntime: int, clean: bool, notify: bytes | None,
@@ -235,7 +233,6 @@ class SessionCore:
             self.pending_difficulty = None
         self.out.append(notify or m.job_wire(job).notify(wire_id, ntime, clean))
         self._remember(wire_id, SentJob(job, self.difficulty, self.target, ntime), clean)
-        self.last_notify_at = now
 
     def _remember(self, wire_id: str, sent: SentJob, clean: bool) -> None:
         jobs = self.sent_jobs

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -57,11 +58,20 @@ class AlertStore(Protocol):
     """Where the monitor keeps what it already said and what it has not delivered yet (Redis), so a
     restarted pool neither repeats nor misses an alert. Outbox entries are opaque bytes to it."""
 
+    async def claim(self, token: str, ttl_ms: int) -> bool: ...       # take or keep the one monitor's lease
+
+    async def release(self, token: str) -> None: ...
+
     async def load(self) -> tuple[StateMap, list[bytes]]: ...
 
     async def save(self, changes: Changes, outbox: list[bytes]) -> None: ...
 
     async def delivered(self, entry: bytes) -> None: ...
+
+
+def lease_seconds(config: AlertsConfig) -> float:
+    """How long the monitor's lease outlives its last renewal (three checks, and at least 10 s)."""
+    return max(10.0, 3 * config.check_interval_seconds)
 
 
 def state_changes(old: StateMap, new: StateMap) -> Changes:
@@ -267,6 +277,8 @@ class AlertMonitor:
         self.store = store
         self.checks = 0
         self.restored = store is None          # the stored state has been read (or there is none to read)
+        self.leader = store is None            # holds the store's lease: the pool's one monitor
+        self._token = uuid.uuid4().hex
         self._saved: StateMap = {}             # what the store holds
         self._entries: dict[tuple[str, int], bytes] = {}    # (target, id(alert)) -> its outbox entry
         self._task: asyncio.Task[None] | None = None
@@ -282,7 +294,34 @@ class AlertMonitor:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        if self.store is not None and self.leader:
+            try:
+                async with asyncio.timeout(STORE_TIMEOUT):
+                    await self.store.release(self._token)      # the next monitor need not wait it out
+            except Exception as exc:
+                log.warning("alert monitor lease not released: %r", exc)
+            self.leader = False
         await self.notifier.stop()
+
+    async def _lead(self) -> bool:
+        """Whether this monitor is the pool's one (every host's first worker runs one; the others stand
+        by and take over when the lease lapses, lease_seconds after its holder stopped renewing).
+        While Redis does not answer nobody can tell: each runs the rules that need no Redis (the node,
+        Redis itself, the geolocation database), so an outage is never told by nobody."""
+        assert self.store is not None
+        ttl = lease_seconds(self.config)
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                held = await self.store.claim(self._token, int(ttl * 1000))
+        except Exception as exc:
+            log.debug("alert monitor lease not renewed: %r", exc)
+            return True
+        if held != self.leader:
+            log.info("alerts: this process %s the pool's alert monitor", "is now" if held else "is no longer")
+            if not held:
+                self.restored = False      # another monitor moves the stored state on: read it again
+        self.leader = held
+        return held
 
     async def _run(self) -> None:
         while True:
@@ -314,7 +353,10 @@ class AlertMonitor:
         self._saved = stored
         self.restored = True
         decoder = msgspec.json.Decoder(Outgoing)
+        mine = set(self._entries.values())         # queued here already (a monitor that led before)
         for entry in outbox:
+            if entry in mine:
+                continue
             try:
                 item = decoder.decode(entry)
             except msgspec.DecodeError:
@@ -346,6 +388,8 @@ class AlertMonitor:
             return await self._check()
 
     async def _check(self) -> list[Alert]:
+        if self.store is not None and not await self._lead():
+            return []
         if not self.restored:
             await self._restore()
         rules, state = self.rules, self.state

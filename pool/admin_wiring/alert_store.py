@@ -1,13 +1,15 @@
-"""The alert monitor's memory in Redis: what it already said (one hash per kind of the rules' state)
-and the outbox of alerts a target took but has not been through with, under the pool's hash tag so
-every key is in one slot (a Redis Cluster runs it as one pipeline to one node)."""
+"""The alert monitor's memory in Redis: what it already said (one hash per kind of the rules' state),
+the outbox of alerts a target took but has not been through with, and the lease that lets one
+monitor of the pool's hosts run at a time; under the pool's hash tag, so every key is in one slot (a
+Redis Cluster runs a pipeline of them on one node)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from pool.admin.alerts import Changes, StateMap
-from pool.shares.redis_conn import RedisClient, text
+from pool.shares import lua
+from pool.shares.redis_conn import RedisClient, Script, text
 
 KINDS = ("seen", "offline", "dropped", "blocks", "down", "meta")
 FIELDS_PER_COMMAND = 1000
@@ -18,6 +20,8 @@ class RedisAlertStore:
         self._client = client
         self.prefix = f"{tag}:alerts"
         self.max_outbox = max_outbox
+        self._renew = Script(lua.LEASE_RENEW)
+        self._release = Script(lua.LEASE_RELEASE)
 
     def key(self, kind: str) -> str:
         return f"{self.prefix}:{kind}"
@@ -25,6 +29,19 @@ class RedisAlertStore:
     @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
+
+    @property
+    def lease(self) -> str:
+        return f"{self.prefix}:monitor"
+
+    async def claim(self, token: str, ttl_ms: int) -> bool:
+        client = self._client()
+        if await client.set(self.lease, token, nx=True, px=ttl_ms):
+            return True
+        return bool(await self._renew(client, [self.lease], [token, ttl_ms]))
+
+    async def release(self, token: str) -> None:
+        await self._release(self._client(), [self.lease], [token])
 
     async def load(self) -> tuple[StateMap, list[bytes]]:
         async with self._client().pipeline(transaction=False) as pipe:

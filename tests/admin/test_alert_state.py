@@ -1,6 +1,6 @@
 """The alert monitor's memory across a restart, in a real redis-server, with a real HTTP receiver on
 127.0.0.1: a second monitor (a restarted pool) repeats nothing the first one said, misses nothing that
-changed while it was down (the node back, a block found, an offline worker back), and sends what the
+changed while it was down (the node back, a block found, one orphaned, an offline worker back), and sends what the
 first one had not delivered when it stopped."""
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ def node(pool: InMemoryPool, ok: bool) -> None:
     pool.components = [ComponentHealth(name="redis", ok=True), ComponentHealth(name="node:local", ok=ok)]
 
 
-async def sent(receiver: Receiver, count: int) -> None:
+async def sent(receiver: Receiver, count: int, client: aioredis.Redis | None = None) -> None:
+    """`count` requests at the receiver; with `client`, also every reply in (the outbox emptied)."""
     await wait_for(lambda: len(receiver.requests) >= count, 10, f"{count} alerts at the receiver")
+    if client is not None:
+        await wait_for(lambda: _outbox_empty(client), 10, "the outbox emptied")
 
 
 async def test_a_restarted_monitor_neither_repeats_nor_misses(redis_client: aioredis.Redis, receiver: Receiver) -> None:
@@ -81,7 +84,7 @@ async def test_a_restarted_monitor_neither_repeats_nor_misses(redis_client: aior
     pool.connect("alice.rig")
     pool.add_share(ShareRecord(timestamp=T0, account="alice", worker="alice.rig", difficulty=1.0,
                               share_difficulty=1.0, height=100))
-    pool.blocks_found = [block("aa", 100, "confirmed")]
+    pool.blocks_found = [block("aa", 100, "pending")]
     first = monitor(pool, redis_client, receiver, clock)
     await first.notifier.start()                       # checks are run by the test
     try:
@@ -91,30 +94,30 @@ async def test_a_restarted_monitor_neither_repeats_nor_misses(redis_client: aior
         node(pool, False)
         clock.now = T0 + 601
         assert sorted(a.event for a in await first.check()) == ["node_down", "worker_offline"]
-        await sent(receiver, 3)
+        await sent(receiver, 3, redis_client)
     finally:
-        await first.notifier.stop()
+        await first.stop()
 
-    # While the pool is down: the node comes back and another process's block is found.
+    # While the pool is down: the node comes back, another process's block is found, and aa leaves the chain.
     node(pool, True)
     pool.blocks_found.append(block("bb", 101))
+    pool.blocks_found[0].status = "orphaned"
     clock.now = T0 + 700
     second = monitor(pool, redis_client, receiver, clock)
     await second.notifier.start()                       # checks are run by the test
     try:
-        assert sorted(a.event for a in await second.check()) == ["block_found", "node_up"]
-        await sent(receiver, 5)
+        assert sorted(a.event for a in await second.check()) == ["block_found", "block_orphaned", "node_up"]
+        await sent(receiver, 6)
         clock.now = T0 + 800
         assert await second.check() == []                   # said once
         pool.connect("alice.rig")                           # alice is back: known to be offline before
         assert [(a.event, a.worker) for a in await second.check()] == [("worker_online", "alice.rig")]
-        await sent(receiver, 6)
+        await sent(receiver, 7, redis_client)
     finally:
-        await second.notifier.stop()
+        await second.stop()
     assert events(receiver) == [("geo_stale", ""), ("node_down", "node:local"), ("worker_offline", "alice.rig"),
-                                ("node_up", "node:local"), ("block_found", "bb"), ("worker_online", "alice.rig")]
-    # Everything delivered: nothing left in the outbox for the next start.
-    assert await redis_client.llen(f"{TAG}:alerts:outbox") == 0
+                                ("node_up", "node:local"), ("block_found", "bb"), ("block_orphaned", "aa"),
+                                ("worker_online", "alice.rig")]
 
 
 async def test_what_a_stopped_monitor_had_not_delivered_is_sent_by_the_next(
@@ -125,13 +128,13 @@ async def test_what_a_stopped_monitor_had_not_delivered_is_sent_by_the_next(
     await first.notifier.start()                       # checks are run by the test
     try:
         assert [a.event for a in await first.check()] == ["geo_stale"]
-        await sent(receiver, 1)
+        await sent(receiver, 1, redis_client)
         receiver.hang.clear()                               # the receiver takes the request, never answers
         node(pool, False)
         assert [a.event for a in await first.check()] == ["node_down"]
         await sent(receiver, 2)
     finally:
-        await first.notifier.stop()                                  # cut off mid-send
+        await first.stop()                                  # cut off mid-send
     assert await redis_client.llen(f"{TAG}:alerts:outbox") == 1
     receiver.hang.set()
     second = monitor(pool, redis_client, receiver, clock)
@@ -139,10 +142,9 @@ async def test_what_a_stopped_monitor_had_not_delivered_is_sent_by_the_next(
     try:
         assert await second.check() == []                   # not said again as new ...
         await sent(receiver, 3)                             # ... but the undelivered one is sent
-        await wait_for(lambda: second.notifier.snapshot()[0].sent == 1, 10, "the resent alert's reply")
         await wait_for(lambda: _outbox_empty(redis_client), 10, "the outbox emptied")
     finally:
-        await second.notifier.stop()
+        await second.stop()
     # The send cut off by the stop, then the resend.
     assert [e for e, _ in events(receiver)] == ["geo_stale", "node_down", "node_down"]
 
@@ -174,8 +176,32 @@ async def test_redis_down_at_start_runs_only_the_node_and_redis_rules_until_it_a
         assert watcher.restored and pool.calls["blocks"] == 1
         assert (await redis_client.hgetall(f"{TAG}:alerts:down")) == {b"redis": b"0"}   # up is the default
     finally:
-        await watcher.notifier.stop()
+        await watcher.stop()
         await down.aclose()
+
+
+async def test_one_monitor_of_many_hosts_runs_and_another_takes_over_when_it_stops(
+        redis_client: aioredis.Redis, receiver: Receiver) -> None:
+    clock = Clock()
+    pool = InMemoryPool(clock=clock)
+    here, there = (monitor(pool, redis_client, receiver, clock) for _ in range(2))
+    await here.notifier.start()
+    await there.notifier.start()
+    try:
+        assert [a.event for a in await here.check()] == ["geo_stale"]
+        node(pool, False)
+        assert await there.check() == [] and not there.leader              # stands by: nothing read
+        assert pool.calls["health"] == 1
+        assert [a.event for a in await here.check()] == ["node_down"]
+        await sent(receiver, 2, redis_client)
+        await here.stop()                                                   # releases the lease
+        node(pool, True)
+        assert [a.event for a in await there.check()] == ["node_up"]       # took over, with here's memory
+        await sent(receiver, 3)
+    finally:
+        await here.stop()
+        await there.stop()
+    assert [e for e, _ in events(receiver)] == ["geo_stale", "node_down", "node_up"]
 
 
 def test_state_changes_are_the_fields_to_set_and_delete() -> None:

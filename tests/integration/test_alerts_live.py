@@ -101,6 +101,11 @@ async def test_a_restarted_pool_neither_repeats_nor_misses_an_alert(redis_url: s
             await wait_for(lambda: alice.stats.accepted >= 3, 20, "alice's shares")
             await alice.finish()
             await wait_for(lambda: said() == [("worker_offline", "alice.rig")], 20, "the offline alert")
+
+            async def delivered() -> bool:       # the reply is in too (a stop before it would resend)
+                assert app.ledger is not None
+                return await app.ledger.client.llen("{gs:pool}:alerts:outbox") == 0
+            await wait_for(delivered, 10, "the outbox emptied")
         async with running_pool(config_path) as app:
             assert app.alerts is not None
             await wait_for(lambda: app.alerts.checks >= 5 and app.alerts.restored, 20, "checks after the restart")
@@ -146,6 +151,7 @@ async def test_alerts_are_turned_on_and_retargeted_by_a_reload(redis_url: str, t
             fleet.add(Miner("127.0.0.1", stratum_port(app), "alice.rig"))
             await wait_for(lambda: heard("/second") == [("worker_online", "alice.rig")], 20, "the online alert")
             assert heard("/first") == [("worker_offline", "alice.rig")]
-            assert [s.sent for s in app.alerts.notifier.snapshot()] == [2]     # the changed target kept its counts
+            # The changed target kept its counts (the reply to the second send may still be on its way).
+            await wait_for(lambda: [s.sent for s in app.alerts.notifier.snapshot()] == [2], 10, "two sends counted")
     finally:
         await ops.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from importlib import resources
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -65,6 +66,10 @@ async def page(ctx: ApiContext, request: web.Request, anonymous: bool) -> web.Re
         name = params.name_segment(name, "account")
     except params.ApiError:
         status = 404
+    if status == 200 and "." in name.strip("."):
+        # A miner's user name (ACCOUNT.WORKER): its account is the part before the first dot.
+        return web.Response(status=302, headers={"Location": "/miner/" + quote(name.split(".", 1)[0], safe=""),
+                                                 "Cache-Control": "no-cache"})
     if status == 200 and "miner" in ctx.config.anonymous and await ctx.state.account(name, 3600) is None:
         status = 404
     body = _PAGES["miner.html" if status == 200 else "miner-404.html"]

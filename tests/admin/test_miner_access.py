@@ -26,6 +26,9 @@ async def test_public_pages_need_no_token(pool_data: InMemoryPool) -> None:
             async with session.get(f"{server.url}/miner/{account}") as response:
                 assert response.status == 200 and response.content_type == "text/html"
                 assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            # A miner pastes its user name: the page of its account.
+            async with session.get(f"{server.url}/miner/{account}.rig9", allow_redirects=False) as response:
+                assert response.status == 302 and response.headers["Location"] == f"/miner/{account}"
             async with session.get(f"{server.url}/miner/no-such-account") as response:
                 assert response.status == 404 and "No such account" in await response.text()
             async with session.get(f"{server.url}/miner/%01bad") as response:

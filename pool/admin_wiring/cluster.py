@@ -21,18 +21,17 @@ import logging
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 import msgspec
 from redis.exceptions import RedisError
 
-from pool.admin_wiring.local import ControlOp, ControlReply, LocalActions, local_snapshot
+from pool.admin_wiring.local import ControlOp, ControlReply, Identity, LocalActions, local_snapshot
 from pool.aio import cancel_and_wait
 from pool.cluster.snapshot import BanRow, NodeSnapshot
+from pool.config import Config
 from pool.config.admin import AdminConfig
-
-if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+from pool.shares.ledger import Ledger
+from pool.stratum.server import StratumServer
 
 log = logging.getLogger("geostratum.admin")
 
@@ -90,12 +89,16 @@ class ClusterLink:
 
     @property
     def admin(self) -> AdminConfig:
-        return self.parts.config.admin   # read live: a config reload applies at the next round
+        return self.config.admin   # read live: a config reload applies at the next round
 
-    def __init__(self, parts: PoolParts) -> None:
-        self.parts = parts
-        self.keys = ClusterKeys(parts.config.redis.key_prefix)
-        self.actions = LocalActions(parts)
+    def __init__(self, config: Config, me: Identity, server: StratumServer, ledger: Ledger,
+                 actions: LocalActions) -> None:
+        self.config = config
+        self.me = me
+        self.server = server
+        self.ledger = ledger
+        self.keys = ClusterKeys(config.redis.key_prefix)
+        self.actions = actions
         self._tasks: list[asyncio.Task[None]] = []
         self._peers_cache: tuple[float, list[NodeSnapshot]] = (0.0, [])
         self.last_publish_at = 0.0
@@ -103,10 +106,14 @@ class ClusterLink:
 
     @property
     def node(self) -> str:
-        return self.parts.node
+        return self.me.node
+
+    def local(self) -> NodeSnapshot:
+        """This process's snapshot, as it publishes it."""
+        return local_snapshot(self.me, self.server, self.ledger)
 
     def _client(self):  # type: ignore[no-untyped-def]
-        return self.parts.ledger.client
+        return self.ledger.client
 
     async def start(self) -> None:
         await self._restore_bans()
@@ -126,7 +133,7 @@ class ClusterLink:
     # -- snapshots ------------------------------------------------------------------------------
 
     async def publish(self) -> None:
-        snapshot = local_snapshot(self.parts)
+        snapshot = self.local()
         client = self._client()
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.snapshot(self.node), _encode(snapshot), ex=math.ceil(self.admin.snapshot_ttl_seconds))
@@ -263,8 +270,7 @@ class ClusterLink:
             log.warning("cluster: admin bans not restored (Redis: %s)", exc)
             return
         now = time.time()
-        server = self.parts.server
-        assert server is not None
+        server = self.server
         expired = []
         for field, blob in raw.items():
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -25,7 +26,7 @@ from pool.admin_wiring.views import PoolViews
 from pool.cluster.snapshot import BanRow
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.stratum.server import StratumServer
 
 log = logging.getLogger("geostratum.admin")
 
@@ -36,18 +37,15 @@ def _normalise(target: str) -> str:
 
 
 class PoolControlAdapter:
-    def __init__(self, parts: PoolParts, views: PoolViews) -> None:
-        self.parts = parts
+    def __init__(self, server: StratumServer, views: PoolViews, reload: Callable[[], Awaitable[ReloadResult]]) -> None:
+        self.server = server
         self.views = views
         self.link = views.link
-
-    @property
-    def server(self):  # type: ignore[no-untyped-def]
-        return self.parts.server
+        self.reload = reload
 
     async def _everywhere(self, op: str, args: dict) -> tuple[int, Broadcast, str]:
         """Run here, then on every other process: (local count, their replies, local error)."""
-        local = await self.link.actions.apply(ControlOp(id="local", op=op, args=args, origin=self.parts.node))
+        local = await self.link.actions.apply(ControlOp(id="local", op=op, args=args, origin=self.link.node))
         if not local.ok:
             return 0, Broadcast(replies=[], asked=0, redis_ok=True), local.error
         sent = await self.link.broadcast(op, args)
@@ -73,7 +71,7 @@ class PoolControlAdapter:
 
     async def _admin_ban_targets(self) -> set[str]:
         try:
-            fields = await self.parts.ledger.client.hkeys(self.link.keys.bans)  # type: ignore[union-attr]
+            fields = await self.link.ledger.client.hkeys(self.link.keys.bans)
         except Exception:
             return set()
         return {f.decode() if isinstance(f, bytes) else f for f in fields}
@@ -139,9 +137,7 @@ class PoolControlAdapter:
     # -- config ---------------------------------------------------------------------------------
 
     async def reload_config(self) -> ReloadResult:
-        from pool.admin_wiring.reload import reload_app
-
-        result = await reload_app(self.parts)
+        result = await self.reload()
         if not result.ok:
             return result
         sent = await self.link.broadcast("reload", {})

@@ -13,26 +13,30 @@ from pool.geo.mapview import MapView, map_view
 from pool.geo.periods import PERIODS
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.config import Config
+    from pool.geo.rollup import GeoRollup
+    from pool.shares.ledger import Ledger
 
 class GeoExports:
-    def __init__(self, parts: PoolParts) -> None:
-        self.parts = parts
+    def __init__(self, config: Config, ledger: Ledger, rollup: GeoRollup | None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.rollup = rollup
 
     def kinds(self) -> list[ExportKind]:
-        if self.parts.rollup is None:
+        if self.rollup is None:
             return []
         return [ExportKind(name=name, description=export.description, formats=list(export.formats),
                            periods=list(PERIODS))
                 for name, export in EXPORTS.items()]
 
     async def export(self, kind: str, period: str, start: str, end: str, fmt: str) -> tuple[bytes, str]:
-        if self.parts.rollup is None or self.parts.ledger is None:
+        if self.rollup is None:
             raise Rejected("geo is disabled on this pool ([geo] enabled = false)", 404)
         try:
-            result = await export(self.parts.ledger.client, self.parts.config.geo, kind, period,
+            result = await export(self.ledger.client, self.config.geo, kind, period,
                                   dt.date.fromisoformat(start), dt.date.fromisoformat(end), fmt=fmt,
-                                  prefix=self.parts.config.redis.key_prefix)
+                                  prefix=self.config.redis.key_prefix)
         except ValueError as exc:
             raise Rejected(str(exc), 400) from None
         except (RedisError, OSError):
@@ -42,12 +46,12 @@ class GeoExports:
         return result.body, result.content_type
 
     async def map_view(self, period: str, day: str | None) -> MapView:
-        if self.parts.rollup is None or self.parts.ledger is None:
+        if self.rollup is None:
             raise Rejected("geo is disabled on this pool ([geo] enabled = false)", 404)
         try:
-            return await map_view(self.parts.ledger.client, self.parts.config.geo, period,
+            return await map_view(self.ledger.client, self.config.geo, period,
                                   dt.date.fromisoformat(day) if day else None,
-                                  prefix=self.parts.config.redis.key_prefix)
+                                  prefix=self.config.redis.key_prefix)
         except ValueError as exc:
             raise Rejected(str(exc), 400) from None
         except (RedisError, OSError):

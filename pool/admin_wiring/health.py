@@ -10,29 +10,33 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from pool.admin.interfaces import ComponentHealth, HealthStatus
+from pool.admin_wiring.cluster import ClusterLink
+from pool.chain.jobs import JobManager
+from pool.config import Config
+from pool.geo.locator import GeoLocator
+from pool.shares.ledger import Ledger
+from pool.stratum.server import StratumServer
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
-    from pool.admin_wiring.views import PoolViews
     from pool.money.service import MoneyService
 
 PING_TIMEOUT = 1.0
 
 
-async def redis_ping(parts: PoolParts) -> tuple[float | None, str]:
+async def redis_ping(ledger: Ledger) -> tuple[float | None, str]:
     """(round trip seconds, '') or (None, why)."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(PING_TIMEOUT):
-            await parts.ledger.client.ping()
+            await ledger.client.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         return None, f"not answering: {type(exc).__name__}"
     return time.perf_counter() - started, ""
 
 
-def template_health(parts: PoolParts) -> ComponentHealth:
-    figures = parts.jobs.snapshot()
-    limit = max(parts.config.admin.health_template_age_seconds, 3 * parts.config.chain.template_refresh_interval)
+def template_health(config: Config, jobs: JobManager) -> ComponentHealth:
+    figures = jobs.snapshot()
+    limit = max(config.admin.health_template_age_seconds, 3 * config.chain.template_refresh_interval)
     if not figures.ready:
         return ComponentHealth(name="template", ok=False, detail="no block template yet")
     return ComponentHealth(name="template", ok=figures.template_age < limit,
@@ -55,39 +59,53 @@ async def books_health(money: MoneyService) -> ComponentHealth:
                                   + (f"; per-share credits waiting: {moving[:120]}" if moving else ""))
 
 
-async def health_status(parts: PoolParts, views: PoolViews) -> HealthStatus:
-    components = []
-    latency, why = await redis_ping(parts)
-    components.append(ComponentHealth(name="redis", ok=latency is not None,
-                                      detail=why or f"{latency * 1000:.1f} ms round trip"))
-    stats = parts.ledger.snapshot()
-    components.append(ComponentHealth(
-        name="ledger", ok=stats.lag_s < parts.config.admin.health_flush_lag_seconds,
-        detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
-               + (f"; last error: {stats.last_error[:120]}" if stats.last_error and not stats.redis_up else "")))
-    max_batches = parts.ledger.config.max_batches_in_memory
-    components.append(ComponentHealth(
-        name="journal", ok=stats.queued_batches < max_batches,
-        detail=f"{stats.journal_bytes} bytes, {stats.queued_batches} batches not yet in Redis"))
-    for node in parts.jobs.snapshot().nodes:
-        detail = f"{node.latency_ms:.1f} ms" if node.healthy else f"failing: {node.last_error[:120]}"
-        components.append(ComponentHealth(name=f"node:{node.name}", ok=node.healthy, detail=detail))
-    components.append(template_health(parts))
-    listening = parts.server.ports
-    components.append(ComponentHealth(name="stratum", ok=bool(listening),
-                                      detail=", ".join(f"{h}:{p}" for h, p in listening)))
-    if parts.money is not None:
-        components.append(await books_health(parts.money))
-    if parts.locator is not None:
-        dbs = ", ".join(f"{d.type} {d.build_date}" for d in parts.locator.databases)
-        components.append(ComponentHealth(name="geo", ok=bool(parts.locator.databases), detail=dbs))
-    now = time.time()
-    for peer in await views.link.peers():
-        age = now - peer.at
+class HealthReader:
+    """The health of this process's components and of the other processes (their snapshots)."""
+
+    def __init__(self, config: Config, ledger: Ledger, jobs: JobManager, server: StratumServer, link: ClusterLink,
+                 money: MoneyService | None = None, locator: GeoLocator | None = None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.jobs = jobs
+        self.server = server
+        self.link = link
+        self.money = money
+        self.locator = locator
+
+    async def status(self) -> HealthStatus:
+        config = self.config
+        components = []
+        latency, why = await redis_ping(self.ledger)
+        components.append(ComponentHealth(name="redis", ok=latency is not None,
+                                          detail=why or f"{latency * 1000:.1f} ms round trip"))
+        stats = self.ledger.snapshot()
         components.append(ComponentHealth(
-            name=f"worker:{peer.node}", ok=age < parts.config.admin.snapshot_ttl_seconds and peer.ledger.redis_up,
-            detail=f"{peer.stratum.connections} connections, snapshot {age:.1f} s old, ledger lag "
-                   f"{peer.ledger.lag_s:.2f} s"))
-    if views.link.last_error:
-        components.append(ComponentHealth(name="cluster", ok=False, detail=views.link.last_error[:200]))
-    return HealthStatus(ok=all(c.ok for c in components), components=components)
+            name="ledger", ok=stats.lag_s < config.admin.health_flush_lag_seconds,
+            detail=f"flush lag {stats.lag_s:.2f} s, {stats.pending_shares + stats.queued_shares} shares waiting"
+                   + (f"; last error: {stats.last_error[:120]}" if stats.last_error and not stats.redis_up else "")))
+        max_batches = self.ledger.config.max_batches_in_memory
+        components.append(ComponentHealth(
+            name="journal", ok=stats.queued_batches < max_batches,
+            detail=f"{stats.journal_bytes} bytes, {stats.queued_batches} batches not yet in Redis"))
+        for node in self.jobs.snapshot().nodes:
+            detail = f"{node.latency_ms:.1f} ms" if node.healthy else f"failing: {node.last_error[:120]}"
+            components.append(ComponentHealth(name=f"node:{node.name}", ok=node.healthy, detail=detail))
+        components.append(template_health(config, self.jobs))
+        listening = self.server.ports
+        components.append(ComponentHealth(name="stratum", ok=bool(listening),
+                                          detail=", ".join(f"{h}:{p}" for h, p in listening)))
+        if self.money is not None:
+            components.append(await books_health(self.money))
+        if self.locator is not None:
+            dbs = ", ".join(f"{d.type} {d.build_date}" for d in self.locator.databases)
+            components.append(ComponentHealth(name="geo", ok=bool(self.locator.databases), detail=dbs))
+        now = time.time()
+        for peer in await self.link.peers():
+            age = now - peer.at
+            components.append(ComponentHealth(
+                name=f"worker:{peer.node}", ok=age < config.admin.snapshot_ttl_seconds and peer.ledger.redis_up,
+                detail=f"{peer.stratum.connections} connections, snapshot {age:.1f} s old, ledger lag "
+                       f"{peer.ledger.lag_s:.2f} s"))
+        if self.link.last_error:
+            components.append(ComponentHealth(name="cluster", ok=False, detail=self.link.last_error[:200]))
+        return HealthStatus(ok=all(c.ok for c in components), components=components)

@@ -1,6 +1,6 @@
 """This process's NodeSnapshot, and the control actions it runs on itself.
 
-`local_snapshot(parts)` is what every process publishes to Redis and what the admin adapters merge;
+`local_snapshot(...)` is what every process publishes to Redis and what the admin adapters merge;
 `LocalActions` runs a control operation (kick, reconnect, ban, port difficulty, reload) on this
 process's stratum server, whether the request came from this process's admin API or another's.
 """
@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
+from pool.admin.interfaces import ReloadResult
 from pool.cluster.snapshot import BanRow, ConnRow, NodeSnapshot
-
-if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+from pool.shares.ledger import Ledger
+from pool.stratum.server import StratumServer
 
 log = logging.getLogger("geostratum.admin")
 
 
-def local_snapshot(parts: PoolParts) -> NodeSnapshot:
-    server = parts.server
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who this process is, as its snapshots and control replies name it."""
+
+    node: str
+    worker_index: int
+    started_at: float
+
+
+def local_snapshot(me: Identity, server: StratumServer, ledger: Ledger) -> NodeSnapshot:
     rows = []
     for row in server.workers():
         rows.append(ConnRow(
@@ -33,8 +41,8 @@ def local_snapshot(parts: PoolParts) -> NodeSnapshot:
             last_share_at=row["last_share_at"], best_difficulty=row.get("best_difficulty", 0.0)))
     bans = [BanRow(target=b.target, reason=b.reason, created_at=b.created_at, until=b.until)
             for b in server.list_bans()]
-    return NodeSnapshot(node=parts.node, worker_index=parts.worker_index, at=time.time(), started_at=parts.started_at,
-                        stratum=server.snapshot(), ledger=parts.ledger.snapshot(), rows=rows, bans=bans)
+    return NodeSnapshot(node=me.node, worker_index=me.worker_index, at=time.time(), started_at=me.started_at,
+                        stratum=server.snapshot(), ledger=ledger.snapshot(), rows=rows, bans=bans)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,22 +69,20 @@ class ControlReply(msgspec.Struct, kw_only=True):
 class LocalActions:
     """Runs control operations on this process's stratum server (and config, for reload)."""
 
-    def __init__(self, parts: PoolParts) -> None:
-        self.parts = parts
-
-    @property
-    def server(self) -> Any:
-        return self.parts.server
+    def __init__(self, node: str, server: StratumServer, reload: Callable[[], Awaitable[ReloadResult]]) -> None:
+        self.node = node
+        self.server = server
+        self.reload = reload
 
     async def apply(self, op: ControlOp) -> ControlReply:
         try:
             count, detail = await self._run(op.op, op.args)
         except (ValueError, KeyError, TypeError) as exc:
-            return ControlReply(id=op.id, node=self.parts.node, ok=False, error=str(exc)[:200])
+            return ControlReply(id=op.id, node=self.node, ok=False, error=str(exc)[:200])
         except Exception as exc:  # e.g. Rejected from a reload without a config file; never a crash
             log.warning("control %s failed: %r", op.op, exc)
-            return ControlReply(id=op.id, node=self.parts.node, ok=False, error=str(exc)[:200] or type(exc).__name__)
-        return ControlReply(id=op.id, node=self.parts.node, ok=True, count=count, detail=detail)
+            return ControlReply(id=op.id, node=self.node, ok=False, error=str(exc)[:200] or type(exc).__name__)
+        return ControlReply(id=op.id, node=self.node, ok=True, count=count, detail=detail)
 
     async def _run(self, name: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         server = self.server
@@ -97,9 +103,7 @@ class LocalActions:
                                               minimum=args.get("minimum"), maximum=args.get("maximum"))
             return 1, {"start": port.start_difficulty, "min": port.min_difficulty, "max": port.max_difficulty}
         if name == "reload":
-            from pool.admin_wiring.reload import reload_app
-
-            result = await reload_app(self.parts)
+            result = await self.reload()
             if not result.ok:
                 raise ValueError(result.error)
             return len(result.applied), {"applied": result.applied, "requires_restart": result.requires_restart}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
@@ -17,7 +18,13 @@ from pool.geo.store import LiveRegion, pool_regions
 from pool.shares.hashrate import scaled_bounds
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.admin.notify import TargetStats
+    from pool.chain.jobs import JobManager
+    from pool.chain.types import BlockResult
+    from pool.geo.locator import GeoLocator
+    from pool.geo.rollup import GeoRollup
+    from pool.money.service import MoneyService
+    from pool.shares.ledger import Ledger
 
 log = logging.getLogger("geostratum.admin")
 
@@ -25,31 +32,37 @@ RATE_WINDOW = 300                   # pool, port and country hashrate gauges: 5-
 
 
 class MetricsAdapter:
-    def __init__(self, parts: PoolParts, views: PoolViews) -> None:
-        self.parts = parts
+    def __init__(self, ledger: Ledger, jobs: JobManager, blocks: list[BlockResult], *, views: PoolViews,
+                 alert_targets: Callable[[], list[TargetStats]] = list, money: MoneyService | None = None,
+                 locator: GeoLocator | None = None, rollup: GeoRollup | None = None) -> None:
+        self.ledger = ledger
+        self.jobs = jobs
+        self.blocks = blocks                # this process's block results (the app appends)
         self.views = views
-        self.book = parts.ledger.reader.hashrate
+        self.alert_targets = alert_targets  # the alert monitor's targets (it may be built after this)
+        self.money = money
+        self.locator = locator
+        self.rollup = rollup
+        self.book = ledger.reader.hashrate
 
     async def snapshot(self) -> MetricsSnapshot:
         """The components' snapshots as they are, with this scrape's Redis and PostgreSQL reads."""
-        parts = self.parts
         nodes = await self.views.nodes()
         now = time.time()
         snap = MetricsSnapshot(
-            at=now, processes=nodes, chain=parts.jobs.snapshot(),
-            geo=parts.locator.snapshot() if parts.locator is not None else None,
-            alert_targets=parts.alerts.notifier.snapshot() if parts.alerts is not None else [],
-            books_configured=parts.money is not None,
-            books=await parts.money.snapshot() if parts.money is not None else None)
-        snap.redis_latency_seconds, _ = await redis_ping(parts)
-        client = parts.ledger.client
+            at=now, processes=nodes, chain=self.jobs.snapshot(),
+            geo=self.locator.snapshot() if self.locator is not None else None,
+            alert_targets=self.alert_targets(), books_configured=self.money is not None,
+            books=await self.money.snapshot() if self.money is not None else None)
+        snap.redis_latency_seconds, _ = await redis_ping(self.ledger)
+        client = self.ledger.client
         try:
-            best = await parts.ledger.best.pool(client)
+            best = await self.ledger.best.pool(client)
             snap.best_share_difficulty = best.ever.difficulty if best.ever else None
             snap.round_best_share_difficulty = best.round.difficulty if best.round else 0.0
             snap.pool_hashrate = (await self.book.pool_windows(client, now)).m5
-            if parts.rollup is not None:
-                live = await pool_regions(client, self.book, parts.rollup.keys, RATE_WINDOW, now,
+            if self.rollup is not None:
+                live = await pool_regions(client, self.book, self.rollup.keys, RATE_WINDOW, now,
                                           self.book.min_shares)
                 snap.countries = country_rates(live.items)
         except (RedisError, OSError) as exc:
@@ -58,9 +71,9 @@ class MetricsAdapter:
         listening = sorted({p.port for node in nodes for p in node.stratum.ports})
         snap.ports = port_rates(snap.pool_hashrate.hashrate, windowed.port_difficulty, listening)
         try:
-            snap.blocks_found = int(await client.zcard(parts.ledger.keys.blocks))
+            snap.blocks_found = int(await client.zcard(self.ledger.keys.blocks))
         except (RedisError, OSError):
-            snap.blocks_found = sum(1 for b in parts.blocks if b.accepted)
+            snap.blocks_found = sum(1 for b in self.blocks if b.accepted)
         return snap
 
 

@@ -17,7 +17,9 @@ from pool.admin_wiring.views import PoolViews
 from pool.shares import best as books
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.config import Config
+    from pool.money.service import MoneyService
+    from pool.shares.ledger import Ledger
 
 log = logging.getLogger("geostratum.admin")
 
@@ -47,16 +49,19 @@ def best_shares(pair: books.BestPair | None, connection: float | None = None) ->
 
 
 class MinerReader:
-    def __init__(self, parts: PoolParts, views: PoolViews, network: NetworkReader) -> None:
-        self.parts = parts
+    def __init__(self, config: Config, ledger: Ledger, views: PoolViews, network: NetworkReader,
+                 money: MoneyService | None = None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.money = money
         self.views = views
         self.network = network
 
     async def extras(self, account: str, detail: AccountDetail, host: str) -> MinerExtras:
-        ledger = self.parts.ledger
-        network = self.parts.config.chain.network
+        ledger = self.ledger
+        network = self.config.chain.network
         out = MinerExtras(stratum_urls=self.stratum_urls(host), chain="main" if network == "mainnet" else network,
-                          home_url=self.parts.config.admin.public_home_url or "/")
+                          home_url=self.config.admin.public_home_url or "/")
         workers = [w.name for w in detail.workers]
         connection: dict[str, float] = {}
         for row in self.views.rows(await self.views.nodes()):
@@ -77,7 +82,7 @@ class MinerReader:
             return out
         out.chain = net.chain
         hashrate, low, high, shares, warming = window_figure(detail.summary.hashrate, EARNINGS_WINDOW)
-        payouts, chain = self.parts.config.payouts, self.parts.config.chain
+        payouts, chain = self.config.payouts, self.config.chain
         scheme = "solo" if chain.mode == "solo" else payouts.scheme
         fee_percent = chain.solo_fee_percent if scheme == "solo" else payouts.fee_percent   # SOLO: the coinbase's cut
         fees = net.recent_fees_sat
@@ -96,7 +101,7 @@ class MinerReader:
     async def _payouts(self, account: str, out: MinerExtras) -> None:
         """Credits and payouts from the PostgreSQL books (SOLO keeps none: no rows; the amount paid so far
         is the account summary's paid_sat)."""
-        money = self.parts.money
+        money = self.money
         if money is None:
             return
         try:
@@ -107,7 +112,7 @@ class MinerReader:
             log.debug("miner page without payouts: %s", exc)
 
     async def pool_best(self) -> BestShares | None:
-        ledger = self.parts.ledger
+        ledger = self.ledger
         try:
             return best_shares(await ledger.best.pool(ledger.client))
         except (RedisError, OSError) as exc:
@@ -117,8 +122,8 @@ class MinerReader:
     def stratum_urls(self, host: str) -> list[str]:
         """How miners reach this pool: one URL per listening port (stratum+ssl:// for TLS ports), on
         admin.public_stratum_host, else the host the page was asked for."""
-        host = self.parts.config.admin.public_stratum_host or host
+        host = self.config.admin.public_stratum_host or host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return [f"{'stratum+ssl' if getattr(port, 'tls', False) else 'stratum+tcp'}://{host}:{port.port}"
-                for port in self.parts.config.stratum.ports]
+                for port in self.config.stratum.ports]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pool.admin.interfaces import NetworkInfo
+from pool.chain.jobs import JobManager
 from pool.chain.rpc import RpcError, RpcTransportError
-
-if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+from pool.chain.types import BlockResult
+from pool.config import Config
 
 log = logging.getLogger("geostratum.admin")
 
@@ -33,8 +33,10 @@ def subsidy_sat(height: int, halving_interval: int = 210_000) -> int:
 
 
 class NetworkReader:
-    def __init__(self, parts: PoolParts) -> None:
-        self.parts = parts
+    def __init__(self, config: Config, jobs: JobManager, blocks: list[BlockResult]) -> None:
+        self.config = config
+        self.jobs = jobs
+        self.blocks = blocks                               # this process's block results (the app appends)
         self._headers: dict[str, dict[str, Any]] = {}     # hash -> verbose header
         self._fees: dict[str, int] = {}                   # hash -> total fees (sat)
         self._fees_supported: bool | None = None
@@ -44,10 +46,10 @@ class NetworkReader:
 
     @property
     def backend(self) -> Any:
-        return self.parts.jobs.backend
+        return self.jobs.backend
 
     def halving_interval(self) -> int:
-        chain = self.parts.config.chain
+        chain = self.config.chain
         return chain.devnet.halving_interval if chain.network == "devnet" else 210_000
 
     async def _header(self, block_hash: str) -> dict[str, Any]:
@@ -91,7 +93,7 @@ class NetworkReader:
         devnet, which has no getblockstats, can say about fees."""
         halving = self.halving_interval()
         return [max(0, b.coinbase_value - subsidy_sat(b.height, halving))
-                for b in self.parts.blocks[-RECENT_BLOCKS:] if b.accepted]
+                for b in self.blocks[-RECENT_BLOCKS:] if b.accepted]
 
     async def info(self) -> NetworkInfo:
         cached = self._cached
@@ -109,7 +111,7 @@ class NetworkReader:
         chain_info = await self.backend.getblockchaininfo()
         height = int(chain_info["blocks"])
         tip_hash = str(chain_info["bestblockhash"])
-        chain = str(chain_info.get("chain") or self.parts.config.chain.network)
+        chain = str(chain_info.get("chain") or self.config.chain.network)
         tip = await self._header(tip_hash)
         # Walk back from the tip by previousblockhash: every header is cached after the first read.
         recent = [tip]

@@ -32,7 +32,7 @@ from pool.admin.interfaces import (
     WorkerSummary,
     reject_names,
 )
-from pool.admin_wiring.health import health_status
+from pool.admin_wiring.health import HealthReader
 from pool.admin_wiring.miner import best_shares
 from pool.admin_wiring.network import NetworkReader, subsidy_sat
 from pool.admin_wiring.views import PoolViews
@@ -44,7 +44,13 @@ from pool.shares.ranking import rank_key
 from pool.shares.reader import AccountInfo
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.chain.jobs import JobManager
+    from pool.chain.types import BlockResult
+    from pool.config import Config
+    from pool.geo.locator import GeoLocator
+    from pool.geo.rollup import GeoRollup
+    from pool.money.service import MoneyService
+    from pool.shares.ledger import Ledger
 
 log = logging.getLogger("geostratum.admin")
 T = TypeVar("T")
@@ -77,14 +83,22 @@ def _account_last_share(account: str, workers: list[str], live: dict[str, list[C
 
 
 class PoolStateAdapter:
-    def __init__(self, parts: PoolParts, views: PoolViews, network: NetworkReader) -> None:
-        self.parts = parts
+    def __init__(self, config: Config, ledger: Ledger, jobs: JobManager, blocks: list[BlockResult], *,
+                 views: PoolViews, network: NetworkReader, health: HealthReader, money: MoneyService | None = None,
+                 locator: GeoLocator | None = None, rollup: GeoRollup | None = None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.jobs = jobs
+        self.block_results = blocks         # this process's (the app appends)
         self.views = views
         self.network_reader = network
-        self.ledger = parts.ledger
-        self.keys = parts.ledger.keys
-        self.book = parts.ledger.reader.hashrate
-        self.ranking = parts.ledger.reader.ranking
+        self.health_reader = health
+        self.money = money
+        self.locator = locator
+        self.rollup = rollup
+        self.keys = ledger.keys
+        self.book = ledger.reader.hashrate
+        self.ranking = ledger.reader.ranking
 
     @property
     def client(self):  # type: ignore[no-untyped-def]
@@ -125,7 +139,7 @@ class PoolStateAdapter:
         total = int(await client.zcard(self.keys.blocks))
         newest = await client.zrevrange(self.keys.blocks, 0, 0, withscores=True)
         last_at = float(newest[0][1]) if newest else None
-        accepted = [b for b in self.parts.blocks if b.accepted]
+        accepted = [b for b in self.block_results if b.accepted]
         if accepted:
             async with client.pipeline(transaction=False) as pipe:
                 for block in accepted:
@@ -142,10 +156,10 @@ class PoolStateAdapter:
             return await self.network_reader.info()
         except Exception as exc:  # the node is down: the chain watcher's last view, flagged in health
             log.warning("admin: node not answering (%s); using the last template's figures", exc)
-            f = self.parts.jobs.snapshot()
-            return NetworkInfo(chain=self.parts.config.chain.network, height=max(0, f.height - 1),
+            f = self.jobs.snapshot()
+            return NetworkInfo(chain=self.config.chain.network, height=max(0, f.height - 1),
                                difficulty=f.network_difficulty, tip_time=int(f.last_new_block_at),
-                               retargets=self.parts.config.chain.network not in ("regtest", "devnet"))
+                               retargets=self.config.chain.network not in ("regtest", "devnet"))
 
     async def hashrate_history(self, window_seconds: int) -> HashrateHistory:
         return await self.book.history(self.client, self.keys.pool, "d", window_seconds)
@@ -289,7 +303,7 @@ class PoolStateAdapter:
                             info: dict[str, AccountInfo], now: float | None = None) -> list[AccountSummary]:
         windows = await self._windows("a", names, lambda n: n, now)
         # SOLO (the scheme, or chain.mode = "solo" whose coinbase pays the finder) keeps no balances.
-        books = keeps_balances(self.parts.config)
+        books = keeps_balances(self.config)
         owed, paid = await self._balances(names) if books else (None, None)
         rejects = await self._soft(self.ledger.tallies.account_rejected(self.client, names), None)
         workers_of: dict[str, list[str]] = {}
@@ -316,11 +330,11 @@ class PoolStateAdapter:
         """(balance, paid so far) in msat per account from the PostgreSQL books; an account the books
         never credited or paid is absent (0). (None, None) when there are no books or they do not
         answer: an amount shown as unknown, never as 0."""
-        if self.parts.money is None:
+        if self.money is None:
             return None, None
         if not names:
             return {}, {}
-        books = self.parts.money.books
+        books = self.money.books
         try:
             return await books.balances_of(names), await books.paid_of(names)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -378,7 +392,7 @@ class PoolStateAdapter:
                 account=refused.account, status="rejected", reward_sat=refused.reward_sat,
                 fees_sat=max(0, refused.reward_sat - subsidy_sat(refused.height, halving)), reason=refused.reason))
         # This process's candidates Redis has not got yet (not flushed, or Redis is down).
-        for result in self.parts.blocks:
+        for result in self.block_results:
             out.setdefault(result.block_hash, BlockInfo(
                 height=result.height, hash=result.block_hash, found_at=result.found_at, worker=result.worker,
                 account=result.account, status="submitted" if result.accepted else "rejected",
@@ -393,7 +407,7 @@ class PoolStateAdapter:
     # -- regions --------------------------------------------------------------------------------
 
     async def regions(self, window_seconds: int) -> RegionsView:
-        locator, rollup = self.parts.locator, self.parts.rollup
+        locator, rollup = self.locator, self.rollup
         location = next((d for d in locator.databases if d.role == "location"), None) if locator else None
         view = RegionsView(window_seconds=window_seconds,
                            database=database_label(location.type) if location else "none",
@@ -419,12 +433,12 @@ class PoolStateAdapter:
 
     async def live_regions(self, window_seconds: int, min_shares: int) -> LiveRegions:
         """Region windows over the same span and divisor as the pool's window (they sum to it)."""
-        assert self.parts.rollup is not None
+        assert self.rollup is not None
         now = time.time()
-        return await pool_regions(self.client, self.book, self.parts.rollup.keys, window_seconds, now, min_shares)
+        return await pool_regions(self.client, self.book, self.rollup.keys, window_seconds, now, min_shares)
 
     # -- health ---------------------------------------------------------------------------------
 
     async def health(self) -> HealthStatus:
-        return await health_status(self.parts, self.views)
+        return await self.health_reader.status()
 

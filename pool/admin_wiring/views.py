@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from pool.admin.interfaces import ShareStats, reject_names
 from pool.admin_wiring.cluster import ClusterLink
-from pool.admin_wiring.local import local_snapshot
 from pool.cluster.snapshot import ConnRow, NodeSnapshot
-
-if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
 
 SAMPLE_SECONDS = 2.0                # at most one counter sample per this many seconds
 KEEP_SECONDS = 3600 + 300           # samples older than the longest window asked for are dropped
+
 
 class Counters(msgspec.Struct, array_like=True):
     accepted: int
@@ -86,14 +82,13 @@ class CounterHistory:
 class PoolViews:
     """Shared by the state, control and metrics adapters of one admin server."""
 
-    def __init__(self, parts: PoolParts, link: ClusterLink) -> None:
-        self.parts = parts
+    def __init__(self, link: ClusterLink) -> None:
         self.link = link
         self.history = CounterHistory()
 
     async def nodes(self) -> list[NodeSnapshot]:
         """This process first, then the others that published a fresh snapshot."""
-        nodes = [local_snapshot(self.parts), *await self.link.peers()]
+        nodes = [self.link.local(), *await self.link.peers()]
         self.history.record(nodes, time.time())
         return nodes
 

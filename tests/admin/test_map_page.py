@@ -131,9 +131,9 @@ async def test_map_colours_the_fleets_regions(locator: GeoLocator, redis_url: st
     await _ingest(redis, locator, FLEET1, DAY1, 1)
     await _ingest(redis, locator, FLEET2, DAY2, 2)
     data = InMemoryPool()
-    app = SimpleNamespace(rollup=object(), ledger=SimpleNamespace(client=redis),
-                          config=SimpleNamespace(geo=GeoConfig(), redis=SimpleNamespace(key_prefix="gs")))
-    server = AdminServer(make_config(), data, data, GeoExports(app), data, environ={})  # type: ignore[arg-type]
+    exports = GeoExports(SimpleNamespace(geo=GeoConfig(), redis=SimpleNamespace(key_prefix="gs")),  # type: ignore[arg-type]
+                         SimpleNamespace(client=redis), object())  # type: ignore[arg-type]
+    server = AdminServer(make_config(), data, data, exports, data, environ={})  # type: ignore[arg-type]
     await server.start()
     shots = screenshot_dir(tmp_path)
     try:

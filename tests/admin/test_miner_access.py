@@ -59,7 +59,6 @@ async def test_token_pages_answer_401_without_one(pool_data: InMemoryPool) -> No
 
 
 def test_stratum_urls_name_each_port_and_tls(tmp_path: Path) -> None:
-    from types import SimpleNamespace
 
     from pool.admin_wiring.miner import MinerReader
     from pool.config import from_dict
@@ -70,7 +69,7 @@ def test_stratum_urls_name_each_port_and_tls(tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path)
     config = from_dict({"stratum": {"ports": [
         {"port": 3333}, {"port": 3443, "tls": True, "tls_cert_file": str(cert), "tls_key_file": str(key)}]}})
-    reader = MinerReader(SimpleNamespace(config=config), None, None)  # type: ignore[arg-type]
+    reader = MinerReader(config, None, None, None)  # type: ignore[arg-type]
     assert reader.stratum_urls("10.0.0.5") == ["stratum+tcp://10.0.0.5:3333", "stratum+ssl://10.0.0.5:3443"]
     assert reader.stratum_urls("::1") == ["stratum+tcp://[::1]:3333", "stratum+ssl://[::1]:3443"]
     config.admin.public_stratum_host = "pool.example"

@@ -69,9 +69,9 @@ async def ingest_day(redis: aioredis.Redis, locator: GeoLocator, day: dt.date, s
 @pytest.fixture
 async def api(aredis: aioredis.Redis) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
     data = InMemoryPool()
-    app = SimpleNamespace(rollup=object(), ledger=SimpleNamespace(client=aredis),
-                          config=SimpleNamespace(geo=GeoConfig(), redis=SimpleNamespace(key_prefix="gs")))
-    server = AdminServer(make_config(), data, data, GeoExports(app), data, environ={})  # type: ignore[arg-type]
+    exports = GeoExports(SimpleNamespace(geo=GeoConfig(), redis=SimpleNamespace(key_prefix="gs")),  # type: ignore[arg-type]
+                         SimpleNamespace(client=aredis), object())  # type: ignore[arg-type]
+    server = AdminServer(make_config(), data, data, exports, data, environ={})  # type: ignore[arg-type]
     await server.start()
     async with aiohttp.ClientSession(headers=READ) as session:
         yield server.url, session

@@ -15,8 +15,7 @@ from tests.money.test_payments import ALICE, H1, credited, only_addresses
 
 async def test_payouts_and_paid_so_far_from_the_books(books_pool: asyncpg.Pool) -> None:
     books = await credited(books_pool)
-    parts = SimpleNamespace(money=SimpleNamespace(books=books), ledger=None)
-    reader = MinerReader(parts, None, None)  # type: ignore[arg-type]
+    reader = MinerReader(None, None, None, None, money=SimpleNamespace(books=books))  # type: ignore[arg-type]
     out = MinerExtras()
     await reader._payouts(ALICE, out)
     assert [(p.kind, p.amount_msat, p.ref) for p in out.payouts] == [("block_credit", 60_000_000_123, H1)]

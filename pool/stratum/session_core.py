@@ -35,7 +35,6 @@ class SessionCore:
     docstring); the handlers are in handshake.py and submit.py, the input and the server's side in
     session.py."""
 
-
     # Slots: a pool holds tens of thousands of these, and the fan-out touches every one.
     __slots__ = ("_acks", "_held", "_lenient_rolling", "_max_jobs", "_partial", "_pending_requests", "_pool_mask",
                  "_reissues", "_request_seq", "_resume_request", "_seen", "_tokens", "_tokens_at", "_window_invalid",

@@ -68,14 +68,21 @@ setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" --a
   > "$VAR/redis.log" 2>&1 &
 redis_pid=$!
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+if ! kill -0 "$redis_pid" 2>/dev/null; then
+  echo "demo: redis-server did not start on port $REDIS_PORT; the end of $VAR/redis.log:" >&2
+  tail -3 "$VAR/redis.log" >&2; exit 1
+fi
 
 # The payout books.
 [[ "$(id -u)" == 0 ]] && chown postgres: "$PG_DIR" && chmod 700 "$PG_DIR"
 if [[ ! -f "$PG_DIR/PG_VERSION" ]]; then
   as_pg "$PG_BIN/initdb" -D "$PG_DIR" -U postgres -A trust -E UTF8 --no-locale > "$VAR/postgres-init.log" 2>&1
 fi
-as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 30 \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start > /dev/null
+if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start > /dev/null 2>&1; then
+  echo "demo: PostgreSQL did not start on port $PG_PORT; the end of $PG_DIR/server.log:" >&2
+  tail -3 "$PG_DIR/server.log" >&2; exit 1
+fi
 pg_pid="$(head -1 "$PG_DIR/postmaster.pid")"
 as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc \
   "SELECT 1 FROM pg_database WHERE datname = 'geostratum'" | grep -q 1 \

@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--geo-db", default="", metavar="MMDB",
                         help=".mmdb to draw IPs from (default: the configured one)")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="seconds to run (default: until Ctrl-C, which stops every miner after its answers)")
+                        help="seconds to run, then stop every miner after its answers as Ctrl-C does "
+                             "(default: until Ctrl-C)")
     parser.add_argument("--reconnect", action="store_true",
                         help="when the pool closes a connection, connect again and resume with the session id "
                              "(as cgminer and bmminer do), instead of ending that miner")
@@ -122,10 +123,14 @@ def pool_figure(http: aiohttp.ClientSession, base_url: str, token: str) -> Calla
 
 
 async def _fleet(config: FleetConfig, members: list[FleetMember], args: argparse.Namespace) -> dict[str, ClientStats]:
-    stop = asyncio.Event()          # SIGINT/SIGTERM: every miner stops, its last answers are counted
+    # SIGINT/SIGTERM and the end of --duration stop every miner the same way: hashing ends, the answers
+    # to the shares in flight are waited for, so the accepted count is what the pool accepted.
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.duration is not None:
+        loop.call_later(args.duration, stop.set)
     report = functools.partial(print, flush=True)     # a line as it happens, also through a pipe
     if not args.pool_api:
         return await run_fleet(config, members, report=report, report_every=args.report_every, stop=stop)
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                          accounts=args.accounts, account_prefix=args.account_prefix,
                          countries=args.countries or dict(DEFAULT_COUNTRIES), proxy=args.proxy,
                          regions=dict(DEMO_REGIONS) if args.demo_fleet else {},
-                         addresses=args.address, seed=args.seed, duration=args.duration,
+                         addresses=args.address, seed=args.seed, duration=None,
                          reconnect=args.reconnect)
     members = plan_fleet(config, ip_drawer(args.geo_db) if args.proxy != "none" else None)
     started = time.monotonic()

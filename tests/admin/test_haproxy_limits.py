@@ -82,6 +82,6 @@ def test_the_hosts_balancer_starts_under_20000_open_files(tmp_path: Path) -> Non
 def test_one_default_connection_limit_everywhere() -> None:
     defaults = {re.search(r'maxconn "\$\{HAPROXY_MAXCONN-(\d+)\}"', (DOCKER / name).read_text()).group(1)  # type: ignore[union-attr]
                 for name in ("haproxy.cfg", "hosts/haproxy.cfg")}
-    assert defaults == {"9900"}
-    assert compose()["services"]["haproxy"]["environment"]["HAPROXY_MAXCONN"] == "${HAPROXY_MAXCONN:-9900}"
-    assert "HAPROXY_MAXCONN=9900" in (DOCKER / "env.example").read_text()
+    assert defaults == {"9500"}
+    assert compose()["services"]["haproxy"]["environment"]["HAPROXY_MAXCONN"] == "${HAPROXY_MAXCONN:-9500}"
+    assert "HAPROXY_MAXCONN=9500" in (DOCKER / "env.example").read_text()

@@ -22,12 +22,15 @@ from pool.geo.store import DayData, HllUnions, first_observations, merge_days, r
 from pool.geo.subdivisions import canonical
 from pool.geo.tables import OTHER, PRIVATE, UNKNOWN, world_bank_name
 from pool.shares.hashrate import scaled_bounds
+from pool.shares.keys import Keys
+from pool.shares.uptime import DAY, observed_in_period, up_by_day
 
 HASHES_PER_DIFFICULTY = 2**32
 BLOCK_INTERVAL = 600.0
 BASIS = ("accepted shares only, at the difficulty credited when the job was sent; hashrate = sum of "
-         "difficulty x 2^32 / seconds the pool was observed in the period (from the later of the period's "
-         "start and the pool's first share to the earlier of its end and now: period_seconds, "
+         "difficulty x 2^32 / seconds the pool was observed in the period (the 10 s buckets its processes "
+         "marked up, so an outage is not observed time; before such marks were kept, from the later of the "
+         "period's start and the pool's first share to the earlier of its end and now: period_seconds, "
          "period_coverage); network hashrate = mean sampled network difficulty x "
          "2^32 / 600")
 FIRMWARE_NOTE = ("families name the firmware from the subscribe user agent; firmware can be replaced "
@@ -72,7 +75,7 @@ class Folding(msgspec.Struct, kw_only=True):
 class PeriodReport(msgspec.Struct, kw_only=True):
     period_start: str
     period: str
-    period_seconds: float           # seconds the pool was observed in the period (hashrates divide by it)
+    period_seconds: float           # seconds the pool was observed (up) in the period (hashrates divide by it)
     period_coverage: float          # period_seconds / the period's length
     complete: bool
     pool_difficulty: float
@@ -183,13 +186,16 @@ def _databases(datas: list[DayData], total: float) -> list[DatabaseUse]:
 
 
 async def _period(unions: HllUnions, rule: Rule, config: GeoConfig, period: str, start: dt.date,
-                  end: dt.date, datas: list[DayData], now: float, observed_from: float | None) -> PeriodReport:
+                  end: dt.date, datas: list[DayData], now: float, observed_from: float | None,
+                  up: tuple[float | None, float | None, dict[int, float]]) -> PeriodReport:
     begin, finish = to_epoch(start), to_epoch(end)
     complete = now >= finish
-    # Seconds the pool was observed in the period: from the later of its start and the pool's first
-    # geo-tagged share to the earlier of its end and now.
-    opened = begin if observed_from is None else min(max(begin, observed_from), finish)
-    seconds = max(0.0, min(finish, max(now, begin)) - opened)
+    # Seconds the pool was observed in the period: the seconds its up marks cover (an outage is not
+    # observed time); before marks were kept, from the later of the period's start and the pool's
+    # first geo-tagged share to the earlier of its end and now.
+    since, started, up_days = up
+    seconds = observed_in_period(begin, finish, now, observed_from, since,
+                                 [up_days.get(d, 0.0) for d in range(int(begin // DAY), int(finish // DAY))], started)
     regions, firmware = merge_days(datas)
     cells = [c for cs in regions.values() for c in cs]
     total = sum(c.difficulty for c in cells)
@@ -254,11 +260,13 @@ async def build_report(redis, config: GeoConfig, period: str, first: dt.date, la
 
     periods = []
     observed_from = (await first_observations(redis, keys, [ANY_REGION]))[0]
+    up = await up_by_day(redis, Keys(prefix, 1), range(int(to_epoch(spans[0][0]) // DAY),
+                                                        int(to_epoch(spans[-1][1]) // DAY)))
     try:
         for start, end in spans:
             datas = await read_days(redis, keys, days_in(start, end), unions, config.top_read_depth, advance,
                                     firmware=firmware)
-            periods.append(await _period(unions, rule, config, period, start, end, datas, now, observed_from))
+            periods.append(await _period(unions, rule, config, period, start, end, datas, now, observed_from, up))
     finally:
         await unions.close()
     all_dbs = [d for p in periods for d in p.databases]

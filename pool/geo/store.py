@@ -26,7 +26,7 @@ from pool.shares.hashrate import (
     HashrateBook,
     HashrateFigure,
     covered_seconds,
-    hashrate_figure,
+    observed_figure,
     rollup_step,
     window_first,
 )
@@ -265,16 +265,17 @@ async def first_observations(redis, keys: GeoKeys, regions: Sequence[str]) -> li
 
 async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None = None,
                             min_shares: int = DEFAULT_MIN_SHARES, start: float | None = None,
-                            observed_from: float | None = None) -> LiveRegions:
+                            observed_from: float | None = None, covered: float | None = None) -> LiveRegions:
     """Accepted difficulty, share count and distinct miners per (country, subdivision) over the
     window. Every region is divided by the POOL's observed seconds of the window: the pool observes
     all regions at once (a region without shares had no hashrate; it was not unobserved), so the
     regions sum exactly to the pool's figure. The data starts at `start` (the pool window's start,
     HashrateBook.window_start; else the first rollup step at or after now - window), the
     observation at the later of it and `observed_from` (the pool's first observation; else the geo
-    rollup's first share of the pool). Distinct miners: the largest hourly count of the hours in
-    the window (a lower bound of the union; hourly HyperLogLogs of different days live in
-    different cluster slots)."""
+    rollup's first share of the pool); `covered`: the pool window's observed seconds, outages left
+    out (HashrateBook.pool_coverage), which every region then divides by. Distinct miners: the
+    largest hourly count of the hours in the window (a lower bound of the union; hourly
+    HyperLogLogs of different days live in different cluster slots)."""
     now = time.time() if now is None else now
     step = rollup_step(window)
     first = window_first(now, window, step) if start is None else window_first(start, 0, step)
@@ -308,21 +309,21 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
             if cell is None:
                 cell = sums[name] = [0.0, 0]
             cell[0 if metric == K.DIFF else 1] += float(raw_value)
-    if observed_from is None:
+    if observed_from is None and covered is None:
         observed_from = (await first_observations(redis, keys, [K.ANY_REGION]))[0]
     # Data from a whole step before the recorded first observation (written before it was kept)
     # counts from its step.
     if oldest is not None and (observed_from is None or oldest + step <= observed_from):
         observed_from = oldest
+    if covered is None:
+        covered = covered_seconds(first, now, observed_from)
     regions = sorted(sums, key=lambda r: (-sums[r][0], r[0], r[1]))
     items = []
     for name in regions:
         difficulty, shares = sums[name]
         country, subdivision, code = name
         items.append(LiveRegion(country=country, subdivision=subdivision, subdivision_code=code, miners=0,
-                                figure=hashrate_figure(window, first, now, difficulty, int(shares), observed_from,
-                                                       min_shares)))
-    covered = covered_seconds(first, now, observed_from)
+                                figure=observed_figure(window, covered, difficulty, int(shares), min_shares)))
     country_miners = await _live_miners(redis, keys, items, [sorted(spellings[name]) for name in regions], stamps)
     return LiveRegions(window_seconds=window, start=float(first), covered_seconds=covered, items=items,
                        country_miners=country_miners)
@@ -330,11 +331,12 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
 
 async def pool_regions(redis, book: HashrateBook, keys: GeoKeys, window: int, now: float | None = None,
                        min_shares: int = DEFAULT_MIN_SHARES) -> LiveRegions:
-    """Region windows over the pool window's span and divisor (HashrateBook.window_start and
-    pool_first): what every view (API, /metrics, dashboard, map) reads, so regions sum to the pool."""
+    """Region windows over the pool window's span and divisor (HashrateBook.pool_coverage: from
+    the pool's first observation, outages left out): what every view (API, /metrics, dashboard,
+    map) reads, so regions sum to the pool."""
     now = time.time() if now is None else now
-    return await read_live_regions(redis, keys, window, now, min_shares, start=book.window_start(window, now),
-                                   observed_from=await book.pool_first(redis))
+    start, covered = await book.pool_coverage(redis, window, now)
+    return await read_live_regions(redis, keys, window, now, min_shares, start=start, covered=covered)
 
 
 async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], spellings: list[list[str]],

@@ -5,7 +5,9 @@ hashrate = accepted difficulty x 2^32 / seconds covered. A window reads the fine
 to an hour and the coarse ones (10 min) beyond; it includes the bucket in progress, starts on the
 first edge common to the ledger's buckets and the geo rollups' at or after now - window (never more
 than the window; the regions read the same span and divide by the pool's seconds, so they sum to
-the pool), and covers from the later of that start and the field's first observation to now. First
+the pool), and covers from the later of that start and the field's first observation to now, only
+the seconds of it the pool was up (pool.shares.uptime: an outage inside a window is no observed
+time, in windows, chart steps and exports alike). First
 observations are durable (sorted sets written by the ledger with ZADD LT: the pool's start, each
 worker's and account's first authorize, carried by its shares, and first share), so a pool 40 s
 old, a worker that joined late or a restarted process is never divided by time nobody observed.
@@ -36,6 +38,7 @@ from pool.config.ledger import LedgerConfig
 from pool.shares import lua
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, Script, text
+from pool.shares.uptime import UpTimeline, read_timeline
 
 HASHES_PER_DIFFICULTY = 2**32
 Z95 = 1.959964                      # two-sided 95 % normal quantile
@@ -50,7 +53,8 @@ REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read m
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start, on a "
          "bucket edge at or after now - window, and the first observation: the pool's start for the pool and "
          "every region, the first authorize of a worker or account, else its first share, which then is not "
-         "counted); 95 % interval from the share count (Poisson, Wilson-Hilferty)")
+         "counted), counting only the seconds the pool was up (10 s heartbeat marks: an outage is not observed "
+         "time); 95 % interval from the share count (Poisson, Wilson-Hilferty)")
 
 
 def hashrate(difficulty: float, seconds: float) -> float:
@@ -104,11 +108,14 @@ def window_first(now: float, window_s: int, align: int) -> int:
     return math.ceil((now - window_s) / align) * align
 
 
-def covered_seconds(window_start: float, now: float, first_observed: float | None) -> float:
+def covered_seconds(window_start: float, now: float, first_observed: float | None,
+                    uptime: UpTimeline | None = None) -> float:
     """Seconds a window really saw: from the later of its start and the first observation (pool
-    start, a worker's or region's first share) to now, so a young pool or a late worker is not
-    divided by time nobody observed."""
+    start, a worker's authorize or first share) to now, so a young pool or a late worker is not
+    divided by time nobody observed; with `uptime`, only the seconds of that span the pool was up."""
     start = window_start if first_observed is None else max(window_start, first_observed)
+    if uptime is not None:
+        return uptime.observed(start, now)
     return max(0.0, now - start)
 
 
@@ -134,14 +141,16 @@ class HashrateFigure(msgspec.Struct, frozen=True, kw_only=True):
 
 def hashrate_figure(window_seconds: int, window_start: float, now: float, difficulty: float, shares: int,
                     first_observed: float | None = None, min_shares: int = DEFAULT_MIN_SHARES,
-                    first_is_share: bool = False) -> HashrateFigure:
+                    first_is_share: bool = False, uptime: UpTimeline | None = None) -> HashrateFigure:
     """The figure for `shares` accepted shares of total `difficulty` in a window starting at
     `window_start` (the oldest bucket read). `first_is_share`: `first_observed` is the time of the
     entity's first share (a worker or account with no authorize time, not the pool's start); when
     it falls inside the window that share started the clock and is left out (its difficulty taken
     as the mean). Otherwise `first_observed` (the pool's start, a worker's authorize) was fixed
-    before any share it counts: N shares over the T seconds since is the unbiased rate."""
-    seconds = covered_seconds(window_start, now, first_observed)
+    before any share it counts: N shares over the T seconds since is the unbiased rate. With
+    `uptime`, T counts only the seconds the pool was up (an outage inside the window is not observed
+    time; pool.shares.uptime)."""
+    seconds = covered_seconds(window_start, now, first_observed, uptime)
     excluded = first_is_share and first_observed is not None and first_observed > window_start and shares > 0
     counted, work = (shares - 1, difficulty * (shares - 1) / shares) if excluded else (shares, difficulty)
     value = hashrate(work, seconds)
@@ -151,6 +160,16 @@ def hashrate_figure(window_seconds: int, window_start: float, now: float, diffic
     return HashrateFigure(hashrate=value, low=low, high=high, shares=shares, difficulty=difficulty,
                           window_seconds=window_seconds, covered_seconds=seconds, warming_up=counted < min_shares,
                           first_share_excluded=excluded)
+
+
+def observed_figure(window_seconds: int, seconds: float, difficulty: float, shares: int,
+                    min_shares: int = DEFAULT_MIN_SHARES) -> HashrateFigure:
+    """The figure of `shares` shares of total `difficulty` over `seconds` observed (a region of a
+    pool window: the pool's seconds, HashrateBook.pool_coverage)."""
+    value = hashrate(difficulty, seconds)
+    low, high = scaled_bounds(value, shares)
+    return HashrateFigure(hashrate=value, low=low, high=high, shares=shares, difficulty=difficulty,
+                          window_seconds=window_seconds, covered_seconds=seconds, warming_up=shares < min_shares)
 
 
 def empty_figure(window_seconds: int) -> HashrateFigure:
@@ -331,11 +350,23 @@ class HashrateBook:
                   for chunk in _chunks(list(dict.fromkeys(fields)), FIELDS_PER_CALL)]
         if not wanted:
             return {}
-        replies = await asyncio.gather(*(self._sums(client, tag, fields, now) for tag, fields in wanted))
+        uptime, *replies = await asyncio.gather(self.timeline(client, now),
+                                                *(self._sums(client, tag, fields, now) for tag, fields in wanted))
         out: dict[str, HashrateWindows] = {}
         for (_tag, fields), read in zip(wanted, replies, strict=True):
-            out.update(self._figures(plan, read, fields, now))
+            out.update(self._figures(plan, read, fields, now, uptime))
         return out
+
+    async def timeline(self, client: RedisClient, now: float, span: int = max(WINDOWS.values())) -> UpTimeline:
+        """When the pool was up over the last `span` seconds (pool.shares.uptime)."""
+        return await read_timeline(client, self.keys, self.config.fine_bucket_s, self.config.coarse_bucket_s,
+                                   min(self.window_start(span, now), now - span), now)
+
+    async def pool_coverage(self, client: RedisClient, window_s: int, now: float) -> tuple[int, float]:
+        """(start of the data, seconds observed) of the pool's window: what every region of it divides by."""
+        start = self.window_start(window_s, now)
+        uptime, first = await asyncio.gather(self.timeline(client, now, window_s), self.pool_first(client))
+        return start, covered_seconds(start, now, first, uptime)
 
     def _reads(self, now: float) -> tuple[list[int], list[int], list[int]]:
         """The buckets the windows read (fine starts, coarse starts, oldest first) and per bucket the
@@ -376,7 +407,8 @@ class HashrateBook:
         return sums, durable, fine_starts, coarse_starts
 
     def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[tuple[float | None, bool]],
-                 list[int], list[int]], fields: list[str], now: float) -> dict[str, HashrateWindows]:
+                 list[int], list[int]], fields: list[str], now: float,
+                 uptime: UpTimeline) -> dict[str, HashrateWindows]:
         sums, durable, fine_starts, coarse_starts = read
         coarse, units = self.config.coarse_bucket_s, self.config.bucket_units
         per_field = len(plan) * 2 + 2
@@ -395,7 +427,7 @@ class HashrateBook:
                 difficulty = float(text(row[2 * w])) / units
                 shares = int(float(text(row[2 * w + 1])))
                 values[WINDOW_FIELDS[name]] = hashrate_figure(WINDOWS[name], starts[0], now, difficulty, shares,
-                                                              first, self.min_shares, is_share)
+                                                              first, self.min_shares, is_share, uptime)
             out[field] = HashrateWindows(**values)
         return out
 
@@ -422,6 +454,7 @@ class HashrateBook:
                 pipe.hmget(self.keys.bucket(tag, resolution, start), [field, count])
             replies = await pipe.execute()
         durable = (await self.observation_starts(client, tag, [field]))[0][0]
+        uptime = await self.timeline(client, now, window + step)
         per_step: dict[int, list[float]] = {}
         first_step = int((now - window) // step * step)
         for t in range(first_step, int(now) + 1, step):
@@ -440,7 +473,7 @@ class HashrateBook:
             first = first_bucket
         points = []
         for t, (difficulty, shares) in sorted(per_step.items()):
-            seconds = max(0.0, min(t + step, now) - max(t, first if first is not None else t))
+            seconds = uptime.observed(max(t, first if first is not None else t), min(t + step, now))
             value = hashrate(difficulty, max(seconds, 1.0)) if difficulty else 0.0
             low, high = scaled_bounds(value, int(shares))
             points.append(HashratePoint(t=float(t), seconds=seconds, hashrate=value, shares=int(shares),

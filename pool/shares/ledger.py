@@ -42,6 +42,7 @@ from pool.shares.redis_conn import RedisClient, Script, create_redis, is_cluster
 from pool.shares.redis_ops import MAX_OP_ARGS, RedisOp
 from pool.shares.schemes import block_subsidy_sat
 from pool.shares.tallies import ShareTallies
+from pool.shares.uptime import UpMarks, write_marks
 from pool.stratum.events import ShareRecord
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Ledger:
         self.network = NetworkState()
         self.started_at = time.time()
         self._ops = LedgerOps(self.keys, config, self.payout_config, started_at=self.started_at)
+        self._up = UpMarks(config.fine_bucket_s, config.coarse_retention_s)   # the buckets this process ran in
         self._client_factory = client_factory or (lambda: create_redis(redis_config))
         self._client: RedisClient | None = None
         self.best = BestShares(self.keys)
@@ -208,7 +210,8 @@ class Ledger:
         self._started = True
         self._tasks = [asyncio.create_task(self._run_cutter(), name=f"ledger-cutter-{self.node}"),
                        asyncio.create_task(self._run_applier(), name=f"ledger-applier-{self.node}"),
-                       asyncio.create_task(self._load_best(), name=f"ledger-best-{self.node}")]
+                       asyncio.create_task(self._load_best(), name=f"ledger-best-{self.node}"),
+                       asyncio.create_task(self._run_heartbeat(), name=f"ledger-heartbeat-{self.node}")]
         if self.watcher is not None:
             self._watch_task = asyncio.create_task(self.watcher.run(), name=f"block-watcher-{self.node}")
 
@@ -221,6 +224,24 @@ class Ledger:
             except (RedisError, OSError) as exc:
                 log.debug("best-share records not loaded yet: %s", exc)
                 await asyncio.sleep(self.config.redis_retry_ms / 1000)
+
+    async def _run_heartbeat(self) -> None:
+        """Mark the fine buckets this process is up in (pool.shares.uptime), once per bucket, just
+        after it starts; while Redis is unreachable the marks wait here and go when it returns."""
+        fine, config = self.config.fine_bucket_s, self.config
+        while True:
+            now = time.time()
+            self._up.beat(now)
+            marks = self._up.take(now)
+            try:
+                await write_marks(self.client, self.keys, fine, config.coarse_bucket_s, config.coarse_retention_s,
+                                  marks)
+                wait = fine - now % fine + 0.01
+            except Exception as exc:   # RedisError, OSError, a cluster client's internal errors
+                self._up.put_back(marks)
+                log.debug("ledger %s: up marks not written yet: %r", self.node, exc)
+                wait = config.redis_retry_ms / 1000
+            await asyncio.sleep(wait)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Flush what can be flushed within `timeout`; the rest stays in the journal for the next start."""

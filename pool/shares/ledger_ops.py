@@ -18,6 +18,7 @@ from pool.shares.keys import Keys
 from pool.shares.ranking import RANK_KEEP_S, RANK_MINUTE
 from pool.shares.redis_ops import RedisOp
 from pool.shares.schemes import share_value_msat
+from pool.shares.uptime import mark_args
 from pool.stratum.events import ShareRecord
 
 
@@ -196,7 +197,9 @@ class LedgerOps:
                 fields["n"] = fields.get("n", 0) + n
 
         flat = chain.from_iterable
-        ops: list[RedisOp] = []
+        # The buckets of these shares were up, whatever became of the heartbeat (a replay after a crash).
+        ops: list[RedisOp] = [RedisOp("GS.UP", keys.pool, mark_args(
+            fine_s, coarse_s, self.config.coarse_retention_s, (fine for fine, _ in pool_buckets)))]
         for (tag, resolution, start), fields in buckets.items():
             key = keys.bucket(tag, resolution, start)
             # Bucket sums are integers (HINCRBY is cheaper than HINCRBYFLOAT, and these are hot).

@@ -32,6 +32,38 @@ local function rank_add(base, member, dd, dn, min)
 end
 """
 
+# Marks fine buckets up (pool.shares.uptime): per bucket start one bit of its coarse bucket's bitmap
+# {P:pool}:up:<coarse>; a bit that was not set yet adds the bucket's seconds to its day in
+# {P:pool}:upday; the earliest start goes to {P:pool}:first as member "up" (ZADD LT). Idempotent.
+# args: fine seconds, coarse seconds, retention seconds, then the bucket starts.
+_UP_MARK_FN = r"""
+local function up_mark(base, args)
+  local fine, coarse, keep = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
+  local earliest = nil
+  for j = 4, #args do
+    local s = tonumber(args[j])
+    local c = s - s % coarse
+    local key = base .. ':up:' .. string.format('%d', c)
+    if redis.call('SETBIT', key, string.format('%d', (s - c) / fine), 1) == 0 then
+      redis.call('HINCRBY', base .. ':upday', string.format('%d', math.floor(s / 86400)), fine)
+    end
+    redis.call('EXPIREAT', key, string.format('%d', c + coarse + keep))
+    if earliest == nil or s < earliest then earliest = s end
+  end
+  if earliest then redis.call('ZADD', base .. ':first', 'LT', string.format('%d', earliest), 'up') end
+  return #args - 3
+end
+"""
+UP_MARK = _UP_MARK_FN + "return up_mark(KEYS[1], ARGV)\n"
+
+# Reads the up bitmaps KEYS[1..n-1] (nil where none) and the score of member ARGV[1] of KEYS[n].
+UP_READ = r"""
+local out = {}
+for k = 1, #KEYS - 1 do out[k] = redis.call('GET', KEYS[k]) end
+out[#KEYS] = redis.call('ZSCORE', KEYS[#KEYS], ARGV[1])
+return out
+"""
+
 # Applies one group of a batch (all ops in one slot) exactly once.
 # KEYS[1] = the group's marker key; KEYS[2] (optional) = the marker of the previous group this ledger
 # applied in the slot: when Redis no longer has it, it lost acknowledged writes (a failover the client
@@ -47,9 +79,10 @@ end
 #   GS.RANK base minute expire_at name d n ...  a minute's work per name (see RANK_ADD)
 #   GS.PPLNS_ADD base ts slice_s total acct d acct d ...   add to the current PPLNS slice
 #   GS.PPLNS_CLOSE base blockhash ts                       a block closes the current slice
+#   GS.UP pooltag fine coarse retention start start ...     the buckets of the batch's shares were up
 # A failing op is counted (returned), never aborts the rest: the marker is already set, and a
 # half-applied group would be worse than one bad op.
-APPLY = RANK_ADD + r"""
+APPLY = RANK_ADD + _UP_MARK_FN + r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
@@ -114,6 +147,8 @@ for i = 1, #ops do
     for j = 4, #args, 2 do check(redis.pcall('HINCRBYFLOAT', slice, args[j], args[j + 1])) end
     check(redis.pcall('HINCRBYFLOAT', key .. ':tot', cur, args[3]))
     check(redis.pcall('INCRBYFLOAT', key .. ':sum', args[3]))
+  elseif cmd == 'GS.UP' then
+    up_mark(key, args)
   elseif cmd == 'GS.PPLNS_CLOSE' then
     local cur = pplns_current(key, tonumber(args[2]), 1e18)
     redis.call('HSET', key .. ':blk', args[1], cur)

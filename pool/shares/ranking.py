@@ -31,6 +31,7 @@ from pool.shares.hashrate import (
 )
 from pool.shares.keys import Keys
 from pool.shares.redis_conn import RedisClient, Script, text
+from pool.shares.uptime import UpTimeline
 
 RANK_WINDOW_S = WINDOWS["5m"]       # lists sorted by hashrate rank by the 5-minute figure
 RANK_MINUTE = 60                    # the ledger's rank sets hold a minute each
@@ -61,11 +62,13 @@ class Ranking:
                 RANK_MAX_LAG_S, RANK_MINUTE, *mode]
         return await _RANK_WINDOW(client, keys, args)
 
-    def _figure(self, ws: int, now: float, d: bytes, n: bytes, first: bytes, authorized: bytes) -> HashrateFigure:
-        """The 5-minute figure as HashrateBook reads it from the buckets (the same integers)."""
+    def _figure(self, ws: int, now: float, uptime: UpTimeline, d: bytes, n: bytes, first: bytes,
+                authorized: bytes) -> HashrateFigure:
+        """The 5-minute figure as HashrateBook reads it from the buckets (the same integers, the same
+        seconds the pool was up)."""
         start, is_share = observation_start(*(float(text(v)) if text(v) else None for v in (first, authorized)))
         return hashrate_figure(RANK_WINDOW_S, ws, now, float(text(d)) / self.config.bucket_units, int(float(text(n))),
-                               start, self.config.warming_up_shares, is_share)
+                               start, self.config.warming_up_shares, is_share, uptime)
 
     async def top(self, client: RedisClient, kind: str, tags: Sequence[str], limit: int,
                   now: float | None = None) -> list[tuple[str, HashrateFigure]]:
@@ -73,15 +76,16 @@ class Ranking:
         without a share in the window are not in it."""
         now = time.time() if now is None else now
         ws = self.book.window_start(RANK_WINDOW_S, now)
-        replies = await asyncio.gather(*(self._call(client, kind, tag, now, ["top", limit]) for tag in tags))
+        uptime, *replies = await asyncio.gather(self.book.timeline(client, now, RANK_WINDOW_S),
+                                                *(self._call(client, kind, tag, now, ["top", limit]) for tag in tags))
         rows = [reply[i:i + 5] for reply in replies for i in range(0, len(reply), 5)]
-        found = [(text(r[0]), self._figure(ws, now, *r[1:])) for r in rows if r[3]]    # young: each its own
+        found = [(text(r[0]), self._figure(ws, now, uptime, *r[1:])) for r in rows if r[3]]    # young: each its own
         # The others share the divisor, so rank_key orders them as (enough shares, difficulty, name):
         # only the first `limit` of them can be in the page, and only theirs are figured.
         min_shares = self.config.warming_up_shares
         old = [(int(float(text(r[2]))) >= min_shares, float(text(r[1])), text(r[0]), r) for r in rows if not r[3]]
         old.sort(reverse=True)
-        found += [(name, self._figure(ws, now, *r[1:])) for _, _, name, r in old[:limit]]
+        found += [(name, self._figure(ws, now, uptime, *r[1:])) for _, _, name, r in old[:limit]]
         found.sort(key=lambda item: rank_key(*item), reverse=True)
         return found[:limit]
 
@@ -91,10 +95,11 @@ class Ranking:
         window gets the empty figure."""
         now = time.time() if now is None else now
         wanted = [(tag, names) for tag, names in names_by_tag.items() if names]
-        replies = await asyncio.gather(*(self._call(client, kind, tag, now, ["of", *names]) for tag, names in wanted))
+        uptime, *replies = await asyncio.gather(self.book.timeline(client, now, RANK_WINDOW_S), *(
+            self._call(client, kind, tag, now, ["of", *names]) for tag, names in wanted))
         ws = self.book.window_start(RANK_WINDOW_S, now)
         out = {name: empty_figure(RANK_WINDOW_S) for _, names in wanted for name in names}
         for reply in replies:
             for i in range(0, len(reply), 5):
-                out[text(reply[i])] = self._figure(ws, now, *reply[i + 1:i + 5])
+                out[text(reply[i])] = self._figure(ws, now, uptime, *reply[i + 1:i + 5])
         return out

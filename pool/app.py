@@ -183,7 +183,8 @@ class PoolApp:
         require_books(config)   # also for a Config built in code, which from_dict never saw
         if config.geo.enabled:
             locator = self.locator = GeoLocator.from_config(config.geo)
-            self.rollup = GeoRollup(config.geo, databases=lambda: locator.databases, prefix=config.redis.key_prefix)
+            self.rollup = GeoRollup(config.geo, databases=lambda: locator.databases, prefix=config.redis.key_prefix,
+                                    fine_s=config.ledger.fine_bucket_s)
         self.ledger = Ledger(config.ledger, config.redis, self.node, config.payouts,
                              confirmations=self._confirmations)
         if self.rollup is not None:

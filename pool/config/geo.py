@@ -50,8 +50,11 @@ class GeoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Shown with the data wherever it is shown; empty: the text the database's licence asks for.
     attribution: str = ""
 
-    # Rollup retention, seconds. Minute buckets feed dashboards, hours and days feed exports.
-    minute_ttl: Annotated[int, Meta(ge=60)] = 2 * 86400
+    # Rollup retention, seconds. Fine buckets (the ledger's fine_bucket_s) are the edges of the live
+    # windows up to an hour (so the regions read the pool's 10 s edges: they must outlive the hour);
+    # minute buckets feed dashboards (and the 24 h window's edges), hours and days feed exports.
+    fine_ttl: Annotated[int, Meta(ge=3720)] = 2 * 3600
+    minute_ttl: Annotated[int, Meta(ge=90_000)] = 2 * 86400
     hour_ttl: Annotated[int, Meta(ge=60)] = 40 * 86400
     day_ttl: Annotated[int, Meta(ge=60)] = 1100 * 86400
     # Distinct-miner HyperLogLogs and per-miner sums (for the dominance rule) per cell per day:

@@ -91,6 +91,8 @@ class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("journal_dir", "must not be empty")
         if self.max_batch_shares < self.flush_max_shares:
             raise ConfigError("max_batch_shares", "must be >= flush_max_shares")
+        if 60 % self.fine_bucket_s:
+            raise ConfigError("fine_bucket_s", "must divide 60 (the region windows read minutes on the same edges)")
         if self.coarse_bucket_s % self.fine_bucket_s:
             raise ConfigError("coarse_bucket_s", "must be a multiple of fine_bucket_s")
         if self.fine_retention_s < 3600 + self.fine_bucket_s:

@@ -3,7 +3,8 @@
 Wiring (pool/app.py):
     locator = GeoLocator(config.geo)                      # tag_connection(ip) -> (country, sub, hosting)
     classify = FirmwareClassifier()                       # classify(user_agent) -> family
-    rollup = GeoRollup(config.geo, lambda: locator.databases, prefix=config.redis.key_prefix)
+    rollup = GeoRollup(config.geo, lambda: locator.databases, prefix=config.redis.key_prefix,
+                       fine_s=config.ledger.fine_bucket_s)   # the live windows' edges: the ledger's buckets
     ledger.register(rollup)                               # rollup.ops(records, batch_id) -> [RedisOp]
     recorder = NetworkDifficultyRecorder(redis, rollup)   # await recorder.record_network_difficulty(d)
     await export(redis, config.geo, layout, period, first, last, prefix=...) -> ExportResult

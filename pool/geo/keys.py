@@ -4,6 +4,7 @@ Every key of one UTC day carries the hash tag {geo:YYYYMMDD}, so a day's buckets
 Cluster slot and a batch's ops group into one slot per day. No key or value holds an IP address;
 miners appear only as truncated BLAKE2b hashes of the worker name.
 
+    P:{geo:D}:sF:HHMMSS     hash  fine stats (F s, the ledger's fine bucket)  fields  d|CC|sub  n|CC|sub
     P:{geo:D}:m:HHMM        hash  minute stats      fields  d|CC|sub  n|CC|sub  h|CC|sub  p|CC|sub
     P:{geo:D}:h:HH          hash  hour stats        (the same, plus fd|fw|CC|sub and fn|fw|CC|sub)
     P:{geo:D}:d             hash  day stats         (the same as the hour)
@@ -59,6 +60,11 @@ class GeoKeys:
                 self._bases.clear()
             found = self._bases[day] = f"{self.prefix}:{day_tag(day)}"
         return found
+
+    def fine(self, day: dt.date, step: int, hhmmss: str) -> str:
+        """The `step`-second bucket starting at HH:MM:SS: the edges of the live windows up to an hour,
+        on the same 10 s edges as the ledger's buckets (regions and pool read the same shares)."""
+        return f"{self.base(day)}:s{step}:{hhmmss}"
 
     def minute(self, day: dt.date, hhmm: str) -> str:
         return f"{self.base(day)}:m:{hhmm}"

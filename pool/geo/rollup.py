@@ -41,9 +41,12 @@ class GeoRollup:
     """
 
     def __init__(self, config: GeoConfig, databases: Callable[[], Sequence[DatabaseInfo]] = tuple,
-                 prefix: str = "gs") -> None:
+                 prefix: str = "gs", fine_s: int = 10) -> None:
+        if fine_s <= 0 or 60 % fine_s:
+            raise ValueError(f"the fine bucket must divide a minute, got {fine_s} s")
         self.config = config
         self.keys = GeoKeys(prefix)
+        self.fine_s = fine_s            # the ledger's fine bucket: live windows read the same edges
         self._databases = databases
         self._miner_ids: dict[str, str] = {}
         self._first_sent: set[str] = set()     # regions whose first share this process reported
@@ -58,17 +61,20 @@ class GeoRollup:
 
     def ops(self, records: Iterable[ShareRecord], batch_id: str = "") -> list[RedisOp]:
         # First aggregate at the finest grain with cheap tuple keys (the hot loop), then expand the
-        # aggregates into minute/hour/day fields: the per-share cost stays a few dict updates.
+        # aggregates into fine (the ledger's 10 s) / minute / hour / day fields: the per-share cost
+        # stays a few dict updates.
         cells: dict[tuple[int, str, str, str], list[float]] = {}
         hour_miners: dict[tuple[int, str, str], set[str]] = defaultdict(set)
         day_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
         fw_top: dict[tuple[int, str, str], dict[str, float]] = defaultdict(dict)
         miner_ids = self._miner_ids
         by_account = self.config.miner_identity == "account"
+        fine_s = self.fine_s
+        per_minute = 60 // fine_s
         for rec in records:
-            minute = int(rec.timestamp) // 60
+            fine = int(rec.timestamp) // fine_s
             country, subdivision, diff = rec.country, rec.subdivision, rec.difficulty
-            key = (minute, country, subdivision, rec.firmware)
+            key = (fine, country, subdivision, rec.firmware)
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = [0.0, 0, 0.0, 0.0, rec.timestamp]
@@ -82,6 +88,7 @@ class GeoRollup:
                 cell[3] += diff
             identity = rec.account if by_account else rec.worker
             miner = miner_ids.get(identity) or self._miner(identity)
+            minute = fine // per_minute
             hour_miners[(minute // 60, country, subdivision)].add(miner)
             day = minute // 1440
             top = day_top[(day, country, subdivision)]
@@ -104,16 +111,20 @@ class GeoRollup:
                 found = dates[day_number] = _EPOCH_DAY + dt.timedelta(days=day_number)
             return found
 
-        minute_keys: dict[int, tuple[str, str, str]] = {}
+        fine_keys: dict[int, tuple[str, str, str, str]] = {}
         first: dict[str, float] = {}
-        for (minute, country, subdivision, firmware), (diff, count, hosting, proxy, earliest) in cells.items():
-            stat_keys = minute_keys.get(minute)
+        fine_s = self.fine_s
+        for (fine, country, subdivision, firmware), (diff, count, hosting, proxy, earliest) in cells.items():
+            stat_keys = fine_keys.get(fine)
             if stat_keys is None:
+                minute = fine * fine_s // 60
                 day = date_of(minute // 1440)
                 in_day = minute % 1440
                 hh = f"{in_day // 60:02d}"
-                stat_keys = minute_keys[minute] = (
-                    keys.minute(day, f"{hh}{in_day % 60:02d}"), keys.hour(day, hh), keys.day(day))
+                hhmm = f"{hh}{in_day % 60:02d}"
+                stat_keys = fine_keys[fine] = (
+                    keys.fine(day, fine_s, f"{hhmm}{fine * fine_s % 60:02d}"), keys.minute(day, hhmm),
+                    keys.hour(day, hh), keys.day(day))
             region = K.region_id(country, subdivision)
             if earliest < first.get(region, float("inf")) and region not in self._first_sent:
                 first[region] = earliest
@@ -122,16 +133,19 @@ class GeoRollup:
                 fl, it = floats[key], ints[key]
                 fl[f"{K.DIFF}{K.SEP}{region}"] += diff
                 it[f"{K.COUNT}{K.SEP}{region}"] += int(count)
+                if not n:
+                    continue    # fine buckets: difficulty and count only (the live windows' edges)
                 if hosting:
                     fl[f"{K.HOSTING}{K.SEP}{region}"] += hosting
                 if proxy:
                     fl[f"{K.PROXY}{K.SEP}{region}"] += proxy
-                if n:  # firmware from the hour up: minute buckets stay small (they feed dashboards)
+                if n > 1:  # firmware from the hour up: minute buckets stay small (they feed dashboards)
                     fl[f"{K.FW_DIFF}{K.SEP}{fw_region}"] += diff
                     it[f"{K.FW_COUNT}{K.SEP}{fw_region}"] += int(count)
-            ttl[stat_keys[0]] = cfg.minute_ttl
-            ttl[stat_keys[1]] = cfg.hour_ttl
-            ttl[stat_keys[2]] = cfg.day_ttl
+            ttl[stat_keys[0]] = cfg.fine_ttl
+            ttl[stat_keys[1]] = cfg.minute_ttl
+            ttl[stat_keys[2]] = cfg.hour_ttl
+            ttl[stat_keys[3]] = cfg.day_ttl
             db_day[date_of(minute // 1440)] += diff
 
         ops: list[RedisOp] = []

@@ -9,6 +9,7 @@ raw bytes are copied into one scratch slot and counted there with a multi-key PF
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 import time
 from collections import defaultdict
@@ -23,11 +24,11 @@ from pool.geo.privacy import Cell
 from pool.geo.subdivisions import canonical, canonical_name
 from pool.shares.hashrate import (
     DEFAULT_MIN_SHARES,
+    FINE_WINDOW_LIMIT,
     HashrateBook,
     HashrateFigure,
     covered_seconds,
     observed_figure,
-    rollup_step,
     window_first,
 )
 
@@ -234,7 +235,7 @@ async def days_with_data(redis, keys: GeoKeys, days: Sequence[dt.date]) -> list[
     return [day for day, found in zip(days, replies, strict=True) if found]
 
 # ---------------------------------------------------------------------------------------------
-# Live windows (dashboard, API, /metrics): minute rollups up to 6 h, hour rollups beyond
+# Live windows (dashboard, API, /metrics): the pool window's edges, fine/minute/hour rollups
 # ---------------------------------------------------------------------------------------------
 
 class LiveRegion(msgspec.Struct, kw_only=True):
@@ -263,43 +264,73 @@ async def first_observations(redis, keys: GeoKeys, regions: Sequence[str]) -> li
     return [None if s is None else float(s) for s in scores]
 
 
+def region_reads(start: int, now: float, steps: Sequence[int]) -> list[tuple[int, int]]:
+    """(step, bucket start) of the rollup buckets that hold exactly the shares of [start, now]: the
+    finest step up to the next edge of the coarser one, and so on, the coarsest for the rest (the
+    bucket in progress included). `start` is a multiple of steps[0]; each step divides the next."""
+    reads: list[tuple[int, int]] = []
+    t = start
+    for i, step in enumerate(steps):
+        edge = math.inf if i + 1 == len(steps) else -(-t // steps[i + 1]) * steps[i + 1]
+        while t < edge and t <= now:
+            reads.append((step, t))
+            t += step
+    return reads
+
+
+def region_steps(window: int, fine_s: int | None) -> tuple[int, ...]:
+    """The rollup steps a region window reads: the ledger's fine buckets at the edges of a window it
+    reads in fine buckets too (up to an hour), minutes, hours."""
+    if fine_s is not None and window <= FINE_WINDOW_LIMIT:
+        return (fine_s, 60, 3600)
+    return (60, 3600)
+
+
+def _rollup_key(keys: GeoKeys, step: int, start: int) -> str:
+    when = dt.datetime.fromtimestamp(start, dt.UTC)
+    if step == 3600:
+        return keys.hour(when.date(), f"{when:%H}")
+    if step == 60:
+        return keys.minute(when.date(), f"{when:%H%M}")
+    return keys.fine(when.date(), step, f"{when:%H%M%S}")
+
+
 async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None = None,
                             min_shares: int = DEFAULT_MIN_SHARES, start: float | None = None,
-                            observed_from: float | None = None, covered: float | None = None) -> LiveRegions:
+                            observed_from: float | None = None, covered: float | None = None,
+                            fine_s: int | None = None) -> LiveRegions:
     """Accepted difficulty, share count and distinct miners per (country, subdivision) over the
     window. Every region is divided by the POOL's observed seconds of the window: the pool observes
     all regions at once (a region without shares had no hashrate; it was not unobserved), so the
     regions sum exactly to the pool's figure. The data starts at `start` (the pool window's start,
-    HashrateBook.window_start; else the first rollup step at or after now - window), the
-    observation at the later of it and `observed_from` (the pool's first observation; else the geo
-    rollup's first share of the pool); `covered`: the pool window's observed seconds, outages left
-    out (HashrateBook.pool_coverage), which every region then divides by. Distinct miners: the
-    largest hourly count of the hours in the window (a lower bound of the union; hourly
-    HyperLogLogs of different days live in different cluster slots)."""
+    HashrateBook.window_start; else the first minute at or after now - window) and is read from the
+    coarsest rollup buckets that fit (region_reads: `fine_s` buckets, the ledger's, at the edges of
+    a window up to an hour, then minutes, then hours), so regions and pool count the same shares.
+    The divisor: `covered`, the pool window's observed seconds with outages left out
+    (HashrateBook.pool_coverage); else from the later of the start and `observed_from` (else the
+    geo rollup's first share of the pool) to now. Distinct miners: the largest hourly count of the
+    hours in the window (a lower bound of the union; hourly HyperLogLogs of different days live in
+    different cluster slots)."""
     now = time.time() if now is None else now
-    step = rollup_step(window)
-    first = window_first(now, window, step) if start is None else window_first(start, 0, step)
-    stamps = [dt.datetime.fromtimestamp(t, dt.UTC) for t in range(first, int(now) + 1, step)]
+    steps = region_steps(window, fine_s)
+    first = window_first(now if start is None else start, window if start is None else 0, steps[0])
+    reads = region_reads(first, now, steps)
     async with redis.pipeline(transaction=False) as pipe:
-        for when in stamps:
-            day = when.date()
-            if step == 60:
-                pipe.hgetall(keys.minute(day, f"{when:%H%M}"))
-            else:
-                pipe.hgetall(keys.hour(day, f"{when:%H}"))
+        for step, bucket in reads:
+            pipe.hgetall(_rollup_key(keys, step, bucket))
         replies = await pipe.execute()
     # Canonical region -> [difficulty, shares]; two spellings of one subdivision (an older database
     # release's, say) are one region, read from both spellings' fields.
     sums: dict[tuple[str, str, str | None], list[float]] = {}
     spellings: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
     named: dict[str, tuple[str, str, str | None]] = {}
-    oldest: float | None = None                       # start of the first step with data
-    for when, fields in zip(range(first, int(now) + 1, step), replies, strict=True):
+    oldest: tuple[int, int] | None = None             # (start, step) of the first bucket with data
+    for (step, bucket), fields in zip(reads, replies, strict=True):
         for raw_field, raw_value in fields.items():
             metric, _, region = _s(raw_field).partition(K.SEP)
             if metric not in (K.DIFF, K.COUNT):
                 continue
-            oldest = float(when) if oldest is None else oldest
+            oldest = (bucket, step) if oldest is None else oldest
             name = named.get(region)
             if name is None:
                 country, subdivision = K.split_region(region)
@@ -309,13 +340,13 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
             if cell is None:
                 cell = sums[name] = [0.0, 0]
             cell[0 if metric == K.DIFF else 1] += float(raw_value)
-    if observed_from is None and covered is None:
-        observed_from = (await first_observations(redis, keys, [K.ANY_REGION]))[0]
-    # Data from a whole step before the recorded first observation (written before it was kept)
-    # counts from its step.
-    if oldest is not None and (observed_from is None or oldest + step <= observed_from):
-        observed_from = oldest
     if covered is None:
+        if observed_from is None:
+            observed_from = (await first_observations(redis, keys, [K.ANY_REGION]))[0]
+        # Data from a whole bucket before the recorded first observation (written before it was
+        # kept) counts from its bucket.
+        if oldest is not None and (observed_from is None or oldest[0] + oldest[1] <= observed_from):
+            observed_from = oldest[0]
         covered = covered_seconds(first, now, observed_from)
     regions = sorted(sums, key=lambda r: (-sums[r][0], r[0], r[1]))
     items = []
@@ -324,7 +355,9 @@ async def read_live_regions(redis, keys: GeoKeys, window: int, now: float | None
         country, subdivision, code = name
         items.append(LiveRegion(country=country, subdivision=subdivision, subdivision_code=code, miners=0,
                                 figure=observed_figure(window, covered, difficulty, int(shares), min_shares)))
-    country_miners = await _live_miners(redis, keys, items, [sorted(spellings[name]) for name in regions], stamps)
+    hours = sorted({(when.date(), f"{when:%H}") for when in
+                    (dt.datetime.fromtimestamp(bucket, dt.UTC) for _, bucket in reads)})
+    country_miners = await _live_miners(redis, keys, items, [sorted(spellings[name]) for name in regions], hours)
     return LiveRegions(window_seconds=window, start=float(first), covered_seconds=covered, items=items,
                        country_miners=country_miners)
 
@@ -336,13 +369,13 @@ async def pool_regions(redis, book: HashrateBook, keys: GeoKeys, window: int, no
     map) reads, so regions sum to the pool."""
     now = time.time() if now is None else now
     start, covered = await book.pool_coverage(redis, window, now)
-    return await read_live_regions(redis, keys, window, now, min_shares, start=start, covered=covered)
+    return await read_live_regions(redis, keys, window, now, min_shares, start=start, covered=covered,
+                                   fine_s=book.config.fine_bucket_s)
 
 
 async def _live_miners(redis, keys: GeoKeys, items: list[LiveRegion], spellings: list[list[str]],
-                       stamps: list[dt.datetime]) -> dict[str, int]:
+                       hours: list[tuple[dt.date, str]]) -> dict[str, int]:
     """Distinct miners per item (the union of its spellings' HyperLogLogs, per hour) and per country."""
-    hours = sorted({(when.date(), f"{when:%H}") for when in stamps})
     if not items or not hours:
         return {}
     regions_of: dict[str, list[str]] = defaultdict(list)

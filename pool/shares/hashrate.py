@@ -3,16 +3,16 @@ or a worker, each figure stating what it covers and how sure it is.
 
 hashrate = accepted difficulty x 2^32 / seconds covered. A window reads the fine buckets (10 s) up
 to an hour and the coarse ones (10 min) beyond; it includes the bucket in progress, starts on the
-first edge common to the ledger's buckets and the geo rollups' at or after now - window (never more
-than the window; the regions read the same span and divide by the pool's seconds, so they sum to
-the pool), and covers from the later of that start and the field's first observation to now, only
-the seconds of it the pool was up (pool.shares.uptime: an outage inside a window is no observed
-time, in windows, chart steps and exports alike). First
-observations are durable (sorted sets written by the ledger with ZADD LT: the pool's start, each
-worker's and account's first authorize, carried by its shares, and first share), so a pool 40 s
-old, a worker that joined late or a restarted process is never divided by time nobody observed.
-Share arrivals are Poisson: the 95 % bounds come from the share count (buckets hold it beside the
-difficulty).
+first edge common to the ledger's buckets and the geo rollups' at or after now - window (10 s for
+1m, a minute up to an hour, 10 min beyond: window_alignment; never more than the window; the
+regions read the same span and divide by the pool's seconds, so they sum to the pool), and covers
+from the later of that start and the field's first observation to now, only the seconds of it the
+pool was up (pool.shares.uptime: an outage inside a window is no observed time, in windows, chart
+steps and exports alike). First observations are durable (sorted sets written by the ledger with
+ZADD LT: the pool's start, each worker's and account's first authorize, carried by its shares, and
+first share), so a pool 40 s old, a worker that joined late or a restarted process is never divided
+by time nobody observed. Share arrivals are Poisson: the 95 % bounds come from the share count
+(buckets hold it beside the difficulty).
 
 The estimator. A miner of hashrate h finds shares of difficulty D as a Poisson process of rate
 lambda = h / (D x 2^32). Observed from a start time fixed independently of the arrivals (the pool's
@@ -49,7 +49,6 @@ FINE_WINDOW_LIMIT = 3600            # windows up to this read fine buckets, long
 HISTORY_POINTS = 120                # a history has at most about this many points
 FIELDS_PER_CALL = 1000              # fields summed by one WINDOW_SUMS call (Lua's unpack() takes ~8000 values)
 _WINDOW_SUMS = Script(lua.WINDOW_SUMS)
-REGION_MINUTE_LIMIT = 6 * 3600      # the geo rollups' windows up to this read minute buckets, longer ones hours
 BASIS = ("accepted share difficulty x 2^32 / seconds observed (from the later of the window's start, on a "
          "bucket edge at or after now - window, and the first observation: the pool's start for the pool and "
          "every region, the first authorize of a worker or account, else its first share, which then is not "
@@ -88,18 +87,17 @@ def scaled_bounds(value: float, shares: int) -> tuple[float, float | None]:
     return value * low_n / shares, value * high_n / shares
 
 
-def rollup_step(window_s: int) -> int:
-    """The step of the geo rollup buckets a region window reads (pool.geo.store)."""
-    return 60 if window_s <= REGION_MINUTE_LIMIT else 3600
-
-
 def window_alignment(window_s: int, resolution: int) -> int:
-    """Where a window's data starts: on a multiple of both the ledger's bucket and the geo rollup's
-    step, so the pool's and the regions' figures of one window read the same span of shares and
-    divide by the same seconds (they sum exactly). A 1-minute window stays on the ledger's buckets."""
+    """Where a window's data starts: on an edge of the ledger's buckets that the geo rollups have
+    too, so the pool's and the regions' figures of one window read the same shares and divide by
+    the same seconds (they sum exactly, 1m included). A minute: the fine bucket (10 s; the rollups
+    keep fine buckets for these edges). Up to an hour: a minute (the ranking's per-minute sums,
+    pool.shares.ranking, start there too). Beyond: the coarse bucket's edges that fall on a minute
+    (10 min), as fine buckets are not kept for a day, so a 24h window covers 23 h 50 min to 24 h and
+    its covered_seconds say which."""
     if window_s <= 60:
         return resolution
-    return math.lcm(resolution, rollup_step(window_s))
+    return math.lcm(resolution, 60)
 
 
 def window_first(now: float, window_s: int, align: int) -> int:

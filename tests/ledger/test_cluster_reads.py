@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import redis.asyncio.cluster as aiocluster
 
 from pool.config.geo import GeoConfig
 from pool.geo.keys import GeoKeys
 from pool.geo.rollup import GeoRollup
-from pool.geo.store import HllUnions, read_live_regions
+from pool.geo.store import HllUnions, pool_regions, read_live_regions
 from pool.stratum.events import ShareRecord
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.support import flush_until_done, make_ledger
@@ -60,3 +61,28 @@ async def test_distinct_miner_unions_on_a_cluster(cluster: RedisCluster) -> None
         await unions.close()
     finally:
         await client.aclose()
+
+
+async def test_windows_and_up_marks_on_a_cluster(cluster: RedisCluster, journal_dir: Path) -> None:
+    """The pool's and a worker's windows, its up marks and the regions read on a 3-master cluster."""
+    ledger = make_ledger(journal_dir, cluster.url, "cluster", urls=cluster.urls)
+    rollup = GeoRollup(GeoConfig(), prefix="gs")
+    ledger.add_contributor(rollup)
+    await ledger.start()
+    try:
+        now = time.time()
+        for k in range(30):
+            ledger.add(ShareRecord(timestamp=now - 59 + 2 * k, account="m1", worker="m1.a", difficulty=2.0,
+                                   share_difficulty=2.0, height=1, country="DE", subdivision="Bavaria",
+                                   authorized_at=now - 60))
+        await flush_until_done(ledger)
+        book, client = ledger.reader.hashrate, ledger.client
+        pool = await book.pool_windows(client, now=now)
+        assert pool.m5.shares == 30 and pool.m5.covered_seconds == pytest.approx(60.0, abs=10.0)
+        worker = (await book.windows(client, ledger.keys.shard("m1"), ["w:m1.a"], now=now))["w:m1.a"]
+        assert worker.m5.covered_seconds == pytest.approx(60.0) and worker.m5.shares == 30
+        live = await pool_regions(client, book, rollup.keys, 60, now)
+        assert sum(r.figure.shares for r in live.items) == pool.m1.shares
+        assert live.covered_seconds == pytest.approx(pool.m1.covered_seconds)
+    finally:
+        await ledger.stop()

@@ -49,8 +49,7 @@ async def test_regions_sum_exactly_to_the_pool_in_every_window(redis_url: str, j
         book, client = ledger.reader.hashrate, ledger.client
         pool = await book.pool_windows(client, now=now)
         for name, seconds in WINDOWS.items():
-            if seconds <= 60:
-                continue        # a 1-minute pool window reads 10 s buckets, the rollups whole minutes
+            # 1m included: regions read the rollups' 10 s buckets at the pool's 10 s edges.
             figure = getattr(pool, WINDOW_FIELDS[name])
             live = await pool_regions(client, book, rollup.keys, seconds, now)
             assert live.covered_seconds == pytest.approx(figure.covered_seconds), name
@@ -58,6 +57,10 @@ async def test_regions_sum_exactly_to_the_pool_in_every_window(redis_url: str, j
             assert [r.figure.covered_seconds for r in live.items] == pytest.approx([figure.covered_seconds] * 2)
             assert sum(r.figure.shares for r in live.items) == figure.shares, name
             assert sum(r.figure.hashrate for r in live.items) == pytest.approx(figure.hashrate, rel=1e-12), name
+            assert sum(r.figure.difficulty for r in live.items) == figure.difficulty, name
+            # Edges: 10 s for 1m, a minute up to an hour, 10 minutes beyond (no fine buckets a day back).
+            edge = 10 if seconds <= 60 else 60 if seconds <= 3600 else 600
+            assert seconds - edge <= now - live.start <= seconds, name
         # Against the truth: 8 difficulty per second over the last 5 and 15 minutes; over the hour's
         # observed seconds Texas's 4 plus Bavaria's 4 x 2400 s of them.
         for figure in (pool.m5, pool.m15, pool.h1):

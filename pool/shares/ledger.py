@@ -334,6 +334,7 @@ class Ledger:
         """Everything pending becomes one batch (one per block boundary), journaled before applying.
         With one_batch, at most one batch of max_batch_shares is cut and the rest stays pending."""
         if not self._pending:
+            self._cut_counts()
             return
         if self.payout_config.scheme in ("pps", "fpps") and self.network.difficulty <= 0:
             self._last_error = "waiting for the network difficulty (set_network) to credit PPS shares"
@@ -380,6 +381,17 @@ class Ledger:
         for block in blocks:
             ops.extend(self._ops.block(block))
         self._journal_batch(batch_id, ops, len(items), shares, [b.block_hash for b in blocks], first_added_at, now)
+
+    def _cut_counts(self) -> None:
+        """Rejects counted while no share waits ride a batch of their own, so a worker whose every share
+        is refused is still counted, and a stop keeps the last ones (they ride with shares otherwise)."""
+        ops = self._contributed(self.tallies, [], "counts")  # type: ignore[arg-type]
+        if not ops:
+            return
+        self._seq += 1
+        now = time.time()
+        self._journal_batch(f"{self.node}.{self._boot}.{self._seq}", ops, 0, 0, [], now, now)
+        self._applier_wake.set()
 
     def _journal_batch(self, batch_id: str, ops: list[RedisOp], items: int, shares: int, blocks: list[str],
                        first_added_at: float, now: float) -> None:
@@ -440,6 +452,8 @@ class Ledger:
                     if self._pending:
                         self._wake.set()
                         await asyncio.sleep(0)
+                elif not self._pending and not self._queue:   # idle and Redis keeping up
+                    self._cut_counts()
             except Exception as exc:  # never let the cutter die: the journal holds every share
                 self._last_error = f"cutter: {exc!r}"
                 log.exception("ledger cutter error")

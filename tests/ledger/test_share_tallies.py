@@ -11,6 +11,7 @@ from pool.shares.tallies import WorkerTally
 from pool.stratum.events import ShareRecord
 from pool.stratum.session_records import Counters, drain_worker_rejects
 from tests.ledger.support import flush_until_done, make_ledger
+from tests.support.waiting import wait_for
 
 
 def share(worker: str, ts: float, country: str = "ZZ", subdivision: str = "",
@@ -88,3 +89,24 @@ async def test_counts_survive_a_restart_with_redis_down(redis_url: str, journal_
         counts = await again.tallies.workers(again.client, ["erin.r"])
         assert counts["erin.r"] == WorkerTally(accepted=5, rejected=2, since=now)
         await again.stop()
+
+
+async def test_rejects_alone_are_counted(redis_url: str, journal_dir: Path) -> None:
+    """A worker whose every share is refused: its rejects ride a batch of their own, cut by the idle
+    cutter, and a stop keeps the last ones."""
+    ports = [Counters()]
+    ledger = make_ledger(journal_dir, redis_url)
+    ledger.tallies.rejects = lambda: drain_worker_rejects(ports)
+    await ledger.start()
+    reject(ports[0], "gil.bad", "low_difficulty", 3)
+
+    async def counted(n: int) -> bool:
+        return (await ledger.tallies.workers(ledger.client, ["gil.bad"]))["gil.bad"].rejected == n
+
+    await wait_for(lambda: counted(3), 10, "the idle cutter to count the rejects")
+    reject(ports[0], "gil.bad", "low_difficulty", 2)
+    await ledger.stop()
+    again = make_ledger(journal_dir, redis_url)
+    await again.start()
+    assert (await again.tallies.reasons(again.client, ["gil.bad"])) == {"gil.bad": {"low_difficulty": 5}}
+    await again.stop()

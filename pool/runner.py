@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -121,6 +122,26 @@ async def _supervise(config: Config, config_path: str | None, workers: int) -> i
     return max((child.returncode or 0) for child in children) if children else 0
 
 
+# Files a pool process holds besides its miners' sockets: listeners, Redis and PostgreSQL pools, the
+# journal, the admin server's clients, the location databases, logs.
+OTHER_OPEN_FILES = 1000
+
+
+def open_files_for(max_connections: int) -> str:
+    """Raise this process's open-files limit towards what stratum.limits.max_connections needs (up to the
+    hard limit, which only root can lift); the warning to log when it still falls short, else ""."""
+    need = max_connections + OTHER_OPEN_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need and (hard == resource.RLIM_INFINITY or hard > soft):
+        soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft >= need:
+        return ""
+    return (f"open files: this process may open {soft}, but stratum.limits.max_connections = {max_connections} "
+            f"needs about {need}: accepting miners past ~{max(soft - OTHER_OPEN_FILES, 0)} fails with 'Too many "
+            "open files'; raise the limit (ulimit -n, LimitNOFILE=, docker ulimits) or lower the key")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -130,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     except config_module.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    short = open_files_for(config.stratum.limits.max_connections)   # workers inherit the raised limit
+    if short:
+        log.warning(short)
     if args.workers == 1:
         worker_index = int(os.environ.get(WORKER_INDEX_ENV, "0"))
         uvloop.run(_serve_one(config, worker_index, args.config))

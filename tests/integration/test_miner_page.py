@@ -258,6 +258,16 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
             result = await page.send("Runtime.evaluate", timeout=5.0, expression=shown % json.dumps(fresh),
                                      returnByValue=True)
             assert result["result"]["value"] == [11, 12, "0.00000001 test BTC"]
+            # Steps the pool did not run in break the chart's line (no figure drawn across the gap).
+            steps = [{"t": 600.0 * i, "seconds": 0 if i in (3, 4, 6) else 600, "hashrate": 1e3, "shares": 50,
+                      "low": 800.0, "high": 1200.0} for i in range(8)]
+            drawn = """(() => { const box = document.createElement("div"); chart(box, %s, true);
+                return [box.querySelectorAll("polyline").length, box.querySelectorAll("polygon").length,
+                        box.querySelectorAll("circle").length]; })()"""
+            result = await page.send("Runtime.evaluate", timeout=5.0,
+                                     expression=drawn % json.dumps({"step_seconds": 600, "points": steps}),
+                                     returnByValue=True)
+            assert result["result"]["value"] == [1, 1, 2]      # steps 0-2 a line and its band; 5 and 7 dots
             assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
 
             await page.send("Page.navigate", url=f"{app.admin.url}/miner/nobody")

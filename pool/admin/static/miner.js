@@ -89,13 +89,23 @@ function chart(box, history, big) {
       root.appendChild(label);
     }
   }
-  const line = points.map((p) => `${x(p.t)},${y(p.hashrate)}`).join(" ");
-  if (big && points[0].low !== undefined) {
-    const upper = points.map((p) => `${x(p.t)},${y(upperOf(p))}`);
-    const lower = points.slice().reverse().map((p) => `${x(p.t)},${y(p.low)}`);
-    root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+  // Steps nobody observed (the pool was down) break the line: no figure is drawn across them.
+  const step = (history && history.step_seconds) || 0;
+  const runs = [[]];
+  for (const p of points) {
+    const run = runs[runs.length - 1];
+    if (run.length && step && p.t - run[run.length - 1].t > step) runs.push([p]); else run.push(p);
   }
-  root.appendChild(svg("polyline", { points: line, class: "line" }));
+  for (const run of runs) {
+    if (big && run.length > 1 && run[0].low !== undefined) {
+      const upper = run.map((p) => `${x(p.t)},${y(upperOf(p))}`);
+      const lower = run.slice().reverse().map((p) => `${x(p.t)},${y(p.low)}`);
+      root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+    }
+    const line = run.map((p) => `${x(p.t)},${y(p.hashrate)}`).join(" ");
+    root.appendChild(svg(run.length > 1 ? "polyline" : "circle", run.length > 1 ? { points: line, class: "line" }
+      : { cx: x(run[0].t), cy: y(run[0].hashrate), r: big ? 2.5 : 1.5, class: "dot" }));
+  }
   box.appendChild(root);
 }
 

@@ -13,8 +13,8 @@ import logging
 import os
 import resource
 import signal
-import subprocess
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -81,7 +81,22 @@ def _worker_env(config: Config, index: int, devnet_node: Any | None) -> dict[str
     return env
 
 
+CONFIG_ERROR_EXIT = 2           # what `geostratum run` exits with on a config error: restarting cannot help
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 async def _supervise(config: Config, config_path: str | None, workers: int) -> int:
+    """Start the workers and keep them running: one that dies (a crash, kill -9, the OOM killer) is
+    started again with the same index, so it takes the same node name, journal and admin role; its
+    journal replays what it had not flushed. A config error, or more than
+    pool.worker_restart_limit deaths within pool.worker_restart_period_s, stops the pool instead."""
     devnet_server = None
     if config.chain.backend == "devnet":
         from pool.chain.devnet_server import serve_devnet
@@ -92,34 +107,59 @@ async def _supervise(config: Config, config_path: str | None, workers: int) -> i
     args = [sys.executable, "-m", "pool.cli", "run", "--workers", "1"]
     if config_path:
         args += ["--config", config_path]
-    children = [subprocess.Popen(args, env=_worker_env(config, i, node)) for i in range(workers)]
+    children: dict[int, asyncio.subprocess.Process] = {}
     stop = asyncio.Event()
+    codes: list[int] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: [c.send_signal(signal.SIGHUP) for c in children
-                                                    if c.poll() is None])
+    loop.add_signal_handler(signal.SIGHUP, lambda: [c.send_signal(signal.SIGHUP) for c in children.values()
+                                                    if c.returncode is None])
 
-    async def watch() -> None:
-        while all(child.poll() is None for child in children):
-            await asyncio.sleep(0.5)
-        log.error("a worker exited; stopping the others")
-        stop.set()
+    async def keep(index: int) -> None:
+        try:
+            await run_worker(index)
+        except Exception:
+            log.exception("worker %d could not be started; stopping the pool", index)
+            codes.append(1)
+            stop.set()
 
-    watcher = asyncio.create_task(watch())
+    async def run_worker(index: int) -> None:
+        deaths: list[float] = []
+        while not stop.is_set():
+            child = await asyncio.create_subprocess_exec(*args, env=_worker_env(config, index, node))
+            children[index] = child
+            log.info("worker %d started (pid %d)", index, child.pid)
+            code = await child.wait()
+            if stop.is_set():
+                return
+            now = time.monotonic()
+            deaths = [t for t in deaths if now - t < config.pool.worker_restart_period_s] + [now]
+            if code == CONFIG_ERROR_EXIT or len(deaths) > config.pool.worker_restart_limit:
+                log.error("worker %d exited (%s); stopping the pool", index, _exit_reason(code))
+                codes.append(code if code > 0 else 1)
+                stop.set()
+                return
+            log.warning("worker %d exited (%s); starting it again (%d of %d restarts in %.0f s)", index,
+                        _exit_reason(code), len(deaths), config.pool.worker_restart_limit,
+                        config.pool.worker_restart_period_s)
+
+    keepers = [asyncio.create_task(keep(i)) for i in range(workers)]
     await stop.wait()
-    watcher.cancel()
-    for child in children:
-        if child.poll() is None:
+    for child in children.values():
+        if child.returncode is None:
             child.send_signal(signal.SIGTERM)
-    for child in children:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=15)
-        if child.poll() is None:
+    for child in children.values():
+        try:
+            await asyncio.wait_for(child.wait(), 15)
+        except TimeoutError:
             child.kill()
+            await child.wait()
+        codes.append(child.returncode or 0)
+    await asyncio.gather(*keepers, return_exceptions=True)
     if devnet_server is not None:
         await devnet_server.stop()
-    return max((child.returncode or 0) for child in children) if children else 0
+    return max(codes, default=0)
 
 
 # Files a pool process holds besides its miners' sockets: listeners, Redis and PostgreSQL pools, the

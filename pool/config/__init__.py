@@ -34,6 +34,10 @@ class PoolIdentity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Numeric node id: the first extranonce1 byte when no Redis lease is available.
     node_id: int = 0
     data_dir: str = "var"
+    # `geostratum run --workers N`: a worker process that dies is started again, unless it died more
+    # than worker_restart_limit times within worker_restart_period_s (a crash loop stops the pool).
+    worker_restart_limit: int = 5
+    worker_restart_period_s: float = 600.0
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -133,6 +137,10 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{section_name}.{exc.key}" if exc.key else section_name, exc.reason) from None
     if not 0 <= config.pool.node_id <= 255:
         raise ConfigError("pool.node_id", f"must be 0..255, got {config.pool.node_id}")
+    if config.pool.worker_restart_limit < 0:
+        raise ConfigError("pool.worker_restart_limit", f"must be >= 0, got {config.pool.worker_restart_limit}")
+    if config.pool.worker_restart_period_s <= 0:
+        raise ConfigError("pool.worker_restart_period_s", f"must be > 0, got {config.pool.worker_restart_period_s}")
 
 
 def keeps_balances(config: Config) -> bool:

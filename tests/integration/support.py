@@ -128,10 +128,12 @@ class Miner(StratumClient):
     async def _mine_loop(self) -> None:
         mining = asyncio.ensure_future(super()._mine_loop())
         stopping = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({mining, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (mining, stopping):
-            task.cancel()
-        await asyncio.gather(mining, stopping, return_exceptions=True)
+        try:
+            await asyncio.wait({mining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:                    # also when the connection ends: no loop outlives it (reconnect)
+            for task in (mining, stopping):
+                task.cancel()
+            await asyncio.gather(mining, stopping, return_exceptions=True)
         deadline = time.monotonic() + 5
         while any(m == "mining.submit" for m in self._pending.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)

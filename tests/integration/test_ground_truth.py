@@ -6,26 +6,19 @@ other, and keep doing so when a worker process restarts and when the pool restar
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pool import native
 from pool.geo.country_ips import draw_ips
-from pool.native import work as native_work
-from pool.sim.client import StratumClient
 from tests.admin.test_dashboard import CHROMIUM, chromium
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
     READ,
     READ_TOKEN,
-    Miner,
     admin_api,
     base_config,
     flushed,
@@ -34,6 +27,8 @@ from tests.integration.support import (
     wait_for,
     write_config,
 )
+from tests.integration.truth import RARE_BLOCKS_NBITS, Metronome, holds, shown_hashrate
+from tests.integration.truth import metrics as truth_metrics
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -42,71 +37,14 @@ RATES = {"alice.fast": 12.0, "bob.slow": 6.0}   # shares per second
 H = 2**32
 TRUTH = {name: rate * DIFFICULTY * H for name, rate in RATES.items()}
 POOL_TRUTH = sum(TRUTH.values())
-# A devnet block needs difficulty 1e-3: a share is a block once in ~5000, so few clean jobs.
-DEVNET_NBITS = f"{native_work.nbits_from_target(native_work.difficulty_to_target(1e-3)):08x}"
-UNITS = {"H/s": 1.0, "kH/s": 1e3, "MH/s": 1e6, "GH/s": 1e9}
-
-
-class _Metronome(StratumClient):
-    """Finds a share by hashing the current job, then submits it at its slot: share k at start + k / rate."""
-
-    rate = 1.0
-
-    async def _mine_loop(self) -> None:
-        await self._authorized.wait()
-        while self._work is None:
-            await self._work_changed.wait()
-        started, k = time.monotonic(), 0
-        extranonce2 = self.rng.randrange(1 << 16)
-        while not self._closed:
-            work = self._work
-            assert work is not None
-            extranonce2 += 1
-            en2 = (extranonce2 % (1 << (8 * self._extranonce2_size))).to_bytes(self._extranonce2_size, "little")
-            found = self._grind(work, en2)
-            if found is None:
-                continue
-            nonce, is_block = found
-            await asyncio.sleep(max(0.0, started + k / self.rate - time.monotonic()))
-            if self._work is not work:
-                continue            # a new job arrived while waiting: find a share of it for this slot
-            await self._submit(work, en2, nonce, 0, is_block)
-            k += 1
-
-    def _grind(self, work: Any, extranonce2: bytes) -> tuple[int, bool] | None:
-        first = self.rng.randrange(1 << 31)
-        for nonce in range(first, first + 200_000):
-            _digest, is_share, is_block = native.check_share(work.prepared, self._extranonce1, extranonce2,
-                                                             work.ntime, nonce, 0, 0, work.target)
-            if is_share:
-                return nonce, is_block
-        return None
-
-
-class Metronome(Miner, _Metronome):
-    def __init__(self, host: str, port: int, username: str, *, public_ip: str, rate: float) -> None:
-        super().__init__(host, port, username, public_ip=public_ip)
-        self.rate = rate
-
-
-def holds(figure: dict[str, Any], truth: float) -> bool:
-    return figure["low"] <= truth <= figure["high"] and not figure["warming_up"]
-
-
-def prometheus(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.split()
-            out[name] = float(value)
-    return out
 
 
 async def read_all(api: Any) -> dict[str, Any]:
     """The same moment (give or take a request) through the API, /metrics and the export."""
     overview = await api.get("/api/v1/overview", READ)
     workers = {w["name"]: w for w in (await api.get("/api/v1/workers?limit=10", READ))["items"]}
-    metrics = prometheus((await api.get("/metrics")).decode())
+    metrics = {name: value for (name, labels), value in truth_metrics((await api.get("/metrics")).decode()).items()
+               if not labels}
     today = dt.datetime.now(dt.UTC).date()
     export = await api.get(f"/api/v1/exports/regions?period=daily&format=json&start={today}"
                            f"&end={today + dt.timedelta(days=1)}")
@@ -132,16 +70,10 @@ def check(seen: dict[str, Any], when: str) -> None:
     assert 0 < period["period_coverage"] < 1                     # the pool ran for seconds of today
 
 
-def dashboard_value(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+) (\w+/s)", text)
-    assert match, text
-    return float(match.group(1)) * UNITS[match.group(2)]
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
 async def test_every_figure_holds_the_truth_through_restarts(redis_url: str, tmp_path: Path, fleet: Fleet) -> None:
     data = base_config(redis_url, tmp_path)
-    data["chain"]["devnet"]["nbits"] = DEVNET_NBITS
+    data["chain"]["devnet"]["nbits"] = RARE_BLOCKS_NBITS
     port_config = data["stratum"]["ports"][0]
     port_config.update(start_difficulty=DIFFICULTY, min_difficulty=DIFFICULTY, max_difficulty=DIFFICULTY)
     config_path = write_config(tmp_path / "pool.toml", data)
@@ -149,7 +81,8 @@ async def test_every_figure_holds_the_truth_through_restarts(redis_url: str, tmp
     ips = dict(zip(RATES, draw_ips("DE", 1, rng) + draw_ips("US", 1, rng), strict=True))
 
     def start(app: Any, name: str) -> Metronome:
-        return fleet.add(Metronome("127.0.0.1", stratum_port(app), name, public_ip=ips[name], rate=RATES[name]))
+        return fleet.add(Metronome("127.0.0.1", stratum_port(app), name, public_ip=ips[name], rate=RATES[name],
+                                   reconnect=False))
 
     async with running_pool(config_path) as app:
         miners = {name: start(app, name) for name in RATES}
@@ -163,7 +96,7 @@ async def test_every_figure_holds_the_truth_through_restarts(redis_url: str, tmp
             async with chromium() as page:
                 await page.send("Page.navigate", url=f"{app.admin.url}/#token={READ_TOKEN}")
                 dom = await page.wait_for(lambda d: d["state"] == "live" and d["polls"] >= 1)
-            shown = dashboard_value(dom["text"]["hr-5m"])
+            shown = shown_hashrate(dom["text"]["hr-5m"])
             api_5m = seen["pool"]["5m"]
             assert api_5m["low"] <= shown <= api_5m["high"] and "95 % interval" in dom["hover"]["hr-5m"]
             assert abs(shown - POOL_TRUTH) <= api_5m["high"] - api_5m["low"]

@@ -139,6 +139,44 @@ async def test_two_workers_one_admin_view(redis_url: str, tmp_path: Path, fleet:
     await client.aclose()
 
 
+def worker_pids(supervisor: int) -> dict[int, int]:
+    """Worker index -> PID of the supervisor's children (from /proc)."""
+    out = {}
+    for task in Path(f"/proc/{supervisor}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                index = next((v.split(b"=", 1)[1] for v in env if v.startswith(b"GEOSTRATUM_WORKER_INDEX=")), None)
+                if index is not None:           # None: a dead child not yet reaped has no environment
+                    out[int(index)] = int(pid)
+    return out
+
+
+async def test_a_worker_that_dies_is_started_again(redis_url: str, tmp_path: Path) -> None:
+    """kill -9 of a worker: the supervisor starts it again (same index, new PID); a worker that dies
+    more than pool.worker_restart_limit times in pool.worker_restart_period_s stops the pool."""
+    data = base_config(redis_url, tmp_path, stratum_port=free_port(), admin_port=free_port())
+    data["pool"].update(worker_restart_limit=1, worker_restart_period_s=600.0)
+    config_path = write_config(tmp_path / "pool.toml", data)
+    log_path = tmp_path / "pool.log"
+    async with pool_processes(config_path, log_path) as proc:
+        try:
+            first = await wait_for(lambda: len(worker_pids(proc.pid)) == 2 and worker_pids(proc.pid), 40,
+                                   "two workers", interval=0.2)
+        except AssertionError:
+            raise AssertionError(log_path.read_text()[-3000:]) from None
+        os.kill(first[1], signal.SIGKILL)
+        second = await wait_for(lambda: worker_pids(proc.pid).get(1, first[1]) != first[1] and worker_pids(proc.pid),
+                                30, "worker 1 started again", interval=0.2)
+        assert second[0] == first[0] and proc.returncode is None
+        os.kill(second[1], signal.SIGKILL)           # a second death within the period: over the limit
+        await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 1, log_path.read_text()[-3000:]
+    log = log_path.read_text()
+    assert "worker 1 exited (killed by SIGKILL); starting it again (1 of 1 restarts in 600 s)" in log
+    assert "worker 1 exited (killed by SIGKILL); stopping the pool" in log
+
+
 async def snapshots_count(client: aioredis.Redis, n: int) -> bool:
     return len(await snapshots(client)) >= n
 

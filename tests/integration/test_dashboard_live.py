@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,11 @@ async def test_dashboard_shows_the_live_pool(redis_url: str, tmp_path: Path, fle
             for row in rows:
                 assert row["href"] == "/miner/" + row["name"].split(".", 1)[0]
                 assert before[row["name"]] <= float(row["best"]) <= after[row["name"]]
+
+            # Rewards on the devnet are test coins, to the satoshi.
+            rewards = await evaluate(page, "[...document.querySelectorAll('#blocks tr')]"
+                                           ".map(r => r.cells[3].textContent)")
+            assert rewards and all(re.fullmatch(r"[\d,]+\.\d{8} test BTC", r) for r in rewards), rewards
 
             # The account search: an unknown account is a clean message, a part of a name offers the
             # matches, an account (or ACCOUNT.WORKER) opens its page, whose back link is the dashboard.

@@ -44,7 +44,7 @@ function until(unixSeconds) {
   if (s < 172800) return "in about " + Math.round(s / 3600) + " h";
   return "in about " + (s / 86400).toFixed(1) + " days";
 }
-const btc = (sat) => (sat / 1e8).toFixed(8) + " BTC";
+let coin = "BTC";                 // "test BTC" off mainnet (renderOverview)
 
 // ---- renderers -------------------------------------------------------------------------------
 
@@ -76,6 +76,7 @@ function renderOverview(o) {
     "; 100 % is one block's expected work";
   // Difficulty means nothing as a price or a hashrate where anyone may mine at minimum difficulty.
   const testNet = o.network.chain !== "main";
+  coin = testNet ? "test BTC" : "BTC";
   const net = o.network;
   setText("net-hashrate", net.hashrate === null ? "not meaningful on " + net.chain : hashrate(net.hashrate));
   document.getElementById("net-hashrate").title = net.note ||
@@ -220,7 +221,7 @@ function renderBlocks(blocks) {
     cell(row, integer(b.height)).title = b.hash;
     cell(row, ago(b.found_at));
     cell(row, b.worker);
-    cell(row, btc(b.reward_sat));
+    cell(row, coinAmount(b.reward_sat, coin));
     cell(row, b.reason ? b.status + ": " + b.reason : b.status);
     body.appendChild(row);
   }

@@ -348,8 +348,9 @@ class HashrateBook:
                   for chunk in _chunks(list(dict.fromkeys(fields)), FIELDS_PER_CALL)]
         if not wanted:
             return {}
+        ranges = self._ranges(now)
         uptime, *replies = await asyncio.gather(self.timeline(client, now),
-                                                *(self._sums(client, tag, fields, now) for tag, fields in wanted))
+                                                *(self._sums(client, tag, fields, ranges) for tag, fields in wanted))
         out: dict[str, HashrateWindows] = {}
         for (_tag, fields), read in zip(wanted, replies, strict=True):
             out.update(self._figures(plan, read, fields, now, uptime))
@@ -366,56 +367,47 @@ class HashrateBook:
         uptime, first = await asyncio.gather(self.timeline(client, now, window_s), self.pool_first(client))
         return start, covered_seconds(start, now, first, uptime)
 
-    def _reads(self, now: float) -> tuple[list[int], list[int], list[int]]:
-        """The buckets the windows read (fine starts, coarse starts, oldest first) and per bucket the
-        bitmask of the windows whose sums include it. A window up to an hour is its whole coarse
-        buckets plus the fine ones at its two edges: the same 10 s buckets, about a third of the reads."""
+    def _ranges(self, now: float) -> list[int]:
+        """What the windows read (lua.WINDOW_SUMS): per window two ranges of fine bucket starts and
+        one of coarse ones (start, end exclusive). A window up to an hour is its whole coarse buckets
+        plus the fine ones at its two edges: the same 10 s buckets, about a third of the reads."""
         fine, coarse = self.config.fine_bucket_s, self.config.coarse_bucket_s
         current = int(now // coarse) * coarse
-        fine_masks: dict[int, int] = {}
-        coarse_masks: dict[int, int] = {}
-        for w, seconds in enumerate(WINDOWS.values()):
-            bit = 1 << w
+        out: list[int] = []
+        for seconds in WINDOWS.values():
             if seconds > FINE_WINDOW_LIMIT:
-                for start in window_buckets(now, seconds, coarse):
-                    coarse_masks[start] = coarse_masks.get(start, 0) | bit
+                starts = window_buckets(now, seconds, coarse)
+                out += [0, 0, 0, 0, starts[0], starts[-1] + coarse]
                 continue
             starts = window_buckets(now, seconds, fine)
+            end = starts[-1] + fine
             whole_from = -(-starts[0] // coarse) * coarse        # the first coarse boundary in the window
-            inner = range(whole_from, current, coarse) if whole_from < current else range(0)
-            for start in starts:
-                if not inner or start < whole_from or start >= current:
-                    fine_masks[start] = fine_masks.get(start, 0) | bit
-            for start in inner:
-                coarse_masks[start] = coarse_masks.get(start, 0) | bit
-        fine_starts, coarse_starts = sorted(fine_masks), sorted(coarse_masks)
-        masks = [fine_masks[s] for s in fine_starts] + [coarse_masks[s] for s in coarse_starts]
-        return fine_starts, coarse_starts, masks
+            if whole_from < current:
+                out += [starts[0], whole_from, current, end, whole_from, current]
+            else:
+                out += [starts[0], end, 0, 0, 0, 0]
+        return out
 
-    async def _sums(self, client: RedisClient, tag: str, fields: list[str], now: float,
-                    ) -> tuple[list[Any], list[tuple[float | None, bool]], list[int], list[int]]:
-        fine_starts, coarse_starts, masks = self._reads(now)
-        keys = [self.keys.bucket(tag, self.config.fine_bucket_s, s) for s in fine_starts]
-        keys += [self.keys.bucket(tag, self.config.coarse_bucket_s, s) for s in coarse_starts]
-        args: list[str | int] = [len(fine_starts), len(WINDOWS), *masks]
+    async def _sums(self, client: RedisClient, tag: str, fields: list[str], ranges: list[int],
+                    ) -> tuple[list[Any], list[tuple[float | None, bool]]]:
+        prefix = self.keys.bucket_prefix(tag)
+        args: list[str | int] = [prefix, self.config.fine_bucket_s, self.config.coarse_bucket_s, len(WINDOWS), *ranges]
         for field in fields:
             args += [field, count_field(field)]
-        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, keys, args),
+        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, [prefix], args),
                                              self.observation_starts(client, tag, fields))
-        return sums, durable, fine_starts, coarse_starts
+        return sums, durable
 
-    def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[tuple[float | None, bool]],
-                 list[int], list[int]], fields: list[str], now: float,
-                 uptime: UpTimeline) -> dict[str, HashrateWindows]:
-        sums, durable, fine_starts, coarse_starts = read
+    def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[tuple[float | None, bool]]],
+                 fields: list[str], now: float, uptime: UpTimeline) -> dict[str, HashrateWindows]:
+        sums, durable = read
         coarse, units = self.config.coarse_bucket_s, self.config.bucket_units
         per_field = len(plan) * 2 + 2
         out = {}
         for i, field in enumerate(fields):
             row = sums[i * per_field:(i + 1) * per_field]
             fine_at, coarse_at = int(row[-2]), int(row[-1])
-            in_buckets = first_in_buckets(fine_starts[fine_at - 1] if fine_at else None,
-                                          coarse_starts[coarse_at - 1] if coarse_at else None, coarse)
+            in_buckets = first_in_buckets(fine_at or None, coarse_at or None, coarse)
             first, is_share = durable[i]
             # Data older than the recorded first share (written before first shares were kept) wins.
             if first is None or (in_buckets is not None and in_buckets + coarse <= first):

@@ -82,6 +82,11 @@ class Keys:
         return f"{tag}:b:{resolution}:{start}"
 
     @staticmethod
+    def bucket_prefix(tag: str) -> str:
+        """What every bucket key of `tag` starts with (lua.WINDOW_SUMS builds the keys from it)."""
+        return f"{tag}:b:"
+
+    @staticmethod
     def totals(tag: str) -> str:
         return f"{tag}:tot"
 

@@ -233,31 +233,50 @@ return 0
 """
 
 # The hashrate windows of some fields of one hash tag, summed inside Redis (one call per shard instead
-# of one HMGET per bucket from the client). KEYS: the fine buckets, then the coarse ones, oldest first.
-# ARGV: the number of fine keys, the number of windows, per key the bitmask of the windows whose sum
-# includes it, then (difficulty field, count field) pairs. Returns per field: per window the
-# difficulty sum and the share count (as exact decimal strings), then the position (1 = oldest, 0 =
-# none) of the oldest fine and coarse bucket holding the field.
+# of one HMGET per bucket from the client). KEYS[1]: any key of the tag (routes the call to its slot).
+# ARGV: the buckets' key prefix ("<tag>:b:", Keys.bucket), the fine and coarse resolutions, the number
+# of windows, per window two ranges of fine bucket starts and one of coarse ones (start, end
+# exclusive; empty when equal), then (difficulty field, count field) pairs. Each bucket is read once
+# though the windows overlap. Returns per field: per window the difficulty sum and the share count
+# (as exact decimal strings), then the start of the oldest fine and coarse bucket holding the field
+# (0 = none).
 WINDOW_SUMS = r"""
-local n_fine, n_windows = tonumber(ARGV[1]), tonumber(ARGV[2])
-local masks = {}
-for k = 1, #KEYS do masks[k] = tonumber(ARGV[2 + k]) end
+local prefix, fine_s, coarse_s, n_windows = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local fine_masks, coarse_masks = {}, {}
+local function mark(masks, lo, hi, step, flag)
+  for s = tonumber(lo), tonumber(hi) - 1, step do masks[s] = bit.bor(masks[s] or 0, flag) end
+end
+for w = 1, n_windows do
+  local r, flag = 4 + (w - 1) * 6, 2 ^ (w - 1)
+  mark(fine_masks, ARGV[r + 1], ARGV[r + 2], fine_s, flag)
+  mark(fine_masks, ARGV[r + 3], ARGV[r + 4], fine_s, flag)
+  mark(coarse_masks, ARGV[r + 5], ARGV[r + 6], coarse_s, flag)
+end
+local buckets = {}
+for _, part in ipairs({{fine_masks, fine_s, true}, {coarse_masks, coarse_s, false}}) do
+  local starts = {}
+  for s in pairs(part[1]) do starts[#starts + 1] = s end
+  table.sort(starts)
+  for _, s in ipairs(starts) do
+    buckets[#buckets + 1] = {string.format('%s%d:%d', prefix, part[2], s), part[1][s], part[3], s}
+  end
+end
 local fields = {}
-for j = 3 + #KEYS, #ARGV do fields[#fields + 1] = ARGV[j] end
+for j = 5 + 6 * n_windows, #ARGV do fields[#fields + 1] = ARGV[j] end
 local n_fields = #fields / 2
 local sums, first_fine, first_coarse = {}, {}, {}
 for j = 1, n_fields * n_windows * 2 do sums[j] = 0 end
 for f = 1, n_fields do first_fine[f] = 0; first_coarse[f] = 0 end
-for k = 1, #KEYS do
-  local values = redis.call('HMGET', KEYS[k], unpack(fields))
-  local fine, mask = k <= n_fine, masks[k]
+for _, bucket in ipairs(buckets) do
+  local values = redis.call('HMGET', bucket[1], unpack(fields))
+  local mask, fine, start = bucket[2], bucket[3], bucket[4]
   for f = 1, n_fields do
     local d, n = values[2 * f - 1], values[2 * f]
     if d then
       if fine then
-        if first_fine[f] == 0 then first_fine[f] = k end
+        if first_fine[f] == 0 then first_fine[f] = start end
       elseif first_coarse[f] == 0 then
-        first_coarse[f] = k - n_fine
+        first_coarse[f] = start
       end
       d, n = tonumber(d), tonumber(n or 0)
       for w = 1, n_windows do

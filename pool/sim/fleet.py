@@ -44,7 +44,8 @@ PROFILES: list[tuple[float, MinerProfile]] = [
     (0.20, MinerProfile(user_agent="whatsminer/v1.1", version_rolling=True)),
     (0.10, MinerProfile(user_agent="bosminer-plus-tuner 24.03", version_rolling=True)),
     (0.05, MinerProfile(user_agent="Avalon Miner/1.0", version_rolling=True)),
-    (0.05, MinerProfile(user_agent="cgminer/4.11.1", suggest_difficulty=0.0001)),
+    # Its owner sets --suggest-diff to fit the rig: plan_fleet scales it to the fleet's hashrate.
+    (0.05, MinerProfile(user_agent="cgminer/4.11.1", suggest_difficulty=1.0)),
     (0.05, MinerProfile(user_agent="cpuminer/2.5.1")),
     (0.05, MinerProfile(user_agent="NiceHash/1.0.0", extranonce_subscribe=True)),
 ]
@@ -64,6 +65,7 @@ class FleetConfig(msgspec.Struct, kw_only=True):
     seed: int = 2022
     duration: float | None = None
     reconnect: bool = False              # reconnect (with the session id) when the pool closes a connection
+    suggest_share_seconds: float = 20.0  # the share interval a member that suggests a difficulty aims at
 
 
 class FleetMember(msgspec.Struct, kw_only=True):
@@ -97,6 +99,11 @@ def _exact(rng: random.Random, table: dict[str, int]) -> list[str]:
     return out
 
 
+def suggested_difficulty(config: FleetConfig) -> float:
+    """The difficulty a suggesting member asks for: a share every `suggest_share_seconds` at its hashrate."""
+    return config.hashrate * config.suggest_share_seconds / 2**32
+
+
 def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMember]:
     """Who mines from where: `regions` (exact counts) or `miners` spread over the `countries` weights."""
     rng = random.Random(config.seed)
@@ -111,6 +118,8 @@ def plan_fleet(config: FleetConfig, draw_ips: IpDrawer | None) -> list[FleetMemb
         country, _, subdivision = region.partition("/")
         weights, profiles = zip(*PROFILES, strict=True)
         profile = rng.choices(profiles, weights=weights)[0]
+        if profile.suggest_difficulty is not None:
+            profile = msgspec.structs.replace(profile, suggest_difficulty=suggested_difficulty(config))
         if config.addresses:
             username = f"{config.addresses[i % len(config.addresses)]}.rig{i}"
         else:

@@ -268,6 +268,19 @@ async def test_miner_page_public_with_an_offline_worker(redis_url: str, tmp_path
                                      expression=drawn % json.dumps({"step_seconds": 600, "points": steps}),
                                      returnByValue=True)
             assert result["result"]["value"] == [1, 1, 2]      # steps 0-2 a line and its band; 5 and 7 dots
+            # A young account: one observed step, the last of the period, is a dot with its interval at the
+            # right end of an axis that spans the whole period.
+            young = [{**p, "seconds": 600 if i == 7 else 0} for i, p in enumerate(steps)]
+            lone = """(() => { const box = document.createElement("div"); chart(box, %s, true);
+                const dot = box.querySelector("circle"), whisker = box.querySelector("line.whisker");
+                return [box.querySelectorAll("circle").length, box.querySelectorAll("polyline").length,
+                        Number(dot.getAttribute("cx")),
+                        Number(whisker.getAttribute("y1")) > Number(whisker.getAttribute("y2")),
+                        box.textContent.includes("no shares")]; })()"""
+            result = await page.send("Runtime.evaluate", timeout=5.0,
+                                     expression=lone % json.dumps({"step_seconds": 600, "points": young}),
+                                     returnByValue=True)
+            assert result["result"]["value"] == [1, 0, 800, True, False]
             assert dom["urls"] == [f"stratum+tcp://127.0.0.1:{port}"] and dom["soloHidden"] is True
 
             await page.send("Page.navigate", url=f"{app.admin.url}/miner/nobody")

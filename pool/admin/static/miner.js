@@ -58,20 +58,22 @@ function rangeText(value) {
 // Each point is its step's average (only steps that were observed), the band its 95 % interval.
 function chart(box, history, big) {
   box.replaceChildren();
-  const points = ((history && history.points) || []).filter((p) => p.seconds === undefined || p.seconds > 0);
+  const all = (history && history.points) || [];
+  const points = all.filter((p) => p.seconds === undefined || p.seconds > 0);
   const W = big ? 800 : 140, H = big ? 220 : 28, left = big ? 60 : 0, bottom = big ? 18 : 0;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  if (points.length < 2) {
+  if (!points.length) {
     if (big) {
       const note = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" });
-      note.textContent = "not enough history yet (one point per " + Math.round((history ? history.step_seconds : 0) / 60)
-        + " min)";
+      note.textContent = "no shares in this period";
       root.appendChild(note);
     }
     box.appendChild(root);
     return;
   }
-  const t0 = points[0].t, t1 = points[points.length - 1].t;
+  // The axis spans the whole period asked for (its steps, observed or not), so a young account's first
+  // step is a dot at the right end rather than an empty chart.
+  const t0 = all[0].t, t1 = Math.max(all[all.length - 1].t, t0 + 1);
   const upperOf = (p) => (p.high === null || p.high === undefined ? p.hashrate : p.high);
   const top = Math.max(...points.map(upperOf), 1);
   const x = (t) => left + (W - left) * (t - t0) / Math.max(1, t1 - t0);
@@ -101,6 +103,10 @@ function chart(box, history, big) {
       const upper = run.map((p) => `${x(p.t)},${y(upperOf(p))}`);
       const lower = run.slice().reverse().map((p) => `${x(p.t)},${y(p.low)}`);
       root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+    }
+    if (big && run.length === 1 && run[0].low !== undefined) {   // a lone step: its interval as a whisker
+      root.appendChild(svg("line", { x1: x(run[0].t), x2: x(run[0].t), y1: y(run[0].low), y2: y(upperOf(run[0])),
+                                     class: "whisker" }));
     }
     const line = run.map((p) => `${x(p.t)},${y(p.hashrate)}`).join(" ");
     root.appendChild(svg(run.length > 1 ? "polyline" : "circle", run.length > 1 ? { points: line, class: "line" }

@@ -19,9 +19,10 @@ from redis.exceptions import RedisError
 from pool.admin import AdminServer
 from pool.admin.alerts import AlertMonitor
 from pool.admin.interfaces import ReloadResult
-from pool.admin_wiring import ClusterLink, PoolParts, build_admin, build_alerts, reload_app, start_cluster_link
+from pool.admin_wiring import build_admin, build_alerts
 from pool.aio import cancel_and_wait
 from pool.bitcoin.address import is_valid_address
+from pool.bus import ClusterLink, Identity, LocalActions
 from pool.chain.jobs import JobManager
 from pool.chain.types import BlockResult
 from pool.cluster.leases import LeaseError, PrefixLease, lease_prefix
@@ -32,6 +33,8 @@ from pool.geo.firmware import classify_firmware
 from pool.geo.locator import GeoLocator, watch_databases
 from pool.geo.rollup import GeoRollup, NetworkDifficultyRecorder
 from pool.money.service import MoneyService
+from pool.parts import PoolParts
+from pool.reload import reload_app
 from pool.shares.blocks import RefusedBlock
 from pool.shares.ledger import Ledger
 from pool.stratum.events import ShareRecord
@@ -231,9 +234,12 @@ class PoolApp:
                                started_at=self.started_at, server=self.server, ledger=self.ledger, jobs=self.jobs,
                                locator=self.locator, rollup=self.rollup, blocks=self.blocks,
                                config_path=self.config_path, money=self.money)
-        self.cluster = await start_cluster_link(self.parts)
+        me = Identity(node=self.node, worker_index=self.worker_index, started_at=self.started_at)
+        self.cluster = ClusterLink(config, me, self.server, self.ledger,
+                                   LocalActions(self.node, self.server, self.reload_config))
+        await self.cluster.start()
         if config.admin.enabled:
-            self.admin = build_admin(self.parts, self.cluster)
+            self.admin = build_admin(self.parts, self.cluster, self.reload_config)
             await self.admin.start()
             log.info("admin API and dashboard on %s", self.admin.url)
         if self.worker_index == 0:          # one monitor for the pool (it reads every process's snapshot)

@@ -24,7 +24,9 @@ FLOORS = {
     "pool.shares": 4, "pool.money": 4,
     "pool.geo": 5, "pool.cluster": 5,
     "pool.admin": 6,
-    "pool.app": 7, "pool.admin_wiring": 7, "pool.cli": 7, "pool.runner": 7, "pool.sim": 7,
+    "pool.bus": 6,
+    "pool.app": 7, "pool.admin_wiring": 7, "pool.parts": 7, "pool.reload": 7, "pool.cli": 7, "pool.runner": 7,
+    "pool.sim": 7,
 }
 
 # Libraries a package must not know (architecture.md, "must not know").

@@ -1,5 +1,5 @@
 """PoolControl over the real pool: each action runs on this process and is sent to every other
-worker process through Redis (pool.admin_wiring.cluster); without Redis it still runs here."""
+worker process through Redis (pool.bus.link); without Redis it still runs here."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from pool.admin.interfaces import (
     Rejected,
     ReloadResult,
 )
-from pool.admin_wiring.cluster import Broadcast
-from pool.admin_wiring.local import ControlOp
 from pool.admin_wiring.views import PoolViews
+from pool.bus.link import Broadcast
+from pool.bus.local import ControlOp
 from pool.cluster.snapshot import BanRow
 
 if TYPE_CHECKING:

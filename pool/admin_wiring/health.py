@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from pool.admin.interfaces import ComponentHealth, HealthStatus
-from pool.admin_wiring.cluster import ClusterLink
+from pool.bus.link import ClusterLink
 from pool.chain.jobs import JobManager
 from pool.config import Config
 from pool.geo.locator import GeoLocator

@@ -9,7 +9,7 @@ from collections import deque
 import msgspec
 
 from pool.admin.interfaces import ShareStats, reject_names
-from pool.admin_wiring.cluster import ClusterLink
+from pool.bus.link import ClusterLink
 from pool.cluster.snapshot import ConnRow, NodeSnapshot
 
 SAMPLE_SECONDS = 2.0                # at most one counter sample per this many seconds

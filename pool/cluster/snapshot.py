@@ -1,6 +1,6 @@
 """What one pool process publishes for the others every few seconds (the admin API in worker 0
 merges them): its components' own snapshots, its connected workers and its bans. msgpack on the
-wire (pool.admin_wiring.cluster), so a field added to a component's snapshot travels with it."""
+wire (pool.bus.link), so a field added to a component's snapshot travels with it."""
 
 from __future__ import annotations
 

@@ -168,6 +168,6 @@ async def node_up(client: aioredis.Redis, name: str) -> bool:
 
 
 async def snapshots_of(client: aioredis.Redis) -> list[str]:
-    from pool.admin_wiring.cluster import ClusterKeys
+    from pool.bus.link import ClusterKeys
 
     return [n.decode() for n in await client.zrange(ClusterKeys("gs").nodes, 0, -1)]

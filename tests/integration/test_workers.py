@@ -18,7 +18,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from pool.admin_wiring.cluster import ClusterKeys
+from pool.bus.link import ClusterKeys
 from pool.cluster.snapshot import NodeSnapshot
 from pool.geo.country_ips import draw_ips
 from tests.integration.conftest import Fleet

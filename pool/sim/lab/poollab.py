@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 import redis
 
-from pool.admin_wiring.cluster import ClusterKeys
+from pool.bus.link import ClusterKeys
 from pool.cluster.snapshot import NodeSnapshot
 from pool.geo.country_ips import draw_ips
 from pool.sim.lab.netlab import BALANCER_PUBLIC, NetLab

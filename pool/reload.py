@@ -21,7 +21,7 @@ from pool.admin.interfaces import Rejected, ReloadResult
 from pool.config import Config, ConfigError
 
 if TYPE_CHECKING:
-    from pool.admin_wiring.parts import PoolParts
+    from pool.parts import PoolParts
 
 log = logging.getLogger("geostratum.admin")
 

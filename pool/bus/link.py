@@ -25,8 +25,8 @@ import uuid
 import msgspec
 from redis.exceptions import RedisError
 
-from pool.admin_wiring.local import ControlOp, ControlReply, Identity, LocalActions, local_snapshot
 from pool.aio import cancel_and_wait
+from pool.bus.local import ControlOp, ControlReply, Identity, LocalActions, local_snapshot
 from pool.cluster.snapshot import BanRow, NodeSnapshot
 from pool.config import Config
 from pool.config.admin import AdminConfig

@@ -1,7 +1,8 @@
-"""The started components of one pool process, as the admin adapters read them.
+"""The started components of one pool process, as the admin adapters (pool.admin_wiring) and the
+config reload (pool.reload) read them.
 
-PoolApp builds every part and hands this record over; nothing in pool.admin_wiring imports the
-app, so the wiring stands one floor below it (adapters read the parts they need from this record).
+PoolApp builds every part and hands this record over; nothing that reads it imports the app, so the
+adapters and the reload stand one step below it (each reads the parts it needs from this record).
 """
 
 from __future__ import annotations

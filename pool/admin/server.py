@@ -23,7 +23,7 @@ from pool.admin.http_safety import SafeAppRunner, install_log_redaction
 from pool.admin.interfaces import ExportProvider, MetricsSource, PoolControl, PoolState, Rejected
 from pool.admin.miner_types import MinerSource
 from pool.admin.openapi import build_document
-from pool.admin.params import ApiError
+from pool.admin.params import ApiError, known_params
 from pool.admin.ratelimit import RateLimiter
 from pool.admin.responses import DashboardSettings, ErrorBody
 from pool.admin.routes import ROUTES, Route
@@ -222,11 +222,13 @@ class AdminServer:
     # -- public, token-free resources -----------------------------------------------------------
 
     async def _openapi(self, request: web.Request) -> web.Response:
+        known_params(request.query, set())
         document = build_document(self.ctx.config, self.ctx.exports.kinds())
         return web.Response(body=msgspec.json.encode(document),
                             content_type="application/json")
 
     async def _dashboard_settings(self, request: web.Request) -> web.Response:
+        known_params(request.query, set())
         settings = DashboardSettings(refresh_seconds=self.ctx.config.dashboard_refresh_seconds,
                                      anonymous="dashboard" in self.ctx.config.anonymous)
         return web.Response(body=msgspec.json.encode(settings), content_type="application/json")

@@ -22,6 +22,8 @@ CASES: list[tuple[str, str, Any, int, str]] = [
     ("GET", "/api/v1/accounts?account=x", None, 400,
      "account: unknown parameter; expected one of limit, offset, order, search, sort"),
     ("GET", "/api/v1/overview?verbose=1", None, 400, "verbose: unknown parameter"),
+    ("GET", "/api/v1/dashboard?refresh=1", None, 400, "refresh: unknown parameter"),
+    ("GET", "/openapi.json?v=3", None, 400, "v: unknown parameter"),
     ("GET", "/api/v1/history?window=90m", None, 400, "window: must be one of 5m, 15m, 1h, 6h, 24h, 7d, got '90m'"),
     ("GET", "/api/v1/workers/alice.rig1?history=2d", None, 400,
      "history: must be one of 5m, 15m, 1h, 6h, 24h, 7d, got '2d'"),

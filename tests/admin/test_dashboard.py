@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -39,7 +40,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 READ_DOM = """JSON.stringify({
   state: document.body.dataset.state, polls: Number(document.body.dataset.polls),
   href: location.href,
-  text: Object.fromEntries(["hr-5m", "hr-1h", "workers", "connections", "net-height", "adj-change",
+  text: Object.fromEntries(["hr-5m", "hr-1h", "workers", "connections", "net-height", "adj-change", "adj-detail",
     "hashprice-btc", "hashprice-usd", "net-hashrate", "blocks-found", "geo-attribution", "geo-database",
     "geo-stale", "status"]
     .map(id => [id, document.getElementById(id).textContent])),
@@ -158,6 +159,7 @@ async def test_dashboard_shows_live_numbers(pool_data: InMemoryPool, tmp_path: P
             assert text["hr-1h"] == "281 TH/s"                       # 2^48 H/s
             assert text["net-height"] == "880,000"
             assert text["adj-change"] == "+11.17%"
+            assert re.fullmatch(r"992 blocks left · in about [\d.]+ (min|h|days)", text["adj-detail"])
             assert text["hashprice-btc"] == "0.00063468 BTC"
             assert text["hashprice-usd"] == "63.5 sats per TH/s per day; no USD price"   # 6.3468e-4 x 1e5
             assert text["blocks-found"] == "4"

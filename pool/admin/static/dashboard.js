@@ -89,12 +89,10 @@ function renderOverview(o) {
   if (adj) {
     const sign = adj.projected_change_percent >= 0 ? "+" : "";
     setText("adj-change", sign + adj.projected_change_percent.toFixed(2) + "%");
-    setText("adj-blocks", plural(adj.blocks_left, "block") + " left");
-    setText("adj-eta", until(adj.estimated_at));
+    setText("adj-detail", plural(adj.blocks_left, "block") + " left · " + until(adj.estimated_at));
   } else {
     setText("adj-change", "none");
-    setText("adj-blocks", "– blocks left");
-    setText("adj-eta", "this chain does not retarget");
+    setText("adj-detail", "this chain does not retarget");
   }
   const rev = o.revenue;
   const hashprice = rev.hashprice_btc_per_ph_day;

@@ -13,7 +13,12 @@ request after another over HTTP:
 and prints median, p99 and max per endpoint, then a `RESULT {json}` line. The baseline measured in
 the same run is a GET /api/v1/health (no book reads), so ratios survive a noisy machine.
 
-    .venv/bin/python benchmarks/bench_read.py [--workers 50000] [--accounts 5000] [--requests 60]
+With `--top-seconds N` it also times the top-100 list back to back for N seconds ("top100 for N s"):
+over 60 s or more that spans a minute boundary, where the 5-minute rank windows move, and whatever
+else the pool does once a minute, so its p99 is the tail a dashboard polling the list sees (the
+slowest requests are listed with the second of the minute they started at).
+
+    .venv/bin/python benchmarks/bench_read.py [--workers 50000] [--accounts 5000] [--requests 60] [--top-seconds 65]
 """
 
 from __future__ import annotations
@@ -76,10 +81,16 @@ async def fill(app: PoolApp, workers: int, accounts: int, minutes: int, per_work
     return count
 
 
-async def timed(session: aiohttp.ClientSession, url: str, requests: int) -> list[float]:
+async def timed(session: aiohttp.ClientSession, url: str, requests: int, seconds: float = 0.0,
+                starts: list[float] | None = None) -> list[float]:
+    """`requests` requests one after another, or as many as fit in `seconds` when given (their start
+    times appended to `starts`)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     out = []
-    for _ in range(requests):
+    until = time.time() + seconds
+    while (time.time() < until) if seconds else len(out) < requests:
+        if starts is not None:
+            starts.append(time.time())
         started = time.perf_counter()
         async with session.get(url, headers=headers) as response:
             await response.read()
@@ -121,6 +132,13 @@ async def run(args: argparse.Namespace, url: str, workdir: str) -> dict[str, Any
             for name, endpoint in endpoints.items():
                 await timed(session, endpoint, 2)                       # warm up
                 results[name] = summary(await timed(session, endpoint, args.requests))
+            if args.top_seconds:
+                starts: list[float] = []
+                samples = await timed(session, endpoints["top100"], 0, args.top_seconds, starts)
+                name = f"top100 for {args.top_seconds:g} s"
+                results[name] = summary(samples)
+                slowest = sorted(zip(samples, starts, strict=True), reverse=True)[:5]
+                results[name]["slowest"] = [[round(ms, 1), round(at % 60, 2)] for ms, at in slowest]
         baseline = results["health (baseline)"]["median_ms"]
         for figures in results.values():
             figures["median_vs_baseline"] = round(figures["median_ms"] / baseline, 1)
@@ -139,6 +157,8 @@ def main() -> None:
     parser.add_argument("--shares-per-worker", type=int, default=6)
     parser.add_argument("--requests", type=int, default=60, help="timed requests per endpoint")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--top-seconds", type=float, default=0.0,
+                        help="also time the top-100 list back to back for this long (60+ spans a minute boundary)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -154,7 +174,11 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     for name, figures in result["endpoints"].items():
         print(f"{name:>18}: median {figures['median_ms']:8.1f} ms  p99 {figures['p99_ms']:8.1f} ms  "
-              f"max {figures['max_ms']:8.1f} ms  ({figures['median_vs_baseline']}x baseline)")
+              f"max {figures['max_ms']:8.1f} ms  ({figures['median_vs_baseline']}x baseline, "
+              f"{figures['requests']} requests)")
+        if "slowest" in figures:
+            print(" " * 20 + "slowest (ms, second of the minute): " + ", ".join(
+                f"{ms} at {at}" for ms, at in figures["slowest"]))
     print("RESULT " + json.dumps(result))
 
 

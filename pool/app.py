@@ -37,6 +37,7 @@ from pool.parts import PoolParts
 from pool.reload import reload_app
 from pool.shares.blocks import RefusedBlock
 from pool.shares.ledger import Ledger
+from pool.shares.ranking import RankKeeper
 from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.server import StratumServer, untagged
@@ -81,6 +82,7 @@ class PoolApp:
         self.server: StratumServer | None = None
         self.admin: AdminServer | None = None
         self.alerts: AlertMonitor | None = None   # worker 0 (idle without alert targets)
+        self.rank_keeper: RankKeeper | None = None  # with the admin API: its lists' rank windows ahead of it
         self.cluster: ClusterLink | None = None   # snapshots + controls across processes
         self.parts: PoolParts | None = None       # the started components, as the admin wiring reads them
         self.lease: PrefixLease | None = None
@@ -239,6 +241,10 @@ class PoolApp:
                                    LocalActions(self.node, self.server, self.reload_config))
         await self.cluster.start()
         if config.admin.enabled:
+            ledger = self.ledger
+            self.rank_keeper = self.parts.rank_keeper = RankKeeper(ledger.reader.ranking, lambda: ledger.client,
+                                                                   ledger.keys.all_shards())
+            self.rank_keeper.start()
             self.admin = build_admin(self.parts, self.cluster, self.reload_config)
             await self.admin.start()
             log.info("admin API and dashboard on %s", self.admin.url)
@@ -259,6 +265,8 @@ class PoolApp:
             await self.alerts.stop()
         if self.admin is not None:
             await self.admin.stop()
+        if self.rank_keeper is not None:
+            await self.rank_keeper.stop()
         if self.cluster is not None:
             await self.cluster.stop()
         if self.server is not None:

@@ -16,6 +16,7 @@ from pool.config import Config
 from pool.geo.locator import GeoLocator
 from pool.geo.rollup import GeoRollup
 from pool.shares.ledger import Ledger
+from pool.shares.ranking import RankKeeper
 from pool.stratum.server import StratumServer
 
 if TYPE_CHECKING:
@@ -41,3 +42,4 @@ class PoolParts:
     money: MoneyService | None = None   # the payout books (PostgreSQL) when money.dsn is set
     admin: AdminServer | None = None    # set once the admin server is built (worker 0 only)
     alerts: AlertMonitor | None = None  # set once the alert monitor is built (worker 0, targets configured)
+    rank_keeper: RankKeeper | None = None  # the read side's rank windows kept ahead (with the admin API)

@@ -21,6 +21,7 @@ from pool.geo.locator import GeoSnapshot
 from pool.geo.mapview import MapView
 from pool.money.books import BooksSnapshot
 from pool.shares.hashrate import HashrateFigure, HashrateHistory, HashratePoint, HashrateWindows, empty_figure
+from pool.shares.ranking import RankKeeperSnapshot
 from pool.stratum.stats import HistogramSnapshot
 
 __all__ = ["HashrateFigure", "HashrateHistory", "HashratePoint", "HashrateWindows", "HistogramSnapshot"]
@@ -460,6 +461,7 @@ class MetricsSnapshot(msgspec.Struct, kw_only=True):
     chain: ChainSnapshot                # this process's job source (every process mines the same tip)
     geo: GeoSnapshot | None = None      # None: geo disabled
     alert_targets: list[TargetStats] = msgspec.field(default_factory=list)
+    ranking: RankKeeperSnapshot | None = None   # the rank keeper (None: this process runs none)
     books_configured: bool = False      # money.dsn is set
     books: BooksSnapshot | None = None  # None: not configured, or PostgreSQL did not answer this scrape
     # Read from Redis for this scrape (None / empty when Redis did not answer).

@@ -267,6 +267,21 @@ def render(snap: MetricsSnapshot, *, admin_requests: dict[int, int], rate_limite
     if snap.books_configured:
         _books(out, snap.books)
 
+    if snap.ranking is not None:
+        for name, help_text, value in (
+                ("passes", "Passes of the rank keeper over every shard (the next minute's rank windows built "
+                           "ahead of the readers).", snap.ranking.passes),
+                ("built", "Rank window slots the keeper built or moved.", snap.ranking.built),
+                ("failures", "Rank keeper passes cut short by a Redis error.", snap.ranking.failures)):
+            out.family(f"geostratum_rank_keeper_{name}_total", "counter", help_text)
+            out.sample(f"geostratum_rank_keeper_{name}_total", value)
+        out.gauge("geostratum_rank_keeper_last_pass_seconds", "How long the rank keeper's last pass took.",
+                  snap.ranking.last_pass_seconds)
+        out.gauge("geostratum_rank_keeper_last_pass_age_seconds",
+                  "Seconds since the rank keeper's last pass ended (at most about 60 while it keeps up; "
+                  "-1 before its first).",
+                  snap.at - snap.ranking.last_pass_at if snap.ranking.last_pass_at else -1)
+
     if snap.geo is not None and snap.geo.databases:
         limit = snap.geo.max_database_age_days * 86400.0
         out.family("geostratum_geo_database_age_seconds", "gauge",

@@ -45,7 +45,8 @@ def build_admin(parts: PoolParts, link: ClusterLink, reload: Callable[[], Awaita
     network = NetworkReader(parts.config, parts.jobs, parts.blocks)
     metrics = MetricsAdapter(parts.ledger, parts.jobs, parts.blocks, views=views, money=parts.money,
                              locator=parts.locator, rollup=parts.rollup,
-                             alert_targets=lambda: parts.alerts.notifier.snapshot() if parts.alerts else [])
+                             alert_targets=lambda: parts.alerts.notifier.snapshot() if parts.alerts else [],
+                             ranking=lambda: parts.rank_keeper.snapshot() if parts.rank_keeper else None)
     admin = AdminServer(parts.config.admin, _state(parts, link, views, network),
                         PoolControlAdapter(parts.server, views, reload),
                         GeoExports(parts.config, parts.ledger, parts.rollup), metrics,

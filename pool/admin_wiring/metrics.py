@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pool.geo.rollup import GeoRollup
     from pool.money.service import MoneyService
     from pool.shares.ledger import Ledger
+    from pool.shares.ranking import RankKeeperSnapshot
 
 log = logging.getLogger("geostratum.admin")
 
@@ -33,13 +34,15 @@ RATE_WINDOW = 300                   # pool, port and country hashrate gauges: 5-
 
 class MetricsAdapter:
     def __init__(self, ledger: Ledger, jobs: JobManager, blocks: list[BlockResult], *, views: PoolViews,
-                 alert_targets: Callable[[], list[TargetStats]] = list, money: MoneyService | None = None,
+                 alert_targets: Callable[[], list[TargetStats]] = list,
+                 ranking: Callable[[], RankKeeperSnapshot | None] = lambda: None, money: MoneyService | None = None,
                  locator: GeoLocator | None = None, rollup: GeoRollup | None = None) -> None:
         self.ledger = ledger
         self.jobs = jobs
         self.blocks = blocks                # this process's block results (the app appends)
         self.views = views
         self.alert_targets = alert_targets  # the alert monitor's targets (it may be built after this)
+        self.ranking = ranking              # the rank keeper's snapshot (started after this)
         self.money = money
         self.locator = locator
         self.rollup = rollup
@@ -52,7 +55,7 @@ class MetricsAdapter:
         snap = MetricsSnapshot(
             at=now, processes=nodes, chain=self.jobs.snapshot(),
             geo=self.locator.snapshot() if self.locator is not None else None,
-            alert_targets=self.alert_targets(), books_configured=self.money is not None,
+            alert_targets=self.alert_targets(), ranking=self.ranking(), books_configured=self.money is not None,
             books=await self.money.snapshot() if self.money is not None else None)
         snap.redis_latency_seconds, _ = await redis_ping(self.ledger)
         client = self.ledger.client

@@ -37,7 +37,7 @@ import msgspec
 from pool.config.ledger import LedgerConfig
 from pool.shares import lua
 from pool.shares.keys import Keys
-from pool.shares.redis_conn import RedisClient, Script, text
+from pool.shares.redis_conn import RedisClient, Script, run_scripts, text
 from pool.shares.uptime import UpTimeline, read_timeline
 
 HASHES_PER_DIFFICULTY = 2**32
@@ -324,14 +324,30 @@ class HashrateBook:
         share's). The pool's first start; a worker's first authorize (an account's: of any of its
         workers), or its first share where no authorize was recorded (shares from before authorize
         times were kept, or from a client that did not say): see estimate_clock."""
-        pairs = [self.first_key(tag, field) for field in fields]
-        if tag == self.keys.pool:
-            return [(first, False) for first in await _scores(client, pairs)]
-        auth = [(self.keys.authorized(tag, field.partition(":")[0]), member) for field, (_, member) in zip(
-            fields, pairs, strict=True)]
-        scores = await _scores(client, pairs + auth)
-        return [observation_start(first, authorized) for first, authorized in
-                zip(scores[:len(pairs)], scores[len(pairs):], strict=True)]
+        return (await self.observation_starts_of(client, [(tag, fields)]))[0]
+
+    async def observation_starts_of(self, client: RedisClient, wanted: Sequence[tuple[str, Sequence[str]]],
+                                    ) -> list[list[tuple[float | None, bool]]]:
+        """observation_starts of several (tag, fields), read in one pipeline."""
+        pairs: list[tuple[str, str]] = []
+        spans: list[tuple[bool, int, int]] = []           # (is the pool, first pair, field count)
+        for tag, fields in wanted:
+            own = [self.first_key(tag, field) for field in fields]
+            spans.append((tag == self.keys.pool, len(pairs), len(own)))
+            pairs += own
+            if tag != self.keys.pool:
+                pairs += [(self.keys.authorized(tag, field.partition(":")[0]), member)
+                          for field, (_, member) in zip(fields, own, strict=True)]
+        scores = await _scores(client, pairs)
+        out = []
+        for is_pool, at, count in spans:
+            firsts = scores[at:at + count]
+            if is_pool:
+                out.append([(first, False) for first in firsts])
+            else:
+                out.append([observation_start(first, authorized) for first, authorized in
+                            zip(firsts, scores[at + count:at + 2 * count], strict=True)])
+        return out
 
     async def windows(self, client: RedisClient, tag: str, fields: Sequence[str],
                       now: float | None = None) -> dict[str, HashrateWindows]:
@@ -349,10 +365,13 @@ class HashrateBook:
         if not wanted:
             return {}
         ranges = self._ranges(now)
-        uptime, *replies = await asyncio.gather(self.timeline(client, now),
-                                                *(self._sums(client, tag, fields, ranges) for tag, fields in wanted))
+        # The shards' sums in one pipeline, their first observations in another, at once.
+        uptime, sums, durable = await asyncio.gather(
+            self.timeline(client, now),
+            run_scripts(client, [self._sums(tag, fields, ranges) for tag, fields in wanted]),
+            self.observation_starts_of(client, wanted))
         out: dict[str, HashrateWindows] = {}
-        for (_tag, fields), read in zip(wanted, replies, strict=True):
+        for (_tag, fields), read in zip(wanted, zip(sums, durable, strict=True), strict=True):
             out.update(self._figures(plan, read, fields, now, uptime))
         return out
 
@@ -388,15 +407,13 @@ class HashrateBook:
                 out += [starts[0], end, 0, 0, 0, 0]
         return out
 
-    async def _sums(self, client: RedisClient, tag: str, fields: list[str], ranges: list[int],
-                    ) -> tuple[list[Any], list[tuple[float | None, bool]]]:
+    def _sums(self, tag: str, fields: list[str], ranges: list[int]) -> tuple[Script, list[str], list[Any]]:
+        """One tag's WINDOW_SUMS call."""
         prefix = self.keys.bucket_prefix(tag)
         args: list[str | int] = [prefix, self.config.fine_bucket_s, self.config.coarse_bucket_s, len(WINDOWS), *ranges]
         for field in fields:
             args += [field, count_field(field)]
-        sums, durable = await asyncio.gather(_WINDOW_SUMS(client, [prefix], args),
-                                             self.observation_starts(client, tag, fields))
-        return sums, durable
+        return _WINDOW_SUMS, [prefix], args
 
     def _figures(self, plan: dict[str, tuple[int, list[int]]], read: tuple[list[Any], list[tuple[float | None, bool]]],
                  fields: list[str], now: float, uptime: UpTimeline) -> dict[str, HashrateWindows]:

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-# The rank window of one shard and kind (pool.shares.ranking): base = "{P:sN}:rk:w" (or ":rk:a").
+# The rank windows of one shard and kind (pool.shares.ranking): base = "{P:sN}:rk:w" (or ":rk:a").
 # Per minute m the ledger adds each name's work to base:d:m (difficulty in bucket units) and base:n:m
-# (shares). While base:win (hash: from = the oldest minute included, min = the warming-up threshold)
-# exists, the same increments also go to the running sums of the minutes from `from` on: base:win:n
-# (shares) and the difficulty in base:win:ok (names with at least `min` shares) or base:win:warm
-# (fewer), so the fastest names are the head of a sorted set. rank_add moves a name between the two
-# as its count crosses `min`, and drops it when its count reaches 0 (a minute leaving the window is
-# added with negative counts). The sums are integers, so taking a minute out is exact.
+# (shares). A rank window is one of two slots, win = base:win or base:win2 (hash: from = the oldest
+# minute included, min = the warming-up threshold); while a slot exists, the same increments also go
+# to its running sums of the minutes from `from` on: win:n (shares) and the difficulty in win:ok
+# (names with at least `min` shares) or win:warm (fewer), so the fastest names are the head of a
+# sorted set. Two slots: the one readers use now and the one for the next minute's window, built
+# ahead of the minute boundary (RANK_WINDOW's "prepare"), so no reader moves a window at the
+# boundary. rank_add moves a name between ok and warm as its count crosses `min`, and drops it when
+# its count reaches 0 (a minute leaving the window is added with negative counts). The sums are
+# integers, so taking a minute out is exact.
+RANK_SLOTS = ("win", "win2")
 RANK_ADD = r"""
-local function rank_add(base, member, dd, dn, min)
-  local n = tonumber(redis.call('ZINCRBY', base .. ':win:n', dn, member))
+local rank_slots = {':win', ':win2'}
+local function rank_add(win, member, dd, dn, min)
+  local n = tonumber(redis.call('ZINCRBY', win .. ':n', dn, member))
   if n <= 0 then
-    redis.call('ZREM', base .. ':win:n', member)
-    redis.call('ZREM', base .. ':win:ok', member)
-    redis.call('ZREM', base .. ':win:warm', member)
+    redis.call('ZREM', win .. ':n', member)
+    redis.call('ZREM', win .. ':ok', member)
+    redis.call('ZREM', win .. ':warm', member)
     return
   end
   local ok_now, ok_before = n >= min, n - dn >= min
-  local to = base .. (ok_now and ':win:ok' or ':win:warm')
+  local to = win .. (ok_now and ':ok' or ':warm')
   if ok_now == ok_before then
     redis.call('ZINCRBY', to, dd, member)
   else
-    local from = base .. (ok_before and ':win:ok' or ':win:warm')
+    local from = win .. (ok_before and ':ok' or ':warm')
     local d = tonumber(redis.call('ZSCORE', from, member) or '0') + dd
     redis.call('ZREM', from, member)
     redis.call('ZADD', to, d, member)
@@ -125,14 +130,19 @@ for i = 1, #ops do
     for j = 1, #args, 2 do check(redis.pcall('ZINCRBY', key, args[j], args[j + 1])) end
   elseif cmd == 'GS.RANK' then
     local dkey, nkey = key .. ':d:' .. args[1], key .. ':n:' .. args[1]
-    local held = redis.call('HMGET', key .. ':win', 'from', 'min')
-    local from, min = tonumber(held[1]), tonumber(held[2])
-    local live = from ~= nil and min ~= nil and tonumber(args[1]) >= from
+    local live = {}
+    for _, suffix in ipairs(rank_slots) do
+      local held = redis.call('HMGET', key .. suffix, 'from', 'min')
+      local from, min = tonumber(held[1]), tonumber(held[2])
+      if from ~= nil and min ~= nil and tonumber(args[1]) >= from then live[#live + 1] = {key .. suffix, min} end
+    end
     for j = 3, #args, 3 do
       check(redis.pcall('ZINCRBY', dkey, args[j + 1], args[j]))
       check(redis.pcall('ZINCRBY', nkey, args[j + 2], args[j]))
-      if live and not pcall(rank_add, key, args[j], tonumber(args[j + 1]), tonumber(args[j + 2]), min) then
-        errors = errors + 1
+      for _, slot in ipairs(live) do
+        if not pcall(rank_add, slot[1], args[j], tonumber(args[j + 1]), tonumber(args[j + 2]), slot[2]) then
+          errors = errors + 1
+        end
       end
     end
     check(redis.pcall('EXPIREAT', dkey, args[2]))
@@ -302,31 +312,37 @@ end
 return out
 """
 
-# Brings one rank window (see RANK_ADD) to the window starting at minute `ws`, then reads it.
-# KEYS[1] = base:win, KEYS[2] = the kind's first-share sorted set, KEYS[3] its first-authorize one.
-# ARGV: base, ws, the current minute,
-# min, ttl, max_lag, step (60), then mode "top" k | "of" name...
-# The window moves by taking the minutes before ws out of the sums; it is rebuilt from the minute
-# sets when it is missing, was built for another threshold, lags more than max_lag (the minute sets
-# expire) or is ahead of ws by more than a step (a reader whose clock is behind).
+# Reads the rank window (see RANK_ADD) starting at minute `ws`, bringing a slot to it first when
+# none is there yet. KEYS[1] = base:win, KEYS[2] = the kind's first-share sorted set, KEYS[3] its
+# first-authorize one. ARGV: base, ws, the current minute, min, ttl, max_lag, step (60), then mode
+# "top" k | "of" name... | "prepare".
+# A slot whose `from` is ws (and built for `min`) is read as it is. Otherwise one slot is brought to
+# ws: moved by taking the minutes before ws out of its sums (the one least behind), or rebuilt from
+# the minute sets when none is behind within max_lag (missing, another threshold, lagging more than
+# max_lag: the minute sets expire; or ahead by more than a step: a reader whose clock is behind).
+# "prepare" (the read side's keeper, in the minute before the boundary): also builds the other slot
+# for ws + step from the minute sets, unless it is there; the shares after go to both, so at the
+# boundary readers find the next window ready. Returns the number of slots built or moved.
 # "top": per part (ok, warm) its k largest names that are not young, and every young name (first
 # share after ws: its observation may start inside the window, so its order is not its sum's); "of":
 # the given names. Returns per name in the window: name, difficulty, shares, first share and first
 # authorize ("" unless young or not recorded).
 RANK_WINDOW = RANK_ADD + r"""
-local meta, first_key, auth_key, base = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local first_key, auth_key, base = KEYS[2], KEYS[3], ARGV[1]
 local ws, cur, min = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, max_lag, step, mode = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local nk, okk, warmk = base .. ':win:n', base .. ':win:ok', base .. ':win:warm'
-local held = redis.call('HMGET', meta, 'from', 'min')
-local from, held_min = tonumber(held[1]), tonumber(held[2])
-if from == nil or held_min ~= min or ws - from > max_lag or from - ws > step then
+local changed = 0
+local function state(win)
+  local held = redis.call('HMGET', win, 'from', 'min')
+  return tonumber(held[1]), tonumber(held[2])
+end
+local function rebuild(win, from)
   local dkeys, nkeys = {}, {}
-  for m = ws, cur + step, step do
+  for m = from, cur + step, step do
     dkeys[#dkeys + 1] = base .. ':d:' .. m
     nkeys[#nkeys + 1] = base .. ':n:' .. m
   end
-  local all, okn = base .. ':win:all', base .. ':win:okn'
+  local nk, okk, warmk, all, okn = win .. ':n', win .. ':ok', win .. ':warm', win .. ':all', win .. ':okn'
   redis.call('DEL', nk, okk, warmk)
   redis.call('ZUNIONSTORE', nk, #nkeys, unpack(nkeys))
   redis.call('ZUNIONSTORE', all, #dkeys, unpack(dkeys))
@@ -334,8 +350,10 @@ if from == nil or held_min ~= min or ws - from > max_lag or from - ws > step the
   redis.call('ZINTERSTORE', okk, 2, all, okn, 'WEIGHTS', 1, 0)
   redis.call('ZDIFFSTORE', warmk, 2, all, okn)
   redis.call('DEL', all, okn)
-  redis.call('HSET', meta, 'from', ws, 'min', min)
-elseif from < ws then
+  redis.call('HSET', win, 'from', from, 'min', min)
+  changed = changed + 1
+end
+local function move(win, from)
   for m = from, ws - step, step do
     local names = redis.call('ZRANGE', base .. ':n:' .. m, 0, -1, 'WITHSCORES')
     for i = 1, #names, 1000 do
@@ -343,14 +361,57 @@ elseif from < ws then
       for j = i, math.min(i + 998, #names), 2 do batch[#batch + 1] = names[j] end
       local ds = redis.call('ZMSCORE', base .. ':d:' .. m, unpack(batch))
       for b = 1, #batch do
-        rank_add(base, batch[b], -(tonumber(ds[b]) or 0), -tonumber(names[i + 2 * b - 1]), min)
+        rank_add(win, batch[b], -(tonumber(ds[b]) or 0), -tonumber(names[i + 2 * b - 1]), min)
       end
     end
   end
-  redis.call('HSET', meta, 'from', ws)
+  redis.call('HSET', win, 'from', ws)
+  changed = changed + 1
 end
-redis.call('EXPIRE', meta, ttl)
-for _, k in ipairs({nk, okk, warmk}) do redis.call('EXPIRE', k, ttl + step) end
+local function keep(win)
+  redis.call('EXPIRE', win, ttl)
+  for _, part in ipairs({':n', ':ok', ':warm'}) do redis.call('EXPIRE', win .. part, ttl + step) end
+end
+local slots, win = {}, nil
+for i, suffix in ipairs(rank_slots) do
+  local from, held_min = state(base .. suffix)
+  slots[i] = {base .. suffix, held_min == min and from or nil}
+  if slots[i][2] == ws then win = slots[i][1] end
+end
+if win == nil then
+  -- the slot least behind ws (moved), else one ahead by at most a step (read as it is: a reader
+  -- whose clock is behind), else the missing or oldest one (rebuilt)
+  local behind, ahead, spare = nil, nil, nil
+  for _, slot in ipairs(slots) do
+    local from = slot[2]
+    if from ~= nil and from < ws and ws - from <= max_lag and (behind == nil or from > behind[2]) then
+      behind = slot
+    elseif from ~= nil and from > ws and from - ws <= step and mode ~= 'prepare' then
+      ahead = slot
+    end
+    if spare == nil or from == nil or (spare[2] ~= nil and from < spare[2]) then spare = slot end
+  end
+  if behind then
+    win = behind[1]
+    move(win, behind[2])
+  elseif ahead then
+    win = ahead[1]
+  else
+    win = spare[1]
+    rebuild(win, ws)
+  end
+end
+keep(win)
+local nk, okk, warmk = win .. ':n', win .. ':ok', win .. ':warm'
+if mode == 'prepare' then
+  for _, slot in ipairs(slots) do
+    if slot[1] ~= win then
+      if slot[2] ~= ws + step then rebuild(slot[1], ws + step) end
+      keep(slot[1])
+    end
+  end
+  return changed
+end
 local out = {}
 local function emit(name, first)
   local n = redis.call('ZSCORE', nk, name)

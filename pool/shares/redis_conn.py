@@ -57,6 +57,25 @@ class Script:
             return await client.eval(self.source, len(keys), *keys, *args)
 
 
+async def run_scripts(client: RedisClient, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]) -> list[Any]:
+    """Several script calls in one pipeline (one round trip on a single Redis; per node on a
+    cluster), replies in order. A call the server had no script for is run again on its own (EVAL)."""
+    if not calls:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+    out = []
+    for (script, keys, args), reply in zip(calls, replies, strict=True):
+        if isinstance(reply, NoScriptError):
+            reply = await script(client, keys, args)
+        elif isinstance(reply, Exception):
+            raise reply
+        out.append(reply)
+    return out
+
+
 def is_cluster(client: RedisClient) -> bool:
     return isinstance(client, RedisCluster)
 

@@ -6,6 +6,7 @@ arrive."""
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import redis.asyncio.cluster as aiocluster
 
 from pool.shares.hashrate import HASHES_PER_DIFFICULTY
 from pool.shares.ledger import Ledger
-from pool.shares.ranking import RANK_WINDOW_S, rank_key
+from pool.shares.lua import RANK_SLOTS
+from pool.shares.ranking import RANK_WINDOW_S, RankKeeper, rank_key
 from pool.stratum.events import ShareRecord
 from tests.ledger.conftest import RedisCluster
 from tests.ledger.support import flush_until_done, make_ledger
@@ -160,3 +162,79 @@ async def test_ranking_on_a_cluster(cluster: RedisCluster, journal_dir: Path) ->
         await client.aclose()
     assert [n for n, _ in top] == EXPECTED
     assert all(f.window_seconds == RANK_WINDOW_S for _, f in top)
+
+
+def _random_fleet(ledger: Ledger, rng: random.Random, workers: int, start: float, end: float) -> None:
+    """Workers of many rates over [start, end]: some older than the window, some young (first share
+    inside it), some that stopped, some with an authorize time, integer difficulties (exact sums)."""
+    for i in range(workers):
+        name = f"acct{i % 37:02d}.rig{i:03d}"
+        difficulty = float(2 ** rng.randrange(0, 8))
+        every = rng.choice([1.5, 3.0, 7.0, 13.0, 29.0])
+        first = rng.uniform(start, end - 20)
+        last = end if i % 9 else rng.uniform(first, end)
+        authorized = first - rng.uniform(0, 120) if i % 4 == 0 else 0.0
+        _shares(ledger, name, difficulty, every, first, last, authorized=authorized)
+
+
+async def _brute_force(ledger: Ledger, names: list[str], now: float, limit: int) -> list[tuple[str, object]]:
+    """Every worker's 5-minute figure read from its buckets (the figure the API shows), ranked by
+    rank_key: what the rank windows must give."""
+    reader = ledger.reader
+    by_shard: dict[str, list[str]] = {}
+    for name in names:
+        by_shard.setdefault(ledger.keys.shard(name.split(".")[0]), []).append("w:" + name)
+    windows = await reader.hashrate.windows_by_tag(reader.client, by_shard, now)
+    figures = [(name, windows["w:" + name].m5) for name in names if windows["w:" + name].m5.shares]
+    figures.sort(key=lambda item: rank_key(*item), reverse=True)
+    return figures[:limit]
+
+
+async def _slots(ledger: Ledger) -> list[tuple[bytes | None, ...]]:
+    client = ledger.reader.client
+    return [tuple(await client.hmget(f"{ledger.keys.rank_base(tag, 'w')}:{slot}", ["from", "min"]))
+            for tag in ledger.keys.all_shards() for slot in RANK_SLOTS]
+
+
+async def test_top_hundred_equals_a_brute_force_ranking_across_minute_boundaries(
+        redis_url: str, journal_dir: Path) -> None:
+    """300 workers of many rates: the top 100 from the rank windows equal the top 100 of every
+    worker's figure read from the buckets, before a minute boundary (the keeper has built the next
+    minute's windows), after it (read from the prepared windows: no slot built or moved by the
+    reader), with shares arriving in between, and a minute later without the keeper (the reader
+    moves the windows itself)."""
+    ledger = make_ledger(journal_dir, redis_url)
+    await ledger.start()
+    try:
+        rng = random.Random(11)
+        t1 = _now() - 60                    # 30 s into a minute, 1 to 2 minutes ago
+        _random_fleet(ledger, rng, 300, t1 - 600, t1)
+        await flush_until_done(ledger)
+        names = sorted({f"acct{i % 37:02d}.rig{i:03d}" for i in range(300)})
+        reader = ledger.reader
+        keeper = RankKeeper(reader.ranking, lambda: ledger.client, ledger.keys.all_shards())
+        # Each shard's current and next windows, for workers and accounts: 16 x 2 x 2 slots built.
+        assert await keeper.run_once(now=t1) == 2 * 2 * len(ledger.keys.all_shards())
+        assert await keeper.run_once(now=t1) == 0        # both there: nothing to do
+        top = await reader.ranking.top(reader.client, "w", ledger.keys.all_shards(), 100, now=t1)
+        assert len(top) == 100
+        assert top == await _brute_force(ledger, names, t1, 100)
+
+        # Shares up to 10 s past the boundary, read there: from the window the keeper built.
+        t2 = t1 + 40
+        _random_fleet(ledger, rng, 300, t1 + 0.5, t2)
+        await flush_until_done(ledger)
+        prepared = await _slots(ledger)
+        top = await reader.ranking.top(reader.client, "w", ledger.keys.all_shards(), 100, now=t2)
+        assert await _slots(ledger) == prepared
+        assert top == await _brute_force(ledger, names, t2, 100)
+
+        # A minute on without the keeper: the reader moves the window across the boundary itself.
+        t3 = t2 + 60
+        _random_fleet(ledger, rng, 300, t2 + 0.5, t3)
+        await flush_until_done(ledger)
+        top = await reader.ranking.top(reader.client, "w", ledger.keys.all_shards(), 100, now=t3)
+        assert top == await _brute_force(ledger, names, t3, 100)
+        assert keeper.snapshot().passes == 2 and keeper.snapshot().failures == 0
+    finally:
+        await ledger.stop()

@@ -83,6 +83,7 @@ class InMemoryPool:
         self.started_at = clock() - 2 * 86_400
         self.round_opened_at = clock() - 1800
         self.shares: list[ShareRecord] = []
+        self.down: list[tuple[float, float]] = []   # spans the pool was not running (histories)
         self.rejects: list[Reject] = []
         self.connections: dict[str, list[ConnectionInfo]] = defaultdict(list)
         self.blocks_found: list[BlockInfo] = []
@@ -142,9 +143,13 @@ class InMemoryPool:
         first = (now - window) // step * step
         buckets = dict.fromkeys(range(int(first), int(now) + 1, step), 0.0)
         for share in shares:
-            if share.timestamp >= first:
+            if share.timestamp >= first and not any(start <= share.timestamp < end for start, end in self.down):
                 buckets[int(share.timestamp - first) // step * step + int(first)] += share.difficulty
-        points = [HashratePoint(t=t, seconds=step, hashrate=d * DIFF1 / step) for t, d in sorted(buckets.items())]
+        points = []
+        for t, d in sorted(buckets.items()):
+            # a step the pool was down in is not observed time
+            seconds = step - sum(max(0.0, min(t + step, end) - max(t, start)) for start, end in self.down)
+            points.append(HashratePoint(t=t, seconds=seconds, hashrate=d * DIFF1 / seconds if seconds > 0 else 0.0))
         return HashrateHistory(window_seconds=window, step_seconds=step, points=points)
 
     async def figures(self) -> PoolFigures:

@@ -231,3 +231,49 @@ async def test_dashboard_without_token_asks_for_one_or_reads_anonymously(pool_da
     finally:
         await closed.stop()
         await open_.stop()
+
+
+CHART = """JSON.stringify({
+  state: document.body.dataset.state, polls: Number(document.body.dataset.polls),
+  series: (document.getElementById("chart").series || []).map(p => p === null ? null : p.t),
+  lines: [...document.querySelectorAll("#chart polyline.line")].map(l => l.getAttribute("points").split(" ")
+    .map(xy => Number(xy.split(",")[0]))),
+  dots: [...document.querySelectorAll("#chart circle.dot")].map(c => Number(c.getAttribute("cx"))),
+  ticks: [...document.querySelectorAll("#chart text.tick")].map(t => t.textContent),
+})"""
+
+
+async def test_hashrate_chart_breaks_where_the_pool_was_not_observed(pool_data: InMemoryPool, tmp_path: Path) -> None:
+    """The pool was down from 10 h to 8 h ago: the 24 h chart is given nulls for those steps and
+    draws no line across them (two lines, one each side), under a time axis with dates."""
+    now = pool_data.clock()
+    pool_data.down = [(now - 36_000, now - 28_800)]
+    history = await pool_data.hashrate_history(86_400)
+    unobserved = [p.t for p in history.points if p.seconds <= 0]
+    assert len(unobserved) >= 3                                 # whole 30-minute steps inside the outage
+    server = await start_admin(pool_data, make_config(dashboard_refresh_seconds=0.5))
+    try:
+        async with chromium() as page:
+            await page.send("Page.navigate", url=f"{server.url}/#token={READ_TOKEN}")
+            await page.wait_for(lambda d: d["state"] == "live" and d["polls"] >= 1)
+            result = await page.send("Runtime.evaluate", expression=CHART, returnByValue=True)
+            chart = json.loads(result["result"]["value"])
+            # The series the chart is given: null exactly where no second was observed.
+            given = [p.t for p in history.points]
+            assert len(chart["series"]) == len(given)
+            assert [given[i] for i, t in enumerate(chart["series"]) if t is None] == unobserved
+            # Drawn: one line before the outage and one after, none of their points inside it.
+            assert len(chart["lines"]) == 2 and not chart["dots"], chart
+            before, after = chart["lines"]
+            assert max(before) < min(after)
+            gap_points = [x for line in chart["lines"] for x in line if max(before) < x < min(after)]
+            assert gap_points == []
+            # The axis crosses a day: a date on its first tick, times on the others.
+            assert re.search(r"[A-Za-z]{3} \d{1,2}", chart["ticks"][0]), chart["ticks"]
+            assert all(re.search(r"\b([01]\d|2[0-3]):[0-5]\d$", t) for t in chart["ticks"]), chart["ticks"]
+            shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            path = screenshot_dir(tmp_path) / "dashboard-gap.png"
+            path.write_bytes(base64.b64decode(shot["data"]))
+            print(f"dashboard screenshot with a gap: {path}")
+    finally:
+        await server.stop()

@@ -113,6 +113,20 @@ function svg(tag, attrs) {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   return el;
 }
+// A history's points as a chart is given them: one per step, null for a step nobody observed (the pool
+// was down or not started yet: its seconds observed are 0, no bucket holds a figure for it).
+function chartSeries(history) {
+  return ((history && history.points) || []).map((p) => (p.seconds === undefined || p.seconds > 0 ? p : null));
+}
+// The unbroken runs of a series: a line is drawn along each, never across the nulls between them.
+function seriesRuns(series) {
+  const runs = [[]];
+  for (const p of series) {
+    if (p !== null) runs[runs.length - 1].push(p);
+    else if (runs[runs.length - 1].length) runs.push([]);
+  }
+  return runs.filter((run) => run.length);
+}
 // A link to an account's own page (the worker or account name as its text).
 function minerLink(account, text) {
   const a = document.createElement("a");

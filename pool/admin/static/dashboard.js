@@ -124,7 +124,8 @@ function timeTicks(t0, t1) {
 
 function timeLabel(t, withDate) {
   const d = new Date(t * 1000);
-  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  // 24-hour times (midnight reads 00:00, not 12:00 AM) in the viewer's zone, named under the chart.
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   return withDate ? d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time : time;
 }
 
@@ -156,19 +157,31 @@ function renderChart(history) {
     label.textContent = timeLabel(t, crossesDay && (dayStart || t === ticks[0] || step >= 86400));
     root.appendChild(label);
   }
-  if (points.length > 1) {
-    // Each point is its step's average, drawn at the middle of the step; the band is its 95 % interval.
-    const mid = (p) => p.t + history.step_seconds / 2;
-    const shown = points.filter((p) => p.seconds > 0);
-    const upper = shown.map((p) => `${x(mid(p)).toFixed(1)},${y(p.high === null ? p.hashrate : p.high).toFixed(1)}`);
-    const lower = shown.slice().reverse().map((p) => `${x(mid(p)).toFixed(1)},${y(p.low).toFixed(1)}`);
-    if (shown.length > 1) root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
-    const line = shown.map((p) => `${x(mid(p)).toFixed(1)},${y(p.hashrate).toFixed(1)}`).join(" ");
-    root.appendChild(svg("polyline", { points: line, class: "line" }));
+  // Each point is its step's average, drawn at the middle of the step; the band is its 95 % interval.
+  // A step nobody observed (the pool down, or not started yet) is null in the series: the line and the
+  // band break there (a lone observed step between gaps is a dot with its interval as a whisker).
+  const series = chartSeries(history);
+  const runs = seriesRuns(series);
+  box.series = series;               // what the chart was given (the browser test reads it)
+  const mid = (p) => p.t + history.step_seconds / 2;
+  const upperOf = (p) => (p.high === null ? p.hashrate : p.high);
+  const at = (p, v) => `${x(mid(p)).toFixed(1)},${y(v).toFixed(1)}`;
+  for (const run of runs) {
+    if (run.length === 1) {
+      const p = run[0];
+      root.appendChild(svg("line", { x1: x(mid(p)), x2: x(mid(p)), y1: y(p.low), y2: y(upperOf(p)), class: "whisker" }));
+      root.appendChild(svg("circle", { cx: x(mid(p)), cy: y(p.hashrate), r: 3, class: "dot" }));
+      continue;
+    }
+    const upper = run.map((p) => at(p, upperOf(p)));
+    const lower = run.slice().reverse().map((p) => at(p, p.low));
+    root.appendChild(svg("polygon", { points: upper.concat(lower).join(" "), class: "band" }));
+    root.appendChild(svg("polyline", { points: run.map((p) => at(p, p.hashrate)).join(" "), class: "line" }));
   }
   box.appendChild(root);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
   setText("chart-basis", "each point: the average over " + duration(history.step_seconds) +
-    "; band: 95 % interval from its share count");
+    "; band: 95 % interval from its share count; gaps: the pool was not observed; times in " + zone);
 }
 
 function renderCountries(regions) {

@@ -31,6 +31,7 @@ from pool.admin.interfaces import (
 from pool.admin.notify import Alert, Notifier, Severity
 from pool.aio import cancel_and_wait, wait_set
 from pool.config.alerts import AlertsConfig
+from pool.config.changes import ReloadPlan, section_changes
 
 log = logging.getLogger("geostratum.alerts")
 T = TypeVar("T")
@@ -259,6 +260,17 @@ class AlertRules:
                             details={"database": database, "build_date": build_date, "age_days": age})]
 
 
+class AlertsReload(ReloadPlan, frozen=True, kw_only=True):
+    """The [alerts] part of a config reload: the whole section applies live."""
+
+    config: AlertsConfig
+
+
+def plan_alerts_reload(running: AlertsConfig, new: AlertsConfig) -> AlertsReload:
+    """The changed keys of [alerts] (checked when the file was read: nothing here can refuse)."""
+    return AlertsReload(applied=tuple(section_changes(running, new, "alerts")), config=new)
+
+
 class AlertMonitor:
     """Every check_interval_seconds: snapshots -> rules -> notifier. A failing read skips that rule.
 
@@ -329,6 +341,14 @@ class AlertMonitor:
                 await self.check()                            # turn it on)
             self._wake.clear()
             await wait_set(self._wake, self.config.check_interval_seconds)
+
+    def plan_reload(self, new: AlertsConfig) -> AlertsReload:
+        return plan_alerts_reload(self.config, new)
+
+    def apply_reload(self, plan: AlertsReload) -> None:
+        """Put a plan from plan_reload in force (cannot fail), as apply_config."""
+        if plan.applied:
+            self.apply_config(plan.config)
 
     def apply_config(self, config: AlertsConfig) -> None:
         """A config reload (SIGHUP, POST /api/v1/reload): thresholds, windows and the interval from the

@@ -29,6 +29,7 @@ from pool.admin.responses import DashboardSettings, ErrorBody
 from pool.admin.routes import ROUTES, Route
 from pool.admin.routes_miner import page as miner_page
 from pool.config.admin import AdminConfig
+from pool.config.changes import ReloadPlan, section_changes, split_restart
 from pool.json_depth import deeper_than
 
 log = logging.getLogger("geostratum.admin")
@@ -57,6 +58,14 @@ def _error_response(status: int, error: str, reason: str, headers: Mapping[str, 
         content_type="application/json",
         headers=dict(headers or {}),
     )
+
+
+ADMIN_RESTART_FIELDS = ("enabled", "host", "port")     # the listening socket is bound once
+
+
+class AdminReload(ReloadPlan, frozen=True, kw_only=True):
+    config: AdminConfig             # the [admin] in force after the reload (enabled, host and port kept)
+    tokens: TokenBook               # built from config and the environment
 
 
 class AdminServer:
@@ -123,10 +132,27 @@ class AdminServer:
         host = self.ctx.config.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
+    def plan_reload(self, new: AdminConfig) -> AdminReload:
+        """This server's part of a config reload: every key of [admin] but enabled, host and port (which
+        need a restart) checked and its token book built, nothing changed yet (ConfigError names the key)."""
+        running = self.ctx.config
+        applied, restart = split_restart(section_changes(running, new, "admin"), ADMIN_RESTART_FIELDS)
+        config = msgspec.structs.replace(new, **{f: getattr(running, f) for f in ADMIN_RESTART_FIELDS})
+        return AdminReload(applied=applied, requires_restart=restart, config=config,
+                           tokens=TokenBook(config, self._environ))
+
+    def apply_reload(self, plan: AdminReload) -> None:
+        """Put a plan from plan_reload in force (cannot fail)."""
+        if plan.applied:
+            self._take(plan.config, plan.tokens)
+
     def apply_config(self, config: AdminConfig) -> None:
         """Take a reloaded [admin] section: tokens, anonymous groups, limits and price apply at once;
         host and port need a restart."""
-        self._tokens = TokenBook(config, self._environ)
+        self._take(config, TokenBook(config, self._environ))
+
+    def _take(self, config: AdminConfig, tokens: TokenBook) -> None:
+        self._tokens = tokens
         self.ctx.config = config
         self.ctx.price.configured = config.btc_usd_price
         limiter = self.ctx.limiter

@@ -22,6 +22,7 @@ import geoip2.errors
 import maxminddb
 import msgspec
 
+from pool.config.changes import ReloadPlan, field_of, section_changes, split_restart
 from pool.config.errors import ConfigError
 from pool.config.geo import GeoConfig
 from pool.geo.asn_table import ATTRIBUTION as ASN_ATTRIBUTION
@@ -202,73 +203,119 @@ def normalise_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return addr
 
 
+# Keys of [geo] that name the database files or how they are read: a change opens the files again.
+LOCATOR_FIELDS = ("city_db", "update_dir", "asn_db", "anonymous_db", "hosting_asns", "builtin_hosting_asns",
+                  "cache_size", "attribution")
+GEO_RESTART_FIELDS = ("enabled",)       # the app builds the locator and the rollup, or does not
+
+
+class OpenDatabases(msgspec.Struct, frozen=True, kw_only=True):
+    """One set of database files, opened together and checked (not serving until a locator swaps it in)."""
+
+    raws: tuple[maxminddb.Reader, ...]          # the location files (one per address family, or one for both)
+    raw4: maxminddb.Reader
+    raw6: maxminddb.Reader | None
+    asn: geoip2.database.Reader | AsnRanges | None
+    anon: geoip2.database.Reader | None
+    hosting_asns: frozenset[int]
+    databases: tuple[DatabaseInfo, ...]
+    signature: tuple[tuple[str, int, int], ...]  # _files_signature of the files opened
+
+    def close(self) -> None:
+        for reader in (*self.raws, self.asn, self.anon):
+            if reader is not None:
+                reader.close()
+
+
+def open_databases(config: GeoConfig) -> OpenDatabases:
+    """Open and check the files `config` names; ConfigError names the key (and no reader is left open)."""
+    raws: list[maxminddb.Reader] = []
+    infos: list[DatabaseInfo] = []
+    try:
+        for path in location_files(config):
+            reader, info = _open_location(path)
+            raws.append(reader)
+            if info.ident not in {i.ident for i in infos}:    # the IPv4 and IPv6 files of one release
+                infos.append(info)
+    except BaseException:
+        for reader in raws:
+            reader.close()
+        raise
+    # One reader per address family: a MaxMind file holds both, ip-location-db ships one of each.
+    if not raws:
+        raise ConfigError("geo.city_db", f"no .mmdb file in {config.city_db or config.update_dir}")
+    raw4 = next((r for r in raws if r.metadata().ip_version == 4), raws[0])
+    raw6 = next((r for r in raws if r.metadata().ip_version == 6), None)
+    asn = anon = None
+    try:
+        asn_source = asn_source_for(config)
+        if asn_source is not None and asn_source.is_dir():       # ip-location-db's CSV release
+            asn, asn_info = _open_asn_table(asn_source)
+            infos.append(asn_info)
+        elif asn_source is not None:
+            asn, asn_info = _open(asn_source, "geo.asn_db", "asn")
+            if "ASN" not in asn_info.type:
+                raise ConfigError("geo.asn_db", f"{asn_source} is a {asn_info.type} database, not ASN")
+            infos.append(asn_info)
+        if config.anonymous_db:
+            anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")
+            if "Anonymous-IP" not in anon_info.type:
+                raise ConfigError("geo.anonymous_db",
+                                  f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
+            infos.append(anon_info)
+        signature = _files_signature(config)
+    except BaseException:
+        for reader in (*raws, asn, anon):   # a refused set of files leaks no reader
+            if reader is not None:
+                reader.close()
+        raise
+    hosting_asns = set(config.hosting_asns)
+    if config.builtin_hosting_asns:
+        hosting_asns |= builtin_hosting_asns()
+    return OpenDatabases(raws=tuple(raws), raw4=raw4, raw6=raw6, asn=asn, anon=anon,
+                         hosting_asns=frozenset(hosting_asns), databases=tuple(infos), signature=signature)
+
+
+class GeoReload(ReloadPlan, frozen=True, kw_only=True):
+    """The [geo] part of a config reload. The section is read where it is used (retention, privacy
+    rules, exports, the staleness the locator reports), so every key but `enabled` applies live."""
+
+    config: GeoConfig                           # the [geo] in force after it (geo.enabled kept)
+    databases: OpenDatabases | None = None      # the files a changed key names, opened; None: the open ones stay
+
+
+def plan_geo_reload(running: GeoConfig, new: GeoConfig) -> GeoReload:
+    """The keys of a reloaded [geo] and the section to put in force (GeoLocator.plan_reload adds the
+    files; this alone where no locator runs)."""
+    applied, restart = split_restart(section_changes(running, new, "geo"), GEO_RESTART_FIELDS)
+    config = msgspec.structs.replace(new, **{f: getattr(running, f) for f in GEO_RESTART_FIELDS})
+    return GeoReload(config=config, applied=applied, requires_restart=restart)
+
+
 class GeoLocator:
     """Open the configured databases; `tag_connection(ip)` is what the stratum server calls."""
 
     def __init__(self, config: GeoConfig | None = None) -> None:
         self.config = config or GeoConfig()
         self._lookup_cached = functools.lru_cache(maxsize=self.config.cache_size or None)(self._lookup)
-        self._open_all(self.config)
+        self._files: OpenDatabases | None = None
+        self._swap(open_databases(self.config), self.config)
 
     @classmethod
     def from_config(cls, config: GeoConfig) -> GeoLocator:
         return cls(config)
 
-    def _open_all(self, config: GeoConfig) -> None:
-        raws: list[maxminddb.Reader] = []
-        infos: list[DatabaseInfo] = []
-        try:
-            for path in location_files(config):
-                reader, info = _open_location(path)
-                raws.append(reader)
-                if info.ident not in {i.ident for i in infos}:    # the IPv4 and IPv6 files of one release
-                    infos.append(info)
-        except BaseException:
-            for reader in raws:
-                reader.close()
-            raise
-        # One reader per address family: a MaxMind file holds both, ip-location-db ships one of each.
-        if not raws:
-            raise ConfigError("geo.city_db", f"no .mmdb file in {config.city_db or config.update_dir}")
-        raw4 = next((r for r in raws if r.metadata().ip_version == 4), raws[0])
-        raw6 = next((r for r in raws if r.metadata().ip_version == 6), None)
-        asn = anon = None
-        try:
-            asn_source = asn_source_for(config)
-            if asn_source is not None and asn_source.is_dir():       # ip-location-db's CSV release
-                asn, asn_info = _open_asn_table(asn_source)
-                infos.append(asn_info)
-            elif asn_source is not None:
-                asn, asn_info = _open(asn_source, "geo.asn_db", "asn")
-                if "ASN" not in asn_info.type:
-                    raise ConfigError("geo.asn_db", f"{asn_source} is a {asn_info.type} database, not ASN")
-                infos.append(asn_info)
-            if config.anonymous_db:
-                anon, anon_info = _open(config.anonymous_db, "geo.anonymous_db", "anonymous-ip")
-                if "Anonymous-IP" not in anon_info.type:
-                    raise ConfigError("geo.anonymous_db",
-                                      f"{config.anonymous_db} is a {anon_info.type} database, not Anonymous-IP")
-                infos.append(anon_info)
-        except BaseException:
-            for reader in (*raws, asn, anon):   # a refused set of files leaks no reader
-                if reader is not None:
-                    reader.close()
-            raise
-        hosting_asns = set(config.hosting_asns)
-        if config.builtin_hosting_asns:
-            hosting_asns |= builtin_hosting_asns()
-        # Swap everything at once, then drop the cache: a lookup never mixes two releases.
-        old = [r for r in (*getattr(self, "_raws", ()), getattr(self, "_asn", None), getattr(self, "_anon", None))
-               if r is not None]
-        self._raws, self._raw4, self._raw6, self._asn, self._anon = raws, raw4, raw6, asn, anon
-        self._hosting_asns = frozenset(hosting_asns)
-        self.databases: tuple[DatabaseInfo, ...] = tuple(infos)
+    def _swap(self, opened: OpenDatabases, config: GeoConfig) -> None:
+        """Swap every file at once, then drop the cache: a lookup never mixes two releases."""
+        old, self._files = self._files, opened
+        self._raws, self._raw4, self._raw6 = opened.raws, opened.raw4, opened.raw6
+        self._asn, self._anon, self._hosting_asns = opened.asn, opened.anon, opened.hosting_asns
+        self.databases: tuple[DatabaseInfo, ...] = opened.databases
         self._lookup_cached.cache_clear()
-        self._signature = _files_signature(config)
+        self._signature = opened.signature
         self._warn_if_stale(config)
-        for reader in old:
-            if reader is not None:
-                reader.close()
+        if old is not None:
+            old.close()
 
     def snapshot(self) -> GeoSnapshot:
         return GeoSnapshot(databases=list(self.databases), max_database_age_days=self.config.max_database_age_days)
@@ -307,15 +354,32 @@ class GeoLocator:
         keep their region; rollups record which databases were in use per day."""
         # Open the new files first: a refused reload leaves config, cache and databases as they were.
         config = config or self.config
-        self._open_all(config)
-        if config is not self.config:
-            self.config = config
-            self._lookup_cached = functools.lru_cache(maxsize=config.cache_size or None)(self._lookup)
+        self._install(config, open_databases(config))
+
+    def _install(self, config: GeoConfig, opened: OpenDatabases | None) -> None:
+        if opened is not None:
+            self._swap(opened, config)
+            if config is not self.config:
+                self._lookup_cached = functools.lru_cache(maxsize=config.cache_size or None)(self._lookup)
+        self.config = config
+
+    def plan_reload(self, new: GeoConfig) -> GeoReload:
+        """This locator's part of a config reload: the new files opened and checked when a key naming
+        them changed, nothing swapped yet; ConfigError names the key (and no file stays open)."""
+        plan = plan_geo_reload(self.config, new)
+        if any(field_of(key) in LOCATOR_FIELDS for key in plan.applied):
+            plan = msgspec.structs.replace(plan, databases=open_databases(plan.config))
+        return plan
+
+    def apply_reload(self, plan: GeoReload) -> list[str]:
+        """Put a plan from plan_reload in force (cannot fail); the keys applied."""
+        if plan.applied:
+            self._install(plan.config, plan.databases)
+        return list(plan.applied)
 
     def close(self) -> None:
-        for reader in (*self._raws, self._asn, self._anon):
-            if reader is not None:
-                reader.close()
+        if self._files is not None:
+            self._files.close()
 
     # --- lookups -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pool.config.geo import GeoConfig
 from pool.geo import keys as K
 from pool.geo.keys import GeoKeys
-from pool.geo.locator import DatabaseInfo
+from pool.geo.locator import DatabaseInfo, GeoReload
 from pool.shares.redis_ops import RedisOp, split_op
 from pool.stratum.events import ShareRecord
 
@@ -50,6 +50,11 @@ class GeoRollup:
         self._databases = databases
         self._miner_ids: dict[str, str] = {}
         self._first_sent: set[str] = set()     # regions whose first share this process reported
+
+    def apply_reload(self, plan: GeoReload) -> None:
+        """A config reload's [geo] (retention, privacy rules...): read from the next batch on."""
+        if plan.applied:
+            self.config = plan.config
 
     def _miner(self, identity: str) -> str:
         found = self._miner_ids.get(identity)

@@ -22,6 +22,7 @@ from pool.stratum.events import ShareRecord
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.fanout import FailedSessions, JobFanout
 from pool.stratum.listeners import Listeners
+from pool.stratum.reload_plan import StratumReload, plan_stratum_reload
 from pool.stratum.resume import ParkedSession, ResumeDirectory, ResumeLookup
 from pool.stratum.resume_link import ResumeLink
 from pool.stratum.session import Session
@@ -471,6 +472,24 @@ class StratumServer:
                 config.max_difficulty = candidate.max_difficulty
                 return config
         raise ValueError(f"no stratum port {port}")
+
+    def plan_reload(self, new: StratumConfig) -> StratumReload:
+        """This server's part of a config reload, checked and prepared (certificates loaded), nothing
+        changed yet; ConfigError names the key. What is live: pool/stratum/reload_plan.py."""
+        return plan_stratum_reload(self.config, new)
+
+    def apply_reload(self, plan: StratumReload) -> list[str]:
+        """Put a plan from plan_reload in force (cannot fail): new connections use the new certificates
+        and port difficulties, every connection the new limits. The keys applied."""
+        self.tls_contexts.update(plan.tls)
+        if plan.limits is not None:
+            self.config.limits = plan.limits
+        for change in plan.ports:
+            port = self.config.ports[change.index]
+            port.start_difficulty = change.start_difficulty
+            port.min_difficulty = change.min_difficulty
+            port.max_difficulty = change.max_difficulty
+        return list(plan.applied)
 
     def reload_limits(self, limits: LimitsConfig) -> None:
         """New limits apply at once to every connection; nobody is dropped for the change itself."""

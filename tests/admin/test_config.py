@@ -74,3 +74,27 @@ async def test_apply_config_swaps_tokens_live(pool_data: InMemoryPool) -> None:
         assert READ_TOKEN not in repr(server.ctx.config.read_tokens)
     finally:
         await server.stop()
+
+
+async def overview_status(session: aiohttp.ClientSession, url: str, token: str) -> int:
+    async with session.get(url + "/api/v1/overview", headers={"Authorization": f"Bearer {token}"}) as response:
+        return response.status
+
+
+async def test_a_reload_plan_takes_tokens_on_apply_and_keeps_the_socket(pool_data: InMemoryPool) -> None:
+    server = await start_admin(pool_data, make_config())
+    try:
+        running = server.ctx.config
+        new_read = "rotated-read-token-0987654321"
+        plan = server.plan_reload(make_config(read_tokens=[new_read], port=9999, host="0.0.0.0", rate_limit_burst=7))
+        assert plan.applied == ("admin.read_tokens", "admin.rate_limit_burst")
+        assert plan.requires_restart == ("admin.host", "admin.port")
+        assert plan.config.host == running.host and plan.config.port == running.port
+        async with aiohttp.ClientSession() as session:
+            assert await overview_status(session, server.url, READ_TOKEN) == 200   # a plan alone changes nothing
+            server.apply_reload(plan)
+            assert server.ctx.config is plan.config and server.ctx.limiter.burst == 7
+            assert await overview_status(session, server.url, READ_TOKEN) == 401
+            assert await overview_status(session, server.url, new_read) == 200
+    finally:
+        await server.stop()

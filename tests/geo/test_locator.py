@@ -147,3 +147,36 @@ def test_config_validation_names_the_key(section: dict, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         from_dict({"geo": section})
     assert err.value.key == key
+
+
+def test_a_reload_plan_opens_the_new_files_and_swaps_nothing_until_applied(geo_dbs: dict[str, Path]) -> None:
+    loc = GeoLocator(GeoConfig())
+    running = loc.config
+    assert loc.tag_connection("8.8.8.8")[0] == "US"
+    plan = loc.plan_reload(GeoConfig(city_db=str(geo_dbs["city"]), enabled=False, max_database_age_days=9))
+    assert plan.applied == ("geo.city_db", "geo.max_database_age_days")
+    assert plan.requires_restart == ("geo.enabled",)
+    assert plan.config.enabled is True                      # needs a restart: the running value stays
+    assert plan.databases is not None and plan.databases.databases[0].build_date == "2026-10-15"
+    assert loc.config is running and loc.tag_connection("8.8.8.8")[0] == "US"   # nothing swapped yet
+    loc.apply_reload(plan)
+    assert loc.config is plan.config and loc.tag_connection("8.8.8.8") == ("CA", "Quebec", False)
+    assert loc.databases[0].build_date == "2026-10-15"
+
+
+def test_a_reload_plan_without_a_file_key_keeps_the_open_files(geo_dbs: dict[str, Path]) -> None:
+    loc = GeoLocator(GeoConfig(city_db=str(geo_dbs["city"])))
+    plan = loc.plan_reload(GeoConfig(city_db=str(geo_dbs["city"]), max_database_age_days=9))
+    assert plan.applied == ("geo.max_database_age_days",) and plan.databases is None
+    loc.apply_reload(plan)
+    assert loc.snapshot().max_database_age_days == 9 and loc.tag_connection("8.8.8.8")[0] == "CA"
+
+
+def test_a_refused_reload_plan_keeps_config_and_files(tmp_path: Path, geo_dbs: dict[str, Path]) -> None:
+    good = GeoConfig(city_db=str(geo_dbs["city"]))
+    loc = GeoLocator(good)
+    with pytest.raises(ConfigError) as err:
+        loc.plan_reload(GeoConfig(city_db=str(tmp_path / "missing.mmdb")))
+    assert err.value.key == "geo.city_db"
+    assert loc.config is good and loc.config.city_db == str(geo_dbs["city"])   # names the file that serves
+    assert loc.tag_connection("8.8.8.8") == ("CA", "Quebec", False)

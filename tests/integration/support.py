@@ -61,6 +61,12 @@ def base_config(redis_url: str, tmp_path: Path, *, stratum_port: int = 0, admin_
     }
 
 
+def add_tls_port(data: dict[str, Any], cert: Path, key: Path) -> None:
+    """A second stratum port like the first, over TLS with this certificate and key (ports[1])."""
+    plain = data["stratum"]["ports"][0]
+    data["stratum"]["ports"].append({**plain, "tls": True, "tls_cert_file": str(cert), "tls_key_file": str(key)})
+
+
 # -- TOML (only what the configs above use: tables, arrays of tables, scalars, arrays of scalars) ----
 
 

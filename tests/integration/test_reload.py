@@ -1,6 +1,8 @@
 """Config reload under load: miners keep mining through it, nobody is disconnected, the new per-IP
 limit and port difficulty are in force for new connections, keys that need a restart are named,
-and a bad file is refused with the key and the reason while the running config stays."""
+and a bad file is refused with the key and the reason while the running config stays. A reload that
+one part refuses (a certificate that no longer loads, a database file that is missing) changes no
+other part: every part plans its section before any applies."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.geo.mmdb_writer import write_mmdb
 from tests.integration.conftest import Fleet
 from tests.integration.support import (
     ADMIN,
     Miner,
+    add_tls_port,
     admin_api,
     base_config,
     running_pool,
@@ -20,6 +24,7 @@ from tests.integration.support import (
     wait_for,
     write_config,
 )
+from tests.stratum.test_tls import OPENSSL, make_cert
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,3 +85,68 @@ async def test_reload_under_load_keeps_every_miner(redis_url: str, tmp_path: Pat
             assert not miner.disconnected
             await miner.finish()                                           # raises if the pool had closed it
             assert miner.stats.rejected == 0
+
+
+def city_release(path: Path) -> Path:
+    """A City database that puts 8.8.8.0/24 in Canada (the default database says the US)."""
+    city = {"country": {"iso_code": "CA", "names": {"en": "Canada"}}, "subdivisions": [{"names": {"en": "Quebec"}}]}
+    return write_mmdb(path, "GeoLite2-City", [("8.8.8.0/24", city)], build_epoch=1_760_000_000)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed (apt-get install -y openssl)")
+async def test_a_reload_one_part_refuses_changes_no_other_part(redis_url: str, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path / "certs")
+    data = base_config(redis_url, tmp_path)
+    add_tls_port(data, cert, key)
+    config_path = write_config(tmp_path / "pool.toml", data)
+    async with running_pool(config_path) as app, admin_api(app) as api:
+        assert app.server is not None and app.admin is not None and app.locator is not None
+        assert app.locator.tag_connection("8.8.8.8")[0] == "US"
+        changed = copy.deepcopy(data)
+        changed["geo"] = {"city_db": str(city_release(tmp_path / "city.mmdb"))}
+        changed["stratum"]["limits"]["max_connections_per_ip"] = 3
+        changed["admin"]["rate_limit_burst"] = 500
+        # The file names new certificate files (a restart takes them) and the running port's own
+        # files no longer load: the file is valid, the reload of the running certificate is not.
+        moved, moved_key = make_cert(tmp_path / "moved")
+        changed["stratum"]["ports"][1].update(tls_cert_file=str(moved), tls_key_file=str(moved_key))
+        write_config(config_path, changed)
+        good_cert = cert.read_bytes()
+        cert.write_text("not a certificate")
+        status, body = await api.call("POST", "/api/v1/reload", ADMIN)
+        assert status == 422 and body["reason"].startswith("stratum.ports[1].tls_cert_file: ")
+        # The geo plan had opened the new database; nothing of it (or of the rest) is in force.
+        assert app.config.geo.city_db == "" and app.locator.config.city_db == ""
+        assert app.locator.tag_connection("8.8.8.8")[0] == "US"
+        assert app.server.config.limits.max_connections_per_ip == 100
+        assert app.admin.ctx.config.rate_limit_burst == 1000
+
+        cert.write_bytes(good_cert)
+        status, result = await api.call("POST", "/api/v1/reload", ADMIN)
+        assert status == 200 and result["ok"] is True
+        assert sorted(result["applied"]) == ["admin.rate_limit_burst", "geo.city_db",
+                                             "stratum.limits.max_connections_per_ip",
+                                             "stratum.ports[1].tls_cert_file"]
+        assert sorted(result["requires_restart"]) == ["stratum.ports[1].tls_cert_file", "stratum.ports[1].tls_key_file"]
+        assert app.locator.tag_connection("8.8.8.8")[0] == "CA"
+        assert app.config.geo is app.locator.config and app.rollup is not None and app.rollup.config is app.config.geo
+        assert app.server.config.limits.max_connections_per_ip == 3
+        assert app.admin.ctx.config is app.config.admin and app.config.admin.rate_limit_burst == 500
+
+
+async def test_a_refused_geo_reload_keeps_naming_the_files_that_serve(redis_url: str, tmp_path: Path) -> None:
+    """Issue 10, defect 3: after a refused reload config.city_db named the missing file."""
+    data = base_config(redis_url, tmp_path)
+    data["geo"] = {"city_db": str(city_release(tmp_path / "city.mmdb"))}
+    config_path = write_config(tmp_path / "pool.toml", data)
+    async with running_pool(config_path) as app, admin_api(app) as api:
+        assert app.server is not None and app.locator is not None
+        changed = copy.deepcopy(data)
+        changed["geo"]["city_db"] = str(tmp_path / "missing.mmdb")
+        changed["stratum"]["limits"]["max_connections_per_ip"] = 3
+        write_config(config_path, changed)
+        status, body = await api.call("POST", "/api/v1/reload", ADMIN)
+        assert status == 422 and body["reason"].startswith("geo.city_db: ")
+        assert app.config.geo.city_db == app.locator.config.city_db == str(tmp_path / "city.mmdb")
+        assert app.locator.tag_connection("8.8.8.8")[0] == "CA"
+        assert app.server.config.limits.max_connections_per_ip == 100

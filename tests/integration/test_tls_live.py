@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import ADMIN, admin_api, base_config, running_pool, write_config
+from tests.integration.support import ADMIN, add_tls_port, admin_api, base_config, running_pool, write_config
 from tests.stratum.test_tls import OPENSSL, make_cert, tls_connect
 
 pytestmark = [pytest.mark.timeout(120),
@@ -17,8 +17,7 @@ pytestmark = [pytest.mark.timeout(120),
 async def test_tls_port_reload_keeps_the_miner(redis_url: str, tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path / "certs")
     data = base_config(redis_url, tmp_path)
-    plain = data["stratum"]["ports"][0]
-    data["stratum"]["ports"].append({**plain, "tls": True, "tls_cert_file": str(cert), "tls_key_file": str(key)})
+    add_tls_port(data, cert, key)
     config_path = write_config(tmp_path / "pool.toml", data)
     async with running_pool(config_path) as app, admin_api(app) as api:
         assert app.server is not None
